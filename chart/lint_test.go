@@ -27,4 +27,3 @@ func TestLint(t *testing.T) {
 	}
 	assert.True(t, named, "lint without values names cluster.id: %v", res.Messages)
 }
-
