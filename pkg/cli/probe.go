@@ -16,9 +16,9 @@ import (
 func (a *App) probeCommand() *cobra.Command {
 	var timeout, interval time.Duration
 	cmd := &cobra.Command{
-		Use:    "probe URL",
-		Short:  "GET URL until it answers 2xx (used by helm test against the agent's /readyz)",
-		Args:   usageArgs(cobra.ExactArgs(1)),
+		Use:   "probe URL",
+		Short: "GET URL until it answers 2xx (used by helm test against the agent's /readyz)",
+		Args:  usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !strings.HasPrefix(args[0], "http://") && !strings.HasPrefix(args[0], "https://") {
 				return usagef("URL: %q is not an http(s) URL", args[0])

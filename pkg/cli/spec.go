@@ -15,10 +15,10 @@ import (
 
 // specFlags are create's and update's flags, before interpretation.
 type specFlags struct {
-	name, namespace, targetID, clientType string
+	name, namespace, targetID, clientType      string
 	secret, workloadIdentity, servicePrincipal []string
-	keyvaultCSI, configs, customizedKeys      []string
-	changed                                   func(string) bool
+	keyvaultCSI, configs, customizedKeys       []string
+	changed                                    func(string) bool
 }
 
 func (f *specFlags) register(fs *pflag.FlagSet) {
