@@ -1,0 +1,233 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+	"k8s.io/utils/ptr"
+
+	"github.com/sc-extension/sc-extension/e2e/testbed"
+)
+
+// The smoke tests prove that the full test bed runs real workloads: a Job
+// with a locally built image starts, reaches the API server from inside
+// the pod through the in-cluster configuration, is judged by RBAC, has its
+// logs served through the API, and is garbage-collected by its TTL.
+
+const smokeProbeSA = "probe"
+
+// TestSmokeProbeJobReachesAPI runs the probe with a Role that allows it to
+// list pods and expects success.
+func TestSmokeProbeJobReachesAPI(t *testing.T) {
+	t.Parallel()
+	c := testbed.Full(t)
+	c.OnFailure(t)
+	ns := c.TestNamespace(t)
+	ctx := smokeTestContext(t, 3*time.Minute)
+	cs := c.Clientset
+
+	smokeCreateProbeSA(ctx, t, cs, ns, true)
+	job := smokeCreateProbeJob(ctx, t, cs, ns, 5)
+	finished := smokeWaitJobFinished(ctx, t, cs, ns, job.Name)
+	logs := smokeJobLogs(ctx, t, cs, ns, job.Name)
+	t.Logf("probe log: %s", logs)
+
+	if !smokeHasCondition(finished, batchv1.JobComplete) {
+		t.Fatalf("job %s did not complete: %+v\nlogs: %s", job.Name, finished.Status.Conditions, logs)
+	}
+	if !strings.Contains(logs, "in-cluster API call succeeded") {
+		t.Fatalf("probe log does not report success: %q", logs)
+	}
+	if !strings.Contains(logs, "namespace "+ns) {
+		t.Errorf("probe listed another namespace than %s: %q", ns, logs)
+	}
+	smokeWaitDeleted(ctx, t, cs, ns, job.Name)
+}
+
+// TestSmokeProbeJobFailsWithoutRBAC runs the probe without any Role: the API
+// server must deny it, the probe must exit non-zero and say why, and the Job
+// must fail. This keeps the success test honest.
+func TestSmokeProbeJobFailsWithoutRBAC(t *testing.T) {
+	t.Parallel()
+	c := testbed.Full(t)
+	c.OnFailure(t)
+	ns := c.TestNamespace(t)
+	ctx := smokeTestContext(t, 3*time.Minute)
+	cs := c.Clientset
+
+	smokeCreateProbeSA(ctx, t, cs, ns, false)
+	job := smokeCreateProbeJob(ctx, t, cs, ns, 600) // keep it: the pod is inspected below
+	finished := smokeWaitJobFinished(ctx, t, cs, ns, job.Name)
+	logs := smokeJobLogs(ctx, t, cs, ns, job.Name)
+	t.Logf("probe log: %s", logs)
+
+	if !smokeHasCondition(finished, batchv1.JobFailed) {
+		t.Fatalf("job %s should have failed: %+v", job.Name, finished.Status.Conditions)
+	}
+	if !strings.Contains(logs, "in-cluster API call FAILED") || !strings.Contains(logs, "forbidden") {
+		t.Fatalf("probe log should report a forbidden API call: %q", logs)
+	}
+	pod := smokeJobPod(ctx, t, cs, ns, job.Name)
+	st := pod.Status.ContainerStatuses
+	if len(st) != 1 || st[0].State.Terminated == nil || st[0].State.Terminated.ExitCode == 0 {
+		t.Fatalf("probe container should have exited non-zero: %+v", st)
+	}
+}
+
+func smokeTestContext(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// smokeCreateProbeSA creates the probe's ServiceAccount, and with allow a Role
+// and RoleBinding that let it list pods in ns.
+func smokeCreateProbeSA(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns string, allow bool) {
+	t.Helper()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: smokeProbeSA}}
+	if _, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create ServiceAccount: %v", err)
+	}
+	if !allow {
+		return
+	}
+	role := &rbacv1.Role{
+		ObjectMeta: metav1.ObjectMeta{Name: "pod-reader"},
+		Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list"}}},
+	}
+	if _, err := cs.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create Role: %v", err)
+	}
+	rb := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe-pod-reader"},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: smokeProbeSA, Namespace: ns}},
+	}
+	if _, err := cs.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("create RoleBinding: %v", err)
+	}
+}
+
+// smokeCreateProbeJob creates a one-shot Job running the probe image as the
+// product's pods will run: non-root, no privilege escalation, read-only
+// root filesystem, never pulling (the image was imported, not pushed).
+func smokeCreateProbeJob(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns string, ttl int32) *batchv1.Job {
+	t.Helper()
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe"},
+		Spec: batchv1.JobSpec{
+			BackoffLimit:            ptr.To[int32](0),
+			TTLSecondsAfterFinished: ptr.To(ttl),
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{
+				RestartPolicy:      corev1.RestartPolicyNever,
+				ServiceAccountName: smokeProbeSA,
+				Containers: []corev1.Container{{
+					Name:            "probe",
+					Image:           testbed.ProbeImage,
+					ImagePullPolicy: corev1.PullNever,
+					SecurityContext: &corev1.SecurityContext{
+						RunAsNonRoot:             ptr.To(true),
+						AllowPrivilegeEscalation: ptr.To(false),
+						ReadOnlyRootFilesystem:   ptr.To(true),
+						Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+					},
+				}},
+			}},
+		},
+	}
+	created, err := cs.BatchV1().Jobs(ns).Create(ctx, job, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("create Job: %v", err)
+	}
+	return created
+}
+
+// smokeWaitJobFinished watches the Job until it is Complete or Failed.
+func smokeWaitJobFinished(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name string) *batchv1.Job {
+	t.Helper()
+	ev, err := watchtools.UntilWithSync(ctx, smokeJobListWatch(cs, ns, name), &batchv1.Job{}, nil,
+		func(e watch.Event) (bool, error) {
+			if e.Type == watch.Deleted {
+				return false, fmt.Errorf("job %s deleted before it finished", name)
+			}
+			j, ok := e.Object.(*batchv1.Job)
+			return ok && (smokeHasCondition(j, batchv1.JobComplete) || smokeHasCondition(j, batchv1.JobFailed)), nil
+		})
+	if err != nil {
+		t.Fatalf("waiting for job %s to finish: %v", name, err)
+	}
+	return ev.Object.(*batchv1.Job)
+}
+
+// smokeWaitDeleted watches until the TTL-after-finished controller deleted the Job.
+func smokeWaitDeleted(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, name string) {
+	t.Helper()
+	_, err := watchtools.UntilWithSync(ctx, smokeJobListWatch(cs, ns, name), &batchv1.Job{},
+		func(store cache.Store) (bool, error) { return len(store.List()) == 0, nil }, // gone already
+		func(e watch.Event) (bool, error) { return e.Type == watch.Deleted, nil })
+	if err != nil {
+		t.Fatalf("job %s was not removed by ttlSecondsAfterFinished: %v", name, err)
+	}
+}
+
+func smokeJobListWatch(cs kubernetes.Interface, ns, name string) cache.ListerWatcher {
+	sel := fields.OneTermEqualSelector("metadata.name", name).String()
+	return &cache.ListWatch{
+		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return cs.BatchV1().Jobs(ns).List(context.Background(), o)
+		},
+		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return cs.BatchV1().Jobs(ns).Watch(context.Background(), o)
+		},
+	}
+}
+
+func smokeHasCondition(j *batchv1.Job, ct batchv1.JobConditionType) bool {
+	for _, c := range j.Status.Conditions {
+		if c.Type == ct && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
+}
+
+// smokeJobPod returns the Job's pod, as `kubectl logs job/NAME` picks it.
+func smokeJobPod(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, job string) *corev1.Pod {
+	t.Helper()
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: batchv1.JobNameLabel + "=" + job})
+	if err != nil {
+		t.Fatalf("list pods of job %s: %v", job, err)
+	}
+	if len(pods.Items) == 0 {
+		t.Fatalf("job %s has no pods", job)
+	}
+	return &pods.Items[0]
+}
+
+// smokeJobLogs reads the Job pod's log through the API server (and so through
+// the kubelet), i.e. what `kubectl logs job/NAME` shows.
+func smokeJobLogs(ctx context.Context, t *testing.T, cs kubernetes.Interface, ns, job string) string {
+	t.Helper()
+	pod := smokeJobPod(ctx, t, cs, ns, job)
+	b, err := cs.CoreV1().Pods(ns).GetLogs(pod.Name, &corev1.PodLogOptions{}).DoRaw(ctx)
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Fatalf("logs of pod %s: %v", pod.Name, err)
+	}
+	return strings.TrimSpace(string(b))
+}
