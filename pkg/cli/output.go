@@ -71,7 +71,11 @@ func (p printer) connection(v protocol.ConnectionView) error {
 	return p.print(v, func(w io.Writer) {
 		s := v.Spec
 		row := func(k, val string) {
-			if val != "" {
+			switch {
+			case val == "":
+			case k == "": // continuation of a multi-line field
+				fmt.Fprintf(w, "\t%s\n", val)
+			default:
 				fmt.Fprintf(w, "%s:\t%s\n", k, val)
 			}
 		}
