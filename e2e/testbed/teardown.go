@@ -306,7 +306,13 @@ func unmountUnder(l Layout, say func(string, ...any)) error {
 // instance directory and cannot be configured away: libcni's result cache,
 // the kubelet's /var/log/containers symlinks, empty kubepods cgroups.
 func removeHostLeftovers(l Layout, b *baseline) {
+	// libcni caches one result per network and sandbox: ours is named after
+	// the network, containerd's loopback one after the sandbox ID.
 	cached, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", CNINetworkName+"-*"))
+	for _, id := range sandboxIDs(l) {
+		m, _ := filepath.Glob(filepath.Join("/var/lib/cni/results", "cni-loopback-"+id+"-*"))
+		cached = append(cached, m...)
+	}
 	for _, f := range cached {
 		_ = os.Remove(f)
 	}
@@ -344,4 +350,17 @@ func toSet(s []string) map[string]bool {
 		m[v] = true
 	}
 	return m
+}
+
+// sandboxIDs lists the pod sandboxes containerd's CRI plugin knows in the
+// instance.
+func sandboxIDs(l Layout) []string {
+	var ids []string
+	for _, sub := range []string{"root", "state"} {
+		ents, _ := os.ReadDir(filepath.Join(l.ContainerdDir(), sub, "io.containerd.grpc.v1.cri", "sandboxes"))
+		for _, e := range ents {
+			ids = append(ids, e.Name())
+		}
+	}
+	return ids
 }
