@@ -9,13 +9,14 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"helm.sh/helm/v3/pkg/chartutil"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/sc-extension/sc-extension/pkg/charttest"
 )
 
 func inventory(r rendered) []string {
@@ -261,8 +262,7 @@ func TestNoCredentialValueRendered(t *testing.T) {
 	require.Error(t, err)
 	assert.NotContains(t, err.Error(), secret)
 
-	vals, err := chartutil.ToRenderValuesWithSchemaValidation(c, user, chartutil.ReleaseOptions{
-		Name: "sc-extension", Namespace: releaseNamespace, IsInstall: true}, nil, true)
+	vals, err := charttest.Values(c, user, releaseNamespace, false)
 	require.NoError(t, err)
 	r := renderValues(t, c, vals)
 	assert.NotContains(t, r.raw, secret)

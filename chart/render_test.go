@@ -1,34 +1,29 @@
 package chart
 
 import (
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
-	"helm.sh/helm/v3/pkg/releaseutil"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/serializer/json"
-	"k8s.io/client-go/kubernetes/scheme"
+
+	"github.com/sc-extension/sc-extension/pkg/charttest"
 )
 
 const releaseNamespace = "sc-system"
 
-// rendered is one helm install's output, decoded strictly into typed
-// objects so that a misspelt field in a template fails the test.
+// rendered is one helm install's output (see charttest.Rendered).
 type rendered struct {
 	objects []runtime.Object
 	notes   string
-	raw     string // every manifest and NOTES, for leak scans
+	raw     string
 }
 
 func loadChart(t *testing.T) *chart.Chart {
 	t.Helper()
-	c, err := loader.Load(".")
+	c, err := charttest.Load()
 	require.NoError(t, err)
 	return c
 }
@@ -60,13 +55,10 @@ func with(sets map[string]any) map[string]any {
 	return v
 }
 
-// values coalesces user values with the chart's defaults and validates them
-// against values.schema.json, exactly as helm install does.
+// values coalesces and validates against values.schema.json, as helm install does.
 func values(t *testing.T, c *chart.Chart, user map[string]any) (chartutil.Values, error) {
 	t.Helper()
-	return chartutil.ToRenderValues(c, user, chartutil.ReleaseOptions{
-		Name: "sc-extension", Namespace: releaseNamespace, Revision: 1, IsInstall: true,
-	}, nil)
+	return charttest.Values(c, user, releaseNamespace, true)
 }
 
 func render(t *testing.T, user map[string]any) rendered {
@@ -79,33 +71,9 @@ func render(t *testing.T, user map[string]any) rendered {
 
 func renderValues(t *testing.T, c *chart.Chart, vals chartutil.Values) rendered {
 	t.Helper()
-	files, err := engine.Render(c, vals)
+	r, err := charttest.RenderValues(c, vals)
 	require.NoError(t, err)
-	codec := json.NewSerializerWithOptions(json.DefaultMetaFactory, scheme.Scheme, scheme.Scheme,
-		json.SerializerOptions{Yaml: true, Strict: true})
-	var out rendered
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		content := files[name]
-		out.raw += content + "\n"
-		if strings.HasSuffix(name, "NOTES.txt") {
-			out.notes = content
-			continue
-		}
-		for _, doc := range releaseutil.SplitManifests(content) {
-			if strings.TrimSpace(doc) == "" {
-				continue
-			}
-			obj, _, err := codec.Decode([]byte(doc), nil, nil)
-			require.NoError(t, err, "%s does not decode strictly:\n%s", name, doc)
-			out.objects = append(out.objects, obj)
-		}
-	}
-	return out
+	return rendered{objects: r.Objects, notes: r.Notes, raw: r.Raw}
 }
 
 // find returns the single object of type T named name.
@@ -131,10 +99,4 @@ func all[T runtime.Object](r rendered) []T {
 	return out
 }
 
-func objectName(o runtime.Object) string {
-	m, ok := o.(interface{ GetName() string })
-	if !ok {
-		return ""
-	}
-	return m.GetName()
-}
+func objectName(o runtime.Object) string { return charttest.Name(o) }
