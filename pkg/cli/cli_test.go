@@ -108,6 +108,7 @@ func TestUsageErrorsExit2WithoutDialling(t *testing.T) {
 		"unknown flag":       {[]string{"connection", "list", "--clustr", "c1"}, "unknown flag: --clustr"},
 		"bad output":         {[]string{"connection", "list", "--cluster", "c1", "-o", "xml"}, `-o/--output: "xml" is not one of table, json, yaml`},
 		"no cluster":         {[]string{"connection", "list"}, "--cluster is required"},
+		"bad cluster":        {[]string{"connection", "list", "--cluster", "C1.prod"}, `--cluster: "C1.prod" must be lowercase`},
 		"bad timeout":        {[]string{"connection", "list", "--cluster", "c1", "--timeout", "soon"}, `invalid argument "soon" for "--timeout"`},
 		"creds and user":     {[]string{"connection", "list", "--cluster", "c1", "--creds", "f", "--user", "u"}, "--creds and --user/--password are alternatives"},
 		"show without name":  {[]string{"connection", "show", "--cluster", "c1"}, "--connection is required"},

@@ -8,6 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/sc-extension/sc-extension/pkg/protocol"
 )
 
 // Output formats.
@@ -107,6 +109,9 @@ func (a *App) resolveGlobals(fs *pflag.FlagSet, g *globals) error {
 func (a *App) dial(ctx context.Context, g *globals) (ControlPlane, error) {
 	if g.cluster == "" {
 		return nil, usagef("--cluster is required (or set SCCTL_CLUSTER)")
+	}
+	if protocol.ValidateCluster(g.cluster) != nil {
+		return nil, usagef("--cluster: %q must be lowercase letters, digits and '-', 1 to 63 characters", g.cluster)
 	}
 	if a.Dial == nil {
 		return nil, fmt.Errorf("this scctl build has no control plane client")
