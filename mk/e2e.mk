@@ -1,0 +1,14 @@
+# End-to-end suite on a real one-node cluster with real pods (docs/testbed.md).
+# Reuses a healthy `make cluster`; otherwise starts one and, unless
+# KEEP_CLUSTER=1, tears it down again so CI leaves the machine clean.
+E2E_TIMEOUT ?= 40m
+
+.PHONY: test-e2e
+test-e2e: images tools
+	@started=0; \
+	if [ -n "$${E2E_KUBECONFIG:-}" ]; then echo ">> e2e on E2E_KUBECONFIG=$$E2E_KUBECONFIG"; \
+	elif $(TESTBED) status >/dev/null 2>&1; then echo ">> e2e on the running local cluster"; $(TESTBED) load-images; \
+	else $(MAKE) --no-print-directory cluster >/dev/null; started=1; fi; \
+	mkdir -p $(OUT); rc=0; $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./e2e/ 2>&1 | tee $(OUT)/e2e.log || rc=$$?; \
+	if [ $$started = 1 ] && [ -z "$${KEEP_CLUSTER:-}" ]; then $(MAKE) --no-print-directory cluster-down; fi; \
+	exit $$rc
