@@ -36,13 +36,15 @@ type Spec struct {
 }
 
 // Images are the project's images. The first three are the product; pause
-// and probe are the test bed's own (sandbox image and in-cluster probe).
+// and probe are the test bed's own (sandbox image and in-cluster probe);
+// sampleapp is the workload of the seed's envFrom example, for demo and e2e.
 var Images = []Spec{
 	{Name: "agent", Pkg: "./agent", Ref: "localhost/sc-extension/agent:dev"},
 	{Name: "job", Pkg: "./job", Ref: "localhost/sc-extension/job:dev"},
 	{Name: "scctl", Pkg: "./scctl", Ref: "localhost/sc-extension/scctl:dev"},
 	{Name: "pause", Pkg: "./e2e/testbed/images/pause", Ref: "localhost/sc-extension/pause:dev"},
 	{Name: "probe", Pkg: "./e2e/testbed/images/probe", Ref: "localhost/sc-extension/probe:dev"},
+	{Name: "sampleapp", Pkg: "./e2e/testbed/images/sampleapp", Ref: "localhost/sc-extension/sampleapp:dev"},
 }
 
 // Select returns the Images with the given names (all if none given).
