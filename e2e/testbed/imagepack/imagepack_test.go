@@ -88,7 +88,7 @@ func TestSelect(t *testing.T) {
 		t.Fatal("unknown image accepted")
 	}
 	all, _ := Select()
-	if len(all) != 5 {
+	if len(all) != len(Images) {
 		t.Fatalf("all images: %d", len(all))
 	}
 }
