@@ -1,0 +1,87 @@
+package launcher
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// DefaultJobName is the Job users know from the original extension:
+// `kubectl logs job/sc-job -n sc-system`.
+const DefaultJobName = "sc-job"
+
+// nonRootUID is the distroless "nonroot" user the sc-job image runs as.
+const nonRootUID int64 = 65532
+
+// ErrInvalidConfig means the Job could never be created as configured.
+var ErrInvalidConfig = errors.New("invalid launcher configuration")
+
+// Config is the Job template, filled from the agent's flags. It has no field
+// for environment variables or secrets on purpose: sc-job reads credential
+// values from the record Secrets itself, so none ever appears in a Job spec.
+type Config struct {
+	Namespace string
+	JobName   string
+
+	Image            string
+	ImagePullPolicy  corev1.PullPolicy
+	ImagePullSecrets []corev1.LocalObjectReference
+	ServiceAccount   string
+	// ExtraArgs follow the --namespace and --job-name arguments the launcher
+	// always passes (for example --log-level=debug).
+	ExtraArgs         []string
+	Resources         corev1.ResourceRequirements
+	NodeSelector      map[string]string
+	Tolerations       []corev1.Toleration
+	PriorityClassName string
+
+	BackoffLimit          int32
+	ActiveDeadlineSeconds int64
+	// KeepFailedFor is how long a failed sc-job stays for inspection before
+	// it is replaced to retry work that is still pending.
+	KeepFailedFor time.Duration
+}
+
+// WithDefaults fills what the agent's flags may leave empty.
+func (c Config) WithDefaults() Config {
+	if c.JobName == "" {
+		c.JobName = DefaultJobName
+	}
+	if c.ImagePullPolicy == "" {
+		c.ImagePullPolicy = corev1.PullIfNotPresent
+	}
+	if c.KeepFailedFor == 0 {
+		c.KeepFailedFor = 15 * time.Minute
+	}
+	return c
+}
+
+// Validate rejects a template the API server would refuse or that would
+// retry forever.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Namespace == "" {
+		errs = append(errs, errors.New("namespace is required"))
+	}
+	if c.Image == "" {
+		errs = append(errs, errors.New("job image is required"))
+	}
+	if c.ServiceAccount == "" {
+		errs = append(errs, errors.New("job service account is required"))
+	}
+	if c.BackoffLimit < 0 {
+		errs = append(errs, fmt.Errorf("backoff limit %d is negative", c.BackoffLimit))
+	}
+	if c.ActiveDeadlineSeconds < 0 {
+		errs = append(errs, fmt.Errorf("active deadline %ds is negative", c.ActiveDeadlineSeconds))
+	}
+	if c.KeepFailedFor < 0 {
+		errs = append(errs, fmt.Errorf("keepFailedFor %s is negative", c.KeepFailedFor))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, errors.Join(errs...))
+	}
+	return nil
+}
