@@ -39,7 +39,8 @@ type ServerOptions struct {
 	WriteCreds string // directory; "" to skip
 }
 
-// App is scctl with its process dependencies injected.
+// App is scctl with its process dependencies injected; nil fields get the
+// production values (the process's stdio, pkg/controlplane, pkg/devserver).
 type App struct {
 	Stdout, Stderr io.Writer
 	Stdin          io.Reader
@@ -94,6 +95,15 @@ func (a *App) defaults() {
 	}
 	if a.StdinIsTerminal == nil {
 		a.StdinIsTerminal = func() bool { return false }
+	}
+	if a.Dial == nil {
+		a.Dial = dialControlPlane
+	}
+	if a.Unreachable == nil {
+		a.Unreachable = isUnreachable
+	}
+	if a.Serve == nil {
+		a.Serve = serveDev
 	}
 }
 

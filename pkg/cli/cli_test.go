@@ -31,6 +31,7 @@ type fakePlane struct {
 	answers          map[protocol.Verb]any
 	queryErr         error
 	closed           bool
+	waited           []string // request ids
 }
 
 func (f *fakePlane) Create(_ context.Context, s connection.Spec, c connection.Credentials) (string, error) {
@@ -48,7 +49,8 @@ func (f *fakePlane) Delete(_ context.Context, name string, deleteResources bool)
 	return "req-3", nil
 }
 
-func (f *fakePlane) Wait(_ context.Context, _, _ string, progress func(protocol.StatusEvent)) (protocol.StatusEvent, error) {
+func (f *fakePlane) Wait(_ context.Context, _, requestID string, progress func(protocol.StatusEvent)) (protocol.StatusEvent, error) {
+	f.waited = append(f.waited, requestID)
 	for _, ev := range f.events[:len(f.events)-1] {
 		progress(ev)
 	}
@@ -137,9 +139,11 @@ func TestUsageErrorsExit2WithoutDialling(t *testing.T) {
 func TestCreateWaitsAndReportsProgress(t *testing.T) {
 	const secret = "cred-VALUE-4242"
 	plane := &fakePlane{events: []protocol.StatusEvent{
-		{Connection: "mystorage", Phase: connection.PhasePending, Reason: "Accepted", Generation: 1, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
-		{Connection: "mystorage", Phase: connection.PhaseRunning, Generation: 1, Time: time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC)},
-		{Connection: "mystorage", Phase: connection.PhaseSucceeded, Generation: 1, Time: time.Date(2026, 1, 2, 3, 4, 7, 0, time.UTC),
+		// history of an earlier request, retained in the stream: not progress
+		{Connection: "mystorage", RequestID: "req-0", Phase: connection.PhaseFailed, Reason: "Old", Generation: 1},
+		{Connection: "mystorage", RequestID: "req-1", Phase: connection.PhasePending, Reason: "Accepted", Generation: 1, Time: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)},
+		{Connection: "mystorage", RequestID: "req-1", Phase: connection.PhaseRunning, Generation: 1, Time: time.Date(2026, 1, 2, 3, 4, 6, 0, time.UTC)},
+		{Connection: "mystorage", RequestID: "req-1", Phase: connection.PhaseSucceeded, Generation: 1, Time: time.Date(2026, 1, 2, 3, 4, 7, 0, time.UTC),
 			Resources: []connection.ResourceRef{{Kind: "Secret", Namespace: "team-a", Name: "sc-mystorage-secret"}}},
 	}}
 	env := map[string]string{"SCCTL_CLUSTER": "c1", "SCCTL_SERVER": "nats://cp:4222", "SCCTL_PASSWORD": "pw"}
@@ -272,4 +276,20 @@ func TestListSortsAndFiltersByNamespace(t *testing.T) {
 	require.Equal(t, ExitOK, r.code, r.stderr)
 	assert.Equal(t, "team-a", plane.queries[0].Namespace)
 	assert.Less(t, strings.Index(r.stdout, "alpha"), strings.Index(r.stdout, "zeta"))
+}
+
+func TestWaitDefaultsToLatestRequest(t *testing.T) {
+	plane := &fakePlane{
+		answers: map[protocol.Verb]any{protocol.VerbShow: protocol.ConnectionView{Status: connection.Status{LastRequestID: "req-9"}}},
+		events:  []protocol.StatusEvent{{Connection: "c", RequestID: "req-9", Phase: connection.PhaseSucceeded}},
+	}
+	r := runApp(t, plane, nil, "", false, "connection", "wait", "--cluster", "c1", "--connection", "c")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	require.Len(t, plane.waited, 1)
+	assert.Equal(t, "req-9", plane.waited[0])
+
+	r = runApp(t, plane, nil, "", false, "connection", "wait", "--cluster", "c1", "--connection", "c", "--request-id", "req-5")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	assert.Equal(t, []string{"req-9", "req-5"}, plane.waited)
+	assert.Len(t, plane.queries, 1, "an explicit request id needs no show query")
 }

@@ -94,8 +94,11 @@ func (a *App) follow(s *session, name, requestID string, sendErr error, noWait b
 }
 
 func (a *App) await(s *session, name, requestID string) error {
+	// Only this request's events are progress; older retained events of the
+	// connection are history, and the terminal one is printed as the outcome.
 	progress := func(ev protocol.StatusEvent) {
-		if s.globals.output == outputTable {
+		if s.globals.output == outputTable && ev.RequestID == requestID &&
+			ev.Phase != connection.PhaseSucceeded && ev.Phase != connection.PhaseFailed && ev.Phase != connection.PhaseDeleted {
 			fmt.Fprintf(a.Stderr, "%s %s\n", ev.Time.UTC().Format("15:04:05"), sentence(ev))
 		}
 	}
@@ -165,7 +168,7 @@ func checkName(name string) error {
 	return nil
 }
 
-func query(verb protocol.Verb, name, namespace string) protocol.Query {
+func newQuery(verb protocol.Verb, name, namespace string) protocol.Query {
 	return protocol.Query{Header: protocol.NewHeader(protocol.KindQuery), Verb: verb, Connection: name, Namespace: namespace}
 }
 
@@ -178,7 +181,7 @@ func (a *App) listCommand(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.withSession(cmd, g, func(s *session) error {
 				var views []protocol.ConnectionView
-				if err := s.cp.Query(s.ctx, query(protocol.VerbList, "", namespace), &views); err != nil {
+				if err := s.cp.Query(s.ctx, newQuery(protocol.VerbList, "", namespace), &views); err != nil {
 					return err
 				}
 				sort.Slice(views, func(i, j int) bool { return views[i].Spec.Name < views[j].Spec.Name })
@@ -210,7 +213,7 @@ func (a *App) nameQueryCommand(g *globals, use, short string, run func(s *sessio
 func (a *App) showCommand(g *globals) *cobra.Command {
 	return a.nameQueryCommand(g, "show", "Show a connection and its status", func(s *session, name string) error {
 		var v protocol.ConnectionView
-		if err := s.cp.Query(s.ctx, query(protocol.VerbShow, name, ""), &v); err != nil {
+		if err := s.cp.Query(s.ctx, newQuery(protocol.VerbShow, name, ""), &v); err != nil {
 			return err
 		}
 		return s.out.connection(v)
@@ -222,7 +225,7 @@ func (a *App) listConfigurationCommand(g *globals) *cobra.Command {
 		"List the keys rendered for a connection; credential values are never shown",
 		func(s *session, name string) error {
 			var items []protocol.ConfigurationItem
-			if err := s.cp.Query(s.ctx, query(protocol.VerbListConfiguration, name, ""), &items); err != nil {
+			if err := s.cp.Query(s.ctx, newQuery(protocol.VerbListConfiguration, name, ""), &items); err != nil {
 				return err
 			}
 			return s.out.configuration(items)
@@ -234,7 +237,7 @@ func (a *App) validateCommand(g *globals) *cobra.Command {
 		"Check a connection's objects in the cluster; exit code 1 if a check fails",
 		func(s *session, name string) error {
 			var r protocol.ValidateResult
-			if err := s.cp.Query(s.ctx, query(protocol.VerbValidate, name, ""), &r); err != nil {
+			if err := s.cp.Query(s.ctx, newQuery(protocol.VerbValidate, name, ""), &r); err != nil {
 				return err
 			}
 			if err := s.out.validation(r); err != nil {
@@ -268,11 +271,25 @@ func (a *App) waitCommand(g *globals) *cobra.Command {
 			if err := checkName(name); err != nil {
 				return err
 			}
-			return a.withSession(cmd, g, func(s *session) error { return a.await(s, name, requestID) })
+			return a.withSession(cmd, g, func(s *session) error {
+				id := requestID
+				if id == "" {
+					// The latest request the agent stored; a deleted
+					// connection has none, so name the request then.
+					var v protocol.ConnectionView
+					if err := s.cp.Query(s.ctx, newQuery(protocol.VerbShow, name, ""), &v); err != nil {
+						return err
+					}
+					if id = v.Status.LastRequestID; id == "" {
+						return failedf("connection %q has no request to wait for; pass --request-id", name)
+					}
+				}
+				return a.await(s, name, id)
+			})
 		},
 	}
 	cmd.Flags().StringVar(&name, "connection", "", "connection name (required)")
-	cmd.Flags().StringVar(&requestID, "request-id", "", "the request to wait for (printed by --no-wait); empty: the latest")
+	cmd.Flags().StringVar(&requestID, "request-id", "", "the request to wait for (printed by --no-wait); default: the connection's latest")
 	return cmd
 }
 

@@ -66,8 +66,8 @@ func (a *App) message(err error, cluster string) string {
 	var reply *protocol.ReplyError
 	switch {
 	case a.unreachable(err):
-		return fmt.Sprintf("the agent of cluster %q is not reachable: check that sc-extension is installed there "+
-			"(kubectl -n sc-system get pods) and connected to this server: %v", cluster, err)
+		return fmt.Sprintf("the agent of cluster %q is not reachable (%v); check that sc-extension is installed there "+
+			"(kubectl -n sc-system get pods) and connected to this server", cluster, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("timed out (raise --timeout, or use --no-wait and `scctl connection wait` later): %v", err)
 	case errors.As(err, &reply):

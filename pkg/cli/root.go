@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"time"
 
@@ -112,9 +111,6 @@ func (a *App) dial(ctx context.Context, g *globals) (ControlPlane, error) {
 	}
 	if protocol.ValidateCluster(g.cluster) != nil {
 		return nil, usagef("--cluster: %q must be lowercase letters, digits and '-', 1 to 63 characters", g.cluster)
-	}
-	if a.Dial == nil {
-		return nil, fmt.Errorf("this scctl build has no control plane client")
 	}
 	return a.Dial(ctx, DialOptions{
 		URL: g.server, User: g.user, Password: g.password, CredsFile: g.creds,

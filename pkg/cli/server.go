@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"net"
 	"os/signal"
 	"syscall"
@@ -25,9 +24,6 @@ func (a *App) serverCommand(g *globals) *cobra.Command {
 				if err := protocol.ValidateCluster(c); err != nil {
 					return usagef("--cluster: %q must be lowercase letters, digits and '-', 1 to 63 characters", c)
 				}
-			}
-			if a.Serve == nil {
-				return fmt.Errorf("this scctl build has no development server")
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()

@@ -1,0 +1,20 @@
+// Command scctl is the control plane's command line for sc-extension; see
+// docs/scctl.md. The command tree lives in pkg/cli; this file only wires it
+// to the process.
+package main
+
+import (
+	"context"
+	"os"
+
+	"golang.org/x/term"
+
+	"github.com/sc-extension/sc-extension/pkg/cli"
+)
+
+func main() {
+	app := &cli.App{
+		StdinIsTerminal: func() bool { return term.IsTerminal(int(os.Stdin.Fd())) },
+	}
+	os.Exit(app.Run(context.Background(), os.Args[1:]))
+}
