@@ -1,0 +1,100 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	authv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sc-extension/sc-extension/pkg/catalog"
+	"github.com/sc-extension/sc-extension/pkg/connection"
+	"github.com/sc-extension/sc-extension/pkg/protocol"
+)
+
+// TestHelmTestPasses runs the chart's own `helm test`: the agent answers.
+func TestHelmTestPasses(t *testing.T) {
+	e := product(t)
+	out := runHelm(t, e.cluster.Kubeconfig, "test", release, "-n", systemNS, "--timeout", "2m")
+	assert.Contains(t, out, "Succeeded")
+}
+
+// TestHelmUpgradeRerendersEverything: the post-upgrade hook runs sc-job over
+// every stored connection (the seed: "during the extension installation or
+// update, sc-job creates the Kubernetes resources").
+func TestHelmUpgradeRerendersEverything(t *testing.T) {
+	e := product(t)
+	ns := e.targetNamespace(t)
+	spec, creds := buildSpec(t, "upgraded", ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
+	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
+	var before protocol.ConnectionView
+	e.query(t, protocol.VerbShow, "upgraded", &before)
+
+	runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", "--set", "logLevel=info")...)
+
+	var after protocol.ConnectionView
+	e.query(t, protocol.VerbShow, "upgraded", &after)
+	assert.Equal(t, connection.PhaseSucceeded, after.Status.Phase)
+	assert.True(t, after.Status.UpdatedAt.After(before.Status.UpdatedAt),
+		"the upgrade hook rendered the connection again (updatedAt %s -> %s)", before.Status.UpdatedAt, after.Status.UpdatedAt)
+	ctx := context.Background()
+	jobs, err := e.cluster.Clientset.BatchV1().Jobs(systemNS).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	for _, j := range jobs.Items {
+		assert.False(t, strings.HasPrefix(j.Name, "sc-job-render") && j.DeletionTimestamp == nil && !jobFailed(&j),
+			"the successful hook Job %s is deleted by its hook-delete-policy", j.Name)
+	}
+}
+
+// TestJobServiceAccountIsLeastPrivilege asks the API server itself
+// (SubjectAccessReview) what sc-job's and the agent's identities may do.
+func TestJobServiceAccountIsLeastPrivilege(t *testing.T) {
+	e := product(t)
+	ctx := context.Background()
+	cases := []struct {
+		user      string
+		verb      string
+		resource  string
+		namespace string
+		allowed   bool
+	}{
+		{"system:serviceaccount:sc-system:sc-job", "list", "secrets", "kube-system", false},
+		{"system:serviceaccount:sc-system:sc-job", "create", "secrets", "team-x", true},
+		{"system:serviceaccount:sc-system:sc-job", "create", "serviceaccounts", "team-x", true},
+		{"system:serviceaccount:sc-system:sc-job", "create", "pods", "team-x", false},
+		{"system:serviceaccount:sc-system:sc-job", "create", "configmaps", "team-x", false},
+		{"system:serviceaccount:sc-system:sc-job", "create", "rolebindings", "team-x", false},
+		{"system:serviceaccount:sc-system:sc-agent", "create", "secrets", "team-x", false},
+		{"system:serviceaccount:sc-system:sc-agent", "update", "secrets", "team-x", false},
+		{"system:serviceaccount:sc-system:sc-agent", "create", "jobs", systemNS, true},
+	}
+	for _, c := range cases {
+		sar := &authv1.SubjectAccessReview{Spec: authv1.SubjectAccessReviewSpec{User: c.user,
+			ResourceAttributes: &authv1.ResourceAttributes{Namespace: c.namespace, Verb: c.verb, Resource: c.resource,
+				Group: map[string]string{"jobs": "batch", "rolebindings": "rbac.authorization.k8s.io"}[c.resource]}}}
+		got, err := e.cluster.Clientset.AuthorizationV1().SubjectAccessReviews().Create(ctx, sar, metav1.CreateOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, c.allowed, got.Status.Allowed, "%s %s %s in %s (%s)", c.user, c.verb, c.resource, c.namespace, got.Status.Reason)
+	}
+}
+
+// TestSystemNamespaceRunsRestricted: sc-system enforces Pod Security
+// "restricted" (set up before install) and the agent runs there.
+func TestSystemNamespaceRunsRestricted(t *testing.T) {
+	e := product(t)
+	ctx := context.Background()
+	ns, err := e.cluster.Clientset.CoreV1().Namespaces().Get(ctx, systemNS, metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "restricted", ns.Labels["pod-security.kubernetes.io/enforce"])
+	d, err := e.cluster.Clientset.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.True(t, deploymentReady(d), "agent Deployment ready under restricted: %+v", d.Status)
+	eventually(t, time.Minute, "a heartbeat from the agent", func(ctx context.Context) (bool, error) {
+		hb, err := e.cp.LatestHeartbeat(ctx)
+		return err == nil && hb.Ready, err
+	})
+}

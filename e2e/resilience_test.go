@@ -1,0 +1,94 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sc-extension/sc-extension/pkg/catalog"
+	"github.com/sc-extension/sc-extension/pkg/connection"
+	"github.com/sc-extension/sc-extension/pkg/protocol"
+)
+
+// TestAgentKilledWithRequestsInFlight deletes the agent pod right after a
+// burst of requests: every request must still be applied, and none twice
+// (each connection ends at generation 1 with its one request id).
+func TestAgentKilledWithRequestsInFlight(t *testing.T) {
+	e := product(t)
+	ns := e.targetNamespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cs := e.cluster.Clientset
+
+	const n = 15
+	ids := make([]string, n)
+	for i := range n {
+		spec, creds := buildSpec(t, fmt.Sprintf("burst%d", i), ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
+		id, err := e.cp.Create(ctx, spec, creds)
+		require.NoError(t, err)
+		ids[i] = id
+	}
+	pods, err := cs.CoreV1().Pods(systemNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=agent"})
+	require.NoError(t, err)
+	require.NotEmpty(t, pods.Items, "agent pods")
+	for _, p := range pods.Items {
+		require.NoError(t, cs.CoreV1().Pods(systemNS).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}))
+	}
+
+	var wg sync.WaitGroup
+	results := make([]protocol.StatusEvent, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = e.cp.Wait(ctx, fmt.Sprintf("burst%d", i), ids[i], nil)
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i], "burst%d", i)
+		assert.Equal(t, connection.PhaseSucceeded, results[i].Phase, "burst%d: %s", i, results[i].Message)
+
+		var view protocol.ConnectionView
+		e.query(t, protocol.VerbShow, fmt.Sprintf("burst%d", i), &view)
+		assert.EqualValues(t, 1, view.Generation, "burst%d applied exactly once", i)
+		assert.Equal(t, ids[i], view.Status.LastRequestID)
+		_, err := getSecret(ctx, cs, ns, connection.SecretName(fmt.Sprintf("burst%d", i)))
+		assert.NoError(t, err)
+	}
+}
+
+// TestResentRequestChangesNothing re-publishes an already applied request
+// (same id, as a control plane retrying would): nothing changes.
+func TestResentRequestChangesNothing(t *testing.T) {
+	e := product(t)
+	ns := e.targetNamespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	spec, creds := buildSpec(t, "resent", ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
+	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
+	var first protocol.ConnectionView
+	e.query(t, protocol.VerbShow, "resent", &first)
+
+	pub, err := e.cp.PublicKey(ctx)
+	require.NoError(t, err)
+	sealed, err := protocol.Seal(creds, pub)
+	require.NoError(t, err)
+	req := protocol.Request{Header: protocol.NewHeader(protocol.KindRequest), ID: first.Status.LastRequestID,
+		Cluster: clusterID, Op: protocol.OpCreate, SentAt: time.Now(), Connection: spec, Credentials: sealed}
+	require.NoError(t, e.cp.Resend(ctx, req))
+	ev, err := e.cp.Wait(ctx, "resent", req.ID, nil)
+	require.NoError(t, err)
+	assert.Equal(t, connection.PhaseSucceeded, ev.Phase, "the current status is re-published")
+
+	var after protocol.ConnectionView
+	e.query(t, protocol.VerbShow, "resent", &after)
+	assert.Equal(t, first.Generation, after.Generation)
+}

@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/sc-extension/sc-extension/pkg/catalog"
+	"github.com/sc-extension/sc-extension/pkg/connection"
+	"github.com/sc-extension/sc-extension/pkg/protocol"
+)
+
+const (
+	blobID    = "/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct/blobServices/default"
+	vaultID   = "/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/vault1"
+	clientID  = "11111111-2222-4333-8444-555555555555"
+	tenantID  = "99999999-8888-4777-8666-555555555555"
+	opTimeout = 3 * time.Minute
+)
+
+// credValues records every credential value this suite sends, so the leak
+// scan can look for each of them.
+var credValues []string
+
+// newCredential returns a recognisable, unique credential value.
+func newCredential(t *testing.T) string {
+	b := make([]byte, 8)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	v := "cred-VALUE-" + hex.EncodeToString(b)
+	credValues = append(credValues, v)
+	return v
+}
+
+// buildSpec does what scctl does: keys from the catalog, values derived from
+// the target id, the rest filled in, credentials kept apart.
+func buildSpec(t *testing.T, name, ns string, target catalog.TargetType, auth catalog.AuthType, targetID string) (connection.Spec, connection.Credentials) {
+	t.Helper()
+	spec := connection.Spec{Name: name, Scope: ns, TargetService: connection.TargetService{Type: target, ID: targetID},
+		AuthInfo: connection.AuthInfo{AuthType: auth}, ClientType: catalog.ClientNone}
+	if auth != catalog.AuthSecret {
+		spec.AuthInfo.ClientID = clientID
+		spec.AuthInfo.TenantID = tenantID
+	}
+	keys, err := catalog.Keys(target, auth, catalog.ClientNone)
+	require.NoError(t, err)
+	derived, err := catalog.Derive(target, auth, catalog.ClientNone, targetID, clientID)
+	require.NoError(t, err)
+	creds := connection.Credentials{}
+	for _, k := range keys {
+		cfg := connection.Configuration{Name: k.Name, Credential: k.Credential}
+		switch {
+		case k.Credential:
+			creds[k.Name] = newCredential(t)
+		case derived[k.Name] != "":
+			cfg.Value = derived[k.Name]
+		case strings.HasSuffix(k.Name, "_TENANTID"):
+			cfg.Value = tenantID
+		case strings.HasSuffix(k.Name, "_CLIENTID"):
+			cfg.Value = clientID
+		default:
+			cfg.Value = "value-of-" + strings.ToLower(k.Name)
+		}
+		spec.Configurations = append(spec.Configurations, cfg)
+	}
+	require.NoError(t, connection.Validate(spec, creds))
+	return spec, creds
+}
+
+// apply sends a create or update and waits for its outcome.
+func (e *env) apply(t *testing.T, op protocol.Op, spec connection.Spec, creds connection.Credentials) protocol.StatusEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	send := e.cp.Create
+	if op == protocol.OpUpdate {
+		send = e.cp.Update
+	}
+	id, err := send(ctx, spec, creds)
+	require.NoError(t, err)
+	ev, err := e.cp.Wait(ctx, spec.Name, id, func(ev protocol.StatusEvent) {
+		t.Logf("status %s: %s gen %d %s %s", ev.Connection, ev.Phase, ev.Generation, ev.Reason, ev.Message)
+	})
+	require.NoError(t, err)
+	return ev
+}
+
+func (e *env) remove(t *testing.T, name string, deleteResources bool) protocol.StatusEvent {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	id, err := e.cp.Delete(ctx, name, deleteResources)
+	require.NoError(t, err)
+	ev, err := e.cp.Wait(ctx, name, id, nil)
+	require.NoError(t, err)
+	return ev
+}
+
+func (e *env) query(t *testing.T, verb protocol.Verb, name string, out any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, e.cp.Query(ctx, protocol.Query{Header: protocol.NewHeader(protocol.KindQuery), Verb: verb, Connection: name}, out))
+}
