@@ -14,6 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sc-extension/sc-extension/pkg/catalog"
+	"github.com/sc-extension/sc-extension/pkg/connection"
+	"github.com/sc-extension/sc-extension/pkg/protocol"
 )
 
 // TestNoCredentialLeaked scans every ConfigMap, Event, Job and Deployment
@@ -70,27 +74,20 @@ func TestUninstallKeepsWhatItSaid(t *testing.T) {
 	e := product(t)
 	ctx := context.Background()
 	cs := e.cluster.Clientset
-	records, err := cs.CoreV1().ConfigMaps(systemNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=sc-extension"})
-	require.NoError(t, err)
-	rendered, err := cs.CoreV1().Secrets("").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=sc-extension"})
-	require.NoError(t, err)
+	ns := e.targetNamespace(t)
+	spec, creds := buildSpec(t, "survivor", ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
+	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
 
 	runHelm(t, e.cluster.Kubeconfig, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
 
-	_, err = cs.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
+	_, err := cs.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "agent Deployment removed: %v", err)
-	for _, r := range records.Items {
-		_, err := cs.CoreV1().ConfigMaps(systemNS).Get(ctx, r.Name, metav1.GetOptions{})
-		assert.NoError(t, err, "record %s kept", r.Name)
-	}
-	for _, s := range rendered.Items {
-		if s.Namespace == systemNS {
-			continue
-		}
-		if _, err := cs.CoreV1().Namespaces().Get(ctx, s.Namespace, metav1.GetOptions{}); err != nil {
-			continue // the test that owned the namespace removed it
-		}
-		_, err := cs.CoreV1().Secrets(s.Namespace).Get(ctx, s.Name, metav1.GetOptions{})
-		assert.NoError(t, err, "rendered Secret %s/%s kept", s.Namespace, s.Name)
-	}
+	_, err = cs.CoreV1().ConfigMaps(systemNS).Get(ctx, connection.ConfigMapName("survivor"), metav1.GetOptions{})
+	assert.NoError(t, err, "connection record kept")
+	_, err = cs.CoreV1().Secrets(systemNS).Get(ctx, connection.CredentialSecretName("survivor"), metav1.GetOptions{})
+	assert.NoError(t, err, "credential record kept")
+	_, err = getSecret(ctx, cs, ns, connection.SecretName("survivor"))
+	assert.NoError(t, err, "rendered Secret kept")
+	_, err = cs.CoreV1().ServiceAccounts(ns).Get(ctx, connection.ServiceAccountName(clientID), metav1.GetOptions{})
+	assert.NoError(t, err, "rendered ServiceAccount kept")
 }
