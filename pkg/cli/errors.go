@@ -107,8 +107,10 @@ func flagFor(field string) string {
 			return "client-id (--workload-identity/--service-principal)"
 		case "tenantId":
 			return "tenant-id (--workload-identity/--service-principal)"
+		case "authType":
+			return "auth type (--secret/--workload-identity/--service-principal/--keyvault-csi)"
 		}
-		return "--" + rest
+		return field
 	case "configurations":
 		return "--config"
 	case "credentials":
