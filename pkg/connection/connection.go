@@ -113,10 +113,14 @@ type Status struct {
 // Connection is a stored connection: its spec, the generation the agent gave
 // that spec, a pending deletion if any, and its status.
 type Connection struct {
-	Spec       Spec      `json:"spec"`
-	Generation int64     `json:"generation"`
-	Deletion   *Deletion `json:"deletion,omitempty"`
-	Status     Status    `json:"status"`
+	Spec       Spec  `json:"spec"`
+	Generation int64 `json:"generation"`
+	// CredentialsGeneration is the generation at which the credential
+	// values were last written; the credential Secret carries the same
+	// number, so a reader can tell a matching pair from a half-written one.
+	CredentialsGeneration int64     `json:"credentialsGeneration,omitempty"`
+	Deletion              *Deletion `json:"deletion,omitempty"`
+	Status                Status    `json:"status"`
 	// RecentRequestIDs holds the ids of the last requests applied, newest
 	// last, so that a redelivered request is recognised even after a newer
 	// one has been applied.
