@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+
+	"github.com/sc-extension/sc-extension/pkg/connection"
+)
+
+// ErrUnchanged may be returned by a mutate func to say "nothing to write";
+// UpdateStatus then returns the current record without writing.
+var ErrUnchanged = errors.New("unchanged")
+
+// UpdateStatus re-reads the record, applies mutate to it and writes it back;
+// a conflict re-reads and re-applies mutate to the fresh copy, so a writer
+// never overwrites a change it did not see. A mutate error aborts.
+func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connection.Connection) error) (connection.Connection, error) {
+	var out connection.Connection
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		c, err := Decode(cm)
+		if err != nil {
+			return err
+		}
+		if err := mutate(&c); err != nil {
+			out = c
+			return err
+		}
+		c.Status.UpdatedAt = s.now()
+		next := cm.DeepCopy()
+		if err := encode(next, c); err != nil {
+			return err
+		}
+		if _, err := s.client.CoreV1().ConfigMaps(s.namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if errors.Is(err, ErrUnchanged) {
+		return out, nil
+	}
+	if err != nil {
+		return connection.Connection{}, fmt.Errorf("update status of %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// MarkPending asks for the connection to be rendered again (drift); a
+// pending deletion or work already pending is left as it is.
+func (s *Store) MarkPending(ctx context.Context, id, reason, message string) error {
+	_, err := s.UpdateStatus(ctx, id, func(c *connection.Connection) error {
+		if c.Deletion != nil || c.Status.Phase.NeedsWork() {
+			return ErrUnchanged
+		}
+		setPending(c, reason, message)
+		return nil
+	})
+	return err
+}
+
+// Remove deletes a connection's records once its deletion was applied: the
+// credential Secret first, so a crash in between never leaves credentials
+// without a record that would lead sc-job back to them.
+func (s *Store) Remove(ctx context.Context, id string) error {
+	err := s.client.CoreV1().Secrets(s.namespace).Delete(ctx, connection.CredentialSecretName(id), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove credentials of %s: %w", id, err)
+	}
+	err = s.client.CoreV1().ConfigMaps(s.namespace).Delete(ctx, connection.ConfigMapName(id), metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove record of %s: %w", id, err)
+	}
+	return nil
+}
+
+// IsNotFound reports whether err means the connection does not exist.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
