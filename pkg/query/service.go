@@ -68,10 +68,14 @@ func Serve(ctx context.Context, nc *nats.Conn, o Options) error {
 	}
 	// A subscribe denied by permissions is reported asynchronously; a
 	// round trip makes sure the server has processed it before we claim
-	// to be serving.
-	if err := nc.FlushWithContext(ctx); err != nil && ctx.Err() == nil {
+	// to be serving. While disconnected the flush fails and the
+	// subscription is replayed on reconnect, which is fine.
+	fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	ferr := nc.FlushWithContext(fctx)
+	cancel()
+	if le := nc.LastError(); ferr == nil && errors.Is(le, nats.ErrPermissionViolation) && strings.Contains(le.Error(), sub.Subject) {
 		_ = sub.Unsubscribe()
-		return fmt.Errorf("subscribe %s: %w", protocol.QuerySubjectAll(o.Cluster), err)
+		return fmt.Errorf("subscribe %s: %w", sub.Subject, le)
 	}
 	s.log.Info().Str("subject", sub.Subject).Msg("answering queries")
 	<-ctx.Done()
