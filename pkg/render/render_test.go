@@ -308,4 +308,3 @@ func FuzzRender(f *testing.F) {
 		require.Equal(t, objs.Refs(), Refs(spec))
 	})
 }
-
