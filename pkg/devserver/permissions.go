@@ -48,11 +48,11 @@ func ClusterPermissions(cluster string) *server.Permissions {
 
 // ConfigBlock renders ClusterPermissions as a nats-server configuration
 // user entry, for operators who run their own server. The password is a
-// placeholder: real ones never pass through this package's output.
+// variable reference: real ones never pass through this package's output.
 func ConfigBlock(cluster string) string {
 	p := ClusterPermissions(cluster)
 	var b strings.Builder
-	fmt.Fprintf(&b, "{\n  user: %q\n  password: \"$%s_PASSWORD\"\n  permissions: {\n", UserName(cluster), strings.ToUpper(strings.ReplaceAll(cluster, "-", "_")))
+	fmt.Fprintf(&b, "{\n  user: %q\n  password: $%s\n  permissions: {\n", UserName(cluster), PasswordVar(cluster))
 	list := func(name string, subjects []string) {
 		fmt.Fprintf(&b, "    %s: { allow: [\n", name)
 		for _, s := range subjects {
@@ -64,6 +64,12 @@ func ConfigBlock(cluster string) string {
 	list("subscribe", p.Subscribe.Allow)
 	fmt.Fprintf(&b, "    allow_responses: { max: %d, expires: %q }\n  }\n}\n", p.Response.MaxMsgs, p.Response.Expires.String())
 	return b.String()
+}
+
+// PasswordVar is the environment variable ConfigBlock reads the password
+// from (nats-server resolves unquoted $NAME in its configuration).
+func PasswordVar(cluster string) string {
+	return "AGENT_" + strings.ToUpper(strings.ReplaceAll(cluster, "-", "_")) + "_PASSWORD"
 }
 
 // UserName is the NATS user of a cluster's agent.
