@@ -37,6 +37,10 @@ func WithRetry(attempts int, wait time.Duration) Option {
 	return func(p *Publisher) { p.attempts, p.wait = max(attempts, 1), wait }
 }
 
+// WithTimeout bounds each attempt (default 5s). While the connection is
+// down a publish waits in the reconnect buffer for its whole timeout.
+func WithTimeout(d time.Duration) Option { return func(p *Publisher) { p.timeout = d } }
+
 // WithLogger sets the logger.
 func WithLogger(l zerolog.Logger) Option { return func(p *Publisher) { p.log = l } }
 
