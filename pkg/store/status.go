@@ -21,7 +21,7 @@ var ErrUnchanged = errors.New("unchanged")
 // never overwrites a change it did not see. A mutate error aborts.
 func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connection.Connection) error) (connection.Connection, error) {
 	var out connection.Connection
-	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+	err := retry.RetryOnConflict(conflictBackoff, func() error {
 		cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return ErrNotFound

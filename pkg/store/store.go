@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 
@@ -27,6 +28,11 @@ var (
 	// record's generation (a write in progress or interrupted); retry later.
 	ErrCredentialsStale = errors.New("credential values do not match the connection's generation")
 )
+
+// conflictBackoff is generous on purpose: every retry re-reads, so a retry
+// is always safe, and giving up only moves the work to the caller's slower
+// redelivery. Jitter keeps racing writers from colliding in lockstep.
+var conflictBackoff = wait.Backoff{Steps: 12, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 1, Cap: time.Second}
 
 // Store reads and writes connection records in one namespace.
 type Store struct {
@@ -116,7 +122,7 @@ func hasCredentials(spec connection.Spec) bool {
 // for the layout. It is idempotent by request id.
 func (s *Store) Apply(ctx context.Context, ch connection.Change) (conn connection.Connection, applied bool, err error) {
 	id := ch.Spec.ID()
-	err = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+	err = retry.RetryOnConflict(conflictBackoff, func() error {
 		conn, applied, err = s.applyOnce(ctx, id, ch)
 		return err
 	})
@@ -233,7 +239,7 @@ func (s *Store) writeCredentials(ctx context.Context, spec connection.Spec, cred
 	for k, v := range creds {
 		data[k] = []byte(v)
 	}
-	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+	return retry.RetryOnConflict(conflictBackoff, func() error {
 		sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace}, Type: corev1.SecretTypeOpaque}
