@@ -115,12 +115,12 @@ type Status struct {
 type Connection struct {
 	Spec       Spec  `json:"spec"`
 	Generation int64 `json:"generation"`
-	// CredentialsGeneration is the generation at which the credential
-	// values were last written; the credential Secret carries the same
-	// number, so a reader can tell a matching pair from a half-written one.
-	CredentialsGeneration int64     `json:"credentialsGeneration,omitempty"`
-	Deletion              *Deletion `json:"deletion,omitempty"`
-	Status                Status    `json:"status"`
+	// CredentialsVersion is the id of the request whose credential values
+	// the credential Secret must hold; the Secret carries the same id, so a
+	// reader can tell a matching pair from a half-written or racing one.
+	CredentialsVersion string    `json:"credentialsVersion,omitempty"`
+	Deletion           *Deletion `json:"deletion,omitempty"`
+	Status             Status    `json:"status"`
 	// RecentRequestIDs holds the ids of the last requests applied, newest
 	// last, so that a redelivered request is recognised even after a newer
 	// one has been applied.
