@@ -213,4 +213,3 @@ func checkSPC(ctx context.Context, r *report, dyn dynamic.Interface, c connectio
 		r.ok(CheckSPC, "SecretProviderClass %s/%s matches the spec", s.Scope, name)
 	}
 }
-
