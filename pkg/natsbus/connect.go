@@ -88,7 +88,7 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, jetstream.JetStream, e
 	}
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(o.URL), err)
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(o.URL), scrubbed{err, o.URL})
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -112,13 +112,36 @@ func Backoff(base, max time.Duration) func(attempts int) time.Duration {
 	}
 }
 
-// redactURL keeps a password embedded in a URL list out of error messages.
+// redactURL keeps a password embedded in a URL list out of error messages;
+// a list that does not parse is not echoed at all.
 func redactURL(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
-		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
-			parts[i] = u.Redacted()
+		u, err := url.Parse(strings.TrimSpace(p))
+		if err != nil {
+			return "<unparseable URL>"
 		}
+		parts[i] = u.Redacted()
 	}
 	return strings.Join(parts, ",")
 }
+
+// scrubbed is err with every occurrence of the URL list replaced by its
+// redacted form (nats.go quotes the URL in some errors); errors.Is still
+// sees the original.
+type scrubbed struct {
+	err  error
+	urls string
+}
+
+func (s scrubbed) Error() string {
+	msg := strings.ReplaceAll(s.err.Error(), s.urls, redactURL(s.urls))
+	for _, u := range strings.Split(s.urls, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			msg = strings.ReplaceAll(msg, u, redactURL(u))
+		}
+	}
+	return msg
+}
+
+func (s scrubbed) Unwrap() error { return s.err }
