@@ -12,3 +12,11 @@ test-e2e: images tools
 	mkdir -p $(OUT); rc=0; $(GO) test -count=1 -timeout $(E2E_TIMEOUT) -v ./e2e/ 2>&1 | tee $(OUT)/e2e.log || rc=$$?; \
 	if [ $$started = 1 ] && [ -z "$${KEEP_CLUSTER:-}" ]; then $(MAKE) --no-print-directory cluster-down; fi; \
 	exit $$rc
+
+# make bench: the benchmark report on the local cluster (figures as ratios
+# against baselines measured in the same run); the table is printed and
+# written to _output/bench.md.
+.PHONY: bench
+bench: images tools
+	@$(TESTBED) status >/dev/null 2>&1 && $(TESTBED) load-images || $(MAKE) --no-print-directory cluster >/dev/null
+	SC_BENCH_OUT=$(OUT)/bench.md $(GO) test -count=1 -timeout 60m -run '^TestBenchReport$$' -v ./e2e/ | tee $(OUT)/bench.log
