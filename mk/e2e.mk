@@ -19,4 +19,5 @@ test-e2e: images tools
 .PHONY: bench
 bench: images tools
 	@$(TESTBED) status >/dev/null 2>&1 && $(TESTBED) load-images || $(MAKE) --no-print-directory cluster >/dev/null
+	@mkdir -p $(OUT)
 	SC_BENCH_OUT=$(OUT)/bench.md $(GO) test -count=1 -timeout 60m -run '^TestBenchReport$$' -v ./e2e/ | tee $(OUT)/bench.log
