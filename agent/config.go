@@ -1,0 +1,191 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sc-extension/sc-extension/pkg/drift"
+	"github.com/sc-extension/sc-extension/pkg/launcher"
+	"github.com/sc-extension/sc-extension/pkg/leader"
+)
+
+// config is everything the agent is told at start. It holds no secret: the
+// NATS password is read from the environment into natsSecret and never
+// stored here, so logging a config can never leak it.
+type config struct {
+	Cluster    string
+	Namespace  string
+	PodName    string
+	Kubeconfig string
+
+	NATSURL   string
+	NATSCreds string // path of a .creds file
+	NATSUser  string
+
+	LeaseName         string
+	MetricsAddr       string
+	LogLevel          string
+	HeartbeatInterval time.Duration
+	Scope             drift.Scope
+
+	Job launcher.Config
+}
+
+// natsSecret is the NATS password from SC_NATS_PASSWORD (a secretKeyRef in
+// the chart). It is a separate type whose formatting redacts.
+type natsSecret string
+
+func (natsSecret) String() string   { return "<redacted>" }
+func (natsSecret) GoString() string { return "<redacted>" }
+
+var errUsage = errors.New("usage")
+
+// parseConfig reads flags, with SC_* environment variables as defaults for
+// each (flag wins), plus POD_NAME and SC_NATS_USER/SC_NATS_PASSWORD.
+func parseConfig(args []string, getenv func(string) string) (config, natsSecret, error) {
+	fs := flag.NewFlagSet("sc-agent", flag.ContinueOnError)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var c config
+	var (
+		keepFailed, heartbeat                          string
+		backoff, deadline                              string
+		resources, nodeSelector, tolerations, pullSecs string
+		watch, denied                                  string
+	)
+	fs.StringVar(&c.Cluster, "cluster", env("SC_CLUSTER", ""), "this cluster's id on the control plane (required)")
+	fs.StringVar(&c.Namespace, "namespace", env("SC_NAMESPACE", env("POD_NAMESPACE", "sc-system")), "the agent's namespace: records, Job and Lease live here")
+	fs.StringVar(&c.Kubeconfig, "kubeconfig", env("KUBECONFIG", ""), "kubeconfig for running outside a cluster; empty: in-cluster config")
+	fs.StringVar(&c.NATSURL, "nats-url", env("SC_NATS_URL", ""), "control plane NATS URL(s), comma-separated (required)")
+	fs.StringVar(&c.NATSCreds, "nats-creds", env("SC_NATS_CREDS", ""), "path of a NATS .creds file; alternatively SC_NATS_USER and SC_NATS_PASSWORD")
+	fs.StringVar(&c.LeaseName, "lease-name", env("SC_LEASE_NAME", leader.DefaultLeaseName), "leader election Lease")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("SC_METRICS_ADDR", ":8080"), "address of /healthz, /readyz and /metrics")
+	fs.StringVar(&c.LogLevel, "log-level", env("SC_LOG_LEVEL", "info"), "debug, info, warn or error")
+	fs.StringVar(&heartbeat, "heartbeat-interval", env("SC_HEARTBEAT_INTERVAL", "15s"), "how often the leader publishes a heartbeat")
+	fs.StringVar(&watch, "watch-namespaces", env("SC_WATCH_NAMESPACES", ""), "comma-separated namespaces to watch for drift; empty: all")
+	fs.StringVar(&denied, "denied-namespaces", env("SC_DENIED_NAMESPACES", ""), "comma-separated namespaces never watched")
+
+	fs.StringVar(&c.Job.Image, "job-image", env("SC_JOB_IMAGE", ""), "sc-job image (required)")
+	fs.StringVar((*string)(&c.Job.ImagePullPolicy), "job-image-pull-policy", env("SC_JOB_IMAGE_PULL_POLICY", string(corev1.PullIfNotPresent)), "sc-job imagePullPolicy")
+	fs.StringVar(&pullSecs, "job-image-pull-secrets", env("SC_JOB_IMAGE_PULL_SECRETS", ""), "comma-separated imagePullSecrets for sc-job")
+	fs.StringVar(&c.Job.ServiceAccount, "job-service-account", env("SC_JOB_SERVICE_ACCOUNT", "sc-job"), "sc-job's ServiceAccount")
+	fs.StringVar(&backoff, "job-backoff-limit", env("SC_JOB_BACKOFF_LIMIT", "1"), "pod retries within one sc-job run")
+	fs.StringVar(&deadline, "job-active-deadline-seconds", env("SC_JOB_ACTIVE_DEADLINE_SECONDS", "600"), "upper bound of one sc-job run")
+	fs.StringVar(&keepFailed, "job-keep-failed-for", env("SC_JOB_KEEP_FAILED_FOR", "15m"), "how long a failed sc-job stays before it is retried")
+	fs.StringVar(&resources, "job-resources", env("SC_JOB_RESOURCES", ""), "sc-job container resources as JSON")
+	fs.StringVar(&nodeSelector, "job-node-selector", env("SC_JOB_NODE_SELECTOR", ""), "sc-job nodeSelector as JSON")
+	fs.StringVar(&tolerations, "job-tolerations", env("SC_JOB_TOLERATIONS", ""), "sc-job tolerations as JSON")
+	fs.StringVar(&c.Job.PriorityClassName, "job-priority-class-name", env("SC_JOB_PRIORITY_CLASS_NAME", ""), "sc-job priorityClassName")
+
+	if err := fs.Parse(args); err != nil {
+		return config{}, "", fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return config{}, "", fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+
+	var errs []error
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	c.PodName = env("POD_NAME", "")
+	if c.PodName == "" {
+		h, err := os.Hostname()
+		add(err)
+		c.PodName = h
+	}
+	c.NATSUser = getenv("SC_NATS_USER")
+	password := natsSecret(getenv("SC_NATS_PASSWORD"))
+	if c.Cluster == "" {
+		errs = append(errs, errors.New("--cluster is required"))
+	}
+	if c.NATSURL == "" {
+		errs = append(errs, errors.New("--nats-url is required"))
+	}
+	if c.NATSCreds != "" && c.NATSUser != "" {
+		errs = append(errs, errors.New("use either --nats-creds or SC_NATS_USER/SC_NATS_PASSWORD, not both"))
+	}
+	if (c.NATSUser == "") != (password == "") {
+		errs = append(errs, errors.New("SC_NATS_USER and SC_NATS_PASSWORD must be set together"))
+	}
+	var err error
+	c.HeartbeatInterval, err = positiveDuration("--heartbeat-interval", heartbeat)
+	add(err)
+	c.Job.KeepFailedFor, err = positiveDuration("--job-keep-failed-for", keepFailed)
+	add(err)
+	b, err := strconv.ParseInt(backoff, 10, 32)
+	add(wrapFlag("--job-backoff-limit", err))
+	c.Job.BackoffLimit = int32(b)
+	c.Job.ActiveDeadlineSeconds, err = strconv.ParseInt(deadline, 10, 64)
+	add(wrapFlag("--job-active-deadline-seconds", err))
+	add(jsonFlag("--job-resources", resources, &c.Job.Resources))
+	add(jsonFlag("--job-node-selector", nodeSelector, &c.Job.NodeSelector))
+	add(jsonFlag("--job-tolerations", tolerations, &c.Job.Tolerations))
+	for _, name := range list(pullSecs) {
+		c.Job.ImagePullSecrets = append(c.Job.ImagePullSecrets, corev1.LocalObjectReference{Name: name})
+	}
+	c.Scope = drift.Scope{Watch: list(watch), Denied: list(denied)}
+	c.Job.Namespace = c.Namespace
+	c.Job.ExtraArgs = []string{"--log-level=" + c.LogLevel}
+	c.Job = c.Job.WithDefaults()
+	if c.Job.Image == "" {
+		errs = append(errs, errors.New("--job-image is required"))
+	} else {
+		add(c.Job.Validate())
+	}
+	if len(errs) > 0 {
+		return config{}, "", fmt.Errorf("%w: %w", errUsage, errors.Join(errs...))
+	}
+	return c, password, nil
+}
+
+func positiveDuration(name, s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, wrapFlag(name, err)
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%s must be positive, got %s", name, s)
+	}
+	return d, nil
+}
+
+func wrapFlag(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+func jsonFlag(name, s string, out any) error {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	return wrapFlag(name, dec.Decode(out))
+}
+
+func list(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

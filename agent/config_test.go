@@ -1,0 +1,107 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+)
+
+func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+// The chart's Deployment args, verbatim in shape.
+var chartArgs = []string{
+	"--cluster=c1", "--namespace=sc-system", "--nats-url=nats://10.0.0.5:4222",
+	"--lease-name=sc-agent", "--metrics-addr=:8080", "--log-level=debug",
+	"--job-image=localhost/sc-extension/job:dev", "--job-image-pull-policy=IfNotPresent",
+	"--job-service-account=sc-job", "--job-backoff-limit=1", "--job-active-deadline-seconds=600",
+	"--job-keep-failed-for=15m",
+	`--job-resources={"limits":{"memory":"256Mi"},"requests":{"cpu":"50m","memory":"64Mi"}}`,
+	`--job-node-selector={"kubernetes.io/os":"linux"}`,
+	`--job-tolerations=[{"key":"CriticalAddonsOnly","operator":"Exists"}]`,
+	"--watch-namespaces=team-a,team-b", "--denied-namespaces=kube-system",
+}
+
+func TestParseChartArgs(t *testing.T) {
+	password := fmt.Sprintf("cred-VALUE-%d", time.Now().UnixNano())
+	cfg, secret, err := parseConfig(chartArgs, envOf(map[string]string{
+		"POD_NAME": "sc-agent-7d9f-abc", "SC_NATS_USER": "agent-c1", "SC_NATS_PASSWORD": password,
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, "c1", cfg.Cluster)
+	assert.Equal(t, "sc-agent-7d9f-abc", cfg.PodName)
+	assert.Equal(t, "agent-c1", cfg.NATSUser)
+	assert.Equal(t, password, string(secret))
+	assert.Equal(t, 15*time.Minute, cfg.Job.KeepFailedFor)
+	assert.Equal(t, int32(1), cfg.Job.BackoffLimit)
+	assert.Equal(t, int64(600), cfg.Job.ActiveDeadlineSeconds)
+	assert.Equal(t, "sc-job", cfg.Job.JobName)
+	assert.Equal(t, "sc-system", cfg.Job.Namespace)
+	assert.Equal(t, []string{"--log-level=debug"}, cfg.Job.ExtraArgs)
+	assert.True(t, resource.MustParse("256Mi").Equal(cfg.Job.Resources.Limits[corev1.ResourceMemory]))
+	assert.Equal(t, map[string]string{"kubernetes.io/os": "linux"}, cfg.Job.NodeSelector)
+	assert.Equal(t, "CriticalAddonsOnly", cfg.Job.Tolerations[0].Key)
+	assert.Equal(t, []string{"team-a", "team-b"}, cfg.Scope.Watch)
+	assert.Equal(t, []string{"kube-system"}, cfg.Scope.Denied)
+	assert.Equal(t, 15*time.Second, cfg.HeartbeatInterval)
+
+	// The password is kept out of the config and redacts itself.
+	for _, s := range []string{fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg),
+		fmt.Sprint(secret), fmt.Sprintf("%v %s %#v", secret, secret, secret)} {
+		assert.NotContains(t, s, password)
+	}
+}
+
+func TestEnvironmentDefaults(t *testing.T) {
+	cfg, _, err := parseConfig(nil, envOf(map[string]string{
+		"SC_CLUSTER": "c2", "SC_NATS_URL": "nats://x:4222", "SC_JOB_IMAGE": "img", "POD_NAMESPACE": "ext",
+		"POD_NAME": "p",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, "c2", cfg.Cluster)
+	assert.Equal(t, "ext", cfg.Namespace)
+	assert.Equal(t, "ext", cfg.Job.Namespace)
+
+	cfg, _, err = parseConfig([]string{"--cluster=flag"}, envOf(map[string]string{
+		"SC_CLUSTER": "env", "SC_NATS_URL": "nats://x:4222", "SC_JOB_IMAGE": "img", "POD_NAME": "p",
+	}))
+	require.NoError(t, err)
+	assert.Equal(t, "flag", cfg.Cluster, "a flag wins over the environment")
+}
+
+func TestParseRejects(t *testing.T) {
+	base := map[string]string{"POD_NAME": "p"}
+	tests := map[string]struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		"missing required":      {nil, base, "--cluster is required"},
+		"bad duration":          {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-keep-failed-for=soon"), base, "--job-keep-failed-for"},
+		"negative keep":         {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-keep-failed-for=-1m"), base, "must be positive"},
+		"bad resources json":    {append(chartArgs[:len(chartArgs):len(chartArgs)], `--job-resources={"limitz":{}}`), base, "--job-resources"},
+		"user without password": {chartArgs, map[string]string{"POD_NAME": "p", "SC_NATS_USER": "u"}, "must be set together"},
+		"creds and user": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--nats-creds=/x"),
+			map[string]string{"POD_NAME": "p", "SC_NATS_USER": "u", "SC_NATS_PASSWORD": "cred-VALUE-1"}, "not both"},
+		"stray argument": {append(chartArgs[:len(chartArgs):len(chartArgs)], "extra"), base, "unexpected arguments"},
+	}
+	for name, tt := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := parseConfig(tt.args, envOf(tt.env))
+			require.ErrorIs(t, err, errUsage)
+			assert.Contains(t, err.Error(), tt.want)
+			assert.NotContains(t, err.Error(), "cred-VALUE")
+		})
+	}
+}
+
+func TestLogLevel(t *testing.T) {
+	_, err := newLogger("debug")
+	require.NoError(t, err)
+	_, err = newLogger("loud")
+	require.ErrorIs(t, err, errUsage)
+}

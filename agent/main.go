@@ -1,0 +1,53 @@
+// Command sc-agent is the in-cluster agent of sc-extension: it consumes
+// connection requests from the control plane, stores them, launches sc-job,
+// publishes status, answers queries and repairs drift. This package only
+// parses flags and wires the pkg/ components together.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	cfg, password, err := parseConfig(os.Args[1:], os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sc-agent:", err)
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+	log, err := newLogger(cfg.LogLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sc-agent:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, cfg, password, log); err != nil {
+		log.Error().Err(err).Msg("agent stopped")
+		os.Exit(1)
+	}
+}
+
+func newLogger(level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || lvl == zerolog.NoLevel {
+		return zerolog.Logger{}, fmt.Errorf("%w: --log-level %q is not one of debug, info, warn, error", errUsage, level)
+	}
+	return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("component", "sc-agent").Logger(), nil
+}
