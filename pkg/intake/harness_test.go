@@ -41,6 +41,8 @@ type fakeStore struct {
 	block chan struct{}
 	// fail, if non-empty, is returned (and popped) by the next Applies
 	fail []error
+	// slow, if set, is how long each Apply works (a throttled API server)
+	slow time.Duration
 	// creds records the credentials each applied change carried
 	creds []connection.Credentials
 }
@@ -66,6 +68,13 @@ func (s *fakeStore) Apply(ctx context.Context, ch connection.Change) (connection
 	}
 	if fail != nil {
 		return connection.Connection{}, false, fail
+	}
+	if s.slow > 0 {
+		select {
+		case <-time.After(s.slow):
+		case <-ctx.Done():
+			return connection.Connection{}, false, ctx.Err()
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -314,3 +314,25 @@ func TestCredentialValueNeverLeaks(t *testing.T) {
 	require.Contains(t, logs, id, "the scan saw the agent's log lines")
 	assert.NotContains(t, logs, e.secret)
 }
+
+// An Apply slower than AckWait is not redelivered to the other replica:
+// the agent keeps telling the server it is working on it.
+func TestSlowApplyIsKeptAlive(t *testing.T) {
+	const ackWait = time.Second
+	e := newEnv(t, devserver.Options{AckWait: ackWait})
+	e.store.slow = 3 * ackWait
+	keepAlive := func(o *intake.Options) { o.InProgressEvery = ackWait / 4 }
+	e.agent(true, keepAlive)
+	e.agent(true, keepAlive) // an idle second replica
+	ctx := ctxT(t)
+	spec, creds := e.spec("blob1")
+	events := e.statuses("blob1")
+	id, err := e.cp.Create(ctx, spec, creds)
+	require.NoError(t, err)
+	await(t, events, "accepted", ofRequest(id))
+	e.settled()
+	calls, applied := e.store.snapshot()
+	assert.Equal(t, 1, calls, "never redelivered while in progress")
+	assert.Equal(t, []string{id}, applied)
+	assert.NotContains(t, e.logs.String(), `"delivered":2`)
+}
