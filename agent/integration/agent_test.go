@@ -1,0 +1,243 @@
+// Package agent_integration runs the sc-agent binary as a black box against
+// a real API server (e2e/testbed api mode) and a real embedded NATS server:
+// a request from the control plane becomes a record and a Job sc-job, a
+// status written as sc-job would reaches the control plane, and SIGTERM
+// stops the agent cleanly and releases its Lease.
+package agent_integration
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+
+	"github.com/sc-extension/sc-extension/e2e/testbed"
+	"github.com/sc-extension/sc-extension/pkg/catalog"
+	"github.com/sc-extension/sc-extension/pkg/connection"
+	"github.com/sc-extension/sc-extension/pkg/devserver"
+	"github.com/sc-extension/sc-extension/pkg/devserver/devservertest"
+	"github.com/sc-extension/sc-extension/pkg/protocol"
+	"github.com/sc-extension/sc-extension/pkg/store"
+)
+
+const cluster = "c1"
+
+func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }
+
+// syncBuffer collects the agent's stderr.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func buildAgent(t *testing.T) string {
+	t.Helper()
+	root, err := testbed.RepoRoot()
+	require.NoError(t, err)
+	bin := filepath.Join(t.TempDir(), "sc-agent")
+	cmd := exec.Command("go", "build", "-o", bin, "./agent")
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "go build ./agent: %s", out)
+	return bin
+}
+
+func writeKubeconfig(t *testing.T, cfg *rest.Config) string {
+	t.Helper()
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["test"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData,
+		CertificateAuthority: cfg.CAFile}
+	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData,
+		ClientCertificate: cfg.CertFile, ClientKey: cfg.KeyFile, Token: cfg.BearerToken}
+	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "admin"}
+	kc.CurrentContext = "test"
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	require.NoError(t, clientcmd.WriteToFile(*kc, path))
+	return path
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestAgentEndToEnd(t *testing.T) {
+	bin := buildAgent(t)
+	cfg := testbed.APIConfig(t)
+	cfg.QPS, cfg.Burst = 100, 200
+	client, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	ns, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "sc-system-"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
+
+	srv := devservertest.Start(t, devserver.Options{Clusters: []string{cluster}})
+	agentUser, ok := srv.Cluster(cluster)
+	require.True(t, ok)
+
+	healthAddr := freeAddr(t)
+	logs := &syncBuffer{}
+	cmd := exec.Command(bin,
+		"--cluster="+cluster, "--namespace="+ns.Name, "--kubeconfig="+writeKubeconfig(t, cfg),
+		"--nats-url="+srv.ClientURL(), "--metrics-addr="+healthAddr, "--log-level=debug",
+		"--job-image=localhost/sc-extension/job:dev", "--job-keep-failed-for=1h", "--heartbeat-interval=1s",
+		`--job-tolerations=[{"key":"CriticalAddonsOnly","operator":"Exists"}]`,
+	)
+	cmd.Env = append(os.Environ(), "POD_NAME=sc-agent-test-0",
+		"SC_NATS_USER="+agentUser.User, "SC_NATS_PASSWORD="+agentUser.Password)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	require.NoError(t, cmd.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("agent output:\n%s", logs.String())
+		}
+	})
+
+	// Ready once the key is loaded, NATS is connected and (as the only
+	// replica, hence leader) its informers have synced.
+	require.NoError(t, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		out, err := httpGet(ctx, "http://"+healthAddr+"/readyz")
+		return err == nil && strings.Contains(out, "readyz check passed"), nil
+	}), "agent never became ready")
+
+	// A create from the control plane, with a credential value.
+	cp := devservertest.ControlPlane(t, srv, cluster, 5*time.Second)
+	secret := fmt.Sprintf("cred-VALUE-%d", rand.Uint64())
+	key := "AZURE_STORAGEBLOB_CONNECTIONSTRING"
+	spec := connection.Spec{
+		Name: "blob_1", Scope: "default",
+		TargetService:  connection.TargetService{Type: "storage-blob", ID: "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct"},
+		AuthInfo:       connection.AuthInfo{AuthType: catalog.AuthSecret},
+		ClientType:     "none",
+		Configurations: []connection.Configuration{{Name: key, Credential: true}},
+	}
+	reqID, err := cp.Create(ctx, spec, connection.Credentials{key: secret})
+	require.NoError(t, err)
+	id := connection.ObjectID(spec.Name)
+
+	// The launcher starts sc-job for it.
+	var jobJSON string
+	require.NoError(t, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		j, err := client.BatchV1().Jobs(ns.Name).Get(ctx, "sc-job", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		jobJSON = fmt.Sprintf("%+v", j.Spec)
+		return true, nil
+	}), "no Job sc-job")
+	assert.NotContains(t, jobJSON, secret)
+
+	// sc-job's part, done by hand: render and report Succeeded.
+	st := store.New(client, ns.Name)
+	_, err = st.UpdateStatus(ctx, id, func(c *connection.Connection) error {
+		c.Status.Phase, c.Status.Reason, c.Status.ObservedGeneration = connection.PhaseSucceeded, "Rendered", c.Generation
+		c.Status.Resources = []connection.ResourceRef{{Kind: "Secret", Namespace: "default", Name: connection.SecretName(id)}}
+		return nil
+	})
+	require.NoError(t, err)
+	waitCtx, cancelWait := context.WithTimeout(ctx, 30*time.Second)
+	defer cancelWait()
+	ev, err := cp.Wait(waitCtx, spec.Name, reqID, nil)
+	require.NoError(t, err)
+	assert.Equal(t, connection.PhaseSucceeded, ev.Phase)
+
+	// Queries are answered.
+	var view protocol.ConnectionView
+	require.NoError(t, cp.Query(ctx, protocol.Query{Header: protocol.NewHeader(protocol.KindQuery), Verb: protocol.VerbShow, Connection: spec.Name}, &view))
+	assert.Equal(t, connection.PhaseSucceeded, view.Status.Phase)
+
+	// Heartbeats say leader.
+	hb, err := cp.LatestHeartbeat(ctx)
+	require.NoError(t, err)
+	assert.True(t, hb.Leader)
+	assert.Equal(t, "sc-agent-test-0", hb.Pod)
+
+	// Metrics.
+	out, err := httpGet(ctx, "http://"+healthAddr+"/metrics")
+	require.NoError(t, err)
+	assert.Contains(t, out, `sc_agent_requests_processed_total{outcome="applied"} 1`)
+	assert.Contains(t, out, `sc_agent_jobs_launched_total{reason="new"} 1`)
+	assert.Contains(t, out, "sc_agent_leader 1")
+
+	// SIGTERM: clean exit, Lease released.
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-exited:
+		require.NoError(t, err, "agent exit status")
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not stop on SIGTERM")
+	}
+	lease, err := client.CoordinationV1().Leases(ns.Name).Get(ctx, "sc-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "", ptr.Deref(lease.Spec.HolderIdentity, ""), "Lease released on shutdown")
+
+	// The credential never reached the agent's logs or any Event.
+	assert.NotContains(t, logs.String(), secret)
+	assert.NotContains(t, logs.String(), agentUser.Password, "NATS password never logged")
+	events, err := client.CoreV1().Events(ns.Name).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.NotEmpty(t, events.Items, "the launcher recorded Events")
+	assert.NotContains(t, fmt.Sprintf("%+v", events.Items), secret)
+	cms, err := client.CoreV1().ConfigMaps(ns.Name).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	assert.NotContains(t, fmt.Sprintf("%+v", cms.Items), secret)
+}
+
+func httpGet(ctx context.Context, url string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return string(b), err
+}
