@@ -1,0 +1,104 @@
+// Command sc-job renders sc-extension's pending connections into their
+// target namespaces and exits: 0 when every connection succeeded (the Job
+// then deletes itself), 1 when one failed or the run could not proceed, 2 on
+// a usage or configuration error. The logic lives in pkg/jobrun.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/rs/zerolog"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/sc-extension/sc-extension/pkg/jobrun"
+)
+
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() { os.Exit(run(os.Args[1:])) }
+
+func run(args []string) int {
+	fs := flag.NewFlagSet("sc-job", flag.ContinueOnError)
+	namespace := fs.String("namespace", envOr("SC_NAMESPACE", "sc-system"), "namespace of the connection records and of this Job (env SC_NAMESPACE)")
+	jobName := fs.String("job-name", envOr("SC_JOB_NAME", "sc-job"), "this Job's name, deleted when every connection succeeded; empty keeps it (env SC_JOB_NAME)")
+	logLevel := fs.String("log-level", envOr("SC_LOG_LEVEL", "info"), "debug, info, warn or error (env SC_LOG_LEVEL)")
+	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig for running outside a cluster; empty uses the in-cluster config")
+	renderAll := fs.Bool("render-all", false, "mark every stored connection Pending first (Helm install/upgrade hook)")
+	workers := fs.Int("workers", 4, "connections rendered in parallel")
+	qps := fs.Float64("qps", 50, "API requests per second")
+	burst := fs.Int("burst", 100, "API request burst")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	level, err := zerolog.ParseLevel(*logLevel)
+	if err != nil || *namespace == "" || *workers < 1 {
+		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --log-level %q, --namespace %q, --workers %d\n", *logLevel, *namespace, *workers)
+		return exitUsage
+	}
+	log := zerolog.New(os.Stdout).Level(level).With().Timestamp().Str("component", "sc-job").Logger()
+
+	cfg, err := restConfig(*kubeconfig)
+	if err != nil {
+		log.Error().Err(err).Msg("no Kubernetes configuration")
+		return exitUsage
+	}
+	cfg.QPS, cfg.Burst, cfg.UserAgent = float32(*qps), *burst, "sc-job"
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		log.Error().Err(err).Msg("build Kubernetes client")
+		return exitUsage
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		log.Error().Err(err).Msg("build dynamic client")
+		return exitUsage
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	runner, err := jobrun.New(jobrun.Config{
+		Client: client, Dynamic: dyn, Namespace: *namespace, JobName: *jobName,
+		RenderAll: *renderAll, Workers: *workers, Instance: os.Getenv("POD_NAME"), Log: log,
+	})
+	if err != nil {
+		log.Error().Err(err).Msg("configure sc-job")
+		return exitUsage
+	}
+	_, err = runner.Run(ctx)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, jobrun.ErrFailed):
+		return exitFailed
+	default:
+		log.Error().Err(err).Msg("sc-job could not complete")
+		return exitFailed
+	}
+}
+
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if kubeconfig != "" {
+		return clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
+	return rest.InClusterConfig()
+}
+
+func envOr(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
