@@ -58,7 +58,7 @@ func TestEditedSecretMarksConnectionPendingWithoutLeakingData(t *testing.T) {
 	require.NoError(t, err)
 
 	m := f.waitMark()
-	assert.Equal(t, "Secret team-a/sc-blob1-secret was modified (data changed since sc-job rendered it); rendering it again", m.Message)
+	assert.Equal(t, "Secret team-a/sc-blob1-secret was modified (data changed since sc-job rendered it (hash mismatch)); rendering it again", m.Message)
 	events := strings.Join(f.events(), "\n")
 	for _, v := range []string{cred, edited} {
 		assert.NotContains(t, m.Message, v)
@@ -109,7 +109,7 @@ func TestServiceAccountWithoutHashIsModified(t *testing.T) {
 	f.index(recordCM(a), sa)
 	require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindServiceAccount, Namespace: "team-a", Name: sa.Name}))
 	require.Len(t, store.calls(), 1)
-	assert.Contains(t, store.calls()[0].Message, "was modified (data-hash annotation removed)")
+	assert.Contains(t, store.calls()[0].Message, "was modified (annotation servicelinker.sc-extension.io/data-hash was removed)")
 }
 
 func TestOnlySettledConnectionsDrift(t *testing.T) {
@@ -229,4 +229,23 @@ func TestScopeAndFactories(t *testing.T) {
 func TestNewRejectsMissingDependencies(t *testing.T) {
 	_, err := New(Deps{Namespace: agentNS})
 	require.ErrorIs(t, err, ErrInvalidDeps)
+}
+
+func TestEditedServiceAccountIsModified(t *testing.T) {
+	a := succeeded("a", clientID)
+	store := newStore(a)
+	f := newFixture(t, store, Scope{})
+	sa := renderedSA(clientID)
+	f.index(recordCM(a), sa)
+	key := objectKey{Kind: KindServiceAccount, Namespace: "team-a", Name: sa.Name}
+
+	require.NoError(t, f.c.sync(context.Background(), key))
+	assert.Empty(t, store.calls(), "as rendered: no drift")
+
+	edited := sa.DeepCopy()
+	edited.Annotations["azure.workload.identity/client-id"] = "11111111-0000-4000-8000-000000000000"
+	f.index(edited)
+	require.NoError(t, f.c.sync(context.Background(), key))
+	require.Len(t, store.calls(), 1)
+	assert.Contains(t, store.calls()[0].Message, "was modified (workload identity annotations changed since sc-job rendered it (hash mismatch))")
 }

@@ -2,13 +2,10 @@ package drift
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"sync"
 	"testing"
 
@@ -23,6 +20,8 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/connection"
 	"github.com/sc-extension/sc-extension/pkg/devserver/devservertest"
 	"github.com/sc-extension/sc-extension/pkg/health"
+	"github.com/sc-extension/sc-extension/pkg/inspect"
+	"github.com/sc-extension/sc-extension/pkg/render"
 )
 
 const (
@@ -126,32 +125,6 @@ func testDecode(cm *corev1.ConfigMap) (connection.Connection, error) {
 	return c, err
 }
 
-func dataHash(data map[string][]byte) string {
-	keys := make([]string, 0, len(data))
-	for k := range data {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	h := sha256.New()
-	for _, k := range keys {
-		fmt.Fprintf(h, "%s=%x\n", k, data[k])
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// testDriftOf stands in for inspect.DriftOf: the data no longer matches
-// the hash sc-job stamped on it.
-func testDriftOf(obj metav1.Object, data map[string][]byte) (bool, string) {
-	want := obj.GetAnnotations()[annotationHash]
-	if want == "" {
-		return true, "data-hash annotation removed"
-	}
-	if data != nil && dataHash(data) != want {
-		return true, "data changed since sc-job rendered it"
-	}
-	return false, ""
-}
-
 func renderedSecret(id, credential string) *corev1.Secret {
 	data := map[string][]byte{
 		"AZURE_STORAGEBLOB_CONNECTIONSTRING": []byte(credential),
@@ -160,17 +133,19 @@ func renderedSecret(id, credential string) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: connection.SecretName(id), ResourceVersion: "1",
 			Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelConnection: id},
-			Annotations: map[string]string{annotationHash: dataHash(data)}},
+			Annotations: map[string]string{annotationHash: render.DataHash(data)}},
 		Data: data,
 	}
 }
 
 func renderedSA(clientID string) *corev1.ServiceAccount {
-	return &corev1.ServiceAccount{
+	sa := &corev1.ServiceAccount{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: connection.ServiceAccountName(clientID), ResourceVersion: "1",
 			Labels:      map[string]string{LabelManagedBy: ManagedByValue},
-			Annotations: map[string]string{annotationHash: "sa-hash", "azure.workload.identity/client-id": clientID}},
+			Annotations: map[string]string{"azure.workload.identity/client-id": clientID}},
 	}
+	sa.Annotations[annotationHash] = render.ServiceAccountHash(sa)
+	return sa
 }
 
 func credValue() string { return fmt.Sprintf("cred-VALUE-%d", rand.Uint64()) }
@@ -198,7 +173,7 @@ func newFixture(t *testing.T, store *fakeStore, scope Scope, objs ...runtime.Obj
 	f.factory = factories[0]
 	c, err := New(Deps{
 		Namespace: agentNS, Records: f.records.Core().V1().ConfigMaps(), Factories: factories, Scope: scope,
-		Decode: testDecode, DriftOf: testDriftOf, Store: store,
+		Decode: testDecode, DriftOf: inspect.DriftOf, Store: store,
 		IsNotFound: func(err error) bool { return errors.Is(err, errNotFound) },
 		Recorder:   f.recorder, Metrics: f.metrics, Log: f.logs.Logger(),
 	})
