@@ -8,13 +8,16 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/sc-extension/sc-extension/pkg/connection"
@@ -200,11 +203,32 @@ func (f *fixture) index(objs ...runtime.Object) {
 	}
 }
 
-// run starts the informers and the controller on the fake API server.
+// run starts the informers and the controller on the fake API server and
+// returns once all three watches are established: the fake API server does
+// not replay changes made between an informer's list and its watch.
 func (f *fixture) run() {
+	watching := make(chan string, 8)
+	f.client.PrependWatchReactor("*", func(a core.Action) (bool, watch.Interface, error) {
+		w, err := f.client.Tracker().Watch(a.GetResource(), a.GetNamespace())
+		if err != nil {
+			return false, nil, err
+		}
+		select {
+		case watching <- a.GetResource().Resource:
+		default: // a re-watch after the test stopped counting
+		}
+		return true, w, nil
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	f.records.Start(ctx.Done())
 	f.factory.Start(ctx.Done())
+	for range 3 {
+		select {
+		case <-watching:
+		case <-time.After(10 * time.Second):
+			f.t.Fatal("informers did not start watching")
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- f.c.Run(ctx) }()
 	f.t.Cleanup(func() {

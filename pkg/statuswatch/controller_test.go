@@ -15,8 +15,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/sc-extension/sc-extension/pkg/connection"
@@ -112,7 +114,26 @@ func start(t *testing.T, pub func(Publisher) Publisher, objs ...runtime.Object) 
 		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[string](10*time.Millisecond, 100*time.Millisecond),
 	})
 	require.NoError(t, err)
+	// The fake API server does not replay changes made between an
+	// informer's list and its watch: start only once the watch is up.
+	watching := make(chan struct{}, 1)
+	e.client.PrependWatchReactor("configmaps", func(a core.Action) (bool, watch.Interface, error) {
+		w, err := e.client.Tracker().Watch(a.GetResource(), a.GetNamespace())
+		if err != nil {
+			return false, nil, err
+		}
+		select {
+		case watching <- struct{}{}:
+		default: // a re-watch after the test stopped counting
+		}
+		return true, w, nil
+	})
 	factory.Start(ctx.Done())
+	select {
+	case <-watching:
+	case <-time.After(10 * time.Second):
+		t.Fatal("informer did not start watching")
+	}
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	t.Cleanup(func() {
