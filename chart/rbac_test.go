@@ -140,12 +140,13 @@ func TestRBACJob(t *testing.T) {
 	}
 	assert.Equal(t, map[string]bool{"secrets": true, "serviceaccounts": true, "secretproviderclasses": true}, written)
 
-	// In sc-system: status into records, credentials read, Events, and only its own Job deleted.
-	for _, v := range []string{"get", "list", "update", "patch"} {
+	// In sc-system: status into records, records of deleted connections removed,
+	// credentials read, Events, and only its own Job deleted.
+	for _, v := range []string{"get", "list", "update", "patch", "delete"} {
 		assert.True(t, g.allows(v, "", "configmaps", releaseNamespace, "sc-conn-x"), v)
 	}
 	assert.False(t, g.allows("create", "", "configmaps", releaseNamespace, ""))
-	assert.False(t, g.allows("delete", "", "configmaps", releaseNamespace, "sc-conn-x"))
+	assert.False(t, g.allows("delete", "", "configmaps", "team-a", "sc-conn-x"))
 	assert.True(t, g.allows("get", "", "secrets", releaseNamespace, "sc-conn-x-cred"))
 	assert.True(t, g.allows("create", "", "events", releaseNamespace, ""))
 	assert.True(t, g.allows("delete", "batch", "jobs", releaseNamespace, "sc-job"))

@@ -193,6 +193,8 @@ func checkRBAC(ctx context.Context, t *testing.T, cs kubernetes.Interface) {
 		{"sc-job", "get", "apiextensions.k8s.io", "customresourcedefinitions", "", "other.example.com", false},
 		{"sc-job", "create", "", "configmaps", "team-a", "", false},
 		{"sc-job", "update", "", "configmaps", ns, "sc-conn-x", true},
+		{"sc-job", "delete", "", "configmaps", ns, "sc-conn-x", true},
+		{"sc-job", "delete", "", "configmaps", "team-a", "sc-conn-x", false},
 		{"sc-job", "create", "", "configmaps", ns, "", false},
 		{"sc-job", "delete", "batch", "jobs", ns, "sc-job", true},
 		{"sc-job", "delete", "batch", "jobs", ns, "sc-job-render", true},
