@@ -121,9 +121,18 @@ func isRecord(cm *corev1.ConfigMap) bool {
 }
 
 func (c *Controller) onAdd(obj any) {
-	if cm, ok := obj.(*corev1.ConfigMap); ok && isRecord(cm) {
-		c.queue.Add(cm.Labels[LabelConnection])
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok || !isRecord(cm) {
+		return
 	}
+	id := cm.Labels[LabelConnection]
+	// Re-created before its deletion was reported: the new record's status
+	// supersedes it. Handlers run in event order, so this never drops a
+	// deletion that happened after this add.
+	c.mu.Lock()
+	delete(c.removed, id)
+	c.mu.Unlock()
+	c.queue.Add(id)
 }
 
 func (c *Controller) onUpdate(oldObj, newObj any) {
@@ -214,10 +223,6 @@ func (c *Controller) sync(ctx context.Context, id string) error {
 	if err := c.publisher.Publish(ctx, ev); err != nil {
 		return fmt.Errorf("status of %s: %w", id, err)
 	}
-	// A record re-created after a delete: the delete is old news.
-	c.mu.Lock()
-	delete(c.removed, id)
-	c.mu.Unlock()
 	c.metrics.StatusPublished(string(ev.Phase))
 	c.log.Debug().Str("objectId", id).Str("connection", conn.Spec.Name).Str("requestId", ev.RequestID).
 		Str("phase", string(ev.Phase)).Int64("generation", ev.Generation).Msg("published status")

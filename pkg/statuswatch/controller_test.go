@@ -82,6 +82,7 @@ func (p *flakyPublisher) Publish(ctx context.Context, ev protocol.StatusEvent) e
 
 type env struct {
 	t       *testing.T
+	c       *Controller
 	client  *fake.Clientset
 	events  jetstream.Consumer
 	logs    *devservertest.LogBuffer
@@ -114,6 +115,7 @@ func start(t *testing.T, pub func(Publisher) Publisher, objs ...runtime.Object) 
 		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[string](10*time.Millisecond, 100*time.Millisecond),
 	})
 	require.NoError(t, err)
+	e.c = c
 	// The fake API server does not replay changes made between an
 	// informer's list and its watch: start only once the watch is up.
 	watching := make(chan struct{}, 1)
@@ -245,4 +247,45 @@ func TestPublishFailuresAreRetried(t *testing.T) {
 func TestNewRejectsMissingDependencies(t *testing.T) {
 	_, err := New(Deps{Cluster: cluster})
 	require.ErrorIs(t, err, ErrInvalidDeps)
+}
+
+// gatedPublisher holds the first publish until released: a record deleted
+// while its last status is still being published.
+type gatedPublisher struct {
+	once    sync.Once
+	entered chan struct{}
+	release chan struct{}
+	next    Publisher
+}
+
+func (p *gatedPublisher) Publish(ctx context.Context, ev protocol.StatusEvent) error {
+	first := false
+	p.once.Do(func() { first = true })
+	if first {
+		close(p.entered)
+		<-p.release
+	}
+	return p.next.Publish(ctx, ev)
+}
+
+func TestDeleteDuringPublishIsStillReported(t *testing.T) {
+	gate := &gatedPublisher{entered: make(chan struct{}), release: make(chan struct{})}
+	e := start(t, func(p Publisher) Publisher { gate.next = p; return gate },
+		recordCM(conn("blob1", connection.PhaseSucceeded, 1, "req-1")))
+	<-gate.entered
+	require.NoError(t, e.client.CoreV1().ConfigMaps(ns).Delete(context.Background(), connection.ConfigMapName("blob1"), metav1.DeleteOptions{}))
+	// wait until the informer delivered the delete to the handler
+	require.Eventually(t, func() bool { return e.tombstoned("blob1") }, 10*time.Second, 5*time.Millisecond)
+	close(gate.release)
+
+	assert.Equal(t, connection.PhaseSucceeded, e.next().Phase)
+	assert.Equal(t, connection.PhaseDeleted, e.next().Phase)
+}
+
+// tombstoned says whether the delete handler has run for id.
+func (e *env) tombstoned(id string) bool {
+	e.c.mu.Lock()
+	defer e.c.mu.Unlock()
+	_, ok := e.c.removed[id]
+	return ok
 }
