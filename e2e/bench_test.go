@@ -84,7 +84,7 @@ func (e *env) benchCreateToSecret(t *testing.T, runs int) []time.Duration {
 	ctx := context.Background()
 	var out []time.Duration
 	for i := range runs {
-		name := fmt.Sprintf("lat%d", i)
+		name := uniq(fmt.Sprintf("lat%d", i))
 		spec, creds := buildSpec(t, name, ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
 		w, err := e.cluster.Clientset.CoreV1().Secrets(ns).Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", connection.SecretName(name)).String()})
 		require.NoError(t, err)
@@ -162,7 +162,7 @@ func (e *env) benchBulk(t *testing.T, n, nsCount int) time.Duration {
 		if i%4 == 0 {
 			auth = catalog.AuthWorkloadIdentity
 		}
-		spec, creds := buildSpec(t, fmt.Sprintf("bulk%d", i), nss[i%nsCount], catalog.TargetStorageBlob, auth, blobID)
+		spec, creds := buildSpec(t, uniq(fmt.Sprintf("bulk%d", i)), nss[i%nsCount], catalog.TargetStorageBlob, auth, blobID)
 		_, err := e.cp.Create(ctx, spec, creds)
 		require.NoError(t, err)
 	}
@@ -176,7 +176,7 @@ func (e *env) benchBulk(t *testing.T, n, nsCount int) time.Duration {
 		done := 0
 		for i := range cms.Items {
 			c, err := store.Decode(&cms.Items[i])
-			if err == nil && strings.HasPrefix(c.Spec.Name, "bulk") && c.Status.Phase == connection.PhaseSucceeded {
+			if err == nil && strings.HasPrefix(c.Spec.Name, "bulk") && strings.HasSuffix(c.Spec.Name, runID) && c.Status.Phase == connection.PhaseSucceeded {
 				done++
 			}
 		}

@@ -29,15 +29,15 @@ func TestHelmTestPasses(t *testing.T) {
 func TestHelmUpgradeRerendersEverything(t *testing.T) {
 	e := product(t)
 	ns := e.targetNamespace(t)
-	spec, creds := buildSpec(t, "upgraded", ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
+	spec, creds := buildSpec(t, uniq("upgraded"), ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
 	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
 	var before protocol.ConnectionView
-	e.query(t, protocol.VerbShow, "upgraded", &before)
+	e.query(t, protocol.VerbShow, uniq("upgraded"), &before)
 
 	runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", "--set", "logLevel=info")...)
 
 	var after protocol.ConnectionView
-	e.query(t, protocol.VerbShow, "upgraded", &after)
+	e.query(t, protocol.VerbShow, uniq("upgraded"), &after)
 	assert.Equal(t, connection.PhaseSucceeded, after.Status.Phase)
 	assert.True(t, after.Status.UpdatedAt.After(before.Status.UpdatedAt),
 		"the upgrade hook rendered the connection again (updatedAt %s -> %s)", before.Status.UpdatedAt, after.Status.UpdatedAt)

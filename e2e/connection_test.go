@@ -36,7 +36,7 @@ func TestConnectionLifecycle(t *testing.T) {
 			ns := e.targetNamespace(t)
 			ctx := context.Background()
 			cs := e.cluster.Clientset
-			name := "Life_" + string(tc.auth)
+			name := uniq("Life_") + string(tc.auth)
 			id := connection.ObjectID(name)
 			spec, creds := buildSpec(t, name, ns, tc.target, tc.auth, tc.targetID)
 
@@ -85,12 +85,12 @@ func TestConnectionLifecycle(t *testing.T) {
 func TestDeleteKeepsRenderedObjectsByDefault(t *testing.T) {
 	e := product(t)
 	ns := e.targetNamespace(t)
-	spec, creds := buildSpec(t, "keepme", ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
+	spec, creds := buildSpec(t, uniq("keepme"), ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
 	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
 	require.Equal(t, connection.PhaseDeleted, e.remove(t, spec.Name, false).Phase)
 
 	ctx := context.Background()
-	_, err := getSecret(ctx, e.cluster.Clientset, ns, connection.SecretName("keepme"))
+	_, err := getSecret(ctx, e.cluster.Clientset, ns, connection.SecretName(uniq("keepme")))
 	assert.NoError(t, err, "Secret kept")
 	_, err = e.cluster.Clientset.CoreV1().ServiceAccounts(ns).Get(ctx, connection.ServiceAccountName(clientID), metav1.GetOptions{})
 	assert.NoError(t, err, "ServiceAccount kept")

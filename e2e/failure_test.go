@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,18 +28,18 @@ func TestUnmanagedSecretIsNeverOverwritten(t *testing.T) {
 	ns := e.targetNamespace(t)
 	ctx := context.Background()
 	cs := e.cluster.Clientset
-	spec, creds := buildSpec(t, "owned", ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
-	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: connection.SecretName("owned"), Namespace: ns},
+	spec, creds := buildSpec(t, uniq("owned"), ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: connection.SecretName(uniq("owned")), Namespace: ns},
 		StringData: map[string]string{"mine": "do-not-touch"}}
 	_, err := cs.CoreV1().Secrets(ns).Create(ctx, foreign, metav1.CreateOptions{})
 	require.NoError(t, err)
 
 	ev := e.apply(t, protocol.OpCreate, spec, creds)
 	require.Equal(t, connection.PhaseFailed, ev.Phase)
-	assert.Contains(t, ev.Message, connection.SecretName("owned"))
+	assert.Contains(t, ev.Message, connection.SecretName(uniq("owned")))
 	assert.Contains(t, strings.ToLower(ev.Message), "not managed by sc-extension")
 
-	sec, err := getSecret(ctx, cs, ns, connection.SecretName("owned"))
+	sec, err := getSecret(ctx, cs, ns, connection.SecretName(uniq("owned")))
 	require.NoError(t, err)
 	assert.Equal(t, map[string][]byte{"mine": []byte("do-not-touch")}, sec.Data, "the foreign Secret is untouched")
 	assert.Empty(t, sec.Labels["app.kubernetes.io/managed-by"])
@@ -52,8 +53,8 @@ func TestUnmanagedSecretIsNeverOverwritten(t *testing.T) {
 	})
 	logs, err := jobLogs(ctx, cs, systemNS, jobName)
 	require.NoError(t, err)
-	assert.Contains(t, logs, `"owned"`)
-	assert.Contains(t, logs, connection.SecretName("owned"))
+	assert.Contains(t, logs, strconv.Quote(uniq("owned")))
+	assert.Contains(t, logs, connection.SecretName(uniq("owned")))
 	assert.Contains(t, strings.ToLower(logs), "not managed by sc-extension")
 
 	// the user removes the foreign object and re-sends: a fresh sc-job replaces the failed one
@@ -75,7 +76,7 @@ func TestUnmanagedSecretIsNeverOverwritten(t *testing.T) {
 func TestSuccessfulJobRemovesItself(t *testing.T) {
 	e := product(t)
 	ns := e.targetNamespace(t)
-	spec, creds := buildSpec(t, "gone", ns, catalog.TargetStorageQueue, catalog.AuthSecret,
+	spec, creds := buildSpec(t, uniq("gone"), ns, catalog.TargetStorageQueue, catalog.AuthSecret,
 		"/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg/providers/Microsoft.Storage/storageAccounts/acct/queueServices/default")
 	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
 	eventually(t, time.Minute, "sc-job to be gone", func(ctx context.Context) (bool, error) {

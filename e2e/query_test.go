@@ -19,12 +19,12 @@ import (
 func TestListConfigurationHidesCredentials(t *testing.T) {
 	e := product(t)
 	ns := e.targetNamespace(t)
-	spec, creds := buildSpec(t, "listcfg", ns, catalog.TargetStorageBlob, catalog.AuthServicePrincipal, blobID)
+	spec, creds := buildSpec(t, uniq("listcfg"), ns, catalog.TargetStorageBlob, catalog.AuthServicePrincipal, blobID)
 	spec.CustomizedKeys = map[string]string{"AZURE_STORAGEBLOB_CLIENTSECRET": "MY_SECRET"}
 	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
 
 	var items []protocol.ConfigurationItem
-	e.query(t, protocol.VerbListConfiguration, "listcfg", &items)
+	e.query(t, protocol.VerbListConfiguration, uniq("listcfg"), &items)
 	got := map[string]protocol.ConfigurationItem{}
 	for _, it := range items {
 		got[it.Name] = it
@@ -40,7 +40,7 @@ func TestListConfigurationHidesCredentials(t *testing.T) {
 	for _, v := range list {
 		names = append(names, v.Spec.Name)
 	}
-	assert.Contains(t, names, "listcfg")
+	assert.Contains(t, names, uniq("listcfg"))
 }
 
 // TestDriftIsReportedAndRepaired deletes a rendered Secret with the API (as
@@ -51,20 +51,20 @@ func TestDriftIsReportedAndRepaired(t *testing.T) {
 	ns := e.targetNamespace(t)
 	ctx := context.Background()
 	cs := e.cluster.Clientset
-	spec, creds := buildSpec(t, "drifty", ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
+	spec, creds := buildSpec(t, uniq("drifty"), ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
 	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
 
 	var report protocol.ValidateResult
-	e.query(t, protocol.VerbValidate, "drifty", &report)
+	e.query(t, protocol.VerbValidate, uniq("drifty"), &report)
 	require.True(t, report.Valid, "%+v", report.Checks)
 
-	before, err := getSecret(ctx, cs, ns, connection.SecretName("drifty"))
+	before, err := getSecret(ctx, cs, ns, connection.SecretName(uniq("drifty")))
 	require.NoError(t, err)
 	require.NoError(t, cs.CoreV1().Secrets(ns).Delete(ctx, before.Name, metav1.DeleteOptions{}))
 
 	// Either validate catches the missing Secret, or the repair was faster
 	// than our query; the repaired Secret must be a new object either way.
-	e.query(t, protocol.VerbValidate, "drifty", &report)
+	e.query(t, protocol.VerbValidate, uniq("drifty"), &report)
 	if !report.Valid {
 		failed := 0
 		for _, c := range report.Checks {
@@ -80,14 +80,14 @@ func TestDriftIsReportedAndRepaired(t *testing.T) {
 	})
 	eventually(t, time.Minute, "validate to pass again", func(ctx context.Context) (bool, error) {
 		var r protocol.ValidateResult
-		err := e.cp.Query(ctx, protocol.Query{Header: protocol.NewHeader(protocol.KindQuery), Verb: protocol.VerbValidate, Connection: "drifty"}, &r)
+		err := e.cp.Query(ctx, protocol.Query{Header: protocol.NewHeader(protocol.KindQuery), Verb: protocol.VerbValidate, Connection: uniq("drifty")}, &r)
 		return err == nil && r.Valid, err
 	})
 	evs, err := cs.CoreV1().Events(systemNS).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	var sawDrift bool
 	for _, ev := range evs.Items {
-		if ev.InvolvedObject.Name == connection.ConfigMapName("drifty") && ev.Reason == "Drift" {
+		if ev.InvolvedObject.Name == connection.ConfigMapName(uniq("drifty")) && ev.Reason == "Drift" {
 			sawDrift = true
 		}
 	}

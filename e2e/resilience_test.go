@@ -29,7 +29,7 @@ func TestAgentKilledWithRequestsInFlight(t *testing.T) {
 	const n = 15
 	ids := make([]string, n)
 	for i := range n {
-		spec, creds := buildSpec(t, fmt.Sprintf("burst%d", i), ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
+		spec, creds := buildSpec(t, uniq(fmt.Sprintf("burst%d", i)), ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
 		id, err := e.cp.Create(ctx, spec, creds)
 		require.NoError(t, err)
 		ids[i] = id
@@ -48,7 +48,7 @@ func TestAgentKilledWithRequestsInFlight(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], errs[i] = e.cp.Wait(ctx, fmt.Sprintf("burst%d", i), ids[i], nil)
+			results[i], errs[i] = e.cp.Wait(ctx, uniq(fmt.Sprintf("burst%d", i)), ids[i], nil)
 		}()
 	}
 	wg.Wait()
@@ -57,10 +57,10 @@ func TestAgentKilledWithRequestsInFlight(t *testing.T) {
 		assert.Equal(t, connection.PhaseSucceeded, results[i].Phase, "burst%d: %s", i, results[i].Message)
 
 		var view protocol.ConnectionView
-		e.query(t, protocol.VerbShow, fmt.Sprintf("burst%d", i), &view)
+		e.query(t, protocol.VerbShow, uniq(fmt.Sprintf("burst%d", i)), &view)
 		assert.EqualValues(t, 1, view.Generation, "burst%d applied exactly once", i)
 		assert.Equal(t, ids[i], view.Status.LastRequestID)
-		_, err := getSecret(ctx, cs, ns, connection.SecretName(fmt.Sprintf("burst%d", i)))
+		_, err := getSecret(ctx, cs, ns, connection.SecretName(uniq(fmt.Sprintf("burst%d", i))))
 		assert.NoError(t, err)
 	}
 }
@@ -72,10 +72,10 @@ func TestResentRequestChangesNothing(t *testing.T) {
 	ns := e.targetNamespace(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	spec, creds := buildSpec(t, "resent", ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
+	spec, creds := buildSpec(t, uniq("resent"), ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
 	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
 	var first protocol.ConnectionView
-	e.query(t, protocol.VerbShow, "resent", &first)
+	e.query(t, protocol.VerbShow, uniq("resent"), &first)
 
 	pub, err := e.cp.PublicKey(ctx)
 	require.NoError(t, err)
@@ -84,11 +84,11 @@ func TestResentRequestChangesNothing(t *testing.T) {
 	req := protocol.Request{Header: protocol.NewHeader(protocol.KindRequest), ID: first.Status.LastRequestID,
 		Cluster: clusterID, Op: protocol.OpCreate, SentAt: time.Now(), Connection: spec, Credentials: sealed}
 	require.NoError(t, e.cp.Resend(ctx, req))
-	ev, err := e.cp.Wait(ctx, "resent", req.ID, nil)
+	ev, err := e.cp.Wait(ctx, uniq("resent"), req.ID, nil)
 	require.NoError(t, err)
 	assert.Equal(t, connection.PhaseSucceeded, ev.Phase, "the current status is re-published")
 
 	var after protocol.ConnectionView
-	e.query(t, protocol.VerbShow, "resent", &after)
+	e.query(t, protocol.VerbShow, uniq("resent"), &after)
 	assert.Equal(t, first.Generation, after.Generation)
 }

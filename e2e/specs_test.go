@@ -23,6 +23,20 @@ const (
 	opTimeout = 3 * time.Minute
 )
 
+// runID makes this run's connection names unique: records in sc-system
+// outlive test namespaces, and a reused cluster still has earlier runs'.
+var runID = func() string {
+	b := make([]byte, 4)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return "r" + hex.EncodeToString(b)
+}()
+
+// uniq suffixes a connection name with the run id; lowercase alphanumeric
+// bases keep their object id readable (no hash).
+func uniq(base string) string { return base + runID }
+
 // credValues records every credential value this suite sends, so the leak
 // scan can look for each of them.
 var credValues []string

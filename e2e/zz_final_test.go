@@ -75,18 +75,18 @@ func TestUninstallKeepsWhatItSaid(t *testing.T) {
 	ctx := context.Background()
 	cs := e.cluster.Clientset
 	ns := e.targetNamespace(t)
-	spec, creds := buildSpec(t, "survivor", ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
+	spec, creds := buildSpec(t, uniq("survivor"), ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
 	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
 
 	runHelm(t, e.cluster.Kubeconfig, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
 
 	_, err := cs.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "agent Deployment removed: %v", err)
-	_, err = cs.CoreV1().ConfigMaps(systemNS).Get(ctx, connection.ConfigMapName("survivor"), metav1.GetOptions{})
+	_, err = cs.CoreV1().ConfigMaps(systemNS).Get(ctx, connection.ConfigMapName(uniq("survivor")), metav1.GetOptions{})
 	assert.NoError(t, err, "connection record kept")
-	_, err = cs.CoreV1().Secrets(systemNS).Get(ctx, connection.CredentialSecretName("survivor"), metav1.GetOptions{})
+	_, err = cs.CoreV1().Secrets(systemNS).Get(ctx, connection.CredentialSecretName(uniq("survivor")), metav1.GetOptions{})
 	assert.NoError(t, err, "credential record kept")
-	_, err = getSecret(ctx, cs, ns, connection.SecretName("survivor"))
+	_, err = getSecret(ctx, cs, ns, connection.SecretName(uniq("survivor")))
 	assert.NoError(t, err, "rendered Secret kept")
 	_, err = cs.CoreV1().ServiceAccounts(ns).Get(ctx, connection.ServiceAccountName(clientID), metav1.GetOptions{})
 	assert.NoError(t, err, "rendered ServiceAccount kept")
