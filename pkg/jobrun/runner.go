@@ -124,18 +124,20 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 			return sum.finish(r.cfg.Now().Sub(start)), err
 		}
 	}
+	var all []connection.Connection // the newest listing, for StillFailed
 	for sum.Passes < r.cfg.MaxPasses {
-		pending, all, err := r.pending(ctx, sum)
+		pending, listed, err := r.pending(ctx, sum)
 		if err != nil {
 			out := sum.finish(r.cfg.Now().Sub(start))
 			fmt.Fprintln(r.cfg.Summary, out.Line())
 			return out, err
 		}
+		all = listed
 		if len(pending) == 0 {
 			break
 		}
 		sum.Passes++
-		r.drain(ctx, pending, all, sum)
+		r.drain(ctx, pending, listed, sum)
 		if ctx.Err() != nil {
 			break
 		}
@@ -143,10 +145,11 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	out := sum.finish(r.cfg.Now().Sub(start))
 	if out.Passes == r.cfg.MaxPasses {
 		// Check whether the bound, not the work, ended the loop.
-		if pending, _, err := r.pending(ctx, newSummary()); err == nil {
-			out.StillPending = len(pending)
+		if pending, listed, err := r.pending(ctx, newSummary()); err == nil {
+			out.StillPending, all = len(pending), listed
 		}
 	}
+	out.StillFailed = stillFailed(all, sum.processed())
 	fmt.Fprintln(r.cfg.Summary, out.Line())
 	r.log.Info().Str("step", "summary").Int("rendered", out.Rendered).Int("deleted", out.Deleted).
 		Int("failed", len(out.Failures)).Int("passes", out.Passes).Int("writes", out.Writes).

@@ -37,11 +37,19 @@ type Summary struct {
 	Writes int
 	// StillPending is work left when MaxPasses ended the run.
 	StillPending int
-	Duration     time.Duration
+	// StillFailed are connections this run did not touch that are still
+	// Failed from an earlier run. They fail this run too: a Job that
+	// succeeds deletes itself, and with it the evidence a user reads with
+	// `kubectl logs job/sc-job` (a retried pod would otherwise find no
+	// pending work and erase the failure).
+	StillFailed []Failure
+	Duration    time.Duration
 }
 
 // OK: nothing failed and nothing was left behind.
-func (s Summary) OK() bool { return len(s.Failures) == 0 && s.Corrupt == 0 && s.StillPending == 0 }
+func (s Summary) OK() bool {
+	return len(s.Failures) == 0 && len(s.StillFailed) == 0 && s.Corrupt == 0 && s.StillPending == 0
+}
 
 // Line is the plain sentence `kubectl logs job/sc-job` ends with.
 func (s Summary) Line() string {
@@ -57,6 +65,14 @@ func (s Summary) Line() string {
 		if f.Sentinel != "" {
 			fmt.Fprintf(&b, " (%s)", f.Sentinel)
 		}
+	}
+	for i, f := range s.StillFailed {
+		if i == 0 {
+			fmt.Fprintf(&b, "; %d still failing from an earlier run: ", len(s.StillFailed))
+		} else {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.Message)
 	}
 	if s.Corrupt > 0 {
 		fmt.Fprintf(&b, "; %d corrupt connection records skipped (see the log)", s.Corrupt)
@@ -163,6 +179,34 @@ func (s *summary) finish(d time.Duration) Summary {
 		case outFailed:
 			out.Failures = append(out.Failures, r.failure)
 		}
+	}
+	return out
+}
+
+// stillFailed lists the Failed connections of all that this run did not
+// process, with the reason their status already gives.
+func stillFailed(all []connection.Connection, processed map[string]bool) []Failure {
+	var out []Failure
+	for _, c := range all {
+		if c.Status.Phase != connection.PhaseFailed || processed[c.Spec.ID()] {
+			continue
+		}
+		msg := c.Status.Message
+		if msg == "" {
+			msg = fmt.Sprintf("connection %q failed: %s", c.Spec.Name, c.Status.Reason)
+		}
+		out = append(out, Failure{Connection: c.Spec.Name, ObjectID: c.Spec.ID(), Reason: c.Status.Reason, Message: msg})
+	}
+	return out
+}
+
+// processed is the set of object ids this run produced a result for.
+func (s *summary) processed() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]bool, len(s.last))
+	for id := range s.last {
+		out[id] = true
 	}
 	return out
 }
