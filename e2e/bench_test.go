@@ -91,6 +91,7 @@ func (e *env) benchCreateToSecret(t *testing.T, runs int) []time.Duration {
 		start := time.Now()
 		_, err = e.cp.Create(ctx, spec, creds)
 		require.NoError(t, err)
+		e.deleteAtCleanup(t, spec.Name)
 		waitWatch(t, w, watch.Added)
 		out = append(out, time.Since(start))
 		// let the Job finish and go, so every run starts from the same state
@@ -165,6 +166,7 @@ func (e *env) benchBulk(t *testing.T, n, nsCount int) time.Duration {
 		spec, creds := buildSpec(t, uniq(fmt.Sprintf("bulk%d", i)), nss[i%nsCount], catalog.TargetStorageBlob, auth, blobID)
 		_, err := e.cp.Create(ctx, spec, creds)
 		require.NoError(t, err)
+		e.deleteAtCleanup(t, spec.Name)
 	}
 	// Completion is read from the records themselves: one list query
 	// reply is bounded (protocol.MaxMessageBytes) below 1000 connections.

@@ -32,6 +32,7 @@ func TestAgentKilledWithRequestsInFlight(t *testing.T) {
 		spec, creds := buildSpec(t, uniq(fmt.Sprintf("burst%d", i)), ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
 		id, err := e.cp.Create(ctx, spec, creds)
 		require.NoError(t, err)
+		e.deleteAtCleanup(t, spec.Name)
 		ids[i] = id
 	}
 	pods, err := cs.CoreV1().Pods(systemNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=agent"})

@@ -97,11 +97,35 @@ func (e *env) apply(t *testing.T, op protocol.Op, spec connection.Spec, creds co
 	}
 	id, err := send(ctx, spec, creds)
 	require.NoError(t, err)
+	if op == protocol.OpCreate {
+		e.deleteAtCleanup(t, spec.Name)
+	}
 	ev, err := e.cp.Wait(ctx, spec.Name, id, func(ev protocol.StatusEvent) {
 		t.Logf("status %s: %s gen %d %s %s", ev.Connection, ev.Phase, ev.Generation, ev.Reason, ev.Message)
 	})
 	require.NoError(t, err)
 	return ev
+}
+
+// deleteAtCleanup deletes the connection (and what it rendered) when the
+// test ends, before its namespace goes: a record whose namespace is gone
+// would fail every later render, the install/upgrade hook's included.
+func (e *env) deleteAtCleanup(t *testing.T, name string) {
+	t.Cleanup(func() {
+		if e.uninstalled {
+			return // no agent left to apply it; the next install purges records
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+		defer cancel()
+		id, err := e.cp.Delete(ctx, name, true)
+		if err != nil {
+			t.Errorf("cleanup: delete %s: %v", name, err)
+			return
+		}
+		if _, err := e.cp.Wait(ctx, name, id, nil); err != nil {
+			t.Errorf("cleanup: delete %s: %v", name, err)
+		}
+	})
 }
 
 func (e *env) remove(t *testing.T, name string, deleteResources bool) protocol.StatusEvent {

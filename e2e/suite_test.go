@@ -19,6 +19,7 @@ import (
 	"github.com/sc-extension/sc-extension/e2e/testbed"
 	"github.com/sc-extension/sc-extension/pkg/controlplane"
 	"github.com/sc-extension/sc-extension/pkg/devserver"
+	"github.com/sc-extension/sc-extension/pkg/store"
 )
 
 // The product suite installs the chart once with the real helm CLI into
@@ -39,6 +40,8 @@ type env struct {
 	podNATSURL string
 	chart      string
 	cp         *controlplane.Client
+	// uninstalled is set once the uninstall test removed the release.
+	uninstalled bool
 }
 
 var (
@@ -125,6 +128,8 @@ func (e *env) helmArgs(verb string, extra ...string) []string {
 		"--set", "nats.url="+e.podNATSURL,
 		"--set", "nats.credentialsSecret="+devserver.SecretName,
 		"--set", "logLevel=debug",
+		// a new pod per run, so a reused cluster runs the freshly loaded :dev image
+		"--set-string", "podAnnotations.e2e\\.sc-extension\\.io/run="+runID,
 		"--set", "job.keepFailedFor=10m")
 	return append(args, extra...)
 }
@@ -136,6 +141,15 @@ func (e *env) prepareSystemNamespace(ctx context.Context) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: systemNS, Labels: restrictedLabels()}}
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("create %s: %w", systemNS, err)
+	}
+	// A reused cluster keeps records of earlier runs whose namespaces are
+	// gone; they would fail every render. Start from empty records.
+	sel := metav1.ListOptions{LabelSelector: store.RecordSelector}
+	if err := cs.CoreV1().ConfigMaps(systemNS).DeleteCollection(ctx, metav1.DeleteOptions{}, sel); err != nil {
+		return fmt.Errorf("remove earlier records: %w", err)
+	}
+	if err := cs.CoreV1().Secrets(systemNS).DeleteCollection(ctx, metav1.DeleteOptions{}, sel); err != nil {
+		return fmt.Errorf("remove earlier credential records: %w", err)
 	}
 	creds, _ := e.nats.Cluster(clusterID)
 	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: devserver.SecretName, Namespace: systemNS},

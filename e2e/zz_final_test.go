@@ -79,6 +79,7 @@ func TestUninstallKeepsWhatItSaid(t *testing.T) {
 	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
 
 	runHelm(t, e.cluster.Kubeconfig, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
+	e.uninstalled = true
 
 	_, err := cs.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "agent Deployment removed: %v", err)

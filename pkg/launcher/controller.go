@@ -280,7 +280,7 @@ func (c *Controller) pendingWork() (work, error) {
 			continue
 		}
 		id := cm.Labels[LabelConnection]
-		items = append(items, workItem{id: id, generation: conn.Generation, record: cm})
+		items = append(items, workItem{id: id, generation: conn.Generation, requestID: conn.Status.LastRequestID, record: cm})
 	}
 	return newWork(items), nil
 }

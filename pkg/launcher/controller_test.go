@@ -181,6 +181,17 @@ func TestFailedJobIsReplacedAtOnceWhenNewWorkArrives(t *testing.T) {
 	assert.Contains(t, f.events()[0], "because new work arrived")
 }
 
+// A user fixes what made a connection fail and re-sends the same spec: the
+// generation stays, the request id is new, and that is new work.
+func TestFailedJobIsReplacedWhenTheSameSpecIsResent(t *testing.T) {
+	resent := recordCM("a", connection.PhasePending, 1)
+	resent.Data["request"] = "r2"
+	failed := ourJob(workItem{id: "a", generation: 1, requestID: "r1"})
+	f := newFixture(t, resent, withCondition(failed, batchv1.JobFailed, "BackoffLimitExceeded", epoch))
+	f.process()
+	require.Equal(t, []action{deleteJob, createJob}, f.actions())
+}
+
 func TestFinishedJobWithoutPendingWorkStays(t *testing.T) {
 	f := newFixture(t,
 		recordCM("a", connection.PhaseFailed, 1),

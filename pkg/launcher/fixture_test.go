@@ -66,7 +66,7 @@ func testDecode(cm *corev1.ConfigMap) (connection.Connection, error) {
 	return connection.Connection{
 		Spec:       connection.Spec{Name: cm.Labels[LabelConnection]},
 		Generation: gen,
-		Status:     connection.Status{Phase: connection.Phase(cm.Data["phase"])},
+		Status:     connection.Status{Phase: connection.Phase(cm.Data["phase"]), LastRequestID: cm.Data["request"]},
 	}, nil
 }
 

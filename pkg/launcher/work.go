@@ -19,10 +19,15 @@ type Decoder func(cm *corev1.ConfigMap) (connection.Connection, error)
 type workItem struct {
 	id         string
 	generation int64
-	record     *corev1.ConfigMap
+	// requestID is the last request applied: a re-sent request for an
+	// unchanged spec (a retry after fixing what made it fail) is new work
+	// even though the generation stays.
+	requestID string
+	record    *corev1.ConfigMap
 }
 
-// work is everything pending, with a digest over ids and generations. The
+// work is everything pending, with a digest over ids, generations and last
+// request ids. The
 // phase is left out on purpose: sc-job moving a record from Pending to
 // Running is not new work.
 type work struct {
@@ -34,7 +39,7 @@ func newWork(items []workItem) work {
 	sort.Slice(items, func(i, j int) bool { return items[i].id < items[j].id })
 	h := sha256.New()
 	for _, it := range items {
-		fmt.Fprintf(h, "%s@%d\n", it.id, it.generation)
+		fmt.Fprintf(h, "%s@%d/%s\n", it.id, it.generation, it.requestID)
 	}
 	return work{items: items, digest: hex.EncodeToString(h.Sum(nil))[:32]}
 }
