@@ -118,8 +118,12 @@ func TestRBACJob(t *testing.T) {
 	g := grantsFor(t, render(t, minimal()), "sc-job")
 
 	for _, res := range []string{"secrets", "serviceaccounts"} {
-		for _, v := range []string{"create", "get", "list", "update", "patch", "delete"} {
+		for _, v := range []string{"create", "get", "update", "patch", "delete"} {
 			assert.True(t, g.allows(v, "", res, "team-a", "sc-x"), "%s %s", v, res)
+		}
+		// by name only: sc-job can never enumerate Secrets anywhere
+		for _, v := range []string{"list", "watch"} {
+			assert.False(t, g.allows(v, "", res, "kube-system", ""), "%s %s", v, res)
 		}
 	}
 	for _, v := range []string{"create", "get", "update", "delete"} {

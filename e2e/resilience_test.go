@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sc-extension/sc-extension/pkg/catalog"
@@ -22,7 +25,7 @@ import (
 func TestAgentKilledWithRequestsInFlight(t *testing.T) {
 	e := product(t)
 	ns := e.targetNamespace(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cs := e.cluster.Clientset
 
@@ -39,6 +42,7 @@ func TestAgentKilledWithRequestsInFlight(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEmpty(t, pods.Items, "agent pods")
 	for _, p := range pods.Items {
+		e.keepLogOnFailure(t, p.Name) // the killed pod's log is gone with it
 		require.NoError(t, cs.CoreV1().Pods(systemNS).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}))
 	}
 
@@ -64,6 +68,26 @@ func TestAgentKilledWithRequestsInFlight(t *testing.T) {
 		_, err := getSecret(ctx, cs, ns, connection.SecretName(uniq(fmt.Sprintf("burst%d", i))))
 		assert.NoError(t, err)
 	}
+}
+
+// keepLogOnFailure follows a pod's log into memory and prints it if the
+// test fails: a pod about to be killed takes its log with it.
+func (e *env) keepLogOnFailure(t *testing.T, pod string) {
+	stream, err := e.cluster.Clientset.CoreV1().Pods(systemNS).GetLogs(pod, &corev1.PodLogOptions{Follow: true}).Stream(context.Background())
+	require.NoError(t, err)
+	var buf bytes.Buffer
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(&buf, stream)
+	}()
+	t.Cleanup(func() {
+		stream.Close()
+		<-done
+		if t.Failed() {
+			t.Logf("log of killed pod %s:\n%s", pod, buf.String())
+		}
+	})
 }
 
 // TestResentRequestChangesNothing re-publishes an already applied request

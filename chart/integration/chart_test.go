@@ -192,6 +192,8 @@ func checkRBAC(ctx context.Context, t *testing.T, cs kubernetes.Interface) {
 		{"sc-job", "get", "apiextensions.k8s.io", "customresourcedefinitions", "", "secretproviderclasses.secrets-store.csi.x-k8s.io", true},
 		{"sc-job", "get", "apiextensions.k8s.io", "customresourcedefinitions", "", "other.example.com", false},
 		{"sc-job", "create", "", "configmaps", "team-a", "", false},
+		{"sc-job", "list", "", "secrets", "kube-system", "", false},
+		{"sc-job", "watch", "", "secrets", "", "", false},
 		{"sc-job", "update", "", "configmaps", ns, "sc-conn-x", true},
 		{"sc-job", "delete", "", "configmaps", ns, "sc-conn-x", true},
 		{"sc-job", "delete", "", "configmaps", "team-a", "sc-conn-x", false},
