@@ -10,6 +10,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/sc-extension/sc-extension/pkg/connection"
 )
 
 const (
@@ -17,8 +19,6 @@ const (
 	SecretName = "sc-agent-key"
 	// SeedKey is the data key of the curve seed.
 	SeedKey = "seed"
-	// FieldManager names sc-extension's writes.
-	FieldManager = "sc-extension"
 )
 
 // ErrBadKey: the Secret exists but does not hold a curve seed. Replacing it
@@ -46,7 +46,7 @@ func Load(ctx context.Context, client kubernetes.Interface, namespace string) (n
 	if err != nil {
 		return nil, fmt.Errorf("curve seed: %w", err)
 	}
-	_, err = secrets.Create(ctx, newSecret(namespace, seed), metav1.CreateOptions{FieldManager: FieldManager})
+	_, err = secrets.Create(ctx, newSecret(namespace, seed), metav1.CreateOptions{FieldManager: connection.FieldManager})
 	switch {
 	case err == nil:
 		return kp, nil
@@ -65,7 +65,7 @@ func newSecret(namespace string, seed []byte) *corev1.Secret {
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      SecretName,
 			Namespace: namespace,
-			Labels:    map[string]string{"app.kubernetes.io/managed-by": "sc-extension"},
+			Labels:    map[string]string{connection.LabelManagedBy: connection.ManagedByValue},
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{SeedKey: seed},

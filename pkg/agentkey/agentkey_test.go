@@ -14,6 +14,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/sc-extension/sc-extension/pkg/connection"
 )
 
 const ns = "sc-system"
@@ -75,7 +77,7 @@ func TestLoadCreateCarriesFieldManager(t *testing.T) {
 	})
 	_, err := Load(context.Background(), c, ns)
 	require.NoError(t, err)
-	assert.Equal(t, FieldManager, manager)
+	assert.Equal(t, connection.FieldManager, manager)
 }
 
 func TestLoadReusesExistingKey(t *testing.T) {

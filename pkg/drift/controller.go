@@ -28,13 +28,6 @@ import (
 // ControllerName names the controller in logs, the workqueue and Events.
 const ControllerName = "drift"
 
-// Labels shared with pkg/store and sc-job's rendering.
-const (
-	LabelManagedBy  = "app.kubernetes.io/managed-by"
-	ManagedByValue  = "sc-extension"
-	LabelConnection = "servicelinker.sc-extension.io/connection"
-)
-
 // Kinds of rendered objects drift watches, as in connection.ResourceRef.
 const (
 	KindSecret         = "Secret"
@@ -111,8 +104,8 @@ func New(d Deps) (*Controller, error) {
 		d.Store == nil || d.IsNotFound == nil || d.Recorder == nil {
 		return nil, fmt.Errorf("%w: namespace, records, factories, decoder, DriftOf, store, IsNotFound and recorder are required", ErrInvalidDeps)
 	}
-	managed, _ := labels.NewRequirement(LabelManagedBy, selection.Equals, []string{ManagedByValue})
-	conn, _ := labels.NewRequirement(LabelConnection, selection.Exists, nil)
+	managed, _ := labels.NewRequirement(connection.LabelManagedBy, selection.Equals, []string{connection.ManagedByValue})
+	conn, _ := labels.NewRequirement(connection.LabelConnection, selection.Exists, nil)
 	c := &Controller{
 		namespace:  d.Namespace,
 		scope:      d.Scope,
@@ -269,11 +262,11 @@ func (c *Controller) succeeded() ([]storedConn, error) {
 	for _, cm := range cms {
 		conn, err := c.decode(cm)
 		if err != nil {
-			c.log.Warn().Err(err).Str("objectId", cm.Labels[LabelConnection]).Msg("skipping undecodable record")
+			c.log.Warn().Err(err).Str("objectId", cm.Labels[connection.LabelConnection]).Msg("skipping undecodable record")
 			continue
 		}
 		if conn.Status.Phase == connection.PhaseSucceeded && conn.Deletion == nil {
-			out = append(out, storedConn{id: cm.Labels[LabelConnection], record: cm, conn: conn})
+			out = append(out, storedConn{id: cm.Labels[connection.LabelConnection], record: cm, conn: conn})
 		}
 	}
 	return out, nil

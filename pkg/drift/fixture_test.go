@@ -117,7 +117,7 @@ func recordCM(c connection.Connection) *corev1.ConfigMap {
 	id := c.Spec.ID()
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: agentNS, Name: connection.ConfigMapName(id), ResourceVersion: "1",
-			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelConnection: id}},
+			Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: id}},
 		Data: map[string]string{"connection": string(b)},
 	}
 }
@@ -135,7 +135,7 @@ func renderedSecret(id, credential string) *corev1.Secret {
 	}
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: connection.SecretName(id), ResourceVersion: "1",
-			Labels:      map[string]string{LabelManagedBy: ManagedByValue, LabelConnection: id},
+			Labels:      map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: id},
 			Annotations: map[string]string{annotationHash: render.DataHash(data)}},
 		Data: data,
 	}
@@ -144,7 +144,7 @@ func renderedSecret(id, credential string) *corev1.Secret {
 func renderedSA(clientID string) *corev1.ServiceAccount {
 	sa := &corev1.ServiceAccount{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: connection.ServiceAccountName(clientID), ResourceVersion: "1",
-			Labels:      map[string]string{LabelManagedBy: ManagedByValue},
+			Labels:      map[string]string{connection.LabelManagedBy: connection.ManagedByValue},
 			Annotations: map[string]string{"azure.workload.identity/client-id": clientID}},
 	}
 	sa.Annotations[annotationHash] = render.ServiceAccountHash(sa)

@@ -7,6 +7,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/sc-extension/sc-extension/pkg/connection"
 )
 
 // Scope narrows what is watched: the chart's watchNamespaces and
@@ -43,7 +45,7 @@ func (s Scope) Allows(ns string) bool {
 // only what sc-job rendered.
 func NewFactories(client kubernetes.Interface, scope Scope, resync time.Duration) []informers.SharedInformerFactory {
 	tweak := func(o *metav1.ListOptions) {
-		o.LabelSelector = LabelManagedBy + "=" + ManagedByValue
+		o.LabelSelector = connection.LabelManagedBy + "=" + connection.ManagedByValue
 		var fs []string
 		for _, d := range scope.Denied {
 			fs = append(fs, "metadata.namespace!="+d)

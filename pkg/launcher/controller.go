@@ -28,18 +28,12 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/sc-extension/sc-extension/pkg/health"
+
+	"github.com/sc-extension/sc-extension/pkg/connection"
 )
 
 // ControllerName names the controller in logs, the workqueue and Events.
 const ControllerName = "launcher"
-
-// FieldManager is the field manager of every write the launcher makes.
-const FieldManager = "sc-extension"
-
-// Record labels, shared with pkg/store.
-const (
-	LabelConnection = "servicelinker.sc-extension.io/connection"
-)
 
 // Event reasons.
 const (
@@ -147,8 +141,8 @@ func New(d Deps, cfg Config) (*Controller, error) {
 
 // recordSelector matches connection records: managed by us and naming a connection.
 func recordSelector() labels.Selector {
-	managed, _ := labels.NewRequirement(LabelManagedBy, selection.Equals, []string{ManagedByValue})
-	conn, _ := labels.NewRequirement(LabelConnection, selection.Exists, nil)
+	managed, _ := labels.NewRequirement(connection.LabelManagedBy, selection.Equals, []string{connection.ManagedByValue})
+	conn, _ := labels.NewRequirement(connection.LabelConnection, selection.Exists, nil)
 	return labels.NewSelector().Add(*managed, *conn)
 }
 
@@ -279,7 +273,7 @@ func (c *Controller) pendingWork() (work, error) {
 		if !conn.Status.Phase.NeedsWork() {
 			continue
 		}
-		id := cm.Labels[LabelConnection]
+		id := cm.Labels[connection.LabelConnection]
 		items = append(items, workItem{id: id, generation: conn.Generation, requestID: conn.Status.LastRequestID, record: cm})
 	}
 	return newWork(items), nil
@@ -304,7 +298,7 @@ func (c *Controller) delete(ctx context.Context, job *batchv1.Job) error {
 
 // launch creates the Job for w; prev is the Job it replaces, if any.
 func (c *Controller) launch(ctx context.Context, w work, prev *replaced) error {
-	created, err := c.client.BatchV1().Jobs(c.cfg.Namespace).Create(ctx, jobFor(c.cfg, w), metav1.CreateOptions{FieldManager: FieldManager})
+	created, err := c.client.BatchV1().Jobs(c.cfg.Namespace).Create(ctx, jobFor(c.cfg, w), metav1.CreateOptions{FieldManager: connection.FieldManager})
 	switch {
 	case apierrors.IsAlreadyExists(err):
 		// Another leader's launch, or the replaced Job is still going away.

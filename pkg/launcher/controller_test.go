@@ -48,10 +48,10 @@ func TestPendingWorkCreatesOneHardenedJob(t *testing.T) {
 
 	require.Equal(t, []action{createJob}, f.actions())
 	job, create := f.createdJob()
-	assert.Equal(t, FieldManager, create.CreateOptions.FieldManager)
+	assert.Equal(t, connection.FieldManager, create.CreateOptions.FieldManager)
 	assert.Equal(t, newWork([]workItem{item("a", 1), item("b", 4)}).digest, job.Annotations[AnnotationDigest])
 	assert.Equal(t, "2", job.Annotations[AnnotationPending])
-	assert.Equal(t, ManagedByValue, job.Labels[LabelManagedBy])
+	assert.Equal(t, connection.ManagedByValue, job.Labels[connection.LabelManagedBy])
 	assert.Equal(t, int32(1), *job.Spec.BackoffLimit)
 	assert.Equal(t, int64(600), *job.Spec.ActiveDeadlineSeconds)
 
@@ -266,7 +266,7 @@ func TestTerminatingJobRequeues(t *testing.T) {
 
 func TestJobNotOursIsNeverTouched(t *testing.T) {
 	job := withCondition(ourJob(), batchv1.JobFailed, "BackoffLimitExceeded", epoch.Add(-24*time.Hour))
-	job.Labels = map[string]string{LabelManagedBy: "Helm"}
+	job.Labels = map[string]string{connection.LabelManagedBy: "Helm"}
 	f := newFixture(t, recordCM("a", connection.PhasePending, 1), job)
 	f.process()
 	assert.Empty(t, f.actions())

@@ -52,7 +52,7 @@ func recordCM(id string, phase connection.Phase, generation int64) *corev1.Confi
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: ns, Name: connection.ConfigMapName(id), UID: types.UID("uid-" + id), ResourceVersion: "1",
-			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelConnection: id},
+			Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: id},
 		},
 		Data: map[string]string{"phase": string(phase), "generation": strconv.FormatInt(generation, 10)},
 	}
@@ -64,7 +64,7 @@ func testDecode(cm *corev1.ConfigMap) (connection.Connection, error) {
 		return connection.Connection{}, fmt.Errorf("record %s: generation: %w", cm.Name, err)
 	}
 	return connection.Connection{
-		Spec:       connection.Spec{Name: cm.Labels[LabelConnection]},
+		Spec:       connection.Spec{Name: cm.Labels[connection.LabelConnection]},
 		Generation: gen,
 		Status:     connection.Status{Phase: connection.Phase(cm.Data["phase"]), LastRequestID: cm.Data["request"]},
 	}, nil
@@ -75,7 +75,7 @@ func testDecode(cm *corev1.ConfigMap) (connection.Connection, error) {
 func credentialSecret(id, value string) *corev1.Secret {
 	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: connection.CredentialSecretName(id),
-			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelConnection: id}},
+			Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: id}},
 		Data: map[string][]byte{"AZURE_STORAGEBLOB_CONNECTIONSTRING": []byte(value)},
 	}
 }

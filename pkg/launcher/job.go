@@ -8,12 +8,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/sc-extension/sc-extension/pkg/connection"
 )
 
 // Labels and annotations on the Job.
 const (
-	LabelManagedBy    = "app.kubernetes.io/managed-by"
-	ManagedByValue    = "sc-extension"
 	LabelName         = "app.kubernetes.io/name"
 	LabelComponent    = "app.kubernetes.io/component"
 	AnnotationDigest  = "servicelinker.sc-extension.io/pending-digest"
@@ -25,9 +25,9 @@ const (
 // arrived since this run started".
 func jobFor(c Config, w work) *batchv1.Job {
 	labels := map[string]string{
-		LabelManagedBy: ManagedByValue,
-		LabelName:      c.JobName,
-		LabelComponent: "job",
+		connection.LabelManagedBy: connection.ManagedByValue,
+		LabelName:                 c.JobName,
+		LabelComponent:            "job",
 	}
 	args := append([]string{"--namespace=" + c.Namespace, "--job-name=" + c.JobName}, c.ExtraArgs...)
 	job := &batchv1.Job{
@@ -110,4 +110,6 @@ func finished(job *batchv1.Job) (done bool, cond batchv1.JobCondition) {
 	return false, batchv1.JobCondition{}
 }
 
-func ownedByUs(job *batchv1.Job) bool { return job.Labels[LabelManagedBy] == ManagedByValue }
+func ownedByUs(job *batchv1.Job) bool {
+	return job.Labels[connection.LabelManagedBy] == connection.ManagedByValue
+}

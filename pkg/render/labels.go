@@ -1,15 +1,14 @@
 package render
 
-// The vocabulary sc-extension stamps on every object it owns. pkg/store,
-// pkg/apply and pkg/inspect share these so that "ours" means the same thing
-// everywhere.
+import "github.com/sc-extension/sc-extension/pkg/connection"
+
+// The ownership vocabulary is connection's (one definition for every
+// package); these names keep rendering code readable.
 const (
-	LabelManagedBy  = "app.kubernetes.io/managed-by"
-	ManagedByValue  = "sc-extension"
-	LabelConnection = "servicelinker.sc-extension.io/connection"
-	// AnnotationDataHash is the sha256 of what sc-job wrote; a write whose
-	// hash already matches is skipped, and a mismatch is drift.
-	AnnotationDataHash = "servicelinker.sc-extension.io/data-hash"
+	LabelManagedBy     = connection.LabelManagedBy
+	ManagedByValue     = connection.ManagedByValue
+	LabelConnection    = connection.LabelConnection
+	AnnotationDataHash = connection.AnnotationDataHash
 
 	AnnotationWIClientID = "azure.workload.identity/client-id"
 	AnnotationWITenantID = "azure.workload.identity/tenant-id"

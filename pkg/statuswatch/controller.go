@@ -27,13 +27,6 @@ import (
 // ControllerName names the controller in logs and the workqueue.
 const ControllerName = "statuswatch"
 
-// Labels of a record ConfigMap (pkg/store's contract).
-const (
-	LabelManagedBy  = "app.kubernetes.io/managed-by"
-	ManagedByValue  = "sc-extension"
-	LabelConnection = "servicelinker.sc-extension.io/connection"
-)
-
 // Publisher sends one status event (statuspub.Publisher).
 type Publisher interface {
 	Publish(ctx context.Context, ev protocol.StatusEvent) error
@@ -117,7 +110,7 @@ func New(d Deps) (*Controller, error) {
 }
 
 func isRecord(cm *corev1.ConfigMap) bool {
-	return cm.Labels[LabelManagedBy] == ManagedByValue && cm.Labels[LabelConnection] != ""
+	return cm.Labels[connection.LabelManagedBy] == connection.ManagedByValue && cm.Labels[connection.LabelConnection] != ""
 }
 
 func (c *Controller) onAdd(obj any) {
@@ -125,7 +118,7 @@ func (c *Controller) onAdd(obj any) {
 	if !ok || !isRecord(cm) {
 		return
 	}
-	id := cm.Labels[LabelConnection]
+	id := cm.Labels[connection.LabelConnection]
 	// Re-created before its deletion was reported: the new record's status
 	// supersedes it. Handlers run in event order, so this never drops a
 	// deletion that happened after this add.
@@ -145,7 +138,7 @@ func (c *Controller) onUpdate(oldObj, newObj any) {
 	newConn, errNew := c.decode(newCM)
 	if errOld != nil || errNew != nil || statuspub.Changed(oldConn, newConn) {
 		// An undecodable side cannot be compared; the worker decides.
-		c.queue.Add(newCM.Labels[LabelConnection])
+		c.queue.Add(newCM.Labels[connection.LabelConnection])
 	}
 }
 
@@ -157,7 +150,7 @@ func (c *Controller) onDelete(obj any) {
 	if !ok || !isRecord(cm) {
 		return
 	}
-	id := cm.Labels[LabelConnection]
+	id := cm.Labels[connection.LabelConnection]
 	conn, err := c.decode(cm)
 	if err != nil {
 		c.log.Warn().Err(err).Str("objectId", id).Msg("deleted record is undecodable; reporting Deleted by id only")

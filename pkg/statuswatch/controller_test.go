@@ -41,7 +41,7 @@ func recordCM(c connection.Connection) *corev1.ConfigMap {
 	id := c.Spec.ID()
 	return &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: connection.ConfigMapName(id),
-			Labels: map[string]string{LabelManagedBy: ManagedByValue, LabelConnection: id}},
+			Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: id}},
 		Data: map[string]string{"connection": string(b)},
 	}
 }

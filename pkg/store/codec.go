@@ -12,15 +12,12 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/connection"
 )
 
-// Labels and annotations shared by every object sc-extension writes.
 const (
-	ManagedByLabel    = "app.kubernetes.io/managed-by"
-	ManagedByValue    = "sc-extension"
-	ConnectionLabel   = "servicelinker.sc-extension.io/connection"
-	NameAnnotation    = "servicelinker.sc-extension.io/connection-name"
+	// VersionAnnotation on the credential Secret names the request whose
+	// values it holds (Connection.CredentialsVersion).
 	VersionAnnotation = "servicelinker.sc-extension.io/credentials-version"
 	// RecordSelector selects record ConfigMaps (and credential Secrets).
-	RecordSelector = ManagedByLabel + "=" + ManagedByValue + "," + ConnectionLabel
+	RecordSelector = connection.LabelManagedBy + "=" + connection.ManagedByValue + "," + connection.LabelConnection
 )
 
 const (
@@ -37,8 +34,8 @@ var ErrCorrupt = errors.New("corrupt connection record")
 
 // IsRecord tells whether a ConfigMap is one of ours.
 func IsRecord(cm *corev1.ConfigMap) bool {
-	return cm != nil && cm.Labels[ManagedByLabel] == ManagedByValue && cm.Labels[ConnectionLabel] != "" &&
-		cm.Name == connection.ConfigMapName(cm.Labels[ConnectionLabel])
+	return cm != nil && cm.Labels[connection.LabelManagedBy] == connection.ManagedByValue && cm.Labels[connection.LabelConnection] != "" &&
+		cm.Name == connection.ConfigMapName(cm.Labels[connection.LabelConnection])
 }
 
 // Decode turns a record ConfigMap into its connection.
@@ -72,7 +69,7 @@ func Decode(cm *corev1.ConfigMap) (connection.Connection, error) {
 			return c, fmt.Errorf("configmap %s: recentRequestIds: %w", cm.Name, errors.Join(ErrCorrupt, err))
 		}
 	}
-	if got, want := c.Spec.ID(), cm.Labels[ConnectionLabel]; got != want {
+	if got, want := c.Spec.ID(), cm.Labels[connection.LabelConnection]; got != want {
 		return c, fmt.Errorf("configmap %s: spec name %q maps to id %q, not %q: %w", cm.Name, c.Spec.Name, got, want, ErrCorrupt)
 	}
 	return c, nil
@@ -118,12 +115,12 @@ func setOwnership(m *metav1.ObjectMeta, spec connection.Spec) {
 	if m.Labels == nil {
 		m.Labels = map[string]string{}
 	}
-	m.Labels[ManagedByLabel] = ManagedByValue
-	m.Labels[ConnectionLabel] = spec.ID()
+	m.Labels[connection.LabelManagedBy] = connection.ManagedByValue
+	m.Labels[connection.LabelConnection] = spec.ID()
 	if m.Annotations == nil {
 		m.Annotations = map[string]string{}
 	}
-	m.Annotations[NameAnnotation] = spec.Name
+	m.Annotations[connection.AnnotationConnectionName] = spec.Name
 }
 
 func parseInt(s string) (int64, error) {

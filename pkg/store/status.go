@@ -42,7 +42,7 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connec
 		if err := encode(next, c); err != nil {
 			return err
 		}
-		if _, err := s.client.CoreV1().ConfigMaps(s.namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager}); err != nil {
+		if _, err := s.client.CoreV1().ConfigMaps(s.namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: connection.FieldManager}); err != nil {
 			return err
 		}
 		out = c

@@ -18,9 +18,6 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/connection"
 )
 
-// FieldManager names sc-extension's writes in managedFields.
-const FieldManager = "sc-extension"
-
 var (
 	// ErrNotFound: no record for that connection.
 	ErrNotFound = errors.New("connection not found")
@@ -188,9 +185,9 @@ func (s *Store) applyOnce(ctx context.Context, id string, ch connection.Change) 
 		return connection.Connection{}, false, err
 	}
 	if exists {
-		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: FieldManager})
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: connection.FieldManager})
 	} else {
-		_, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: FieldManager})
+		_, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: connection.FieldManager})
 		if apierrors.IsAlreadyExists(err) {
 			// a racing writer created it: re-read and apply again
 			err = apierrors.NewConflict(corev1.Resource("configmaps"), cm.Name, err)
@@ -244,7 +241,7 @@ func (s *Store) writeCredentials(ctx context.Context, spec connection.Spec, cred
 		if apierrors.IsNotFound(err) {
 			sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace}, Type: corev1.SecretTypeOpaque}
 			stampCredentials(sec, spec, data, version)
-			_, err = secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: FieldManager})
+			_, err = secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: connection.FieldManager})
 			if apierrors.IsAlreadyExists(err) {
 				return apierrors.NewConflict(corev1.Resource("secrets"), name, err)
 			}
@@ -255,7 +252,7 @@ func (s *Store) writeCredentials(ctx context.Context, spec connection.Spec, cred
 		}
 		sec = sec.DeepCopy()
 		stampCredentials(sec, spec, data, version)
-		_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: FieldManager})
+		_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: connection.FieldManager})
 		return wrapCredErr(name, err)
 	})
 }

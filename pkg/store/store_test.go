@@ -87,7 +87,7 @@ func TestApplyCreateWritesSecretThenRecord(t *testing.T) {
 	for k, v := range cm.Data {
 		assert.NotContains(t, v, credValue, "ConfigMap key %s holds a credential", k)
 	}
-	assert.Equal(t, "sc-extension", cm.Labels[ManagedByLabel])
+	assert.Equal(t, "sc-extension", cm.Labels[connection.LabelManagedBy])
 	got, err := Decode(cm)
 	require.NoError(t, err)
 	assert.Equal(t, c, got)
@@ -247,7 +247,7 @@ func TestMarkPendingSkipsDeletionsAndPendingWork(t *testing.T) {
 
 func TestListReportsCorruptRecords(t *testing.T) {
 	bad := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "sc-conn-bad", Namespace: ns,
-		Labels: map[string]string{ManagedByLabel: ManagedByValue, ConnectionLabel: "bad"}}, Data: map[string]string{"spec": "{"}}
+		Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: "bad"}}, Data: map[string]string{"spec": "{"}}
 	s, _ := newStore(bad)
 	_, _, err := s.Apply(context.Background(), change("r1"))
 	require.NoError(t, err)
@@ -260,7 +260,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add(`{"name":"a","scope":"b"}`, "1", `{"phase":"Pending"}`, `["r1"]`, "")
 	f.Add("{", "x", "", "", "{")
 	f.Fuzz(func(t *testing.T, spec, gen, status, reqs, deletion string) {
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "sc-conn-a", Labels: map[string]string{ManagedByLabel: ManagedByValue, ConnectionLabel: "a"}},
+		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "sc-conn-a", Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: "a"}},
 			Data: map[string]string{keySpec: spec, keyGeneration: gen, keyStatus: status, keyRequests: reqs, keyDeletion: deletion}}
 		c, err := Decode(cm)
 		if err != nil {

@@ -18,6 +18,8 @@ import (
 
 	"github.com/sc-extension/sc-extension/e2e/testbed"
 	"github.com/sc-extension/sc-extension/pkg/agentkey"
+
+	"github.com/sc-extension/sc-extension/pkg/connection"
 )
 
 func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }
@@ -59,7 +61,7 @@ func TestConcurrentReplicasAgreeOnOneKey(t *testing.T) {
 	s, err := client.CoreV1().Secrets(ns).Get(ctx, agentkey.SecretName, metav1.GetOptions{})
 	require.NoError(t, err)
 	require.NotEmpty(t, s.ManagedFields)
-	assert.Equal(t, agentkey.FieldManager, s.ManagedFields[0].Manager)
+	assert.Equal(t, connection.FieldManager, s.ManagedFields[0].Manager)
 	again, err := agentkey.Load(ctx, client, ns)
 	require.NoError(t, err)
 	pub, _ := again.PublicKey()
