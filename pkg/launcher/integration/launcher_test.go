@@ -78,7 +78,7 @@ func (e *env) putRecord(name string, phase connection.Phase, gen int64) {
 	require.NoError(e.t, err)
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: connection.ConfigMapName(id),
-			Labels: map[string]string{launcher.LabelManagedBy: launcher.ManagedByValue, launcher.LabelConnection: id}},
+			Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: id}},
 		Data: map[string]string{"connection": string(b)},
 	}
 	_, err = e.client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, cm, metav1.CreateOptions{})
@@ -192,7 +192,7 @@ func TestLauncherLifecycleOnARealAPIServer(t *testing.T) {
 	for _, mf := range first.ManagedFields {
 		managers[mf.Manager] = true
 	}
-	assert.True(t, managers[launcher.FieldManager], "created with field manager %s: %v", launcher.FieldManager, managers)
+	assert.True(t, managers[connection.FieldManager], "created with field manager %s: %v", connection.FieldManager, managers)
 	require.NoError(t, wait.PollUntilContextTimeout(e.ctx, 100*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
 		return len(e.eventsFor("Job", "sc-job")) > 0 && len(e.eventsFor("ConfigMap", "sc-conn-a")) > 0, nil
 	}), "Events on the Job and on the record")
