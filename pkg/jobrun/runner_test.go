@@ -294,7 +294,6 @@ func TestRunNewRequestDuringRenderIsNotOverwritten(t *testing.T) {
 	assert.Equal(t, "2", sec.Labels["v"])
 }
 
-
 // credsHookStore runs hook after reading credentials, mid-render.
 type credsHookStore struct {
 	*store.Store
