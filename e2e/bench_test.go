@@ -158,6 +158,7 @@ func (e *env) benchBulk(t *testing.T, n, nsCount int) time.Duration {
 		nss[i] = e.targetNamespace(t)
 	}
 	start := time.Now()
+	var names []string
 	for i := range n {
 		auth := catalog.AuthSecret
 		if i%4 == 0 {
@@ -166,8 +167,9 @@ func (e *env) benchBulk(t *testing.T, n, nsCount int) time.Duration {
 		spec, creds := buildSpec(t, uniq(fmt.Sprintf("bulk%d", i)), nss[i%nsCount], catalog.TargetStorageBlob, auth, blobID)
 		_, err := e.cp.Create(ctx, spec, creds)
 		require.NoError(t, err)
-		e.deleteAtCleanup(t, spec.Name)
+		names = append(names, spec.Name)
 	}
+	t.Cleanup(func() { e.deleteAll(t, names) })
 	// Completion is read from the records themselves: one list query
 	// reply is bounded (protocol.MaxMessageBytes) below 1000 connections.
 	eventually(t, 20*time.Minute, "all bulk connections to succeed", func(ctx context.Context) (bool, error) {
@@ -185,6 +187,30 @@ func (e *env) benchBulk(t *testing.T, n, nsCount int) time.Duration {
 		return done == n, nil
 	})
 	return time.Since(start)
+}
+
+// deleteAll sends every delete at once and waits for the records to go: one
+// Wait per connection would serialise a thousand sc-job round trips.
+func (e *env) deleteAll(t *testing.T, names []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	for _, name := range names {
+		if _, err := e.cp.Delete(ctx, name, true); err != nil {
+			t.Errorf("cleanup: delete %s: %v", name, err)
+		}
+	}
+	eventually(t, 20*time.Minute, "bulk connections to be deleted", func(ctx context.Context) (bool, error) {
+		cms, err := e.cluster.Clientset.CoreV1().ConfigMaps(systemNS).List(ctx, metav1.ListOptions{LabelSelector: store.RecordSelector})
+		if err != nil {
+			return false, err
+		}
+		for i := range cms.Items {
+			if strings.HasPrefix(cms.Items[i].Annotations[connection.AnnotationConnectionName], "bulk") {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }
 
 // benchPlainClient writes what the product writes for the same n
