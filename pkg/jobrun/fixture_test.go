@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
@@ -149,11 +150,17 @@ func writes(acts []k8stesting.Action) int {
 
 // eventReasons lists "Type Reason: note" of every Event written.
 func (f *fixture) events() []string {
-	list, err := f.client.EventsV1().Events(sys).List(context.Background(), metav1.ListOptions{})
-	require.NoError(f.t, err)
+	// In the order they were created: a List of the fake returns them in
+	// name order, and Event names end in a random suffix.
 	var out []string
-	for _, e := range list.Items {
-		out = append(out, e.Type+" "+e.Reason+" "+e.Regarding.Name+": "+e.Note)
+	for _, a := range f.client.Actions() {
+		c, ok := a.(k8stesting.CreateAction)
+		if !ok || a.GetResource().Resource != "events" {
+			continue
+		}
+		if e, ok := c.GetObject().(*eventsv1.Event); ok {
+			out = append(out, e.Type+" "+e.Reason+" "+e.Regarding.Name+": "+e.Note)
+		}
 	}
 	return out
 }

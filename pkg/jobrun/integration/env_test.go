@@ -87,7 +87,9 @@ func setup(t *testing.T) *env {
 func (e *env) namespace(prefix string) string {
 	ns, err := e.client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}, metav1.CreateOptions{})
 	require.NoError(e.t, err)
-	e.t.Cleanup(func() { _ = e.client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
+	e.t.Cleanup(func() {
+		_ = e.client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+	})
 	return ns.Name
 }
 
