@@ -77,6 +77,9 @@ type Applier struct {
 	mu        sync.Mutex
 	csiKnown  bool
 	csiExists bool
+	// namespaces seen to exist this run; a namespace deleted mid-run
+	// surfaces as a NotFound on write instead.
+	namespaces map[string]bool
 }
 
 // New returns an Applier; dyn may be nil when no keyvaultCsi connection is
@@ -125,6 +128,12 @@ func ref(kind, ns, name string) connection.ResourceRef {
 }
 
 func (a *Applier) checkNamespace(ctx context.Context, ns string) error {
+	a.mu.Lock()
+	known := a.namespaces[ns]
+	a.mu.Unlock()
+	if known {
+		return nil
+	}
 	_, err := a.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("%w: namespace %q not found", ErrNamespaceMissing, ns)
@@ -132,6 +141,12 @@ func (a *Applier) checkNamespace(ctx context.Context, ns string) error {
 	if err != nil {
 		return fmt.Errorf("get namespace %s: %w", ns, err)
 	}
+	a.mu.Lock()
+	if a.namespaces == nil {
+		a.namespaces = map[string]bool{}
+	}
+	a.namespaces[ns] = true
+	a.mu.Unlock()
 	return nil
 }
 
