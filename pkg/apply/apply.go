@@ -21,8 +21,8 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/render"
 )
 
-// FieldManager names sc-job's writes in managedFields.
-const FieldManager = "sc-extension"
+// FieldManager names sc-job's writes in managedFields (the shared one).
+const FieldManager = connection.FieldManager
 
 var (
 	// SPCResource is the SecretProviderClass resource of the CSI driver.
