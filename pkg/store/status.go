@@ -70,17 +70,56 @@ func (s *Store) MarkPending(ctx context.Context, id, reason, message string) err
 	return err
 }
 
-// Remove deletes a connection's records once its deletion was applied: the
-// credential Secret first, so a crash in between never leaves credentials
-// without a record that would lead sc-job back to them.
+// ErrNotDeleting: Remove was asked for a record whose deletion is no longer
+// pending (a newer request re-created it); the record stays.
+var ErrNotDeleting = errors.New("connection is not being deleted")
+
+// Remove deletes a connection's records once its deletion was applied. The
+// record goes first, with a UID and resourceVersion precondition, so a
+// request that re-created the connection meanwhile is never lost; the
+// credential Secret follows only if it still holds the removed record's
+// values. A crash in between leaves a credential Secret without a record,
+// which nothing reads and the next delete of that name removes.
 func (s *Store) Remove(ctx context.Context, id string) error {
-	err := s.client.CoreV1().Secrets(s.namespace).Delete(ctx, connection.CredentialSecretName(id), metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
+	cms := s.client.CoreV1().ConfigMaps(s.namespace)
+	cm, err := cms.Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return s.removeCredentials(ctx, id, "")
+	}
+	if err != nil {
+		return fmt.Errorf("remove record of %s: %w", id, err)
+	}
+	c, err := Decode(cm)
+	if err != nil {
+		return fmt.Errorf("remove record of %s: %w", id, err)
+	}
+	if c.Deletion == nil {
+		return fmt.Errorf("remove record of %s: %w", id, ErrNotDeleting)
+	}
+	pre := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}}
+	if err := cms.Delete(ctx, cm.Name, pre); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove record of %s: %w", id, err)
+	}
+	return s.removeCredentials(ctx, id, c.CredentialsVersion)
+}
+
+// removeCredentials deletes the credential Secret if it holds version (any
+// version when version is "", i.e. the record is already gone).
+func (s *Store) removeCredentials(ctx context.Context, id, version string) error {
+	secrets := s.client.CoreV1().Secrets(s.namespace)
+	sec, err := secrets.Get(ctx, connection.CredentialSecretName(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("remove credentials of %s: %w", id, err)
 	}
-	err = s.client.CoreV1().ConfigMaps(s.namespace).Delete(ctx, connection.ConfigMapName(id), metav1.DeleteOptions{})
-	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("remove record of %s: %w", id, err)
+	if version != "" && sec.Annotations[VersionAnnotation] != version {
+		return nil // written by a newer request
+	}
+	pre := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &sec.UID, ResourceVersion: &sec.ResourceVersion}}
+	if err := secrets.Delete(ctx, sec.Name, pre); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove credentials of %s: %w", id, err)
 	}
 	return nil
 }

@@ -275,3 +275,25 @@ func FuzzDecode(f *testing.F) {
 		require.Equal(t, fmt.Sprint(c), fmt.Sprint(again))
 	})
 }
+
+// A request re-created the connection after sc-job applied its deletion:
+// Remove must keep the new record and its credentials.
+func TestRemoveKeepsARecreatedConnection(t *testing.T) {
+	s, _ := newStore()
+	ctx := context.Background()
+	_, _, err := s.Apply(ctx, change("r1"))
+	require.NoError(t, err)
+	del := change("r2")
+	del.Delete, del.Credentials = true, nil
+	_, _, err = s.Apply(ctx, del)
+	require.NoError(t, err)
+	_, _, err = s.Apply(ctx, change("r3")) // re-created before Remove ran
+	require.NoError(t, err)
+
+	id := connection.ObjectID("Blob_1")
+	require.ErrorIs(t, s.Remove(ctx, id), ErrNotDeleting)
+	c, err := s.Get(ctx, id)
+	require.NoError(t, err)
+	_, err = s.Credentials(ctx, c)
+	assert.NoError(t, err, "credentials of the re-created connection kept")
+}
