@@ -151,7 +151,15 @@ func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Co
 	} else {
 		log.Info().Str("step", "delete").Int("kept", len(c.Status.Resources)).Msg("rendered objects kept (deleteResources not requested)")
 	}
-	if err := r.retry(ctx, func() error { return r.store.Remove(ctx, id) }); err != nil {
+	remove := func() error {
+		// A newer request re-created the connection: its record stays and
+		// the next pass renders it.
+		if err := r.store.Remove(ctx, id); !errors.Is(err, store.ErrNotDeleting) {
+			return err
+		}
+		return nil
+	}
+	if err := r.retry(ctx, remove); err != nil {
 		return res, StepRemove, err
 	}
 	return res, "", nil
