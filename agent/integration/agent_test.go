@@ -6,7 +6,6 @@
 package agent_integration
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,7 +16,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,24 +43,6 @@ import (
 const cluster = "c1"
 
 func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }
-
-// syncBuffer collects the agent's stderr.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func buildAgent(t *testing.T) string {
 	t.Helper()
@@ -115,7 +95,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	require.True(t, ok)
 
 	healthAddr := freeAddr(t)
-	logs := &syncBuffer{}
+	logs := &devservertest.LogBuffer{}
 	cmd := exec.Command(bin,
 		"--cluster="+cluster, "--namespace="+ns.Name, "--kubeconfig="+writeKubeconfig(t, cfg),
 		"--nats-url="+srv.ClientURL(), "--metrics-addr="+healthAddr, "--log-level=debug",

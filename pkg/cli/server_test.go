@@ -6,35 +6,18 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sc-extension/sc-extension/pkg/devserver/devservertest"
 )
-
-// syncBuffer is written by the server goroutine and read by the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestServerCommand(t *testing.T) {
 	creds, store := filepath.Join(t.TempDir(), "creds"), t.TempDir()
-	var out syncBuffer
+	var out devservertest.LogBuffer
 	app := &App{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
 	ctx, cancel := context.WithCancel(context.Background())
 	exited := make(chan int, 1)
