@@ -15,8 +15,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 
+	"github.com/sc-extension/sc-extension/pkg/conflict"
 	"github.com/sc-extension/sc-extension/pkg/connection"
 	"github.com/sc-extension/sc-extension/pkg/render"
 )
@@ -158,7 +158,7 @@ func (a *Applier) applySecret(ctx context.Context, id string, want *corev1.Secre
 	secrets := a.client.CoreV1().Secrets(want.Namespace)
 	r := ref(render.KindSecret, want.Namespace, want.Name)
 	var out outcome
-	err := retry.OnError(conflictBackoff, conflicting, func() error {
+	err := conflict.Retry(conflictBackoff, conflicting, func() error {
 		cur, err := secrets.Get(ctx, want.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			out = created
@@ -195,7 +195,7 @@ func (a *Applier) applyServiceAccount(ctx context.Context, want *corev1.ServiceA
 	accounts := a.client.CoreV1().ServiceAccounts(want.Namespace)
 	r := ref(render.KindServiceAccount, want.Namespace, want.Name)
 	var out outcome
-	err := retry.OnError(conflictBackoff, conflicting, func() error {
+	err := conflict.Retry(conflictBackoff, conflicting, func() error {
 		cur, err := accounts.Get(ctx, want.Name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			out = created
@@ -237,7 +237,7 @@ func (a *Applier) applySPC(ctx context.Context, id string, want *unstructured.Un
 	spcs := a.dynamic.Resource(SPCResource).Namespace(want.GetNamespace())
 	r := ref(render.KindSecretProviderClass, want.GetNamespace(), want.GetName())
 	var out outcome
-	err := retry.OnError(conflictBackoff, conflicting, func() error {
+	err := conflict.Retry(conflictBackoff, conflicting, func() error {
 		cur, err := spcs.Get(ctx, want.GetName(), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			out = created

@@ -89,7 +89,7 @@ func TestApplyRetriesConflictFromFreshRead(t *testing.T) {
 	stale.Data["AZURE_REDIS_CONNECTIONSTRING"] = []byte("old")
 	stale.Annotations[render.AnnotationDataHash] = render.DataHash(stale.Data)
 	client := newClient(namespace(ns), stale)
-	client.PrependReactor("update", "secrets", failOnce(conflict("secrets", "sc-db1-secret")))
+	client.PrependReactor("update", "secrets", failOnce(conflictErr("secrets", "sc-db1-secret")))
 	res, err := New(client, nil).Apply(context.Background(), "db1", objs)
 	require.NoError(t, err)
 	assert.Equal(t, Result{Updated: 1}, res)

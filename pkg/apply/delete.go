@@ -7,8 +7,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/util/retry"
 
+	"github.com/sc-extension/sc-extension/pkg/conflict"
 	"github.com/sc-extension/sc-extension/pkg/connection"
 	"github.com/sc-extension/sc-extension/pkg/render"
 )
@@ -64,7 +64,7 @@ func preconditions(uid types.UID, rv string) metav1.DeleteOptions {
 // changed since it was read, so ownership is checked again before deleting.
 func deleteChecked(r connection.ResourceRef, del func() (outcome, error)) (outcome, error) {
 	var o outcome
-	err := retry.OnError(conflictBackoff, apierrors.IsConflict, func() error {
+	err := conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
 		var err error
 		o, err = del()
 		return err

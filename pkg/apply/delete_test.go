@@ -61,7 +61,7 @@ func TestDeleteRetriesWhenObjectChangedSinceRead(t *testing.T) {
 	c, creds := secretConn(t, "db1")
 	objs := mustRender(t, c, creds)
 	client := newClient(namespace(ns), objs.Secret)
-	client.PrependReactor("delete", "secrets", failOnce(conflict("secrets", objs.Secret.Name)))
+	client.PrependReactor("delete", "secrets", failOnce(conflictErr("secrets", objs.Secret.Name)))
 	res, err := New(client, nil).Delete(context.Background(), "db1", objs.Refs(), nil)
 	require.NoError(t, err)
 	assert.Equal(t, Result{Deleted: 1}, res)

@@ -128,7 +128,7 @@ func failOnce(err error) k8stesting.ReactionFunc {
 	}
 }
 
-func conflict(resource, name string) error {
+func conflictErr(resource, name string) error {
 	return apierrors.NewConflict(schema.GroupResource{Resource: resource}, name, fmt.Errorf("the object has been modified"))
 }
 

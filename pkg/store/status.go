@@ -7,8 +7,8 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/util/retry"
 
+	"github.com/sc-extension/sc-extension/pkg/conflict"
 	"github.com/sc-extension/sc-extension/pkg/connection"
 )
 
@@ -21,7 +21,7 @@ var ErrUnchanged = errors.New("unchanged")
 // never overwrites a change it did not see. A mutate error aborts.
 func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connection.Connection) error) (connection.Connection, error) {
 	var out connection.Connection
-	err := retry.RetryOnConflict(conflictBackoff, func() error {
+	err := conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
 		cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return ErrNotFound

@@ -13,8 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/util/retry"
 
+	"github.com/sc-extension/sc-extension/pkg/conflict"
 	"github.com/sc-extension/sc-extension/pkg/connection"
 )
 
@@ -119,7 +119,7 @@ func hasCredentials(spec connection.Spec) bool {
 // for the layout. It is idempotent by request id.
 func (s *Store) Apply(ctx context.Context, ch connection.Change) (conn connection.Connection, applied bool, err error) {
 	id := ch.Spec.ID()
-	err = retry.RetryOnConflict(conflictBackoff, func() error {
+	err = conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
 		conn, applied, err = s.applyOnce(ctx, id, ch)
 		return err
 	})
@@ -236,7 +236,7 @@ func (s *Store) writeCredentials(ctx context.Context, spec connection.Spec, cred
 	for k, v := range creds {
 		data[k] = []byte(v)
 	}
-	return retry.RetryOnConflict(conflictBackoff, func() error {
+	return conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
 		sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace}, Type: corev1.SecretTypeOpaque}

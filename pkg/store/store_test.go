@@ -297,3 +297,18 @@ func TestRemoveKeepsARecreatedConnection(t *testing.T) {
 	_, err = s.Credentials(ctx, c)
 	assert.NoError(t, err, "credentials of the re-created connection kept")
 }
+
+// Found by the e2e suite: an agent shutting down got (zero, false, nil) from
+// Apply when the API call failed with a context error, took it for a
+// duplicate, acked, and the request was lost.
+func TestApplyNeverHidesAContextError(t *testing.T) {
+	s, cs := newStore()
+	cs.PrependReactor("get", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, context.Canceled
+	})
+	_, applied, err := s.Apply(context.Background(), change("r1"))
+	assert.ErrorIs(t, err, context.Canceled)
+	assert.False(t, applied)
+	_, err = s.UpdateStatus(context.Background(), "x", func(*connection.Connection) error { return nil })
+	assert.ErrorIs(t, err, context.Canceled)
+}
