@@ -82,6 +82,12 @@ func TestUninstallKeepsWhatItSaid(t *testing.T) {
 
 	runHelm(t, e.cluster.Kubeconfig, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
 	e.uninstalled = true
+	t.Cleanup(func() {
+		// What uninstall kept on purpose would outlive the test namespace and
+		// fail every later render (a later `make demo`'s install hook included).
+		_ = cs.CoreV1().ConfigMaps(systemNS).Delete(context.Background(), connection.ConfigMapName(uniq("survivor")), metav1.DeleteOptions{})
+		_ = cs.CoreV1().Secrets(systemNS).Delete(context.Background(), connection.CredentialSecretName(uniq("survivor")), metav1.DeleteOptions{})
+	})
 
 	_, err := cs.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
 	assert.True(t, apierrors.IsNotFound(err), "agent Deployment removed: %v", err)
