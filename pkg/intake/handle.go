@@ -42,6 +42,9 @@ const (
 // telling the server and the control plane is worth finishing.
 const finishTimeout = 5 * time.Second
 
+// errNothingStored: the store reported a duplicate without a record.
+var errNothingStored = errors.New("store reported a duplicate but holds no record of it")
+
 // rejection is a request retrying cannot fix.
 type rejection struct {
 	reason string
@@ -73,6 +76,12 @@ func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, every time.Dura
 	stop := keepAlive(msg, every)
 	conn, applied, err := in.o.Store.Apply(ctx, ch)
 	stop()
+	if err == nil && !applied && !ch.Delete && conn.Generation == 0 {
+		// A duplicate create or update always has a stored generation; a
+		// store claiming otherwise did not store it, and acking would lose
+		// the request.
+		err = errNothingStored
+	}
 	if err != nil {
 		switch {
 		case ch.Delete && in.o.IsNotFound(err):

@@ -41,6 +41,9 @@ type fakeStore struct {
 	block chan struct{}
 	// fail, if non-empty, is returned (and popped) by the next Applies
 	fail []error
+	// lie, if > 0, makes that many Applies report a duplicate with no
+	// record and no error (client-go's retry helper did that on ctx errors)
+	lie int
 	// slow, if set, is how long each Apply works (a throttled API server)
 	slow time.Duration
 	// creds records the credentials each applied change carried
@@ -56,6 +59,11 @@ func (s *fakeStore) Apply(ctx context.Context, ch connection.Change) (connection
 	var fail error
 	if len(s.fail) > 0 {
 		fail, s.fail = s.fail[0], s.fail[1:]
+	}
+	if s.lie > 0 {
+		s.lie--
+		s.mu.Unlock()
+		return connection.Connection{}, false, nil
 	}
 	s.mu.Unlock()
 	if block != nil {

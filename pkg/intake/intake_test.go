@@ -171,6 +171,21 @@ func TestTransientErrorIsRetried(t *testing.T) {
 	assert.Contains(t, e.logs.String(), `"outcome":"retry"`)
 }
 
+// A store that reports a duplicate it holds no record of did not store the
+// request: acking it would lose it, so it is retried.
+func TestDuplicateWithoutRecordIsRetried(t *testing.T) {
+	e := newEnv(t, devserver.Options{})
+	e.store.lie = 1
+	e.agent(true)
+	spec, creds := e.spec("blob1")
+	id, err := e.cp.Create(ctxT(t), spec, creds)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { _, a := e.store.snapshot(); return len(a) == 1 }, 20*time.Second, 10*time.Millisecond)
+	calls, applied := e.store.snapshot()
+	assert.Equal(t, []string{id}, applied)
+	assert.Equal(t, 2, calls)
+}
+
 // Requests that retrying cannot fix are terminated (never redelivered) and
 // reported as a Failed status event naming the problem; the queue moves on.
 func TestPermanentFailures(t *testing.T) {
