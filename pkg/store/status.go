@@ -74,12 +74,12 @@ func (s *Store) MarkPending(ctx context.Context, id, reason, message string) err
 // pending (a newer request re-created it); the record stays.
 var ErrNotDeleting = errors.New("connection is not being deleted")
 
-// Remove deletes a connection's records once its deletion was applied. The
-// record goes first, with a UID and resourceVersion precondition, so a
-// request that re-created the connection meanwhile is never lost; the
-// credential Secret follows only if it still holds the removed record's
-// values. A crash in between leaves a credential Secret without a record,
-// which nothing reads and the next delete of that name removes.
+// Remove deletes a connection's records once its deletion was applied. Both
+// deletes carry UID and resourceVersion preconditions taken while the record
+// still said "deleting", so a request that re-created the connection
+// meanwhile is never lost: the credential Secret goes first (only if it still
+// holds the removed record's values), so that once the record is gone, and
+// with it the Deleted status event, no credential of it is left behind.
 func (s *Store) Remove(ctx context.Context, id string) error {
 	cms := s.client.CoreV1().ConfigMaps(s.namespace)
 	cm, err := cms.Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
@@ -96,11 +96,14 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 	if c.Deletion == nil {
 		return fmt.Errorf("remove record of %s: %w", id, ErrNotDeleting)
 	}
+	if err := s.removeCredentials(ctx, id, c.CredentialsVersion); err != nil {
+		return err
+	}
 	pre := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}}
 	if err := cms.Delete(ctx, cm.Name, pre); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("remove record of %s: %w", id, err)
 	}
-	return s.removeCredentials(ctx, id, c.CredentialsVersion)
+	return nil
 }
 
 // removeCredentials deletes the credential Secret if it holds version (any
@@ -117,8 +120,9 @@ func (s *Store) removeCredentials(ctx context.Context, id, version string) error
 	if version != "" && sec.Annotations[VersionAnnotation] != version {
 		return nil // written by a newer request
 	}
+	// a conflict means a newer request rewrote it after our read: keep it
 	pre := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &sec.UID, ResourceVersion: &sec.ResourceVersion}}
-	if err := secrets.Delete(ctx, sec.Name, pre); err != nil && !apierrors.IsNotFound(err) {
+	if err := secrets.Delete(ctx, sec.Name, pre); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 		return fmt.Errorf("remove credentials of %s: %w", id, err)
 	}
 	return nil
