@@ -28,8 +28,10 @@ var (
 
 // conflictBackoff is generous on purpose: every retry re-reads, so a retry
 // is always safe, and giving up only moves the work to the caller's slower
-// redelivery. Jitter keeps racing writers from colliding in lockstep.
-var conflictBackoff = wait.Backoff{Steps: 12, Duration: 10 * time.Millisecond, Factor: 1.5, Jitter: 1, Cap: time.Second}
+// redelivery. Jitter keeps racing writers from colliding in lockstep. No Cap:
+// wait.Backoff ends the retries as soon as the cap is reached (Steps drops
+// to zero), which silently cut a "30-step" backoff to about 10.
+var conflictBackoff = wait.Backoff{Steps: 30, Duration: 10 * time.Millisecond, Factor: 1.2, Jitter: 1}
 
 // Store reads and writes connection records in one namespace.
 type Store struct {
