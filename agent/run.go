@@ -183,29 +183,32 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// loadKey retries while the API server is unreachable; a Secret that holds
-// something other than a key is an operator's decision, so it stops.
+// loadKey retries while the API server is unreachable, for as long as ctx
+// lives; a Secret that holds something other than a key is an operator's
+// decision, so it stops. The delay doubles up to keyRetryMax; it is written
+// out because wait.Backoff stops retrying altogether once its Cap is reached.
 func loadKey(ctx context.Context, client kubernetes.Interface, ns string, log zerolog.Logger) (nkeys.KeyPair, error) {
-	var key nkeys.KeyPair
-	backoff := wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 1 << 30, Cap: 30 * time.Second}
-	err := wait.ExponentialBackoffWithContext(ctx, backoff, func(ctx context.Context) (bool, error) {
+	delay := 500 * time.Millisecond
+	for {
 		k, err := agentkey.Load(ctx, client, ns)
 		switch {
 		case err == nil:
-			key = k
-			return true, nil
+			return k, nil
 		case errors.Is(err, agentkey.ErrBadKey):
-			return false, err
-		default:
-			log.Warn().Err(err).Str("namespace", ns).Msg("loading the agent key failed; retrying")
-			return false, nil
+			return nil, fmt.Errorf("load agent key: %w", err)
 		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("load agent key: %w", err)
+		log.Warn().Err(err).Str("namespace", ns).Dur("retryIn", delay).Msg("loading the agent key failed; retrying")
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("load agent key: %w", ctx.Err())
+		case <-time.After(wait.Jitter(delay, 0.2)):
+		}
+		delay = min(2*delay, keyRetryMax)
 	}
-	return key, nil
 }
+
+// keyRetryMax bounds the delay between attempts to load the agent key.
+const keyRetryMax = 30 * time.Second
 
 // closeNATS flushes what is buffered (a last status event) and closes.
 func (a *agent) closeNATS() {
