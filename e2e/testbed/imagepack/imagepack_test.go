@@ -87,9 +87,19 @@ func TestSelect(t *testing.T) {
 	if _, err := Select("nope"); err == nil {
 		t.Fatal("unknown image accepted")
 	}
+	// no name selects every image, and the product's images are among them
 	all, _ := Select()
-	if len(all) != len(Images) {
-		t.Fatalf("all images: %d", len(all))
+	refs := map[string]bool{}
+	for _, s := range all {
+		refs[s.Ref] = true
+	}
+	for _, want := range []string{"localhost/sc-extension/agent:dev", "localhost/sc-extension/job:dev", "localhost/sc-extension/scctl:dev"} {
+		if !refs[want] {
+			t.Errorf("Select() lacks %s", want)
+		}
+	}
+	if len(refs) != len(all) {
+		t.Errorf("two images share a reference: %v", all)
 	}
 }
 
