@@ -7,15 +7,17 @@ BIN := $(CURDIR)/bin
 OUT := $(CURDIR)/_output
 export PATH := $(BIN):$(PATH)
 
-# Packages that need no cluster (unit tests, plus integration/ sub-packages
-# that start their own private API server through e2e/testbed).
-UNIT_PKGS = $$($(GO) list ./... | grep -v '/e2e$$' | grep -v '/e2e/cmd/')
-
-# Fuzz targets run briefly on every `make test`: package:target.
+# Test tiers (docs/testing.md):
+#   unit        `go test ./...`: no cluster, no Kubernetes binaries, minutes.
+#   integration build tag `integration`: a private etcd + kube-apiserver per package.
+#   e2e         build tag `e2e`: the chart on a real one-node cluster with real pods.
+# Fuzz targets run their seed corpus and checked-in crashers (testdata/fuzz) in
+# the unit tier, deterministically; `make fuzz` explores for new inputs.
+INTEGRATION_PKGS = $$($(GO) list -tags integration ./... | grep -E '/(integration|apitest)$$')
 FUZZ_TARGETS ?= $(shell grep -rl --include='*_test.go' '^func Fuzz' pkg | xargs -r grep -H -o '^func Fuzz[A-Za-z0-9_]*' | sed -E 's|/[^/]*_test.go:func |:|' | sort -u)
-FUZZTIME ?= 8s
+FUZZTIME ?= 30s
 
-.PHONY: all build test test-unit test-fuzz test-e2e vet fmt bench demo demo-down tools clean
+.PHONY: all build test test-unit test-integration test-e2e fuzz vet fmt bench demo demo-down tools clean
 all: build
 
 build:
@@ -35,13 +37,20 @@ $(BIN)/helm:
 	@echo ">> building helm $(HELM_VERSION) into bin/"
 	GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
 
-test: vet test-unit test-fuzz test-e2e
-	@echo ">> make test: all stages passed"
+test: test-unit test-integration test-e2e
+	@echo ">> make test: all tiers passed"
 
-test-unit: kube-binaries
-	$(GO) test -count=1 -timeout 20m $(UNIT_PKGS)
+test-unit:
+	@echo ">> unit tier: go test ./... (fuzz seed corpora included)"
+	$(GO) test -count=1 -timeout 20m ./...
 
-test-fuzz:
+test-integration: kube-binaries
+	@echo ">> integration tier: real etcd + kube-apiserver per package"
+	$(GO) test -tags integration -count=1 -timeout 30m $(INTEGRATION_PKGS)
+
+# Exploratory fuzzing: never part of `make test`. A crasher it finds is written
+# to the package's testdata/fuzz and from then on runs in the unit tier.
+fuzz:
 	@for t in $(FUZZ_TARGETS); do pkg=./$${t%%:*}; fn=$${t##*:}; \
 	  echo ">> fuzz $$pkg $$fn ($(FUZZTIME))"; \
 	  $(GO) test -run='^$$' -fuzz="^$$fn$$" -fuzztime=$(FUZZTIME) $$pkg; done

@@ -12,9 +12,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/sc-extension/sc-extension/pkg/drift"
-	"github.com/sc-extension/sc-extension/pkg/launcher"
-	"github.com/sc-extension/sc-extension/pkg/leader"
+	"github.com/sc-extension/sc-extension/pkg/agent/drift"
+	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
+	"github.com/sc-extension/sc-extension/pkg/agent/leader"
 )
 
 // config is everything the agent is told at start. It holds no secret: the

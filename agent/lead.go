@@ -14,16 +14,16 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/record"
 
-	"github.com/sc-extension/sc-extension/pkg/connection"
-	"github.com/sc-extension/sc-extension/pkg/drift"
-	"github.com/sc-extension/sc-extension/pkg/health"
-	"github.com/sc-extension/sc-extension/pkg/heartbeat"
-	"github.com/sc-extension/sc-extension/pkg/inspect"
-	"github.com/sc-extension/sc-extension/pkg/intake"
-	"github.com/sc-extension/sc-extension/pkg/launcher"
-	"github.com/sc-extension/sc-extension/pkg/statuspub"
-	"github.com/sc-extension/sc-extension/pkg/statuswatch"
-	"github.com/sc-extension/sc-extension/pkg/store"
+	"github.com/sc-extension/sc-extension/pkg/agent/drift"
+	"github.com/sc-extension/sc-extension/pkg/agent/health"
+	"github.com/sc-extension/sc-extension/pkg/agent/heartbeat"
+	"github.com/sc-extension/sc-extension/pkg/agent/intake"
+	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
+	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
+	"github.com/sc-extension/sc-extension/pkg/agent/statuswatch"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/inspect"
+	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
 
 // eventComponent is the source of the Events the agent records.

@@ -7,10 +7,10 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/sc-extension/sc-extension/pkg/connection"
-	"github.com/sc-extension/sc-extension/pkg/inspect"
-	"github.com/sc-extension/sc-extension/pkg/protocol"
-	"github.com/sc-extension/sc-extension/pkg/store"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/inspect"
+	"github.com/sc-extension/sc-extension/pkg/kube/store"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
 // reader answers queries from the store and validates in-cluster state.

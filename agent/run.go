@@ -17,12 +17,12 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/sc-extension/sc-extension/pkg/agentkey"
-	"github.com/sc-extension/sc-extension/pkg/health"
-	"github.com/sc-extension/sc-extension/pkg/leader"
-	"github.com/sc-extension/sc-extension/pkg/natsbus"
-	"github.com/sc-extension/sc-extension/pkg/query"
-	"github.com/sc-extension/sc-extension/pkg/store"
+	"github.com/sc-extension/sc-extension/pkg/agent/agentkey"
+	"github.com/sc-extension/sc-extension/pkg/agent/health"
+	"github.com/sc-extension/sc-extension/pkg/agent/leader"
+	"github.com/sc-extension/sc-extension/pkg/agent/query"
+	"github.com/sc-extension/sc-extension/pkg/kube/store"
+	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 )
 
 // agent holds what the leader's components share with the always-on ones.

@@ -16,7 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/sc-extension/sc-extension/pkg/charttest"
+	"github.com/sc-extension/sc-extension/internal/testkit/charttest"
 )
 
 func inventory(r rendered) []string {

@@ -9,7 +9,7 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"k8s.io/apimachinery/pkg/runtime"
 
-	"github.com/sc-extension/sc-extension/pkg/charttest"
+	"github.com/sc-extension/sc-extension/internal/testkit/charttest"
 )
 
 const releaseNamespace = "sc-system"

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -20,9 +22,9 @@ import (
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
-	"github.com/sc-extension/sc-extension/pkg/catalog"
-	"github.com/sc-extension/sc-extension/pkg/connection"
-	"github.com/sc-extension/sc-extension/pkg/store"
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
 
 // TestBenchReport is `make bench`: it measures the product on the local

@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -12,9 +14,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/sc-extension/sc-extension/pkg/catalog"
-	"github.com/sc-extension/sc-extension/pkg/connection"
-	"github.com/sc-extension/sc-extension/pkg/protocol"
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
 // TestConnectionLifecycle creates, updates and deletes one connection of

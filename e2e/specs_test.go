@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -10,9 +12,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/sc-extension/sc-extension/pkg/catalog"
-	"github.com/sc-extension/sc-extension/pkg/connection"
-	"github.com/sc-extension/sc-extension/pkg/protocol"
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
 const (

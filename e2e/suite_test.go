@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 import (
@@ -17,9 +19,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sc-extension/sc-extension/e2e/testbed"
-	"github.com/sc-extension/sc-extension/pkg/controlplane"
-	"github.com/sc-extension/sc-extension/pkg/devserver"
-	"github.com/sc-extension/sc-extension/pkg/store"
+	"github.com/sc-extension/sc-extension/pkg/kube/store"
+	"github.com/sc-extension/sc-extension/pkg/scctl/controlplane"
+	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
 )
 
 // The product suite installs the chart once with the real helm CLI into

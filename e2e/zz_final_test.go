@@ -1,3 +1,5 @@
+//go:build e2e
+
 package e2e
 
 // This file runs last (go test runs files in name order): it scans what the
@@ -15,9 +17,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/sc-extension/sc-extension/pkg/catalog"
-	"github.com/sc-extension/sc-extension/pkg/connection"
-	"github.com/sc-extension/sc-extension/pkg/protocol"
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
 // TestNoCredentialLeaked scans every ConfigMap, Event, Job and Deployment

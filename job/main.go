@@ -1,7 +1,7 @@
 // Command sc-job renders sc-extension's pending connections into their
 // target namespaces and exits: 0 when every connection succeeded (the Job
 // then deletes itself), 1 when one failed or the run could not proceed, 2 on
-// a usage or configuration error. The logic lives in pkg/jobrun.
+// a usage or configuration error. The logic lives in pkg/job/jobrun.
 package main
 
 import (
@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/sc-extension/sc-extension/pkg/jobrun"
+	"github.com/sc-extension/sc-extension/pkg/job/jobrun"
 )
 
 const (

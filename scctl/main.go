@@ -1,5 +1,5 @@
 // Command scctl is the control plane's command line for sc-extension; see
-// docs/scctl.md. The command tree lives in pkg/cli; this file only wires it
+// docs/scctl.md. The command tree lives in pkg/scctl/cli; this file only wires it
 // to the process.
 package main
 
@@ -9,7 +9,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/sc-extension/sc-extension/pkg/cli"
+	"github.com/sc-extension/sc-extension/pkg/scctl/cli"
 )
 
 func main() {

@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package agent_integration runs the sc-agent binary as a black box against
 // a real API server (e2e/testbed api mode) and a real embedded NATS server:
 // a request from the control plane becomes a record and a Job sc-job, a
@@ -32,12 +34,12 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/sc-extension/sc-extension/e2e/testbed"
-	"github.com/sc-extension/sc-extension/pkg/catalog"
-	"github.com/sc-extension/sc-extension/pkg/connection"
-	"github.com/sc-extension/sc-extension/pkg/devserver"
-	"github.com/sc-extension/sc-extension/pkg/devserver/devservertest"
-	"github.com/sc-extension/sc-extension/pkg/protocol"
-	"github.com/sc-extension/sc-extension/pkg/store"
+	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/store"
+	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
 const cluster = "c1"

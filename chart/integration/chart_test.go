@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package chart_integration applies the rendered chart to a real API server
 // (private etcd + kube-apiserver from e2e/testbed): Pod Security admission
 // enforces "restricted" on the release namespace, and the RBAC authorizer
@@ -30,7 +32,7 @@ import (
 	"k8s.io/client-go/restmapper"
 
 	"github.com/sc-extension/sc-extension/e2e/testbed"
-	"github.com/sc-extension/sc-extension/pkg/charttest"
+	"github.com/sc-extension/sc-extension/internal/testkit/charttest"
 )
 
 func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }

@@ -1,3 +1,5 @@
+//go:build integration
+
 // Package apitest checks RunWithAPI/APIConfig end to end against a real
 // private control plane: what every test package using them relies on.
 package apitest

@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/sc-extension/sc-extension/pkg/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 )
 
 func main() {

@@ -1,0 +1,282 @@
+package drift
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/sc-extension/sc-extension/pkg/agent/health"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+)
+
+// ControllerName names the controller in logs, the workqueue and Events.
+const ControllerName = "drift"
+
+// Kinds of rendered objects drift watches, as in connection.ResourceRef.
+const (
+	KindSecret         = "Secret"
+	KindServiceAccount = "ServiceAccount"
+)
+
+// ReasonDrift is the Event reason and the status reason MarkPending records.
+const ReasonDrift = "Drift"
+
+// Store is the part of pkg/kube/store drift needs.
+type Store interface {
+	Get(ctx context.Context, id string) (connection.Connection, error)
+	MarkPending(ctx context.Context, id, reason, message string) error
+}
+
+// Decoder turns a record ConfigMap into its connection (store.Decode).
+type Decoder func(cm *corev1.ConfigMap) (connection.Connection, error)
+
+// DriftOf says whether a rendered object no longer matches what sc-job
+// wrote, and why (inspect.DriftOf). The reason must never quote data.
+type DriftOf func(obj metav1.Object, data map[string][]byte) (drifted bool, reason string)
+
+// Deps are the controller's collaborators.
+type Deps struct {
+	// Namespace is the agent's, where the records live.
+	Namespace string
+	Records   coreinformers.ConfigMapInformer
+	// Factories are NewFactories' result; New registers its informers on
+	// them, so they must be started after New.
+	Factories []informers.SharedInformerFactory
+	Scope     Scope
+	Decode    Decoder
+	DriftOf   DriftOf
+	Store     Store
+	// IsNotFound recognises the store's not-found error.
+	IsNotFound func(error) bool
+	Recorder   record.EventRecorder
+	Metrics    *health.Metrics
+	Log        zerolog.Logger
+}
+
+// objectKey names one rendered object.
+type objectKey struct {
+	Kind, Namespace, Name string
+}
+
+func (k objectKey) String() string { return k.Kind + " " + k.Namespace + "/" + k.Name }
+
+// Controller marks connections Pending when their rendered objects drift.
+type Controller struct {
+	namespace  string
+	scope      Scope
+	records    corelisters.ConfigMapLister
+	secrets    []corelisters.SecretLister
+	accounts   []corelisters.ServiceAccountLister
+	synced     []cache.InformerSynced
+	decode     Decoder
+	driftOf    DriftOf
+	store      Store
+	isNotFound func(error) bool
+	recorder   record.EventRecorder
+	metrics    *health.Metrics
+	log        zerolog.Logger
+	queue      workqueue.TypedRateLimitingInterface[objectKey]
+	selector   labels.Selector
+}
+
+// ErrInvalidDeps: New was called without something it needs.
+var ErrInvalidDeps = errors.New("drift: missing dependency")
+
+// New registers the event handlers; call Run to start.
+func New(d Deps) (*Controller, error) {
+	if d.Namespace == "" || d.Records == nil || len(d.Factories) == 0 || d.Decode == nil || d.DriftOf == nil ||
+		d.Store == nil || d.IsNotFound == nil || d.Recorder == nil {
+		return nil, fmt.Errorf("%w: namespace, records, factories, decoder, DriftOf, store, IsNotFound and recorder are required", ErrInvalidDeps)
+	}
+	managed, _ := labels.NewRequirement(connection.LabelManagedBy, selection.Equals, []string{connection.ManagedByValue})
+	conn, _ := labels.NewRequirement(connection.LabelConnection, selection.Exists, nil)
+	c := &Controller{
+		namespace:  d.Namespace,
+		scope:      d.Scope,
+		records:    d.Records.Lister(),
+		synced:     []cache.InformerSynced{d.Records.Informer().HasSynced},
+		decode:     d.Decode,
+		driftOf:    d.DriftOf,
+		store:      d.Store,
+		isNotFound: d.IsNotFound,
+		recorder:   d.Recorder,
+		metrics:    d.Metrics,
+		log:        d.Log.With().Str("controller", ControllerName).Logger(),
+		selector:   labels.NewSelector().Add(*managed, *conn),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedMaxOfRateLimiter(
+				workqueue.NewTypedItemExponentialFailureRateLimiter[objectKey](500*time.Millisecond, 5*time.Minute),
+				&workqueue.TypedBucketRateLimiter[objectKey]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
+			),
+			workqueue.TypedRateLimitingQueueConfig[objectKey]{Name: ControllerName},
+		),
+	}
+	for _, f := range d.Factories {
+		s := f.Core().V1().Secrets()
+		sa := f.Core().V1().ServiceAccounts()
+		c.secrets = append(c.secrets, s.Lister())
+		c.accounts = append(c.accounts, sa.Lister())
+		c.synced = append(c.synced, s.Informer().HasSynced, sa.Informer().HasSynced)
+		for kind, inf := range map[string]cache.SharedIndexInformer{KindSecret: s.Informer(), KindServiceAccount: sa.Informer()} {
+			if _, err := inf.AddEventHandler(c.objectHandler(kind)); err != nil {
+				return nil, fmt.Errorf("drift: watch %ss: %w", kind, err)
+			}
+		}
+	}
+	// A record that just became Succeeded may already miss an object that
+	// was deleted while sc-job was still running: check its objects then.
+	_, err := d.Records.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(oldObj, newObj any) {
+			oldCM, ok1 := oldObj.(*corev1.ConfigMap)
+			newCM, ok2 := newObj.(*corev1.ConfigMap)
+			if !ok1 || !ok2 || oldCM.ResourceVersion == newCM.ResourceVersion {
+				return
+			}
+			oldConn, err1 := c.decode(oldCM)
+			newConn, err2 := c.decode(newCM)
+			if err1 == nil && err2 == nil && oldConn.Status.Phase != connection.PhaseSucceeded &&
+				newConn.Status.Phase == connection.PhaseSucceeded {
+				c.enqueueResources(newConn)
+			}
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("drift: watch records: %w", err)
+	}
+	return c, nil
+}
+
+func (c *Controller) objectHandler(kind string) cache.ResourceEventHandler {
+	enqueue := func(obj any) {
+		if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = t.Obj
+		}
+		m, ok := obj.(metav1.Object)
+		if !ok || !c.scope.Allows(m.GetNamespace()) {
+			return
+		}
+		c.queue.Add(objectKey{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})
+	}
+	return cache.ResourceEventHandlerFuncs{
+		// Adds include the initial list: objects edited while no agent
+		// led are caught when the watch starts.
+		AddFunc: enqueue,
+		UpdateFunc: func(oldObj, newObj any) {
+			o, ok1 := oldObj.(metav1.Object)
+			n, ok2 := newObj.(metav1.Object)
+			if ok1 && ok2 && o.GetResourceVersion() == n.GetResourceVersion() {
+				return
+			}
+			enqueue(newObj)
+		},
+		DeleteFunc: enqueue,
+	}
+}
+
+func (c *Controller) enqueueResources(conn connection.Connection) {
+	for _, r := range conn.Status.Resources {
+		if (r.Kind == KindSecret || r.Kind == KindServiceAccount) && c.scope.Allows(r.Namespace) {
+			c.queue.Add(objectKey{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
+		}
+	}
+}
+
+// Run works until ctx is cancelled.
+func (c *Controller) Run(ctx context.Context) error {
+	defer utilruntime.HandleCrashWithContext(ctx)
+	defer c.queue.ShutDown()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return fmt.Errorf("drift: informer caches did not sync: %w", ctx.Err())
+	}
+	// Objects deleted while no agent led produce no event: check every
+	// object a Succeeded connection claims, once.
+	if err := c.sweep(); err != nil {
+		return err
+	}
+	go wait.UntilWithContext(ctx, func(ctx context.Context) {
+		for c.processNextWorkItem(ctx) {
+		}
+	}, time.Second)
+	c.log.Info().Msg("started")
+	<-ctx.Done()
+	return nil
+}
+
+func (c *Controller) sweep() error {
+	conns, err := c.succeeded()
+	if err != nil {
+		return err
+	}
+	for _, sc := range conns {
+		c.enqueueResources(sc.conn)
+	}
+	return nil
+}
+
+func (c *Controller) processNextWorkItem(ctx context.Context) bool {
+	key, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(key)
+	if err := c.sync(ctx, key); err != nil {
+		c.log.Error().Err(err).Str("kind", key.Kind).Str("namespace", key.Namespace).Str("name", key.Name).Msg("drift handling failed")
+		c.queue.AddRateLimited(key)
+		return true
+	}
+	c.queue.Forget(key)
+	return true
+}
+
+type storedConn struct {
+	id     string
+	record *corev1.ConfigMap
+	conn   connection.Connection
+}
+
+// succeeded lists the connections whose rendered objects are meant to be
+// in place: only those can drift. Pending, Running and Failed ones are
+// sc-job's, and a connection being deleted may remove its own objects.
+func (c *Controller) succeeded() ([]storedConn, error) {
+	cms, err := c.records.ConfigMaps(c.namespace).List(c.selector)
+	if err != nil {
+		return nil, fmt.Errorf("list records from cache: %w", err)
+	}
+	var out []storedConn
+	for _, cm := range cms {
+		conn, err := c.decode(cm)
+		if err != nil {
+			c.log.Warn().Err(err).Str("objectId", cm.Labels[connection.LabelConnection]).Msg("skipping undecodable record")
+			continue
+		}
+		if conn.Status.Phase == connection.PhaseSucceeded && conn.Deletion == nil {
+			out = append(out, storedConn{id: cm.Labels[connection.LabelConnection], record: cm, conn: conn})
+		}
+	}
+	return out, nil
+}
+
+func claims(conn connection.Connection, key objectKey) bool {
+	for _, r := range conn.Status.Resources {
+		if r.Kind == key.Kind && r.Namespace == key.Namespace && r.Name == key.Name {
+			return true
+		}
+	}
+	return false
+}

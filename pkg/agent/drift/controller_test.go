@@ -1,0 +1,251 @@
+package drift
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+)
+
+const clientID = "0ab1c2d3-0000-4000-8000-00000000000f"
+
+func (f *fixture) waitMark() markCall {
+	f.t.Helper()
+	select {
+	case m := <-f.store.markedC:
+		return m
+	case <-time.After(10 * time.Second):
+		f.t.Fatal("no connection was marked Pending")
+		return markCall{}
+	}
+}
+
+// The watch path end to end: a user deletes a rendered Secret.
+func TestDeletedSecretMarksConnectionPending(t *testing.T) {
+	conn := succeeded("blob1", "")
+	cred := credValue()
+	store := newStore(conn)
+	f := newFixture(t, store, Scope{}, recordCM(conn), renderedSecret("blob1", cred))
+	f.run()
+
+	require.NoError(t, f.client.CoreV1().Secrets("team-a").Delete(context.Background(), "sc-blob1-secret", metav1.DeleteOptions{}))
+
+	want := "Secret team-a/sc-blob1-secret was deleted; rendering it again"
+	assert.Equal(t, markCall{ID: "blob1", Reason: ReasonDrift, Message: want}, f.waitMark())
+	assert.Equal(t, []string{"Warning Drift " + want}, f.events())
+	assert.Equal(t, []string{"delete secrets team-a"}, f.writes(), "drift writes nothing through the API client itself")
+	assert.NotContains(t, f.logs.String(), cred)
+}
+
+func TestEditedSecretMarksConnectionPendingWithoutLeakingData(t *testing.T) {
+	conn := succeeded("blob1", "")
+	cred, edited := credValue(), credValue()
+	f := newFixture(t, newStore(conn), Scope{}, recordCM(conn), renderedSecret("blob1", cred))
+	f.run()
+
+	s, err := f.client.CoreV1().Secrets("team-a").Get(context.Background(), "sc-blob1-secret", metav1.GetOptions{})
+	require.NoError(t, err)
+	s.Data["AZURE_STORAGEBLOB_CONNECTIONSTRING"] = []byte(edited)
+	s.ResourceVersion = "2"
+	_, err = f.client.CoreV1().Secrets("team-a").Update(context.Background(), s, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	m := f.waitMark()
+	assert.Equal(t, "Secret team-a/sc-blob1-secret was modified (data changed since sc-job rendered it (hash mismatch)); rendering it again", m.Message)
+	events := strings.Join(f.events(), "\n")
+	for _, v := range []string{cred, edited} {
+		assert.NotContains(t, m.Message, v)
+		assert.NotContains(t, events, v)
+		assert.NotContains(t, f.logs.String(), v)
+	}
+}
+
+// sc-job re-rendering (new data, matching hash) is not drift; a later real
+// deletion on the same informer proves the first event was processed.
+func TestRenderBySCJobIsNotDrift(t *testing.T) {
+	a, b := succeeded("a", ""), succeeded("b", "")
+	store := newStore(a, b)
+	f := newFixture(t, store, Scope{}, recordCM(a), recordCM(b), renderedSecret("a", credValue()), renderedSecret("b", credValue()))
+	f.run()
+
+	rerendered := renderedSecret("a", credValue())
+	rerendered.ResourceVersion = "2"
+	_, err := f.client.CoreV1().Secrets("team-a").Update(context.Background(), rerendered, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	require.NoError(t, f.client.CoreV1().Secrets("team-a").Delete(context.Background(), "sc-b-secret", metav1.DeleteOptions{}))
+
+	assert.Equal(t, "b", f.waitMark().ID)
+	assert.Equal(t, []markCall{{ID: "b", Reason: ReasonDrift, Message: "Secret team-a/sc-b-secret was deleted; rendering it again"}}, store.calls())
+}
+
+func TestSharedServiceAccountMarksEveryUser(t *testing.T) {
+	a, b := succeeded("a", clientID), succeeded("b", clientID)
+	store := newStore(a, b)
+	f := newFixture(t, store, Scope{})
+	f.index(recordCM(a), recordCM(b), renderedSecret("a", "x"), renderedSecret("b", "y"))
+
+	key := objectKey{Kind: KindServiceAccount, Namespace: "team-a", Name: connection.ServiceAccountName(clientID)}
+	require.NoError(t, f.c.sync(context.Background(), key))
+	calls := store.calls()
+	require.Len(t, calls, 2)
+	assert.ElementsMatch(t, []string{"a", "b"}, []string{calls[0].ID, calls[1].ID})
+	assert.Equal(t, "ServiceAccount team-a/sc-account-0ab1c2d3-0000-4000-8000-00000000000f was deleted; rendering it again", calls[0].Message)
+	assert.Len(t, f.events(), 2)
+}
+
+func TestServiceAccountWithoutHashIsModified(t *testing.T) {
+	a := succeeded("a", clientID)
+	store := newStore(a)
+	f := newFixture(t, store, Scope{})
+	sa := renderedSA(clientID)
+	delete(sa.Annotations, annotationHash)
+	f.index(recordCM(a), sa)
+	require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindServiceAccount, Namespace: "team-a", Name: sa.Name}))
+	require.Len(t, store.calls(), 1)
+	assert.Contains(t, store.calls()[0].Message, "was modified (annotation servicelinker.sc-extension.io/data-hash was removed)")
+}
+
+func TestOnlySettledConnectionsDrift(t *testing.T) {
+	running := succeeded("run", "")
+	running.Status.Phase = connection.PhaseRunning
+	deleting := succeeded("del", "")
+	deleting.Deletion = &connection.Deletion{RequestID: "r", DeleteResources: true}
+	failed := succeeded("bad", "")
+	failed.Status.Phase = connection.PhaseFailed
+	store := newStore(running, deleting, failed)
+	f := newFixture(t, store, Scope{})
+	f.index(recordCM(running), recordCM(deleting), recordCM(failed))
+
+	for _, id := range []string{"run", "del", "bad"} {
+		require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindSecret, Namespace: "team-a", Name: connection.SecretName(id)}))
+	}
+	assert.Empty(t, store.calls(), "sc-job owns connections that are not settled")
+	assert.Empty(t, f.events())
+}
+
+// The cache can lag: the record still looks Succeeded while sc-job already
+// took the connection over and removed the object on purpose.
+func TestStaleCacheIsCheckedAgainstTheStore(t *testing.T) {
+	cached := succeeded("a", "")
+	fresh := cached
+	fresh.Status.Phase = connection.PhaseRunning
+	store := newStore(fresh)
+	f := newFixture(t, store, Scope{})
+	f.index(recordCM(cached))
+	require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindSecret, Namespace: "team-a", Name: "sc-a-secret"}))
+	assert.Empty(t, store.calls())
+	assert.Empty(t, f.events())
+}
+
+func TestObjectNotClaimedIsIgnored(t *testing.T) {
+	a := succeeded("a", "")
+	store := newStore(a)
+	f := newFixture(t, store, Scope{})
+	f.index(recordCM(a))
+	require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindSecret, Namespace: "team-a", Name: "someone-elses"}))
+	assert.Empty(t, store.calls())
+}
+
+func TestMarkPendingFailureIsRetried(t *testing.T) {
+	a := succeeded("a", "")
+	store := newStore(a)
+	store.failN = 1
+	f := newFixture(t, store, Scope{})
+	f.index(recordCM(a))
+	key := objectKey{Kind: KindSecret, Namespace: "team-a", Name: "sc-a-secret"}
+
+	f.c.queue.Add(key)
+	require.True(t, f.c.processNextWorkItem(context.Background()))
+	assert.Equal(t, 1, f.c.queue.NumRequeues(key))
+	assert.Empty(t, f.events(), "no Event for a drift that was not recorded")
+
+	f.c.queue.Forget(key) // skip the backoff delay: take the retry now
+	f.c.queue.Add(key)
+	require.True(t, f.c.processNextWorkItem(context.Background()))
+	assert.Len(t, store.calls(), 1)
+	assert.Equal(t, 0, f.c.queue.NumRequeues(key))
+}
+
+func TestStoreErrorIsRetried(t *testing.T) {
+	a := succeeded("a", "")
+	store := newStore(a)
+	store.failGet = errors.New("connection refused")
+	f := newFixture(t, store, Scope{})
+	f.index(recordCM(a))
+	key := objectKey{Kind: KindSecret, Namespace: "team-a", Name: "sc-a-secret"}
+	f.c.queue.Add(key)
+	require.True(t, f.c.processNextWorkItem(context.Background()))
+	assert.Equal(t, 1, f.c.queue.NumRequeues(key))
+	assert.Contains(t, f.logs.String(), "connection refused")
+}
+
+// Deleted while no agent led: no watch event ever comes, the start-up sweep finds it.
+func TestSweepFindsObjectsDeletedWhileNotLeading(t *testing.T) {
+	a, b := succeeded("a", ""), succeeded("b", "")
+	store := newStore(a, b)
+	f := newFixture(t, store, Scope{}, recordCM(a), recordCM(b), renderedSecret("b", "v"))
+	f.run()
+	assert.Equal(t, "a", f.waitMark().ID)
+	assert.Len(t, store.calls(), 1, "b's Secret is in place")
+}
+
+func TestDeniedNamespaceIsNotWatched(t *testing.T) {
+	a := succeeded("a", "")
+	other := succeeded("b", "")
+	other.Spec.Scope = "team-b"
+	other.Status.Resources[0].Namespace = "team-b"
+	store := newStore(a, other)
+	f := newFixture(t, store, Scope{Denied: []string{"team-a"}},
+		recordCM(a), recordCM(other), renderedSecret("a", "v"))
+	sb := renderedSecret("b", "w")
+	sb.Namespace = "team-b"
+	_, err := f.client.CoreV1().Secrets("team-b").Create(context.Background(), sb, metav1.CreateOptions{})
+	require.NoError(t, err)
+	f.run()
+
+	require.NoError(t, f.client.CoreV1().Secrets("team-a").Delete(context.Background(), "sc-a-secret", metav1.DeleteOptions{}))
+	require.NoError(t, f.client.CoreV1().Secrets("team-b").Delete(context.Background(), "sc-b-secret", metav1.DeleteOptions{}))
+	assert.Equal(t, "b", f.waitMark().ID)
+	assert.Len(t, store.calls(), 1, "team-a is denied")
+}
+
+func TestScopeAndFactories(t *testing.T) {
+	s := Scope{Watch: []string{"team-a", "team-b"}, Denied: []string{"team-b"}}
+	assert.True(t, s.Allows("team-a"))
+	assert.False(t, s.Allows("team-b"), "denied wins")
+	assert.False(t, s.Allows("team-c"))
+	assert.True(t, Scope{}.Allows("anything"))
+	f := newFixture(t, newStore(), Scope{})
+	assert.Len(t, NewFactories(f.client, s, 0), 1, "one namespaced factory per allowed namespace")
+}
+
+func TestNewRejectsMissingDependencies(t *testing.T) {
+	_, err := New(Deps{Namespace: agentNS})
+	require.ErrorIs(t, err, ErrInvalidDeps)
+}
+
+func TestEditedServiceAccountIsModified(t *testing.T) {
+	a := succeeded("a", clientID)
+	store := newStore(a)
+	f := newFixture(t, store, Scope{})
+	sa := renderedSA(clientID)
+	f.index(recordCM(a), sa)
+	key := objectKey{Kind: KindServiceAccount, Namespace: "team-a", Name: sa.Name}
+
+	require.NoError(t, f.c.sync(context.Background(), key))
+	assert.Empty(t, store.calls(), "as rendered: no drift")
+
+	edited := sa.DeepCopy()
+	edited.Annotations["azure.workload.identity/client-id"] = "11111111-0000-4000-8000-000000000000"
+	f.index(edited)
+	require.NoError(t, f.c.sync(context.Background(), key))
+	require.Len(t, store.calls(), 1)
+	assert.Contains(t, store.calls()[0].Message, "was modified (workload identity annotations changed since sc-job rendered it (hash mismatch))")
+}

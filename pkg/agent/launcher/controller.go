@@ -1,0 +1,333 @@
+package launcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	batchinformers "k8s.io/client-go/informers/batch/v1"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
+	batchlisters "k8s.io/client-go/listers/batch/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
+
+	"github.com/sc-extension/sc-extension/pkg/agent/health"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+)
+
+// ControllerName names the controller in logs, the workqueue and Events.
+const ControllerName = "launcher"
+
+// Event reasons.
+const (
+	ReasonLaunched = "JobLaunched"
+	ReasonReplaced = "JobReplaced"
+)
+
+var (
+	// ErrNotOwned: a Job with our name exists that sc-extension did not
+	// create; it is never deleted, and no sc-job is launched while it exists.
+	ErrNotOwned = errors.New("job exists and is not managed by sc-extension")
+	// errRequeue asks for a quiet rate-limited retry: the state is in
+	// flux (a Job is terminating, or was created concurrently).
+	errRequeue = errors.New("requeue")
+)
+
+// Deps are the launcher's collaborators.
+type Deps struct {
+	Client kubernetes.Interface
+	// Records is an informer on the record ConfigMaps in the agent's
+	// namespace; Jobs one on Jobs there, narrowed to the Job's name.
+	Records  coreinformers.ConfigMapInformer
+	Jobs     batchinformers.JobInformer
+	Decode   Decoder
+	Recorder record.EventRecorder
+	// Clock decides when a failed Job has been kept long enough; tests pass a fake.
+	Clock   clock.WithTicker
+	Metrics *health.Metrics
+	Log     zerolog.Logger
+}
+
+// Controller reconciles the single Job sc-job against the pending work.
+type Controller struct {
+	cfg      Config
+	key      string
+	client   kubernetes.Interface
+	records  corelisters.ConfigMapLister
+	jobs     batchlisters.JobLister
+	synced   []cache.InformerSynced
+	decode   Decoder
+	recorder record.EventRecorder
+	clock    clock.WithTicker
+	metrics  *health.Metrics
+	log      zerolog.Logger
+	queue    workqueue.TypedRateLimitingInterface[string]
+	selector labels.Selector
+}
+
+// New registers the event handlers; call Run to start working.
+func New(d Deps, cfg Config) (*Controller, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Client == nil || d.Records == nil || d.Jobs == nil || d.Decode == nil || d.Recorder == nil {
+		return nil, fmt.Errorf("%w: client, informers, decoder and recorder are required", ErrInvalidConfig)
+	}
+	if d.Clock == nil {
+		d.Clock = clock.RealClock{}
+	}
+	c := &Controller{
+		cfg:      cfg,
+		key:      cfg.Namespace + "/" + cfg.JobName,
+		client:   d.Client,
+		records:  d.Records.Lister(),
+		jobs:     d.Jobs.Lister(),
+		synced:   []cache.InformerSynced{d.Records.Informer().HasSynced, d.Jobs.Informer().HasSynced},
+		decode:   d.Decode,
+		recorder: d.Recorder,
+		clock:    d.Clock,
+		metrics:  d.Metrics,
+		log:      d.Log.With().Str("controller", ControllerName).Logger(),
+		selector: recordSelector(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
+			workqueue.NewTypedMaxOfRateLimiter(
+				workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 5*time.Minute),
+				&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
+			),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: ControllerName, Clock: d.Clock},
+		),
+	}
+	// Every change to a record or to the Job can change the answer, and
+	// there is only one answer to compute: all events map to one key.
+	enqueue := func(any) { c.queue.Add(c.key) }
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc: enqueue,
+		UpdateFunc: func(oldObj, newObj any) {
+			o, okO := oldObj.(metav1.Object)
+			n, okN := newObj.(metav1.Object)
+			if okO && okN && o.GetResourceVersion() == n.GetResourceVersion() {
+				return // periodic resync: nothing changed
+			}
+			enqueue(newObj)
+		},
+		DeleteFunc: enqueue,
+	}
+	if _, err := d.Records.Informer().AddEventHandler(handler); err != nil {
+		return nil, fmt.Errorf("launcher: watch records: %w", err)
+	}
+	if _, err := d.Jobs.Informer().AddEventHandler(handler); err != nil {
+		return nil, fmt.Errorf("launcher: watch jobs: %w", err)
+	}
+	return c, nil
+}
+
+// recordSelector matches connection records: managed by us and naming a connection.
+func recordSelector() labels.Selector {
+	managed, _ := labels.NewRequirement(connection.LabelManagedBy, selection.Equals, []string{connection.ManagedByValue})
+	conn, _ := labels.NewRequirement(connection.LabelConnection, selection.Exists, nil)
+	return labels.NewSelector().Add(*managed, *conn)
+}
+
+// Run works until ctx is cancelled.
+func (c *Controller) Run(ctx context.Context) error {
+	defer utilruntime.HandleCrashWithContext(ctx)
+	defer c.queue.ShutDown()
+	c.log.Info().Msg("waiting for informer caches")
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		return fmt.Errorf("launcher: informer caches did not sync: %w", ctx.Err())
+	}
+	c.queue.Add(c.key) // decide once even if nothing changes
+	go wait.UntilWithContext(ctx, func(ctx context.Context) {
+		for c.processNextWorkItem(ctx) {
+		}
+	}, time.Second)
+	c.log.Info().Msg("started")
+	<-ctx.Done()
+	c.log.Info().Msg("stopping")
+	return nil
+}
+
+func (c *Controller) processNextWorkItem(ctx context.Context) bool {
+	key, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(key)
+
+	after, err := c.sync(ctx)
+	switch {
+	case err == nil:
+		c.queue.Forget(key)
+		if after > 0 {
+			c.queue.AddAfter(key, after)
+		}
+	case errors.Is(err, errRequeue) || apierrors.IsConflict(err):
+		c.log.Debug().Err(err).Msg("requeue")
+		c.queue.AddRateLimited(key)
+	case errors.Is(err, ErrNotOwned):
+		// Retrying cannot help; the Job's own events bring us back when
+		// its owner removes it.
+		c.log.Warn().Err(err).Str("namespace", c.cfg.Namespace).Str("job", c.cfg.JobName).Msg("not launching sc-job")
+		c.queue.Forget(key)
+	default:
+		c.log.Error().Err(err).Msg("reconcile failed")
+		c.queue.AddRateLimited(key)
+	}
+	return true
+}
+
+// sync compares the pending work with the Job and acts. A positive duration
+// asks to be called again then (a failed Job's keep time runs out).
+func (c *Controller) sync(ctx context.Context) (time.Duration, error) {
+	w, err := c.pendingWork()
+	if err != nil {
+		return 0, err
+	}
+	job, err := c.jobs.Jobs(c.cfg.Namespace).Get(c.cfg.JobName)
+	switch {
+	case apierrors.IsNotFound(err):
+		if len(w.items) == 0 {
+			return 0, nil
+		}
+		return 0, c.launch(ctx, w, nil)
+	case err != nil:
+		return 0, fmt.Errorf("get job from cache: %w", err)
+	}
+
+	log := c.log.With().Str("namespace", job.Namespace).Str("job", job.Name).Logger()
+	switch {
+	case !ownedByUs(job):
+		return 0, fmt.Errorf("job %s/%s: %w", job.Namespace, job.Name, ErrNotOwned)
+	case job.DeletionTimestamp != nil:
+		return 0, fmt.Errorf("job %s/%s is being deleted: %w", job.Namespace, job.Name, errRequeue)
+	}
+	done, cond := finished(job)
+	if !done {
+		// A running sc-job drains everything pending, including work that
+		// arrived after it started; if it misses some, its own deletion
+		// brings us back here.
+		return 0, nil
+	}
+	if len(w.items) == 0 {
+		// Nothing to retry. A failed Job stays for `kubectl logs`; a
+		// completed one is sc-job's to delete.
+		return 0, nil
+	}
+	newWork := job.Annotations[AnnotationDigest] != w.digest
+	age := c.clock.Since(cond.LastTransitionTime.Time)
+	if !newWork && age < c.cfg.KeepFailedFor {
+		remaining := c.cfg.KeepFailedFor - age
+		log.Debug().Dur("retryIn", remaining).Msg("keeping finished sc-job for inspection")
+		return remaining, nil
+	}
+	why := "new work arrived"
+	if !newWork {
+		why = fmt.Sprintf("kept for %s, retrying", c.cfg.KeepFailedFor)
+	}
+	log.Info().Str("condition", string(cond.Type)).Str("conditionReason", cond.Reason).Str("why", why).Msg("replacing finished sc-job")
+	if err := c.delete(ctx, job); err != nil {
+		return 0, err
+	}
+	return 0, c.launch(ctx, w, &replaced{job: job, cond: cond, why: why})
+}
+
+type replaced struct {
+	job  *batchv1.Job
+	cond batchv1.JobCondition
+	why  string
+}
+
+// pendingWork lists the records that still need sc-job.
+func (c *Controller) pendingWork() (work, error) {
+	cms, err := c.records.ConfigMaps(c.cfg.Namespace).List(c.selector)
+	if err != nil {
+		return work{}, fmt.Errorf("list records from cache: %w", err)
+	}
+	var items []workItem
+	for _, cm := range cms {
+		conn, err := c.decode(cm)
+		if err != nil {
+			// sc-job cannot read it either; launching for it would fail
+			// the same way every time.
+			c.log.Warn().Err(err).Str("namespace", cm.Namespace).Str("configMap", cm.Name).Msg("skipping undecodable record")
+			continue
+		}
+		if !conn.Status.Phase.NeedsWork() {
+			continue
+		}
+		id := cm.Labels[connection.LabelConnection]
+		items = append(items, workItem{id: id, generation: conn.Generation, requestID: conn.Status.LastRequestID, record: cm})
+	}
+	return newWork(items), nil
+}
+
+// delete removes a finished Job we own. The UID precondition makes sure a
+// Job created meanwhile by someone else is never the one deleted.
+func (c *Controller) delete(ctx context.Context, job *batchv1.Job) error {
+	err := c.client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
+		PropagationPolicy: ptr.To(metav1.DeletePropagationBackground),
+		Preconditions:     &metav1.Preconditions{UID: &job.UID},
+	})
+	switch {
+	case err == nil, apierrors.IsNotFound(err):
+		return nil
+	case apierrors.IsConflict(err):
+		return fmt.Errorf("delete job %s/%s: changed meanwhile: %w", job.Namespace, job.Name, errRequeue)
+	default:
+		return fmt.Errorf("delete job %s/%s: %w", job.Namespace, job.Name, err)
+	}
+}
+
+// launch creates the Job for w; prev is the Job it replaces, if any.
+func (c *Controller) launch(ctx context.Context, w work, prev *replaced) error {
+	created, err := c.client.BatchV1().Jobs(c.cfg.Namespace).Create(ctx, jobFor(c.cfg, w), metav1.CreateOptions{FieldManager: connection.FieldManager})
+	switch {
+	case apierrors.IsAlreadyExists(err):
+		// Another leader's launch, or the replaced Job is still going away.
+		return fmt.Errorf("create job %s/%s: %w", c.cfg.Namespace, c.cfg.JobName, errRequeue)
+	case err != nil:
+		return fmt.Errorf("create job %s/%s: %w", c.cfg.Namespace, c.cfg.JobName, err)
+	}
+
+	reason, metric, msg := ReasonLaunched, health.LaunchNew,
+		fmt.Sprintf("Started %s for %d pending connection(s): %s", c.cfg.JobName, len(w.items), w.ids(10))
+	if prev != nil {
+		reason, metric = ReasonReplaced, health.LaunchReplaced
+		msg = fmt.Sprintf("Replaced %s that %s (%s) because %s; started it for %d pending connection(s): %s",
+			c.cfg.JobName, finishedVerb(prev.cond), prev.cond.Reason, prev.why, len(w.items), w.ids(10))
+	}
+	c.metrics.JobLaunched(metric)
+	c.recorder.Event(created, corev1.EventTypeNormal, reason, msg)
+	for _, it := range w.items {
+		c.recorder.Eventf(it.record, corev1.EventTypeNormal, reason,
+			"%s started to render generation %d", c.cfg.JobName, it.generation)
+	}
+	c.log.Info().Str("namespace", created.Namespace).Str("job", created.Name).Int("pending", len(w.items)).
+		Str("digest", w.digest).Bool("replaced", prev != nil).Msg("launched sc-job")
+	return nil
+}
+
+func finishedVerb(cond batchv1.JobCondition) string {
+	if cond.Type == batchv1.JobComplete {
+		return "completed"
+	}
+	return "failed"
+}

@@ -1,0 +1,115 @@
+package launcher
+
+import (
+	"strconv"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+)
+
+// Labels and annotations on the Job.
+const (
+	LabelName         = "app.kubernetes.io/name"
+	LabelComponent    = "app.kubernetes.io/component"
+	AnnotationDigest  = "servicelinker.sc-extension.io/pending-digest"
+	AnnotationPending = "servicelinker.sc-extension.io/pending-count"
+)
+
+// jobFor builds the Job for a batch of pending work. Its digest annotation
+// lets a later reconcile tell "the same work failed again" from "new work
+// arrived since this run started".
+func jobFor(c Config, w work) *batchv1.Job {
+	labels := map[string]string{
+		connection.LabelManagedBy: connection.ManagedByValue,
+		LabelName:                 c.JobName,
+		LabelComponent:            "job",
+	}
+	args := append([]string{"--namespace=" + c.Namespace, "--job-name=" + c.JobName}, c.ExtraArgs...)
+	job := &batchv1.Job{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: c.Namespace,
+			Name:      c.JobName,
+			Labels:    labels,
+			Annotations: map[string]string{
+				AnnotationDigest:  w.digest,
+				AnnotationPending: strconv.Itoa(len(w.items)),
+			},
+		},
+		Spec: batchv1.JobSpec{
+			BackoffLimit: ptr.To(c.BackoffLimit),
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					RestartPolicy:      corev1.RestartPolicyNever,
+					ServiceAccountName: c.ServiceAccount,
+					// sc-job talks to the API server with this token.
+					AutomountServiceAccountToken: ptr.To(true),
+					EnableServiceLinks:           ptr.To(false),
+					ImagePullSecrets:             c.ImagePullSecrets,
+					NodeSelector:                 c.NodeSelector,
+					Tolerations:                  c.Tolerations,
+					PriorityClassName:            c.PriorityClassName,
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						RunAsUser:      ptr.To(nonRootUID),
+						RunAsGroup:     ptr.To(nonRootUID),
+						FSGroup:        ptr.To(nonRootUID),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{{
+						Name:            "sc-job",
+						Image:           c.Image,
+						ImagePullPolicy: c.ImagePullPolicy,
+						Args:            args,
+						Resources:       c.Resources,
+						SecurityContext: &corev1.SecurityContext{
+							RunAsNonRoot:             ptr.To(true),
+							RunAsUser:                ptr.To(nonRootUID),
+							RunAsGroup:               ptr.To(nonRootUID),
+							AllowPrivilegeEscalation: ptr.To(false),
+							ReadOnlyRootFilesystem:   ptr.To(true),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+							SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+						},
+						VolumeMounts: []corev1.VolumeMount{{Name: "tmp", MountPath: "/tmp"}},
+					}},
+					// readOnlyRootFilesystem: the Go runtime and client-go's
+					// cache still want a writable /tmp.
+					Volumes: []corev1.Volume{{
+						Name: "tmp",
+						VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+							SizeLimit: ptr.To(resource.MustParse("16Mi")),
+						}},
+					}},
+				},
+			},
+		},
+	}
+	if c.ActiveDeadlineSeconds > 0 {
+		job.Spec.ActiveDeadlineSeconds = ptr.To(c.ActiveDeadlineSeconds)
+	}
+	return job
+}
+
+// finished reports whether the Job reached a terminal condition, which one,
+// and when.
+func finished(job *batchv1.Job) (done bool, cond batchv1.JobCondition) {
+	for _, c := range job.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			continue
+		}
+		if c.Type == batchv1.JobFailed || c.Type == batchv1.JobComplete {
+			return true, c
+		}
+	}
+	return false, batchv1.JobCondition{}
+}
+
+func ownedByUs(job *batchv1.Job) bool {
+	return job.Labels[connection.LabelManagedBy] == connection.ManagedByValue
+}

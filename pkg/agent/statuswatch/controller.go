@@ -1,0 +1,245 @@
+package statuswatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	coreinformers "k8s.io/client-go/informers/core/v1"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/sc-extension/sc-extension/pkg/agent/health"
+	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
+)
+
+// ControllerName names the controller in logs and the workqueue.
+const ControllerName = "statuswatch"
+
+// Publisher sends one status event (statuspub.Publisher).
+type Publisher interface {
+	Publish(ctx context.Context, ev protocol.StatusEvent) error
+}
+
+// Decoder turns a record ConfigMap into its connection (store.Decode).
+type Decoder func(cm *corev1.ConfigMap) (connection.Connection, error)
+
+// Deps are the watch's collaborators.
+type Deps struct {
+	Cluster   string
+	Namespace string
+	// Records is an informer on the record ConfigMaps in Namespace.
+	Records   coreinformers.ConfigMapInformer
+	Decode    Decoder
+	Publisher Publisher
+	Metrics   *health.Metrics
+	Log       zerolog.Logger
+	// RateLimiter overrides the publish retry backoff (tests).
+	RateLimiter workqueue.TypedRateLimiter[string]
+}
+
+// Controller publishes status events for record changes.
+type Controller struct {
+	cluster   string
+	namespace string
+	records   corelisters.ConfigMapLister
+	synced    cache.InformerSynced
+	decode    Decoder
+	publisher Publisher
+	metrics   *health.Metrics
+	log       zerolog.Logger
+	queue     workqueue.TypedRateLimitingInterface[string]
+
+	// removed holds the last state of records deleted but not yet
+	// reported: once a record is gone the cache cannot say what it was.
+	mu      sync.Mutex
+	removed map[string]connection.Connection
+}
+
+// ErrInvalidDeps: New was called without something it needs.
+var ErrInvalidDeps = errors.New("statuswatch: missing dependency")
+
+// New registers the event handlers; call Run to start publishing.
+func New(d Deps) (*Controller, error) {
+	if d.Cluster == "" || d.Namespace == "" || d.Records == nil || d.Decode == nil || d.Publisher == nil {
+		return nil, fmt.Errorf("%w: cluster, namespace, records informer, decoder and publisher are required", ErrInvalidDeps)
+	}
+	rl := d.RateLimiter
+	if rl == nil {
+		rl = workqueue.NewTypedMaxOfRateLimiter(
+			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 2*time.Minute),
+			&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(20), 200)},
+		)
+	}
+	c := &Controller{
+		cluster:   d.Cluster,
+		namespace: d.Namespace,
+		records:   d.Records.Lister(),
+		synced:    d.Records.Informer().HasSynced,
+		decode:    d.Decode,
+		publisher: d.Publisher,
+		metrics:   d.Metrics,
+		log:       d.Log.With().Str("controller", ControllerName).Logger(),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(rl,
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: ControllerName}),
+		removed: map[string]connection.Connection{},
+	}
+	_, err := d.Records.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		// Adds include the initial list: that is the "publish every
+		// record once on start" sweep, and JetStream's duplicate window
+		// drops what the control plane already has.
+		AddFunc:    c.onAdd,
+		UpdateFunc: c.onUpdate,
+		DeleteFunc: c.onDelete,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("statuswatch: watch records: %w", err)
+	}
+	return c, nil
+}
+
+func isRecord(cm *corev1.ConfigMap) bool {
+	return cm.Labels[connection.LabelManagedBy] == connection.ManagedByValue && cm.Labels[connection.LabelConnection] != ""
+}
+
+func (c *Controller) onAdd(obj any) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok || !isRecord(cm) {
+		return
+	}
+	id := cm.Labels[connection.LabelConnection]
+	// Re-created before its deletion was reported: the new record's status
+	// supersedes it. Handlers run in event order, so this never drops a
+	// deletion that happened after this add.
+	c.mu.Lock()
+	delete(c.removed, id)
+	c.mu.Unlock()
+	c.queue.Add(id)
+}
+
+func (c *Controller) onUpdate(oldObj, newObj any) {
+	oldCM, ok1 := oldObj.(*corev1.ConfigMap)
+	newCM, ok2 := newObj.(*corev1.ConfigMap)
+	if !ok1 || !ok2 || !isRecord(newCM) || oldCM.ResourceVersion == newCM.ResourceVersion {
+		return
+	}
+	oldConn, errOld := c.decode(oldCM)
+	newConn, errNew := c.decode(newCM)
+	if errOld != nil || errNew != nil || statuspub.Changed(oldConn, newConn) {
+		// An undecodable side cannot be compared; the worker decides.
+		c.queue.Add(newCM.Labels[connection.LabelConnection])
+	}
+}
+
+func (c *Controller) onDelete(obj any) {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok || !isRecord(cm) {
+		return
+	}
+	id := cm.Labels[connection.LabelConnection]
+	conn, err := c.decode(cm)
+	if err != nil {
+		c.log.Warn().Err(err).Str("objectId", id).Msg("deleted record is undecodable; reporting Deleted by id only")
+		conn = connection.Connection{Spec: connection.Spec{Name: id}}
+	}
+	c.mu.Lock()
+	c.removed[id] = conn
+	c.mu.Unlock()
+	c.queue.Add(id)
+}
+
+// Run publishes until ctx is cancelled.
+func (c *Controller) Run(ctx context.Context) error {
+	defer utilruntime.HandleCrashWithContext(ctx)
+	defer c.queue.ShutDown()
+	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+		return fmt.Errorf("statuswatch: informer cache did not sync: %w", ctx.Err())
+	}
+	// Publishing is I/O bound and per connection independent.
+	for range 2 {
+		go wait.UntilWithContext(ctx, func(ctx context.Context) {
+			for c.processNextWorkItem(ctx) {
+			}
+		}, time.Second)
+	}
+	c.log.Info().Msg("started")
+	<-ctx.Done()
+	return nil
+}
+
+func (c *Controller) processNextWorkItem(ctx context.Context) bool {
+	id, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(id)
+	if err := c.sync(ctx, id); err != nil {
+		c.log.Warn().Err(err).Str("objectId", id).Int("retries", c.queue.NumRequeues(id)).Msg("publishing status failed; retrying")
+		c.queue.AddRateLimited(id)
+		return true
+	}
+	c.queue.Forget(id)
+	return true
+}
+
+// sync publishes the record's current status, or Deleted once it is gone.
+func (c *Controller) sync(ctx context.Context, id string) error {
+	cm, err := c.records.ConfigMaps(c.namespace).Get(connection.ConfigMapName(id))
+	switch {
+	case apierrors.IsNotFound(err):
+		return c.publishDeleted(ctx, id)
+	case err != nil:
+		return fmt.Errorf("get record %s from cache: %w", id, err)
+	}
+	conn, err := c.decode(cm)
+	if err != nil {
+		// A record being written by a newer agent or sc-job, or corrupt:
+		// nothing truthful to publish. Its next change brings it back.
+		c.log.Warn().Err(err).Str("objectId", id).Msg("undecodable record; not publishing")
+		return nil
+	}
+	ev := statuspub.FromConnection(c.cluster, conn)
+	if err := c.publisher.Publish(ctx, ev); err != nil {
+		return fmt.Errorf("status of %s: %w", id, err)
+	}
+	c.metrics.StatusPublished(string(ev.Phase))
+	c.log.Debug().Str("objectId", id).Str("connection", conn.Spec.Name).Str("requestId", ev.RequestID).
+		Str("phase", string(ev.Phase)).Int64("generation", ev.Generation).Msg("published status")
+	return nil
+}
+
+func (c *Controller) publishDeleted(ctx context.Context, id string) error {
+	c.mu.Lock()
+	conn, ok := c.removed[id]
+	c.mu.Unlock()
+	if !ok {
+		return nil // already reported
+	}
+	ev := statuspub.Deleted(c.cluster, conn)
+	ev.ObjectID = id // the label is authoritative even when the spec was unreadable
+	if err := c.publisher.Publish(ctx, ev); err != nil {
+		return fmt.Errorf("deletion of %s: %w", id, err)
+	}
+	c.mu.Lock()
+	if c.removed[id].Generation == conn.Generation {
+		delete(c.removed, id)
+	}
+	c.mu.Unlock()
+	c.metrics.StatusPublished(string(ev.Phase))
+	c.log.Info().Str("objectId", id).Str("connection", conn.Spec.Name).Str("requestId", ev.RequestID).Msg("published deletion")
+	return nil
+}

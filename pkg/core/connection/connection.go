@@ -1,0 +1,175 @@
+package connection
+
+import (
+	"sort"
+	"time"
+
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+)
+
+// TargetService is the Azure resource a connection points at.
+type TargetService struct {
+	Type catalog.TargetType `json:"type"`
+	ID   string             `json:"id"`
+}
+
+// AuthInfo says how the workload authenticates. It never holds a secret: a
+// service principal's secret travels as the <PREFIX>_CLIENTSECRET credential.
+type AuthInfo struct {
+	AuthType       catalog.AuthType `json:"authType"`
+	ClientID       string           `json:"clientId,omitempty"`
+	TenantID       string           `json:"tenantId,omitempty"`
+	SubscriptionID string           `json:"subscriptionId,omitempty"`
+}
+
+// Configuration is one key of the rendered Secret. For a credential key the
+// Value is always empty here; the value lives in Credentials, which is sealed
+// in transit and kept only in Secrets.
+type Configuration struct {
+	Name       string `json:"name"`
+	Value      string `json:"value"`
+	Credential bool   `json:"credential,omitempty"`
+}
+
+// SecretStore configures the Secret Store CSI driver for keyvaultCsi.
+type SecretStore struct {
+	KeyVaultName   string   `json:"keyVaultName,omitempty"`
+	TenantID       string   `json:"tenantId,omitempty"`
+	Objects        []string `json:"objects,omitempty"`
+	UserAssignedID string   `json:"userAssignedIdentityId,omitempty"`
+}
+
+// Spec is what the control plane asks for. It is safe to store in a ConfigMap
+// and to log: credential values are not part of it.
+type Spec struct {
+	Name           string             `json:"name"`
+	Scope          string             `json:"scope"`
+	TargetService  TargetService      `json:"targetService"`
+	AuthInfo       AuthInfo           `json:"authInfo"`
+	ClientType     catalog.ClientType `json:"clientType,omitempty"`
+	Configurations []Configuration    `json:"configurations,omitempty"`
+	CustomizedKeys map[string]string  `json:"customizedKeys,omitempty"`
+	SecretStore    *SecretStore       `json:"secretStore,omitempty"`
+	Labels         map[string]string  `json:"labels,omitempty"`
+	Annotations    map[string]string  `json:"annotations,omitempty"`
+}
+
+// ID is the DNS-1123 id every object name of this connection derives from.
+func (s Spec) ID() string { return ObjectID(s.Name) }
+
+// RenderedKey returns the key name as it lands in the Secret, after customizedKeys.
+func (s Spec) RenderedKey(name string) string {
+	if n, ok := s.CustomizedKeys[name]; ok && n != "" {
+		return n
+	}
+	return name
+}
+
+// Phase is where a connection is in its lifecycle.
+type Phase string
+
+const (
+	// PhasePending: desired state stored, waiting for sc-job.
+	PhasePending Phase = "Pending"
+	// PhaseRunning: an sc-job run is rendering it.
+	PhaseRunning Phase = "Running"
+	// PhaseSucceeded: the rendered objects match the spec.
+	PhaseSucceeded Phase = "Succeeded"
+	// PhaseFailed: the last run failed; Reason and Message say why.
+	PhaseFailed Phase = "Failed"
+	// PhaseDeleted is only ever published as a status event: once a delete
+	// has been applied the connection's records are gone.
+	PhaseDeleted Phase = "Deleted"
+)
+
+// NeedsWork reports whether sc-job still has something to do: Running
+// counts, because a run that died mid-way must be picked up again.
+func (p Phase) NeedsWork() bool { return p == PhasePending || p == PhaseRunning }
+
+// ResourceRef names an object sc-job rendered for a connection.
+type ResourceRef struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// Deletion records a delete request that has been accepted but not yet applied.
+type Deletion struct {
+	RequestID       string `json:"requestId"`
+	DeleteResources bool   `json:"deleteResources"`
+}
+
+// Status is written by the agent (Pending) and by sc-job (everything else).
+type Status struct {
+	Phase              Phase         `json:"phase"`
+	Reason             string        `json:"reason,omitempty"`
+	Message            string        `json:"message,omitempty"`
+	ObservedGeneration int64         `json:"observedGeneration"`
+	LastRequestID      string        `json:"lastRequestId,omitempty"`
+	Resources          []ResourceRef `json:"resources,omitempty"`
+	UpdatedAt          time.Time     `json:"updatedAt"`
+}
+
+// Connection is a stored connection: its spec, the generation the agent gave
+// that spec, a pending deletion if any, and its status.
+type Connection struct {
+	Spec       Spec  `json:"spec"`
+	Generation int64 `json:"generation"`
+	// CredentialsVersion is the id of the request whose credential values
+	// the credential Secret must hold; the Secret carries the same id, so a
+	// reader can tell a matching pair from a half-written or racing one.
+	CredentialsVersion string    `json:"credentialsVersion,omitempty"`
+	Deletion           *Deletion `json:"deletion,omitempty"`
+	Status             Status    `json:"status"`
+	// RecentRequestIDs holds the ids of the last requests applied, newest
+	// last, so that a redelivered request is recognised even after a newer
+	// one has been applied.
+	RecentRequestIDs []string `json:"recentRequestIds,omitempty"`
+}
+
+// MaxRecentRequestIDs bounds RecentRequestIDs; JetStream redelivers within
+// its ack window, so a short memory is enough.
+const MaxRecentRequestIDs = 16
+
+// Seen reports whether the request id was already applied to this connection.
+func (c *Connection) Seen(requestID string) bool {
+	for _, id := range c.RecentRequestIDs {
+		if id == requestID {
+			return true
+		}
+	}
+	return false
+}
+
+// Remember records an applied request id, keeping the newest MaxRecentRequestIDs.
+func (c *Connection) Remember(requestID string) {
+	c.RecentRequestIDs = append(c.RecentRequestIDs, requestID)
+	if n := len(c.RecentRequestIDs); n > MaxRecentRequestIDs {
+		c.RecentRequestIDs = append([]string(nil), c.RecentRequestIDs[n-MaxRecentRequestIDs:]...)
+	}
+}
+
+// Credentials maps credential configuration names (before customizedKeys) to
+// their values. Its String and GoString never print a value, so an accidental
+// %v in a log line or error leaks only key names.
+type Credentials map[string]string
+
+// String lists the key names only.
+func (c Credentials) String() string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	out := "Credentials{"
+	for i, k := range keys {
+		if i > 0 {
+			out += ", "
+		}
+		out += k + ":<redacted>"
+	}
+	return out + "}"
+}
+
+// GoString keeps %#v as safe as %v.
+func (c Credentials) GoString() string { return c.String() }

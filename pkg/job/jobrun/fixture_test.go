@@ -1,0 +1,192 @@
+package jobrun
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/store"
+)
+
+const (
+	sys      = "sc-system"
+	target   = "team-a"
+	clientID = "00000000-0000-4000-8000-0000000000ab"
+)
+
+type fixture struct {
+	t      *testing.T
+	client *fake.Clientset
+	store  *store.Store
+	logs   *bytes.Buffer
+	out    *bytes.Buffer
+	creds  []string // every credential value handed to the store
+	seq    int
+}
+
+func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
+	objs = append(objs,
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: sys}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: target}})
+	client := fake.NewClientset(objs...)
+	f := &fixture{t: t, client: client, store: store.New(client, sys), logs: &bytes.Buffer{}, out: &bytes.Buffer{}}
+	t.Cleanup(f.assertNoCredentialLeak)
+	return f
+}
+
+func (f *fixture) runner(mod ...func(*Config)) *Runner {
+	cfg := Config{
+		Client: f.client, Store: f.store, Namespace: sys, JobName: "sc-job", Instance: "sc-job-abcde",
+		Log: zerolog.New(f.logs), Summary: f.out, Attempts: 1, Workers: 1,
+		Now: func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) },
+	}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	r, err := New(cfg)
+	require.NoError(f.t, err)
+	return r
+}
+
+func (f *fixture) cred() string {
+	v := fmt.Sprintf("cred-VALUE-%d", rand.Uint64())
+	f.creds = append(f.creds, v)
+	return v
+}
+
+func (f *fixture) requestID() string {
+	f.seq++
+	return fmt.Sprintf("req-%d", f.seq)
+}
+
+// secretChange is a redis connection with one credential.
+func (f *fixture) secretChange(name string) connection.Change {
+	return connection.Change{
+		RequestID: f.requestID(),
+		Spec: connection.Spec{
+			Name: name, Scope: target,
+			TargetService:  connection.TargetService{Type: catalog.TargetRedis, ID: "/subscriptions/s/redis"},
+			AuthInfo:       connection.AuthInfo{AuthType: catalog.AuthSecret},
+			Configurations: []connection.Configuration{{Name: "AZURE_REDIS_CONNECTIONSTRING", Credential: true}},
+		},
+		Credentials: connection.Credentials{"AZURE_REDIS_CONNECTIONSTRING": f.cred()},
+	}
+}
+
+func (f *fixture) wiChange(name string) connection.Change {
+	return connection.Change{
+		RequestID: f.requestID(),
+		Spec: connection.Spec{
+			Name: name, Scope: target,
+			TargetService:  connection.TargetService{Type: catalog.TargetKeyVault, ID: "/subscriptions/s/kv"},
+			AuthInfo:       connection.AuthInfo{AuthType: catalog.AuthWorkloadIdentity, ClientID: clientID},
+			Configurations: []connection.Configuration{{Name: "AZURE_KEYVAULT_CLIENTID", Value: clientID}},
+		},
+	}
+}
+
+func (f *fixture) apply(ch connection.Change) connection.Connection {
+	f.t.Helper()
+	c, _, err := f.store.Apply(context.Background(), ch)
+	require.NoError(f.t, err)
+	return c
+}
+
+func (f *fixture) get(name string) connection.Connection {
+	f.t.Helper()
+	c, err := f.store.Get(context.Background(), connection.ObjectID(name))
+	require.NoError(f.t, err)
+	return c
+}
+
+// actions renders API calls as "verb resource namespace/name".
+func actions(acts []k8stesting.Action) []string {
+	out := []string{}
+	for _, a := range acts {
+		name := ""
+		switch x := a.(type) {
+		case k8stesting.GetAction:
+			name = x.GetName()
+		case k8stesting.DeleteAction:
+			name = x.GetName()
+		case k8stesting.CreateAction:
+			name = x.GetObject().(metav1.Object).GetName()
+			if a.GetResource().Resource == "events" {
+				name = "*" // random suffix
+			}
+		case k8stesting.UpdateAction:
+			name = x.GetObject().(metav1.Object).GetName()
+		}
+		out = append(out, fmt.Sprintf("%s %s %s/%s", a.GetVerb(), a.GetResource().Resource, a.GetNamespace(), name))
+	}
+	return out
+}
+
+func writes(acts []k8stesting.Action) int {
+	n := 0
+	for _, a := range acts {
+		switch a.GetVerb() {
+		case "create", "update", "patch", "delete":
+			n++
+		}
+	}
+	return n
+}
+
+// eventReasons lists "Type Reason: note" of every Event written.
+func (f *fixture) events() []string {
+	// In the order they were created: a List of the fake returns them in
+	// name order, and Event names end in a random suffix.
+	var out []string
+	for _, a := range f.client.Actions() {
+		c, ok := a.(k8stesting.CreateAction)
+		if !ok || a.GetResource().Resource != "events" {
+			continue
+		}
+		if e, ok := c.GetObject().(*eventsv1.Event); ok {
+			out = append(out, e.Type+" "+e.Reason+" "+e.Regarding.Name+": "+e.Note)
+		}
+	}
+	return out
+}
+
+// assertNoCredentialLeak scans everything a user or operator can read that
+// is not a Secret: ConfigMaps, Events, Jobs, the log and the summary.
+func (f *fixture) assertNoCredentialLeak() {
+	ctx := context.Background()
+	var haystack strings.Builder
+	cms, _ := f.client.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{})
+	for _, cm := range cms.Items {
+		fmt.Fprintf(&haystack, "%v %v %v\n", cm.Data, cm.Annotations, cm.Labels)
+	}
+	evs, _ := f.client.EventsV1().Events("").List(ctx, metav1.ListOptions{})
+	for _, e := range evs.Items {
+		fmt.Fprintf(&haystack, "%s %s %s\n", e.Reason, e.Note, e.Action)
+	}
+	jobs, _ := f.client.BatchV1().Jobs("").List(ctx, metav1.ListOptions{})
+	for _, j := range jobs.Items {
+		fmt.Fprintf(&haystack, "%v\n", j.Spec.Template.Spec.Containers)
+	}
+	haystack.WriteString(f.logs.String())
+	haystack.WriteString(f.out.String())
+	for _, v := range f.creds {
+		if strings.Contains(haystack.String(), v) {
+			f.t.Errorf("credential value %q found outside a Secret", v)
+		}
+	}
+}

@@ -1,0 +1,244 @@
+package jobrun
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/apply"
+	"github.com/sc-extension/sc-extension/pkg/kube/store"
+)
+
+// Store is the part of pkg/kube/store a run needs.
+type Store interface {
+	List(ctx context.Context) ([]connection.Connection, error)
+	Credentials(ctx context.Context, c connection.Connection) (connection.Credentials, error)
+	UpdateStatus(ctx context.Context, id string, mutate func(*connection.Connection) error) (connection.Connection, error)
+	MarkPending(ctx context.Context, id, reason, message string) error
+	Remove(ctx context.Context, id string) error
+}
+
+// Config wires a Runner.
+type Config struct {
+	Client  kubernetes.Interface
+	Dynamic dynamic.Interface // for SecretProviderClasses; may be nil
+	// Store defaults to store.New(Client, Namespace).
+	Store Store
+	// Namespace holds the records and sc-job's own Job.
+	Namespace string
+	// JobName is deleted when every connection succeeded; "" never deletes.
+	JobName string
+	// RenderAll marks every stored connection Pending before draining
+	// (the Helm install/upgrade hook).
+	RenderAll bool
+	// Workers render connections in parallel (default 4).
+	Workers int
+	// MaxPasses bounds re-listing for work that arrived during the run
+	// (default 20).
+	MaxPasses int
+	// Attempts per connection for errors that retrying may fix (default 3).
+	Attempts int
+	// Instance names this run in Events (the pod name; default the hostname).
+	Instance string
+	Log      zerolog.Logger
+	// Summary receives the final plain summary line (default os.Stdout).
+	Summary io.Writer
+	Now     func() time.Time
+}
+
+// Runner is one sc-job run.
+type Runner struct {
+	cfg     Config
+	store   Store
+	applier *apply.Applier
+	events  *events
+	log     zerolog.Logger
+}
+
+// ErrConfig: the Runner was built without something it needs.
+var ErrConfig = errors.New("invalid sc-job configuration")
+
+// ErrFailed is returned by Run when at least one connection failed.
+var ErrFailed = errors.New("some connections failed")
+
+// New validates cfg and fills in defaults.
+func New(cfg Config) (*Runner, error) {
+	if cfg.Client == nil || cfg.Namespace == "" {
+		return nil, fmt.Errorf("%w: a client and the records' namespace are required", ErrConfig)
+	}
+	if cfg.Store == nil {
+		cfg.Store = store.New(cfg.Client, cfg.Namespace)
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.MaxPasses <= 0 {
+		cfg.MaxPasses = 20
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 3
+	}
+	if cfg.Instance == "" {
+		cfg.Instance, _ = os.Hostname()
+		if cfg.Instance == "" {
+			cfg.Instance = ReportingController
+		}
+	}
+	if cfg.Summary == nil {
+		cfg.Summary = os.Stdout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Runner{
+		cfg:     cfg,
+		store:   cfg.Store,
+		applier: apply.New(cfg.Client, cfg.Dynamic),
+		events:  &events{client: cfg.Client, namespace: cfg.Namespace, instance: cfg.Instance, now: cfg.Now},
+		log:     cfg.Log,
+	}, nil
+}
+
+// Run drains all pending work, re-listing until nothing is pending or
+// MaxPasses is reached, writes the summary line and, when every connection
+// succeeded, deletes its own Job. It returns ErrFailed (with the summary)
+// when a connection failed, or another error when the run itself could not
+// proceed (records unreadable).
+func (r *Runner) Run(ctx context.Context) (Summary, error) {
+	start := r.cfg.Now()
+	sum := newSummary()
+	sum.maxTries = r.cfg.Attempts
+	if r.cfg.RenderAll {
+		if err := r.markAll(ctx); err != nil {
+			return sum.finish(r.cfg.Now().Sub(start)), err
+		}
+	}
+	var all []connection.Connection // the newest listing, for StillFailed
+	for sum.Passes < r.cfg.MaxPasses {
+		pending, listed, err := r.pending(ctx, sum)
+		if err != nil {
+			out := sum.finish(r.cfg.Now().Sub(start))
+			fmt.Fprintln(r.cfg.Summary, out.Line())
+			return out, err
+		}
+		all = listed
+		if len(pending) == 0 {
+			break
+		}
+		sum.Passes++
+		r.drain(ctx, pending, listed, sum)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	out := sum.finish(r.cfg.Now().Sub(start))
+	if out.Passes == r.cfg.MaxPasses {
+		// Check whether the bound, not the work, ended the loop.
+		if pending, listed, err := r.pending(ctx, newSummary()); err == nil {
+			out.StillPending, all = len(pending), listed
+		}
+	}
+	out.StillFailed = stillFailed(all, sum.processed())
+	fmt.Fprintln(r.cfg.Summary, out.Line())
+	r.log.Info().Str("step", "summary").Int("rendered", out.Rendered).Int("deleted", out.Deleted).
+		Int("failed", len(out.Failures)).Int("passes", out.Passes).Int("writes", out.Writes).
+		Dur("duration", out.Duration).Msg(out.Line())
+	switch {
+	case ctx.Err() != nil:
+		return out, ctx.Err()
+	case !out.OK():
+		return out, ErrFailed
+	}
+	return out, r.deleteOwnJob(ctx)
+}
+
+// pending lists the records and keeps those that need work. A corrupt
+// record is counted as a failure and the others still run.
+func (r *Runner) pending(ctx context.Context, sum *summary) ([]connection.Connection, []connection.Connection, error) {
+	all, err := r.store.List(ctx)
+	if err != nil {
+		if !errors.Is(err, store.ErrCorrupt) {
+			return nil, nil, fmt.Errorf("list connection records: %w", err)
+		}
+		sum.corrupt(err)
+		r.log.Error().Str("step", "list").Err(err).Msg("skipping corrupt connection records")
+	}
+	var out []connection.Connection
+	for _, c := range all {
+		if c.Status.Phase.NeedsWork() && !sum.givenUp(c) {
+			out = append(out, c)
+		}
+	}
+	return out, all, nil
+}
+
+func (r *Runner) markAll(ctx context.Context) error {
+	all, err := r.store.List(ctx)
+	if err != nil && !errors.Is(err, store.ErrCorrupt) {
+		return fmt.Errorf("list connection records: %w", err)
+	}
+	for _, c := range all {
+		id := c.Spec.ID()
+		if err := r.store.MarkPending(ctx, id, ReasonRenderAll, "re-rendering every connection after install or upgrade"); err != nil && !store.IsNotFound(err) {
+			return fmt.Errorf("mark connection %s pending: %w", id, err)
+		}
+		r.log.Info().Str("connection", c.Spec.Name).Str("objectId", id).Str("step", "mark-pending").Msg("marked for re-render")
+	}
+	return nil
+}
+
+// drain processes one pass's pending connections with a bounded pool.
+func (r *Runner) drain(ctx context.Context, pending, all []connection.Connection, sum *summary) {
+	work := make(chan connection.Connection)
+	var wg sync.WaitGroup
+	for range min(r.cfg.Workers, len(pending)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				sum.record(c, r.process(ctx, c, all))
+			}
+		}()
+	}
+	for _, c := range pending {
+		select {
+		case work <- c:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+func (r *Runner) deleteOwnJob(ctx context.Context) error {
+	if r.cfg.JobName == "" {
+		return nil
+	}
+	bg := metav1.DeletePropagationBackground
+	err := r.cfg.Client.BatchV1().Jobs(r.cfg.Namespace).Delete(ctx, r.cfg.JobName, metav1.DeleteOptions{PropagationPolicy: &bg})
+	switch {
+	case err == nil:
+		r.log.Info().Str("step", "delete-job").Str("namespace", r.cfg.Namespace).Str("job", r.cfg.JobName).Msg("every connection succeeded; deleted own Job")
+	case apierrors.IsNotFound(err):
+		// run outside a Job (kubeconfig) or already deleted
+	default:
+		// The work is done; a Job left behind is only clutter, and the
+		// launcher replaces it when new work arrives.
+		r.log.Warn().Str("step", "delete-job").Str("job", r.cfg.JobName).Err(err).Msg("could not delete own Job")
+	}
+	return nil
+}

@@ -1,0 +1,307 @@
+package jobrun
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/store"
+)
+
+func ownJob() *batchv1.Job {
+	return &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: sys, Name: "sc-job"}}
+}
+
+func TestRunRendersNewConnection(t *testing.T) {
+	f := newFixture(t, ownJob())
+	ch := f.secretChange("db1")
+	f.apply(ch)
+	storeActions := f.client.Actions()
+	f.client.ClearActions()
+
+	sum, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Rendered)
+	assert.Equal(t, 1, sum.Passes)
+	assert.Equal(t, 1, sum.Writes)
+	assert.Equal(t, []string{
+		"list configmaps sc-system/",
+		"get configmaps sc-system/sc-conn-db1",    // claim: re-read
+		"update configmaps sc-system/sc-conn-db1", // Running
+		"create events sc-system/*",
+		"get secrets sc-system/sc-conn-db1-cred",
+		"get namespaces /team-a",
+		"get secrets team-a/sc-db1-secret",
+		"create secrets team-a/sc-db1-secret",
+		"get configmaps sc-system/sc-conn-db1",
+		"update configmaps sc-system/sc-conn-db1", // Succeeded
+		"create events sc-system/*",
+		"list configmaps sc-system/", // nothing left
+		"delete jobs sc-system/sc-job",
+	}, actions(f.client.Actions()))
+	t.Logf("API writes per created connection: store %d + sc-job %d", writes(storeActions), writes(f.client.Actions()))
+
+	c := f.get("db1")
+	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase)
+	assert.Equal(t, c.Generation, c.Status.ObservedGeneration)
+	assert.Equal(t, []connection.ResourceRef{{Kind: "Secret", Namespace: target, Name: "sc-db1-secret"}}, c.Status.Resources)
+	sec, err := f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, ch.Credentials["AZURE_REDIS_CONNECTIONSTRING"], string(sec.Data["AZURE_REDIS_CONNECTIONSTRING"]))
+	assert.Equal(t, []string{
+		"Normal Running sc-conn-db1: sc-job started to render generation 1",
+		"Normal Succeeded sc-conn-db1: rendered generation 1 into team-a: 1 created, 0 updated, 0 unchanged",
+	}, f.events())
+	assert.Equal(t, "sc-job: 1 connection rendered, 0 deleted, 0 failed\n", f.out.String())
+	for _, a := range f.client.Actions() {
+		if d, ok := a.(k8stesting.DeleteActionImpl); ok && a.GetResource().Resource == "jobs" {
+			require.NotNil(t, d.DeleteOptions.PropagationPolicy)
+			assert.Equal(t, metav1.DeletePropagationBackground, *d.DeleteOptions.PropagationPolicy)
+		}
+	}
+}
+
+func TestRunRenderAllNoOpMakesNoObjectWrites(t *testing.T) {
+	f := newFixture(t)
+	f.apply(f.secretChange("db1"))
+	_, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	f.client.ClearActions()
+
+	sum, err := f.runner(func(c *Config) { c.RenderAll = true }).Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 0, sum.Writes, "re-rendering an intact connection writes no rendered object")
+	var targetWrites []string
+	for _, a := range f.client.Actions() {
+		if a.GetNamespace() == target && a.GetVerb() != "get" {
+			targetWrites = append(targetWrites, a.GetVerb()+" "+a.GetResource().Resource)
+		}
+	}
+	assert.Empty(t, targetWrites)
+	assert.Equal(t, connection.PhaseSucceeded, f.get("db1").Status.Phase)
+}
+
+func TestRunFailsOnForeignSecretAndKeepsJob(t *testing.T) {
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: target, Name: "sc-db1-secret"}}
+	f := newFixture(t, ownJob(), foreign)
+	f.apply(f.secretChange("db1"))
+	f.apply(f.wiChange("kv1"))
+
+	sum, err := f.runner().Run(context.Background())
+	require.ErrorIs(t, err, ErrFailed)
+	assert.Equal(t, 1, sum.Rendered)
+	require.Len(t, sum.Failures, 1)
+	assert.Equal(t, `sc-job: 1 connection rendered, 0 deleted, 1 failed: connection "db1" failed at step apply-secret: `+
+		`Secret team-a/sc-db1-secret exists and is not managed by sc-extension (ErrSecretIsOwned)`+"\n", f.out.String())
+
+	c := f.get("db1")
+	assert.Equal(t, connection.PhaseFailed, c.Status.Phase)
+	assert.Equal(t, ReasonSecretIsOwned, c.Status.Reason)
+	assert.Equal(t, `connection "db1" failed at step apply-secret: Secret team-a/sc-db1-secret exists and is not managed by sc-extension`, c.Status.Message)
+	assert.Contains(t, f.events(), "Warning SecretIsOwned sc-conn-db1: "+c.Status.Message)
+
+	_, err = f.client.BatchV1().Jobs(sys).Get(context.Background(), "sc-job", metav1.GetOptions{})
+	assert.NoError(t, err, "a failed run keeps its Job for kubectl logs/describe")
+	got, err := f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Empty(t, got.Data, "the foreign Secret is untouched")
+}
+
+func TestRunDeletesWithSharedServiceAccount(t *testing.T) {
+	f := newFixture(t)
+	f.apply(f.wiChange("kv1"))
+	f.apply(f.wiChange("kv2"))
+	_, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	sa := connection.ServiceAccountName(clientID)
+
+	del := func(name string) {
+		f.apply(connection.Change{RequestID: f.requestID(), Spec: f.wiChange(name).Spec, Delete: true, DeleteResources: true})
+	}
+	del("kv1")
+	sum, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Deleted)
+	_, err = f.client.CoreV1().ServiceAccounts(target).Get(context.Background(), sa, metav1.GetOptions{})
+	assert.NoError(t, err, "kv2 still uses the ServiceAccount")
+	_, err = f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-kv1-secret", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err))
+	_, err = f.store.Get(context.Background(), "kv1")
+	assert.ErrorIs(t, err, store.ErrNotFound, "the record is removed")
+
+	del("kv2")
+	_, err = f.runner().Run(context.Background())
+	require.NoError(t, err)
+	_, err = f.client.CoreV1().ServiceAccounts(target).Get(context.Background(), sa, metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "last user gone: ServiceAccount removed")
+}
+
+func TestRunDeleteKeepsResourcesUnlessAsked(t *testing.T) {
+	f := newFixture(t)
+	ch := f.secretChange("db1")
+	f.apply(ch)
+	_, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	f.apply(connection.Change{RequestID: f.requestID(), Spec: ch.Spec, Delete: true})
+	f.client.ClearActions()
+	sum, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Deleted)
+	for _, a := range f.client.Actions() {
+		assert.NotEqual(t, target, a.GetNamespace(), "nothing in the target namespace is touched: %v", actions(f.client.Actions()))
+	}
+	_, err = f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
+	assert.NoError(t, err, "kept")
+}
+
+func TestRunStaleCredentialsFailWithoutRendering(t *testing.T) {
+	f := newFixture(t)
+	f.apply(f.secretChange("db1"))
+	// A half-written pair: the Secret holds another write's version.
+	sec, err := f.client.CoreV1().Secrets(sys).Get(context.Background(), "sc-conn-db1-cred", metav1.GetOptions{})
+	require.NoError(t, err)
+	sec.Annotations[store.VersionAnnotation] = "some-other-request"
+	_, err = f.client.CoreV1().Secrets(sys).Update(context.Background(), sec, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	sum, err := f.runner().Run(context.Background())
+	require.ErrorIs(t, err, ErrFailed)
+	require.Len(t, sum.Failures, 1)
+	assert.Equal(t, ReasonCredentialsStale, sum.Failures[0].Reason)
+	assert.Equal(t, StepCredentials, sum.Failures[0].Step)
+	_, err = f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "nothing rendered from a mixed pair")
+}
+
+func TestRunTransientErrorsAreRetriedThenFail(t *testing.T) {
+	f := newFixture(t, ownJob())
+	f.apply(f.secretChange("db1"))
+	calls := 0
+	f.client.PrependReactor("create", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetNamespace() != target {
+			return false, nil, nil
+		}
+		calls++
+		if calls <= 2 {
+			return true, nil, apierrors.NewServiceUnavailable("etcd leader changed")
+		}
+		return false, nil, nil
+	})
+	sum, err := f.runner(func(c *Config) { c.Attempts = 3 }).Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Rendered)
+	assert.Equal(t, 3, calls)
+
+	f2 := newFixture(t, ownJob())
+	f2.apply(f2.secretChange("db1"))
+	f2.client.PrependReactor("create", "secrets", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return a.GetNamespace() == target, nil, apierrors.NewServiceUnavailable("etcd leader changed")
+	})
+	sum, err = f2.runner(func(c *Config) { c.Attempts = 2 }).Run(context.Background())
+	require.ErrorIs(t, err, ErrFailed)
+	require.Len(t, sum.Failures, 1)
+	assert.Equal(t, ReasonApplyFailed, sum.Failures[0].Reason)
+	assert.Equal(t, connection.PhaseFailed, f2.get("db1").Status.Phase)
+}
+
+func TestRunStatusConflictIsRetriedByReRead(t *testing.T) {
+	f := newFixture(t)
+	f.apply(f.secretChange("db1"))
+	failed := false
+	f.client.PrependReactor("update", "configmaps", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if failed {
+			return false, nil, nil
+		}
+		failed = true
+		return true, nil, apierrors.NewConflict(corev1.Resource("configmaps"), "sc-conn-db1", errors.New("modified"))
+	})
+	f.client.ClearActions()
+	_, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, []string{
+		"list configmaps sc-system/",
+		"get configmaps sc-system/sc-conn-db1",
+		"update configmaps sc-system/sc-conn-db1", // conflict
+		"get configmaps sc-system/sc-conn-db1",    // re-read
+		"update configmaps sc-system/sc-conn-db1",
+	}, actions(f.client.Actions())[:5])
+	assert.Equal(t, connection.PhaseSucceeded, f.get("db1").Status.Phase)
+}
+
+func TestRunRelistsUntilNothingPending(t *testing.T) {
+	f := newFixture(t)
+	f.apply(f.secretChange("db1"))
+	late := f.secretChange("db2")
+	st := &arrivingStore{Store: f.store, arrive: func() { f.apply(late) }}
+	sum, err := f.runner(func(c *Config) { c.Store = st }).Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 2, sum.Rendered)
+	assert.Equal(t, 2, sum.Passes)
+	assert.Equal(t, connection.PhaseSucceeded, f.get("db2").Status.Phase)
+}
+
+// arrivingStore makes a request arrive right after the first listing.
+type arrivingStore struct {
+	*store.Store
+	arrive func()
+	lists  int
+}
+
+func (s *arrivingStore) List(ctx context.Context) ([]connection.Connection, error) {
+	out, err := s.Store.List(ctx)
+	s.lists++
+	if s.lists == 1 {
+		s.arrive()
+	}
+	return out, err
+}
+
+func TestRunNewRequestDuringRenderIsNotOverwritten(t *testing.T) {
+	f := newFixture(t)
+	ch := f.secretChange("db1")
+	f.apply(ch)
+	newer := ch
+	newer.RequestID = f.requestID()
+	newer.Spec.Labels = map[string]string{"v": "2"}
+	// The agent applies generation 2 while generation 1 is being rendered.
+	// (A fake-client reactor cannot call the client: it holds its lock.)
+	done := false
+	st := &credsHookStore{Store: f.store, hook: func() {
+		if !done {
+			done = true
+			f.apply(newer)
+		}
+	}}
+	sum, err := f.runner(func(c *Config) { c.Store = st }).Run(context.Background())
+	require.NoError(t, err)
+	c := f.get("db1")
+	assert.Equal(t, int64(2), c.Generation)
+	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase)
+	assert.Equal(t, int64(2), c.Status.ObservedGeneration, "generation 1's success did not claim generation 2")
+	assert.Equal(t, 2, sum.Passes)
+	sec, err := f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, "2", sec.Labels["v"])
+}
+
+// credsHookStore runs hook after reading credentials, mid-render.
+type credsHookStore struct {
+	*store.Store
+	hook func()
+}
+
+func (s *credsHookStore) Credentials(ctx context.Context, c connection.Connection) (connection.Credentials, error) {
+	creds, err := s.Store.Credentials(ctx, c)
+	s.hook()
+	return creds, err
+}

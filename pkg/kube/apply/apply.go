@@ -1,0 +1,323 @@
+package apply
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/conflict"
+	"github.com/sc-extension/sc-extension/pkg/kube/render"
+)
+
+// FieldManager names sc-job's writes in managedFields (the shared one).
+const FieldManager = connection.FieldManager
+
+var (
+	// SPCResource is the SecretProviderClass resource of the CSI driver.
+	SPCResource = schema.GroupVersionResource{Group: render.SPCGroup, Version: render.SPCVersion, Resource: render.SPCResource}
+	// CRDResource is where the driver's CRD is looked up.
+	CRDResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+)
+
+// conflictBackoff bounds re-read-and-retry loops on one object.
+var conflictBackoff = wait.Backoff{Steps: 8, Duration: 10 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: 500 * time.Millisecond}
+
+// Result counts what a call did, per object.
+type Result struct {
+	Created, Updated, Unchanged, Deleted, Kept int
+}
+
+// Writes is the number of API writes made.
+func (r Result) Writes() int { return r.Created + r.Updated + r.Deleted }
+
+func (r *Result) add(o outcome) {
+	switch o {
+	case created:
+		r.Created++
+	case updated:
+		r.Updated++
+	case unchanged:
+		r.Unchanged++
+	case deleted:
+		r.Deleted++
+	case kept:
+		r.Kept++
+	}
+}
+
+type outcome int
+
+const (
+	unchanged outcome = iota
+	created
+	updated
+	deleted
+	kept
+)
+
+// Applier writes one run's objects. It remembers whether the CSI driver's
+// CRD exists for its lifetime (one sc-job run), so 500 keyvaultCsi
+// connections cost one lookup.
+type Applier struct {
+	client  kubernetes.Interface
+	dynamic dynamic.Interface
+
+	mu        sync.Mutex
+	csiKnown  bool
+	csiExists bool
+	// namespaces seen to exist this run; a namespace deleted mid-run
+	// surfaces as a NotFound on write instead.
+	namespaces map[string]bool
+}
+
+// New returns an Applier; dyn may be nil when no keyvaultCsi connection is
+// ever applied (a keyvaultCsi connection then fails with ErrCSIDriverMissing).
+func New(client kubernetes.Interface, dyn dynamic.Interface) *Applier {
+	return &Applier{client: client, dynamic: dyn}
+}
+
+// Apply writes objs for connection id. It stops at the first failing object
+// and returns a *StepError naming the step.
+func (a *Applier) Apply(ctx context.Context, id string, objs render.Objects) (Result, error) {
+	var res Result
+	refs := objs.Refs()
+	if len(refs) == 0 {
+		return res, nil
+	}
+	if err := a.checkNamespace(ctx, refs[0].Namespace); err != nil {
+		return res, stepErr(StepCheckNamespace, refs[0], err)
+	}
+	if objs.Secret != nil {
+		o, err := a.applySecret(ctx, id, objs.Secret)
+		if err != nil {
+			return res, stepErr(StepApplySecret, refs[0], err)
+		}
+		res.add(o)
+	}
+	if sa := objs.ServiceAccount; sa != nil {
+		o, err := a.applyServiceAccount(ctx, sa)
+		if err != nil {
+			return res, stepErr(StepApplyServiceAccount, ref(render.KindServiceAccount, sa.Namespace, sa.Name), err)
+		}
+		res.add(o)
+	}
+	if u := objs.SecretProviderClass; u != nil {
+		o, err := a.applySPC(ctx, id, u)
+		if err != nil {
+			return res, stepErr(StepApplySPC, ref(render.KindSecretProviderClass, u.GetNamespace(), u.GetName()), err)
+		}
+		res.add(o)
+	}
+	return res, nil
+}
+
+func ref(kind, ns, name string) connection.ResourceRef {
+	return connection.ResourceRef{Kind: kind, Namespace: ns, Name: name}
+}
+
+func (a *Applier) checkNamespace(ctx context.Context, ns string) error {
+	a.mu.Lock()
+	known := a.namespaces[ns]
+	a.mu.Unlock()
+	if known {
+		return nil
+	}
+	_, err := a.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return fmt.Errorf("%w: namespace %q not found", ErrNamespaceMissing, ns)
+	}
+	if err != nil {
+		return fmt.Errorf("get namespace %s: %w", ns, err)
+	}
+	a.mu.Lock()
+	if a.namespaces == nil {
+		a.namespaces = map[string]bool{}
+	}
+	a.namespaces[ns] = true
+	a.mu.Unlock()
+	return nil
+}
+
+// conflicting errors are retried from a fresh read: a create that lost a
+// race surfaces as AlreadyExists, an update from a stale copy as Conflict.
+func conflicting(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
+
+func (a *Applier) applySecret(ctx context.Context, id string, want *corev1.Secret) (outcome, error) {
+	secrets := a.client.CoreV1().Secrets(want.Namespace)
+	r := ref(render.KindSecret, want.Namespace, want.Name)
+	var out outcome
+	err := conflict.Retry(conflictBackoff, conflicting, func() error {
+		cur, err := secrets.Get(ctx, want.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			out = created
+			_, err = secrets.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkOwner(r, cur.Labels, id); err != nil {
+			return err
+		}
+		hash := want.Annotations[render.AnnotationDataHash]
+		if cur.Annotations[render.AnnotationDataHash] == hash && render.DataHash(cur.Data) == hash &&
+			cur.Type == want.Type && subset(want.Labels, cur.Labels) && subset(want.Annotations, cur.Annotations) {
+			out = unchanged
+			return nil
+		}
+		next := cur.DeepCopy()
+		next.Labels = merged(cur.Labels, want.Labels)
+		next.Annotations = merged(cur.Annotations, want.Annotations)
+		next.Data, next.StringData = want.Data, nil
+		out = updated
+		_, err = secrets.Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
+		return err
+	})
+	if err != nil {
+		return out, wrapAPI("write", r, err)
+	}
+	return out, nil
+}
+
+func (a *Applier) applyServiceAccount(ctx context.Context, want *corev1.ServiceAccount) (outcome, error) {
+	accounts := a.client.CoreV1().ServiceAccounts(want.Namespace)
+	r := ref(render.KindServiceAccount, want.Namespace, want.Name)
+	var out outcome
+	err := conflict.Retry(conflictBackoff, conflicting, func() error {
+		cur, err := accounts.Get(ctx, want.Name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			out = created
+			_, err = accounts.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		// Shared by several connections: no connection label to check.
+		if err := checkOwner(r, cur.Labels, ""); err != nil {
+			return err
+		}
+		hash := want.Annotations[render.AnnotationDataHash]
+		if cur.Annotations[render.AnnotationDataHash] == hash && render.ServiceAccountHash(cur) == hash {
+			out = unchanged
+			return nil
+		}
+		next := cur.DeepCopy()
+		next.Labels = merged(cur.Labels, want.Labels)
+		next.Annotations = merged(cur.Annotations, want.Annotations)
+		if _, ok := want.Annotations[render.AnnotationWITenantID]; !ok {
+			delete(next.Annotations, render.AnnotationWITenantID)
+		}
+		out = updated
+		_, err = accounts.Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
+		return err
+	})
+	if err != nil {
+		return out, wrapAPI("write", r, err)
+	}
+	return out, nil
+}
+
+func (a *Applier) applySPC(ctx context.Context, id string, want *unstructured.Unstructured) (outcome, error) {
+	if err := a.checkCSI(ctx); err != nil {
+		return unchanged, err
+	}
+	spcs := a.dynamic.Resource(SPCResource).Namespace(want.GetNamespace())
+	r := ref(render.KindSecretProviderClass, want.GetNamespace(), want.GetName())
+	var out outcome
+	err := conflict.Retry(conflictBackoff, conflicting, func() error {
+		cur, err := spcs.Get(ctx, want.GetName(), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			out = created
+			_, err = spcs.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager})
+			return err
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkOwner(r, cur.GetLabels(), id); err != nil {
+			return err
+		}
+		hash := want.GetAnnotations()[render.AnnotationDataHash]
+		if cur.GetAnnotations()[render.AnnotationDataHash] == hash && render.SecretProviderClassHash(cur) == hash &&
+			subset(want.GetLabels(), cur.GetLabels()) {
+			out = unchanged
+			return nil
+		}
+		next := cur.DeepCopy()
+		next.SetLabels(merged(cur.GetLabels(), want.GetLabels()))
+		next.SetAnnotations(merged(cur.GetAnnotations(), want.GetAnnotations()))
+		next.Object["spec"] = want.DeepCopy().Object["spec"]
+		out = updated
+		_, err = spcs.Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
+		return err
+	})
+	if err != nil {
+		return out, wrapAPI("write", r, err)
+	}
+	return out, nil
+}
+
+// checkCSI tells "the driver is not installed" apart from other failures;
+// a missing CRD would otherwise surface as a puzzling 404 on create.
+func (a *Applier) checkCSI(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.csiKnown {
+		if a.dynamic == nil {
+			a.csiKnown, a.csiExists = true, false
+		} else {
+			_, err := a.dynamic.Resource(CRDResource).Get(ctx, render.SPCCRDName, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				a.csiKnown, a.csiExists = true, false
+			case err != nil:
+				return fmt.Errorf("look up CRD %s: %w", render.SPCCRDName, err)
+			default:
+				a.csiKnown, a.csiExists = true, true
+			}
+		}
+	}
+	if !a.csiExists {
+		return fmt.Errorf("%w: CRD %s not found", ErrCSIDriverMissing, render.SPCCRDName)
+	}
+	return nil
+}
+
+// wrapAPI names the object; API errors never quote a Secret's data, and
+// sentinel errors already name it.
+func wrapAPI(verb string, r connection.ResourceRef, err error) error {
+	if Permanent(err) {
+		return err
+	}
+	return fmt.Errorf("%s %s %s/%s: %w", verb, r.Kind, r.Namespace, r.Name, err)
+}
+
+func subset(want, have map[string]string) bool {
+	for k, v := range want {
+		if hv, ok := have[k]; !ok || hv != v {
+			return false
+		}
+	}
+	return true
+}
+
+// merged keeps keys others added (a reloader's annotation, say) and sets ours.
+func merged(cur, want map[string]string) map[string]string {
+	out := make(map[string]string, len(cur)+len(want))
+	maps.Copy(out, cur)
+	maps.Copy(out, want)
+	return out
+}

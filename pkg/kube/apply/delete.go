@@ -1,0 +1,127 @@
+package apply
+
+import (
+	"context"
+	"errors"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/conflict"
+	"github.com/sc-extension/sc-extension/pkg/kube/render"
+)
+
+// InUse reports whether a connection other than the one being deleted
+// still renders the ServiceAccount ns/name. The caller derives it from the
+// store, so no bookkeeping on the shared object can drift from the truth.
+type InUse func(ns, name string) bool
+
+// Delete removes the objects refs name on behalf of connection id. An object
+// that is gone, not ours, or (for a ServiceAccount) still in use is kept and
+// counted as Kept: deleting is never a reason to touch someone else's object.
+// Every delete carries a UID and resourceVersion precondition, so an object
+// replaced or edited since it was read is not removed blindly.
+func (a *Applier) Delete(ctx context.Context, id string, refs []connection.ResourceRef, inUse InUse) (Result, error) {
+	var res Result
+	for _, r := range refs {
+		var (
+			o    outcome
+			err  error
+			step string
+		)
+		switch r.Kind {
+		case render.KindSecret:
+			step = StepDeleteSecret
+			o, err = a.deleteSecret(ctx, id, r)
+		case render.KindServiceAccount:
+			step = StepDeleteSA
+			if inUse != nil && inUse(r.Namespace, r.Name) {
+				o = kept
+				break
+			}
+			o, err = a.deleteServiceAccount(ctx, r)
+		case render.KindSecretProviderClass:
+			step = StepDeleteSPC
+			o, err = a.deleteSPC(ctx, id, r)
+		default:
+			continue
+		}
+		if err != nil {
+			return res, stepErr(step, r, err)
+		}
+		res.add(o)
+	}
+	return res, nil
+}
+
+func preconditions(uid types.UID, rv string) metav1.DeleteOptions {
+	return metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid, ResourceVersion: &rv}}
+}
+
+// deleteChecked re-reads and retries when the precondition fails: the object
+// changed since it was read, so ownership is checked again before deleting.
+func deleteChecked(r connection.ResourceRef, del func() (outcome, error)) (outcome, error) {
+	var o outcome
+	err := conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
+		var err error
+		o, err = del()
+		return err
+	})
+	if apierrors.IsNotFound(err) {
+		return kept, nil
+	}
+	if err != nil {
+		return kept, wrapAPI("delete", r, err)
+	}
+	return o, nil
+}
+
+func (a *Applier) deleteSecret(ctx context.Context, id string, r connection.ResourceRef) (outcome, error) {
+	secrets := a.client.CoreV1().Secrets(r.Namespace)
+	return deleteChecked(r, func() (outcome, error) {
+		cur, err := secrets.Get(ctx, r.Name, metav1.GetOptions{})
+		if err != nil {
+			return kept, err
+		}
+		if checkOwner(r, cur.Labels, id) != nil {
+			return kept, nil
+		}
+		return deleted, secrets.Delete(ctx, r.Name, preconditions(cur.UID, cur.ResourceVersion))
+	})
+}
+
+func (a *Applier) deleteServiceAccount(ctx context.Context, r connection.ResourceRef) (outcome, error) {
+	accounts := a.client.CoreV1().ServiceAccounts(r.Namespace)
+	return deleteChecked(r, func() (outcome, error) {
+		cur, err := accounts.Get(ctx, r.Name, metav1.GetOptions{})
+		if err != nil {
+			return kept, err
+		}
+		if checkOwner(r, cur.Labels, "") != nil {
+			return kept, nil
+		}
+		return deleted, accounts.Delete(ctx, r.Name, preconditions(cur.UID, cur.ResourceVersion))
+	})
+}
+
+func (a *Applier) deleteSPC(ctx context.Context, id string, r connection.ResourceRef) (outcome, error) {
+	if err := a.checkCSI(ctx); err != nil {
+		if errors.Is(err, ErrCSIDriverMissing) {
+			return kept, nil // no driver, nothing of ours can exist
+		}
+		return kept, err
+	}
+	spcs := a.dynamic.Resource(SPCResource).Namespace(r.Namespace)
+	return deleteChecked(r, func() (outcome, error) {
+		cur, err := spcs.Get(ctx, r.Name, metav1.GetOptions{})
+		if err != nil {
+			return kept, err
+		}
+		if checkOwner(r, cur.GetLabels(), id) != nil {
+			return kept, nil
+		}
+		return deleted, spcs.Delete(ctx, r.Name, preconditions(cur.GetUID(), cur.GetResourceVersion()))
+	})
+}

@@ -1,0 +1,81 @@
+package apply
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sc-extension/sc-extension/pkg/kube/render"
+)
+
+func TestDeleteKeepsServiceAccountStillInUse(t *testing.T) {
+	kv1 := mustRender(t, wiConn("kv1"), nil)
+	kv2 := mustRender(t, wiConn("kv2"), nil)
+	client := newClient(namespace(ns), kv1.Secret, kv2.Secret, kv1.ServiceAccount)
+	a := New(client, nil)
+	saName := kv1.ServiceAccount.Name
+
+	inUse := func(n, name string) bool { return n == ns && name == saName } // kv2 still uses it
+	res, err := a.Delete(context.Background(), "kv1", kv1.Refs(), inUse)
+	require.NoError(t, err)
+	assert.Equal(t, Result{Deleted: 1, Kept: 1}, res)
+	assert.Equal(t, []string{
+		"get secrets team-a/sc-kv1-secret",
+		"delete secrets team-a/sc-kv1-secret",
+	}, actions(client.Actions()), "the shared ServiceAccount is not even read")
+
+	client.ClearActions()
+	res, err = a.Delete(context.Background(), "kv2", kv2.Refs(), func(string, string) bool { return false })
+	require.NoError(t, err)
+	assert.Equal(t, Result{Deleted: 2}, res)
+	assert.Equal(t, []string{
+		"get secrets team-a/sc-kv2-secret",
+		"delete secrets team-a/sc-kv2-secret",
+		"get serviceaccounts team-a/" + saName,
+		"delete serviceaccounts team-a/" + saName,
+	}, actions(client.Actions()))
+	for _, act := range client.Actions() {
+		if d, ok := act.(interface{ GetDeleteOptions() metav1.DeleteOptions }); ok {
+			require.NotNil(t, d.GetDeleteOptions().Preconditions, "every delete is conditional")
+			assert.NotNil(t, d.GetDeleteOptions().Preconditions.ResourceVersion)
+		}
+	}
+}
+
+func TestDeleteNeverRemovesForeignObjects(t *testing.T) {
+	c, creds := secretConn(t, "db1")
+	refs := mustRender(t, c, creds).Refs()
+	theirs := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: refs[0].Name}}
+	client := newClient(namespace(ns), theirs)
+	res, err := New(client, nil).Delete(context.Background(), "db1", refs, nil)
+	require.NoError(t, err)
+	assert.Equal(t, Result{Kept: 1}, res)
+	assert.Equal(t, []string{"get secrets team-a/sc-db1-secret"}, actions(client.Actions()))
+}
+
+func TestDeleteRetriesWhenObjectChangedSinceRead(t *testing.T) {
+	c, creds := secretConn(t, "db1")
+	objs := mustRender(t, c, creds)
+	client := newClient(namespace(ns), objs.Secret)
+	client.PrependReactor("delete", "secrets", failOnce(conflictErr("secrets", objs.Secret.Name)))
+	res, err := New(client, nil).Delete(context.Background(), "db1", objs.Refs(), nil)
+	require.NoError(t, err)
+	assert.Equal(t, Result{Deleted: 1}, res)
+	assert.Equal(t, []string{
+		"get secrets team-a/sc-db1-secret",
+		"delete secrets team-a/sc-db1-secret",
+		"get secrets team-a/sc-db1-secret",
+		"delete secrets team-a/sc-db1-secret",
+	}, actions(client.Actions()))
+}
+
+func TestDeleteGoneIsDone(t *testing.T) {
+	client := newClient(namespace(ns))
+	res, err := New(client, newDynamic()).Delete(context.Background(), "kvcsi", render.Refs(csiConn("kvcsi").Spec), nil)
+	require.NoError(t, err)
+	assert.Equal(t, Result{Kept: 1}, res, "no CSI driver: nothing of ours can exist")
+}

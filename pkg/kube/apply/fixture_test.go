@@ -1,0 +1,135 @@
+package apply
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/render"
+)
+
+const (
+	ns       = "team-a"
+	clientID = "00000000-0000-4000-8000-0000000000ab"
+)
+
+func namespace(name string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+}
+
+func credValue(t *testing.T) string { return fmt.Sprintf("cred-VALUE-%s", t.Name()) }
+
+func secretConn(t *testing.T, name string) (connection.Connection, connection.Credentials) {
+	return connection.Connection{Generation: 1, Spec: connection.Spec{
+			Name: name, Scope: ns,
+			TargetService:  connection.TargetService{Type: catalog.TargetRedis, ID: "/subscriptions/s/x"},
+			AuthInfo:       connection.AuthInfo{AuthType: catalog.AuthSecret},
+			Configurations: []connection.Configuration{{Name: "AZURE_REDIS_CONNECTIONSTRING", Credential: true}},
+		}},
+		connection.Credentials{"AZURE_REDIS_CONNECTIONSTRING": credValue(t)}
+}
+
+func wiConn(name string) connection.Connection {
+	return connection.Connection{Generation: 1, Spec: connection.Spec{
+		Name: name, Scope: ns,
+		TargetService:  connection.TargetService{Type: catalog.TargetKeyVault, ID: "/subscriptions/s/kv"},
+		AuthInfo:       connection.AuthInfo{AuthType: catalog.AuthWorkloadIdentity, ClientID: clientID},
+		Configurations: []connection.Configuration{{Name: "AZURE_KEYVAULT_CLIENTID", Value: clientID}},
+	}}
+}
+
+func csiConn(name string) connection.Connection {
+	return connection.Connection{Generation: 1, Spec: connection.Spec{
+		Name: name, Scope: ns,
+		TargetService: connection.TargetService{Type: catalog.TargetKeyVault, ID: "/subscriptions/s/kv"},
+		AuthInfo:      connection.AuthInfo{AuthType: catalog.AuthKeyvaultCSI, ClientID: clientID},
+		SecretStore:   &connection.SecretStore{KeyVaultName: "kv", Objects: []string{"a"}},
+	}}
+}
+
+func mustRender(t *testing.T, c connection.Connection, creds connection.Credentials) render.Objects {
+	t.Helper()
+	objs, err := render.Render(c, creds)
+	require.NoError(t, err)
+	return objs
+}
+
+func crd() *unstructured.Unstructured {
+	u := &unstructured.Unstructured{}
+	u.SetAPIVersion("apiextensions.k8s.io/v1")
+	u.SetKind("CustomResourceDefinition")
+	u.SetName(render.SPCCRDName)
+	return u
+}
+
+func newDynamic(objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
+	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		CRDResource: "CustomResourceDefinitionList",
+		SPCResource: "SecretProviderClassList",
+	}, objs...)
+}
+
+// actions renders API calls as "verb resource namespace/name", the form the
+// tests assert exactly.
+func actions(acts []k8stesting.Action) []string {
+	out := []string{}
+	for _, a := range acts {
+		name := ""
+		switch x := a.(type) {
+		case k8stesting.GetAction:
+			name = x.GetName()
+		case k8stesting.DeleteAction:
+			name = x.GetName()
+		case k8stesting.CreateAction:
+			name = x.GetObject().(metav1.Object).GetName()
+		case k8stesting.UpdateAction:
+			name = x.GetObject().(metav1.Object).GetName()
+		}
+		out = append(out, fmt.Sprintf("%s %s %s/%s", a.GetVerb(), a.GetResource().Resource, a.GetNamespace(), name))
+	}
+	return out
+}
+
+// fieldManagers returns the field manager of every write, to assert none is missing.
+func fieldManagers(acts []k8stesting.Action) []string {
+	var out []string
+	for _, a := range acts {
+		switch x := a.(type) {
+		case k8stesting.CreateActionImpl:
+			out = append(out, x.GetCreateOptions().FieldManager)
+		case k8stesting.UpdateActionImpl:
+			out = append(out, x.GetUpdateOptions().FieldManager)
+		}
+	}
+	return out
+}
+
+// failOnce makes the first matching call fail with err.
+func failOnce(err error) k8stesting.ReactionFunc {
+	done := false
+	return func(k8stesting.Action) (bool, runtime.Object, error) {
+		if done {
+			return false, nil, nil
+		}
+		done = true
+		return true, nil, err
+	}
+}
+
+func conflictErr(resource, name string) error {
+	return apierrors.NewConflict(schema.GroupResource{Resource: resource}, name, fmt.Errorf("the object has been modified"))
+}
+
+func newClient(objs ...runtime.Object) *fake.Clientset { return fake.NewClientset(objs...) }

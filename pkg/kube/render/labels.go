@@ -1,0 +1,41 @@
+package render
+
+import "github.com/sc-extension/sc-extension/pkg/core/connection"
+
+// The ownership vocabulary is connection's (one definition for every
+// package); these names keep rendering code readable.
+const (
+	LabelManagedBy     = connection.LabelManagedBy
+	ManagedByValue     = connection.ManagedByValue
+	LabelConnection    = connection.LabelConnection
+	AnnotationDataHash = connection.AnnotationDataHash
+
+	AnnotationWIClientID = "azure.workload.identity/client-id"
+	AnnotationWITenantID = "azure.workload.identity/tenant-id"
+	LabelWIUse           = "azure.workload.identity/use"
+)
+
+// Kinds of rendered objects, as they appear in connection.ResourceRef.
+const (
+	KindSecret              = "Secret"
+	KindServiceAccount      = "ServiceAccount"
+	KindSecretProviderClass = "SecretProviderClass"
+)
+
+// SecretProviderClass API coordinates (Secret Store CSI driver).
+const (
+	SPCGroup    = "secrets-store.csi.x-k8s.io"
+	SPCVersion  = "v1"
+	SPCResource = "secretproviderclasses"
+	SPCCRDName  = SPCResource + "." + SPCGroup
+)
+
+// SecretProviderClassName is the SecretProviderClass of a keyvaultCsi
+// connection. SecretProviderClass names are DNS subdomains (253 characters),
+// so the long suffix always fits.
+func SecretProviderClassName(id string) string { return "sc-" + id + "-secretproviderclass" }
+
+// ownerLabels marks an object as sc-extension's and names its connection.
+func ownerLabels(id string) map[string]string {
+	return map[string]string{LabelManagedBy: ManagedByValue, LabelConnection: id}
+}

@@ -1,0 +1,132 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/conflict"
+)
+
+// ErrUnchanged may be returned by a mutate func to say "nothing to write";
+// UpdateStatus then returns the current record without writing.
+var ErrUnchanged = errors.New("unchanged")
+
+// UpdateStatus re-reads the record, applies mutate to it and writes it back;
+// a conflict re-reads and re-applies mutate to the fresh copy, so a writer
+// never overwrites a change it did not see. A mutate error aborts.
+func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connection.Connection) error) (connection.Connection, error) {
+	var out connection.Connection
+	err := conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
+		cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		c, err := Decode(cm)
+		if err != nil {
+			return err
+		}
+		if err := mutate(&c); err != nil {
+			out = c
+			return err
+		}
+		c.Status.UpdatedAt = s.now()
+		next := cm.DeepCopy()
+		if err := encode(next, c); err != nil {
+			return err
+		}
+		if _, err := s.client.CoreV1().ConfigMaps(s.namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: connection.FieldManager}); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if errors.Is(err, ErrUnchanged) {
+		return out, nil
+	}
+	if err != nil {
+		return connection.Connection{}, fmt.Errorf("update status of %s: %w", id, err)
+	}
+	return out, nil
+}
+
+// MarkPending asks for the connection to be rendered again (drift); a
+// pending deletion or work already pending is left as it is.
+func (s *Store) MarkPending(ctx context.Context, id, reason, message string) error {
+	_, err := s.UpdateStatus(ctx, id, func(c *connection.Connection) error {
+		if c.Deletion != nil || c.Status.Phase.NeedsWork() {
+			return ErrUnchanged
+		}
+		setPending(c, reason, message)
+		return nil
+	})
+	return err
+}
+
+// ErrNotDeleting: Remove was asked for a record whose deletion is no longer
+// pending (a newer request re-created it); the record stays.
+var ErrNotDeleting = errors.New("connection is not being deleted")
+
+// Remove deletes a connection's records once its deletion was applied. Both
+// deletes carry UID and resourceVersion preconditions taken while the record
+// still said "deleting", so a request that re-created the connection
+// meanwhile is never lost: the credential Secret goes first (only if it still
+// holds the removed record's values), so that once the record is gone, and
+// with it the Deleted status event, no credential of it is left behind.
+func (s *Store) Remove(ctx context.Context, id string) error {
+	cms := s.client.CoreV1().ConfigMaps(s.namespace)
+	cm, err := cms.Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return s.removeCredentials(ctx, id, "")
+	}
+	if err != nil {
+		return fmt.Errorf("remove record of %s: %w", id, err)
+	}
+	c, err := Decode(cm)
+	if err != nil {
+		return fmt.Errorf("remove record of %s: %w", id, err)
+	}
+	if c.Deletion == nil {
+		return fmt.Errorf("remove record of %s: %w", id, ErrNotDeleting)
+	}
+	if err := s.removeCredentials(ctx, id, c.CredentialsVersion); err != nil {
+		return err
+	}
+	pre := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}}
+	if err := cms.Delete(ctx, cm.Name, pre); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove record of %s: %w", id, err)
+	}
+	return nil
+}
+
+// removeCredentials deletes the credential Secret if it holds version (any
+// version when version is "", i.e. the record is already gone).
+func (s *Store) removeCredentials(ctx context.Context, id, version string) error {
+	secrets := s.client.CoreV1().Secrets(s.namespace)
+	sec, err := secrets.Get(ctx, connection.CredentialSecretName(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove credentials of %s: %w", id, err)
+	}
+	if version != "" && sec.Annotations[VersionAnnotation] != version {
+		return nil // written by a newer request
+	}
+	// a conflict means a newer request rewrote it after our read: keep it
+	pre := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &sec.UID, ResourceVersion: &sec.ResourceVersion}}
+	if err := secrets.Delete(ctx, sec.Name, pre); err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("remove credentials of %s: %w", id, err)
+	}
+	return nil
+}
+
+// IsNotFound reports whether err means the connection does not exist.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }

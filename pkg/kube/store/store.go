@@ -1,0 +1,275 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/conflict"
+)
+
+var (
+	// ErrNotFound: no record for that connection.
+	ErrNotFound = errors.New("connection not found")
+	// ErrCredentialsStale: the credential Secret does not belong to the
+	// record's generation (a write in progress or interrupted); retry later.
+	ErrCredentialsStale = errors.New("credential values do not match the connection's generation")
+)
+
+// conflictBackoff is generous on purpose: every retry re-reads, so a retry
+// is always safe, and giving up only moves the work to the caller's slower
+// redelivery. Jitter keeps racing writers from colliding in lockstep. No Cap:
+// wait.Backoff ends the retries as soon as the cap is reached (Steps drops
+// to zero), which silently cut a "30-step" backoff to about 10.
+var conflictBackoff = wait.Backoff{Steps: 30, Duration: 10 * time.Millisecond, Factor: 1.2, Jitter: 1}
+
+// Store reads and writes connection records in one namespace.
+type Store struct {
+	client    kubernetes.Interface
+	namespace string
+	now       func() time.Time
+}
+
+// New returns a Store for records in namespace.
+func New(client kubernetes.Interface, namespace string) *Store {
+	return &Store{client: client, namespace: namespace, now: func() time.Time { return time.Now().UTC() }}
+}
+
+// Namespace is where the records live.
+func (s *Store) Namespace() string { return s.namespace }
+
+// Get returns the connection with object id id.
+func (s *Store) Get(ctx context.Context, id string) (connection.Connection, error) {
+	cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return connection.Connection{}, fmt.Errorf("connection %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return connection.Connection{}, fmt.Errorf("get connection %s: %w", id, err)
+	}
+	return Decode(cm)
+}
+
+// List returns every connection, ordered by object id. A corrupt record is
+// reported, not skipped: silently ignoring it would hide a connection.
+func (s *Store) List(ctx context.Context) ([]connection.Connection, error) {
+	cms, err := s.client.CoreV1().ConfigMaps(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: RecordSelector})
+	if err != nil {
+		return nil, fmt.Errorf("list connections: %w", err)
+	}
+	var out []connection.Connection
+	var errs []error
+	for i := range cms.Items {
+		if !IsRecord(&cms.Items[i]) {
+			continue
+		}
+		c, err := Decode(&cms.Items[i])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Spec.ID() < out[j].Spec.ID() })
+	return out, errors.Join(errs...)
+}
+
+// Credentials returns the credential values of c's current generation.
+func (s *Store) Credentials(ctx context.Context, c connection.Connection) (connection.Credentials, error) {
+	if !hasCredentials(c.Spec) {
+		return connection.Credentials{}, nil
+	}
+	id := c.Spec.ID()
+	sec, err := s.client.CoreV1().Secrets(s.namespace).Get(ctx, connection.CredentialSecretName(id), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("credential Secret of %s missing: %w", id, ErrCredentialsStale)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get credentials of %s: %w", id, err)
+	}
+	if got := sec.Annotations[VersionAnnotation]; got != c.CredentialsVersion {
+		return nil, fmt.Errorf("credential Secret of %s holds version %q, record expects %q: %w",
+			id, got, c.CredentialsVersion, ErrCredentialsStale)
+	}
+	creds := connection.Credentials{}
+	for k, v := range sec.Data {
+		creds[k] = string(v)
+	}
+	return creds, nil
+}
+
+func hasCredentials(spec connection.Spec) bool {
+	for _, c := range spec.Configurations {
+		if c.Credential {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply stores the desired state of an accepted change; see the package doc
+// for the layout. It is idempotent by request id.
+func (s *Store) Apply(ctx context.Context, ch connection.Change) (conn connection.Connection, applied bool, err error) {
+	id := ch.Spec.ID()
+	err = conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
+		conn, applied, err = s.applyOnce(ctx, id, ch)
+		return err
+	})
+	if err != nil {
+		return connection.Connection{}, false, fmt.Errorf("store connection %s: %w", id, err)
+	}
+	return conn, applied, nil
+}
+
+func (s *Store) applyOnce(ctx context.Context, id string, ch connection.Change) (connection.Connection, bool, error) {
+	cms := s.client.CoreV1().ConfigMaps(s.namespace)
+	cm, err := cms.Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
+	exists := err == nil
+	if err != nil && !apierrors.IsNotFound(err) {
+		return connection.Connection{}, false, err
+	}
+	var cur connection.Connection
+	if exists {
+		if cur, err = Decode(cm); err != nil {
+			return connection.Connection{}, false, err
+		}
+		if cur.Seen(ch.RequestID) {
+			return cur, false, nil
+		}
+	} else {
+		if ch.Delete {
+			return connection.Connection{}, false, ErrNotFound
+		}
+		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: connection.ConfigMapName(id), Namespace: s.namespace}}
+	}
+
+	next := cur
+	next.Status.LastRequestID = ch.RequestID
+	next.Status.UpdatedAt = s.now()
+	next.Remember(ch.RequestID)
+	if ch.Delete {
+		next.Deletion = &connection.Deletion{RequestID: ch.RequestID, DeleteResources: ch.DeleteResources}
+		setPending(&next, "DeleteRequested", "delete accepted; waiting for sc-job")
+	} else {
+		credsChanged, err := s.credentialsDiffer(ctx, cur, exists, ch)
+		if err != nil {
+			return connection.Connection{}, false, err
+		}
+		changed := !exists || cur.Deletion != nil || credsChanged || !reflect.DeepEqual(cur.Spec, ch.Spec)
+		next.Spec, next.Deletion = ch.Spec, nil
+		switch {
+		case changed:
+			next.Generation = cur.Generation + 1
+			setPending(&next, "Accepted", "accepted; waiting for sc-job")
+		case cur.Status.Phase != connection.PhaseSucceeded:
+			// nothing changed, but the last run did not succeed: retry it
+			setPending(&next, "Accepted", "re-sent; waiting for sc-job")
+		}
+		if credsChanged {
+			// the Secret first: the ConfigMap below is the commit point
+			if err := s.writeCredentials(ctx, ch.Spec, ch.Credentials, ch.RequestID); err != nil {
+				return connection.Connection{}, false, err
+			}
+			next.CredentialsVersion = ch.RequestID
+		}
+	}
+	if err := encode(cm, next); err != nil {
+		return connection.Connection{}, false, err
+	}
+	if exists {
+		_, err = cms.Update(ctx, cm, metav1.UpdateOptions{FieldManager: connection.FieldManager})
+	} else {
+		_, err = cms.Create(ctx, cm, metav1.CreateOptions{FieldManager: connection.FieldManager})
+		if apierrors.IsAlreadyExists(err) {
+			// a racing writer created it: re-read and apply again
+			err = apierrors.NewConflict(corev1.Resource("configmaps"), cm.Name, err)
+		}
+	}
+	if err != nil {
+		return connection.Connection{}, false, err
+	}
+	return next, true, nil
+}
+
+func setPending(c *connection.Connection, reason, message string) {
+	c.Status.Phase = connection.PhasePending
+	c.Status.Reason = reason
+	c.Status.Message = message
+}
+
+// credentialsDiffer compares the change's credentials with the stored ones
+// without ever returning or logging a value.
+func (s *Store) credentialsDiffer(ctx context.Context, cur connection.Connection, exists bool, ch connection.Change) (bool, error) {
+	if !exists || cur.CredentialsVersion == "" {
+		return len(ch.Credentials) > 0, nil
+	}
+	stored, err := s.Credentials(ctx, cur)
+	if errors.Is(err, ErrCredentialsStale) {
+		return true, nil // rewrite a half-written pair
+	}
+	if err != nil {
+		return false, err
+	}
+	if len(stored) != len(ch.Credentials) {
+		return true, nil
+	}
+	for k, v := range ch.Credentials {
+		if sv, ok := stored[k]; !ok || sv != v {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (s *Store) writeCredentials(ctx context.Context, spec connection.Spec, creds connection.Credentials, version string) error {
+	secrets := s.client.CoreV1().Secrets(s.namespace)
+	name := connection.CredentialSecretName(spec.ID())
+	data := make(map[string][]byte, len(creds))
+	for k, v := range creds {
+		data[k] = []byte(v)
+	}
+	return conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
+		sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace}, Type: corev1.SecretTypeOpaque}
+			stampCredentials(sec, spec, data, version)
+			_, err = secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: connection.FieldManager})
+			if apierrors.IsAlreadyExists(err) {
+				return apierrors.NewConflict(corev1.Resource("secrets"), name, err)
+			}
+			return wrapCredErr(name, err)
+		}
+		if err != nil {
+			return wrapCredErr(name, err)
+		}
+		sec = sec.DeepCopy()
+		stampCredentials(sec, spec, data, version)
+		_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: connection.FieldManager})
+		return wrapCredErr(name, err)
+	})
+}
+
+// wrapCredErr names the Secret; API errors never carry its data.
+func wrapCredErr(name string, err error) error {
+	if err == nil || apierrors.IsConflict(err) {
+		return err
+	}
+	return fmt.Errorf("write credential Secret %s: %w", name, err)
+}
+
+func stampCredentials(sec *corev1.Secret, spec connection.Spec, data map[string][]byte, version string) {
+	setOwnership(&sec.ObjectMeta, spec)
+	sec.Annotations[VersionAnnotation] = version
+	sec.Data = data
+	sec.StringData = nil
+}

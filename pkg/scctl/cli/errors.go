@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
+)
+
+// Exit codes, as documented in docs/scctl.md.
+const (
+	ExitOK          = 0
+	ExitFailed      = 1
+	ExitUsage       = 2
+	ExitUnreachable = 3
+)
+
+// ErrUsage is matched by every command-line mistake: exit code 2.
+var ErrUsage = errors.New("usage error")
+
+// ErrOperationFailed marks an operation the agent carried out and reported
+// as failed (phase Failed, validate reporting a failed check).
+var ErrOperationFailed = errors.New("operation failed")
+
+// sentenceError prints as its message alone yet matches a sentinel, so the
+// user reads one sentence, not "usage error: ...".
+type sentenceError struct {
+	msg  string
+	kind error
+}
+
+func (e *sentenceError) Error() string { return e.msg }
+func (e *sentenceError) Unwrap() error { return e.kind }
+
+func usagef(format string, args ...any) error {
+	return &sentenceError{msg: fmt.Sprintf(format, args...), kind: ErrUsage}
+}
+
+func failedf(format string, args ...any) error {
+	return &sentenceError{msg: fmt.Sprintf(format, args...), kind: ErrOperationFailed}
+}
+
+// exitCode classifies an error. Unknown errors are operational failures:
+// exit 1, never 2, so scripts can tell "fix your command line" apart.
+func (a *App) exitCode(err error) int {
+	var reply *protocol.ReplyError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrUsage), errors.Is(err, connection.ErrInvalid):
+		return ExitUsage
+	case a.unreachable(err):
+		return ExitUnreachable
+	case errors.As(err, &reply) && reply.Code == protocol.CodeInvalid:
+		return ExitUsage
+	default:
+		return ExitFailed
+	}
+}
+
+// message turns an error into the sentence scctl prints.
+func (a *App) message(err error, cluster string) string {
+	var reply *protocol.ReplyError
+	switch {
+	case a.unreachable(err):
+		return fmt.Sprintf("the agent of cluster %q is not reachable (%v); check that sc-extension is installed there "+
+			"(kubectl -n sc-system get pods) and connected to this server", cluster, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("timed out (raise --timeout, or use --no-wait and `scctl connection wait` later): %v", err)
+	case errors.As(err, &reply):
+		return reply.Message
+	}
+	var verr connection.ValidationError
+	if errors.As(err, &verr) {
+		lines := make([]string, len(verr))
+		for i, fe := range verr {
+			lines[i] = flagFor(fe.Field) + ": " + fe.Reason
+		}
+		return strings.Join(lines, "\n")
+	}
+	return err.Error()
+}
+
+// flagFor maps a Spec field path from connection.Validate to the flag that
+// sets it, so a validation failure names what the user typed.
+func flagFor(field string) string {
+	root, rest, _ := strings.Cut(field, ".")
+	if i := strings.IndexByte(root, '['); i >= 0 {
+		root = root[:i]
+	}
+	switch root {
+	case "name":
+		return "--connection"
+	case "scope":
+		return "--kube-namespace"
+	case "targetService":
+		if rest == "type" {
+			return "<target>"
+		}
+		return "--target-id"
+	case "authInfo":
+		switch rest {
+		case "clientId":
+			return "client-id (--workload-identity/--service-principal)"
+		case "tenantId":
+			return "tenant-id (--workload-identity/--service-principal)"
+		case "authType":
+			return "auth type (--secret/--workload-identity/--service-principal/--keyvault-csi)"
+		}
+		return field
+	case "configurations":
+		return "--config"
+	case "credentials":
+		return "--secret " + rest
+	case "customizedKeys":
+		return "--customized-keys " + rest
+	case "clientType":
+		return "--client-type"
+	}
+	return field
+}

@@ -1,0 +1,39 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/sc-extension/sc-extension/pkg/scctl/controlplane"
+)
+
+// maxQueryTimeout bounds each query and publish: an agent answers in
+// milliseconds, so a long --timeout (meant for waiting on sc-job) must not
+// turn "agent hung" into a long silence.
+const maxQueryTimeout = 10 * time.Second
+
+// dialControlPlane is App.Dial's production value.
+func dialControlPlane(ctx context.Context, o DialOptions) (ControlPlane, error) {
+	c, err := controlplane.Dial(ctx, controlplane.Options{
+		URL: o.URL, User: o.User, Password: o.Password, CredsFile: o.CredsFile,
+		Cluster: o.Cluster, Timeout: min(o.Timeout, maxQueryTimeout),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("server %s: %w", redactURL(o.URL), err)
+	}
+	return c, nil
+}
+
+func isUnreachable(err error) bool { return errors.Is(err, controlplane.ErrAgentUnreachable) }
+
+// redactURL hides a password embedded in a NATS URL before it is printed.
+func redactURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		return s
+	}
+	return u.Redacted()
+}

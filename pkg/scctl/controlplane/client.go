@@ -1,0 +1,184 @@
+package controlplane
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
+)
+
+var (
+	// ErrAgentUnreachable: no agent answered (none subscribed, or none in
+	// time). scctl maps it to exit code 3.
+	ErrAgentUnreachable = errors.New("agent not reachable")
+	// ErrNoHeartbeat: the cluster's agent has never sent a heartbeat.
+	ErrNoHeartbeat = errors.New("no heartbeat from agent")
+)
+
+// Options says where to connect and for which cluster.
+type Options struct {
+	URL       string
+	User      string
+	Password  string
+	CredsFile string
+	Cluster   string
+	// Timeout bounds each query and publish; default 5s.
+	Timeout time.Duration
+}
+
+// Client talks to one cluster's agent.
+type Client struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	cluster string
+	timeout time.Duration
+
+	mu     sync.Mutex
+	pubKey string
+}
+
+// Dial connects. Unlike the agent, scctl fails at once if the server is
+// down: a user is waiting.
+func Dial(ctx context.Context, o Options) (*Client, error) {
+	if err := protocol.ValidateCluster(o.Cluster); err != nil {
+		return nil, err
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = 5 * time.Second
+	}
+	opts := []nats.Option{nats.Name("scctl"), nats.Timeout(o.Timeout)}
+	switch {
+	case o.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(o.CredsFile))
+	case o.User != "":
+		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	}
+	type result struct {
+		nc  *nats.Conn
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		nc, err := nats.Connect(o.URL, opts...)
+		done <- result{nc, err}
+	}()
+	var r result
+	select {
+	case r = <-done:
+	case <-ctx.Done():
+		go func() {
+			if r := <-done; r.nc != nil {
+				r.nc.Close()
+			}
+		}()
+		return nil, fmt.Errorf("connect to control plane: %w", ctx.Err())
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("connect to control plane: %w", r.err)
+	}
+	js, err := jetstream.New(r.nc)
+	if err != nil {
+		r.nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Client{nc: r.nc, js: js, cluster: o.Cluster, timeout: o.Timeout}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() { c.nc.Close() }
+
+// Cluster is the cluster this client talks to.
+func (c *Client) Cluster() string { return c.cluster }
+
+// Query asks the agent and decodes the result into out. A reply error is
+// returned as *protocol.ReplyError (errors.As); no agent as
+// ErrAgentUnreachable.
+func (c *Client) Query(ctx context.Context, q protocol.Query, out any) error {
+	q.Header = protocol.NewHeader(protocol.KindQuery)
+	data, err := protocol.Encode(q)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	msg, err := c.nc.RequestWithContext(ctx, protocol.QuerySubject(c.cluster, q.Verb), data)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("%s of cluster %s: %w: no agent is subscribed", q.Verb, c.cluster, ErrAgentUnreachable)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout):
+		return fmt.Errorf("%s of cluster %s: %w: no answer within %s", q.Verb, c.cluster, ErrAgentUnreachable, c.timeout)
+	case err != nil:
+		return fmt.Errorf("%s of cluster %s: %w", q.Verb, c.cluster, err)
+	}
+	var r protocol.Reply
+	if err := protocol.Decode(msg.Data, protocol.KindReply, &r); err != nil {
+		return fmt.Errorf("%s reply from cluster %s: %w", q.Verb, c.cluster, err)
+	}
+	if r.Error != nil {
+		return r.Error
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(r.Result, out); err != nil {
+		return fmt.Errorf("%s result from cluster %s: %w", q.Verb, c.cluster, err)
+	}
+	return nil
+}
+
+// PublicKey asks the agent for its curve key (cached for the client's life).
+func (c *Client) PublicKey(ctx context.Context) (string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.pubKey != "" {
+		return c.pubKey, nil
+	}
+	var r protocol.PubKeyResult
+	if err := c.Query(ctx, protocol.Query{Verb: protocol.VerbPubKey}, &r); err != nil {
+		return "", err
+	}
+	c.pubKey = r.PublicKey
+	return c.pubKey, nil
+}
+
+// LatestHeartbeat reads the agent's last heartbeat from the status stream;
+// it answers even when the agent is down, which is when it matters.
+func (c *Client) LatestHeartbeat(ctx context.Context) (protocol.Heartbeat, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	s, err := c.js.Stream(ctx, protocol.StatusStream)
+	if err != nil {
+		return protocol.Heartbeat{}, fmt.Errorf("status stream: %w", err)
+	}
+	raw, err := s.GetLastMsgForSubject(ctx, protocol.HeartbeatSubject(c.cluster))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return protocol.Heartbeat{}, fmt.Errorf("cluster %s: %w", c.cluster, ErrNoHeartbeat)
+	}
+	if err != nil {
+		return protocol.Heartbeat{}, fmt.Errorf("heartbeat of cluster %s: %w", c.cluster, err)
+	}
+	var hb protocol.Heartbeat
+	if err := protocol.Decode(raw.Data, protocol.KindHeartbeat, &hb); err != nil {
+		return protocol.Heartbeat{}, fmt.Errorf("heartbeat of cluster %s: %w", c.cluster, err)
+	}
+	return hb, nil
+}
+
+// NewRequestID returns a random id (UUID v4 layout).
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

@@ -1,0 +1,201 @@
+package devserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+
+	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
+)
+
+// ErrNotReady: the embedded server did not accept connections in time.
+var ErrNotReady = errors.New("NATS server not ready")
+
+// Options configures the development control plane.
+type Options struct {
+	// Host defaults to 127.0.0.1; Port 0 picks a free port (kept across Restart).
+	Host string
+	Port int
+	// StoreDir holds JetStream data and the generated credentials; a
+	// restart on the same StoreDir keeps unacked requests and passwords.
+	StoreDir string
+	// Clusters get a confined user and a durable consumer each.
+	Clusters []string
+	// AdminPassword fixes the admin password; empty generates one (once).
+	AdminPassword string
+	// AckWait of the clusters' consumers; default natsbus.DefaultAckWait.
+	AckWait time.Duration
+	// ReadyTimeout bounds startup; default 10s.
+	ReadyTimeout time.Duration
+	Logger       zerolog.Logger
+}
+
+// Server is a running development control plane.
+type Server struct {
+	mu    sync.Mutex
+	opts  Options
+	ns    *server.Server
+	users users
+}
+
+// Start runs the server, creates the streams and the per-cluster consumers.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	if o.StoreDir == "" {
+		return nil, errors.New("devserver: StoreDir is required")
+	}
+	for _, c := range o.Clusters {
+		if err := protocol.ValidateCluster(c); err != nil {
+			return nil, fmt.Errorf("devserver: %w", err)
+		}
+	}
+	if o.Host == "" {
+		o.Host = "127.0.0.1"
+	}
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 10 * time.Second
+	}
+	u, err := loadOrCreateUsers(o.StoreDir, o.Clusters, o.AdminPassword)
+	if err != nil {
+		return nil, fmt.Errorf("devserver: %w", err)
+	}
+	s := &Server{opts: o, users: u}
+	if err := s.start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Server) start(ctx context.Context) error {
+	port := s.opts.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	nsOpts := &server.Options{
+		ServerName: "sc-devserver",
+		Host:       s.opts.Host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   s.opts.StoreDir,
+		NoSigs:     true,
+		MaxPayload: 1 << 20,
+		Users:      s.natsUsers(),
+	}
+	ns, err := server.NewServer(nsOpts)
+	if err != nil {
+		return fmt.Errorf("devserver: configure NATS: %w", err)
+	}
+	ns.SetLoggerV2(serverLogger{s.opts.Logger}, false, false, false)
+	go ns.Start()
+	if !ns.ReadyForConnections(s.opts.ReadyTimeout) {
+		ns.Shutdown()
+		return fmt.Errorf("devserver: after %s: %w", s.opts.ReadyTimeout, ErrNotReady)
+	}
+	// Pin the port so that Restart comes back where clients reconnect to.
+	if tcp, ok := ns.Addr().(*net.TCPAddr); ok {
+		s.opts.Port = tcp.Port
+	}
+	s.mu.Lock()
+	s.ns = ns
+	s.mu.Unlock()
+	if err := s.provision(ctx); err != nil {
+		ns.Shutdown()
+		return fmt.Errorf("devserver: %w", err)
+	}
+	s.opts.Logger.Info().Str("url", s.ClientURL()).Strs("clusters", s.opts.Clusters).Msg("development control plane ready")
+	return nil
+}
+
+func (s *Server) natsUsers() []*server.User {
+	out := []*server.User{{Username: s.users.Admin.User, Password: s.users.Admin.Password}}
+	for c, cred := range s.users.Clusters {
+		out = append(out, &server.User{Username: cred.User, Password: cred.Password, Permissions: ClusterPermissions(c)})
+	}
+	return out
+}
+
+// provision creates (or updates) the streams and every cluster's consumer.
+func (s *Server) provision(ctx context.Context) error {
+	nc, err := s.connectAdmin()
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	for _, cfg := range []jetstream.StreamConfig{natsbus.RequestStreamConfig(), natsbus.StatusStreamConfig()} {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
+		}
+	}
+	for c := range s.users.Clusters {
+		cfg := natsbus.ConsumerConfig(c, s.opts.AckWait)
+		if _, err := js.CreateOrUpdateConsumer(ctx, protocol.RequestStream, cfg); err != nil {
+			return fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
+		}
+	}
+	return nil
+}
+
+func (s *Server) connectAdmin() (*nats.Conn, error) {
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(s.users.Admin.User, s.users.Admin.Password))
+	if err != nil {
+		return nil, fmt.Errorf("connect as admin: %w", err)
+	}
+	return nc, nil
+}
+
+// ClientURL is the URL clients dial (without credentials).
+func (s *Server) ClientURL() string {
+	return "nats://" + net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
+}
+
+// AdminURL embeds the admin credentials, for `scctl --server` in development.
+func (s *Server) AdminURL() string {
+	u := url.URL{Scheme: "nats", Host: net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port)),
+		User: url.UserPassword(s.users.Admin.User, s.users.Admin.Password)}
+	return u.String()
+}
+
+// Admin returns the control plane's credentials.
+func (s *Server) Admin() Credentials { return s.users.Admin }
+
+// Cluster returns a cluster agent's credentials.
+func (s *Server) Cluster(cluster string) (Credentials, bool) {
+	c, ok := s.users.Clusters[cluster]
+	return c, ok
+}
+
+// StoreDir is where JetStream data and credentials live.
+func (s *Server) StoreDir() string { return s.opts.StoreDir }
+
+// Shutdown stops the server and waits until it has released its store.
+func (s *Server) Shutdown() {
+	s.mu.Lock()
+	ns := s.ns
+	s.ns = nil
+	s.mu.Unlock()
+	if ns != nil {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}
+}
+
+// Restart shuts the server down and starts it again on the same port and
+// StoreDir, as a control-plane restart would.
+func (s *Server) Restart(ctx context.Context) error {
+	s.Shutdown()
+	return s.start(ctx)
+}
