@@ -7,6 +7,12 @@ BIN := $(CURDIR)/bin
 OUT := $(CURDIR)/_output
 export PATH := $(BIN):$(PATH)
 
+# The release version stamped into every binary (pkg/version), image and the
+# chart's appVersion. Exported so imagepack and scripts stamp the same one.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/sc-extension/sc-extension/pkg/version.Version=$(VERSION)
+export VERSION LDFLAGS
+
 # Test tiers (docs/testing.md):
 #   unit        `go test ./...`: no cluster, no Kubernetes binaries, minutes.
 #   integration build tag `integration`: a private etcd + kube-apiserver per package.
@@ -21,7 +27,7 @@ FUZZTIME ?= 30s
 all: build
 
 build:
-	$(GO) build ./...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./agent ./job ./scctl
 
 vet:
 	$(GO) vet ./...
