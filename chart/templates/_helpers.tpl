@@ -22,11 +22,15 @@ app.kubernetes.io/name: {{ .Chart.Name }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{/* sc.image renders registry/repository:tag for one of .Values.image.{agent,job,scctl}. */}}
+{{/*
+sc.image renders registry/repository:tag for one of .Values.image.{agent,job,scctl}.
+The tag falls back to the chart's appVersion so a released chart pulls the
+images of its own release (make release stamps appVersion).
+*/}}
 {{- define "sc.image" -}}
 {{- $img := index .root.Values.image .name -}}
 {{- $registry := default .root.Values.image.registry $img.registry -}}
-{{- $tag := default .root.Values.image.tag $img.tag -}}
+{{- $tag := $img.tag | default .root.Values.image.tag | default .root.Chart.AppVersion -}}
 {{- if $registry -}}
 {{- printf "%s/%s:%s" $registry $img.repository $tag -}}
 {{- else -}}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 
@@ -16,9 +17,11 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/releaseutil"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/serializer/json"
 	"k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/yaml"
 )
 
 // ReleaseName is the release name the docs use.
@@ -40,18 +43,51 @@ type Rendered struct {
 // any package directory can load it.
 func Dir() string {
 	_, file, _, _ := runtime.Caller(0)
-	return filepath.Join(filepath.Dir(file), "..", "..", "chart")
+	return filepath.Join(filepath.Dir(file), "..", "..", "..", "chart")
 }
 
 // Load loads the chart from Dir.
 func Load() (*chart.Chart, error) { return loader.Load(Dir()) }
 
 // Values coalesces user values with the chart's defaults and validates them
-// against values.schema.json, as helm install does.
+// against values.schema.json, as helm install does against a cluster that
+// serves only the built-in APIs.
 func Values(c *chart.Chart, user map[string]any, namespace string, validate bool) (chartutil.Values, error) {
+	return ValuesWithAPIs(c, user, namespace, validate)
+}
+
+// ValuesWithAPIs is Values against a cluster that also serves apiVersions
+// ("group/version/Kind", as `helm template --api-versions` takes them), which
+// templates see through .Capabilities.APIVersions.
+func ValuesWithAPIs(c *chart.Chart, user map[string]any, namespace string, validate bool, apiVersions ...string) (chartutil.Values, error) {
+	caps := chartutil.DefaultCapabilities.Copy()
+	caps.APIVersions = append(slices.Clone(caps.APIVersions), apiVersions...)
 	return chartutil.ToRenderValuesWithSchemaValidation(c, user, chartutil.ReleaseOptions{
 		Name: ReleaseName, Namespace: namespace, Revision: 1, IsInstall: true,
-	}, nil, !validate)
+	}, caps, !validate)
+}
+
+// CIValuesFiles lists chart/ci/*.yaml: the values files `helm lint` and the
+// chart's tests run the chart with, one per supported configuration.
+func CIValuesFiles() ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(Dir(), "ci", "*.yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("list ci values files: %w", err)
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no values files in %s", filepath.Join(Dir(), "ci"))
+	}
+	sort.Strings(files)
+	return files, nil
+}
+
+// ReadValuesFile reads a values file the way `helm --values` does.
+func ReadValuesFile(path string) (map[string]any, error) {
+	v, err := chartutil.ReadValuesFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read values %s: %w", path, err)
+	}
+	return v.AsMap(), nil
 }
 
 // Render loads the chart and renders it with validated values.
@@ -99,7 +135,7 @@ func RenderValues(c *chart.Chart, vals chartutil.Values) (Rendered, error) {
 			if strings.TrimSpace(doc) == "" {
 				continue
 			}
-			obj, _, err := codec.Decode([]byte(doc), nil, nil)
+			obj, err := decode(codec, []byte(doc))
 			if err != nil {
 				return Rendered{}, fmt.Errorf("%s does not decode strictly: %w\n%s", name, err, doc)
 			}
@@ -112,6 +148,28 @@ func RenderValues(c *chart.Chart, vals chartutil.Values) (Rendered, error) {
 		}
 	}
 	return out, nil
+}
+
+// decode decodes a manifest strictly into its typed object. Kinds client-go
+// does not know (the Prometheus Operator's ServiceMonitor) decode into
+// unstructured.Unstructured, so their callers check fields by path.
+func decode(codec kruntime.Serializer, doc []byte) (kruntime.Object, error) {
+	obj, gvk, err := codec.Decode(doc, nil, nil)
+	if err == nil {
+		return obj, nil
+	}
+	if gvk == nil || !kruntime.IsNotRegisteredError(err) {
+		return nil, err
+	}
+	js, yerr := yaml.YAMLToJSON(doc)
+	if yerr != nil {
+		return nil, fmt.Errorf("decode %s: %w", gvk, yerr)
+	}
+	u := &unstructured.Unstructured{}
+	if _, _, uerr := unstructured.UnstructuredJSONScheme.Decode(js, nil, u); uerr != nil {
+		return nil, fmt.Errorf("decode %s as unstructured: %w", gvk, uerr)
+	}
+	return u, nil
 }
 
 // Key is "Kind/name".
