@@ -1,0 +1,41 @@
+# make verify: the checks that need no cluster and must pass before tests.
+GOLANGCI_LINT_VERSION ?= v2.15.0
+
+.PHONY: verify verify-fmt verify-vet verify-lint verify-mod verify-chart verify-deps lint-tools
+verify: verify-fmt verify-vet verify-mod verify-deps verify-chart verify-lint
+	@echo ">> make verify: all checks passed"
+
+lint-tools: $(BIN)/golangci-lint
+$(BIN)/golangci-lint:
+	@mkdir -p $(BIN)
+	@echo ">> building golangci-lint $(GOLANGCI_LINT_VERSION) into bin/ (a few minutes, once)"
+	GOBIN=$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+verify-fmt:
+	@echo ">> gofmt"
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed (make fmt):"; echo "$$out"; exit 1; fi
+
+verify-vet:
+	@echo ">> go vet (all tiers)"
+	$(GO) vet -tags integration,e2e ./...
+
+verify-lint: lint-tools
+	@echo ">> golangci-lint (.golangci.yml)"
+	$(BIN)/golangci-lint run ./...
+
+verify-mod:
+	@echo ">> go mod tidy -diff"
+	$(GO) mod tidy -diff
+
+# The shipped binaries must not link test support or test-only modules.
+FORBIDDEN_DEPS := internal/testkit|e2e/|helm.sh/helm|sigs.k8s.io/kind|go-containerregistry|stretchr/testify
+verify-deps:
+	@echo ">> product binaries free of test support"
+	@bad=$$($(GO) list -deps ./agent ./job ./scctl | grep -E '$(FORBIDDEN_DEPS)' || true); \
+	  if [ -n "$$bad" ]; then echo "product binaries import test support:"; echo "$$bad"; exit 1; fi
+
+verify-chart: tools
+	@echo ">> helm lint (default values and chart/ci/*.yaml), chart README"
+	$(BIN)/helm lint chart/
+	@for f in chart/ci/*.yaml; do [ -e "$$f" ] || continue; echo ">> helm lint --values $$f"; $(BIN)/helm lint chart/ --values "$$f"; done
+	@if [ -d internal/cmd/chartdoc ]; then $(GO) run ./internal/cmd/chartdoc -check chart; fi
