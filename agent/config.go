@@ -87,6 +87,7 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	fs.StringVar(&resources, "job-resources", env("SC_JOB_RESOURCES", ""), "sc-job container resources as JSON")
 	fs.StringVar(&nodeSelector, "job-node-selector", env("SC_JOB_NODE_SELECTOR", ""), "sc-job nodeSelector as JSON")
 	fs.StringVar(&tolerations, "job-tolerations", env("SC_JOB_TOLERATIONS", ""), "sc-job tolerations as JSON")
+	fs.StringVar(&c.Job.LogFormat, "job-log-format", env("SC_JOB_LOG_FORMAT", launcher.LogFormatText), "sc-job log format: text or json")
 	fs.StringVar(&c.Job.PriorityClassName, "job-priority-class-name", env("SC_JOB_PRIORITY_CLASS_NAME", ""), "sc-job priorityClassName")
 
 	if err := fs.Parse(args); err != nil {
@@ -137,6 +138,9 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	add(jsonFlag("--job-tolerations", tolerations, &c.Job.Tolerations))
 	for _, name := range list(pullSecs) {
 		c.Job.ImagePullSecrets = append(c.Job.ImagePullSecrets, corev1.LocalObjectReference{Name: name})
+	}
+	if c.Job.LogFormat != launcher.LogFormatText && c.Job.LogFormat != launcher.LogFormatJSON {
+		errs = append(errs, fmt.Errorf("--job-log-format: %q is not one of %s, %s", c.Job.LogFormat, launcher.LogFormatText, launcher.LogFormatJSON))
 	}
 	c.Scope = drift.Scope{Watch: list(watch), Denied: list(denied)}
 	c.Job.Namespace = c.Namespace

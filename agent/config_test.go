@@ -19,7 +19,7 @@ var chartArgs = []string{
 	"--lease-name=sc-agent", "--metrics-addr=:8080", "--log-level=debug",
 	"--job-image=localhost/sc-extension/job:dev", "--job-image-pull-policy=IfNotPresent",
 	"--job-service-account=sc-job", "--job-backoff-limit=1", "--job-active-deadline-seconds=600",
-	"--job-keep-failed-for=15m",
+	"--job-keep-failed-for=15m", "--job-log-format=json",
 	`--job-resources={"limits":{"memory":"256Mi"},"requests":{"cpu":"50m","memory":"64Mi"}}`,
 	`--job-node-selector={"kubernetes.io/os":"linux"}`,
 	`--job-tolerations=[{"key":"CriticalAddonsOnly","operator":"Exists"}]`,
@@ -42,6 +42,7 @@ func TestParseChartArgs(t *testing.T) {
 	assert.Equal(t, "sc-job", cfg.Job.JobName)
 	assert.Equal(t, "sc-system", cfg.Job.Namespace)
 	assert.Equal(t, []string{"--log-level=debug"}, cfg.Job.ExtraArgs)
+	assert.Equal(t, "json", cfg.Job.LogFormat)
 	assert.True(t, resource.MustParse("256Mi").Equal(cfg.Job.Resources.Limits[corev1.ResourceMemory]))
 	assert.Equal(t, map[string]string{"kubernetes.io/os": "linux"}, cfg.Job.NodeSelector)
 	assert.Equal(t, "CriticalAddonsOnly", cfg.Job.Tolerations[0].Key)
@@ -65,6 +66,7 @@ func TestEnvironmentDefaults(t *testing.T) {
 	assert.Equal(t, "c2", cfg.Cluster)
 	assert.Equal(t, "ext", cfg.Namespace)
 	assert.Equal(t, "ext", cfg.Job.Namespace)
+	assert.Equal(t, "text", cfg.Job.LogFormat, "sc-job logs text unless told otherwise")
 
 	cfg, _, err = parseConfig([]string{"--cluster=flag"}, envOf(map[string]string{
 		"SC_CLUSTER": "env", "SC_NATS_URL": "nats://x:4222", "SC_JOB_IMAGE": "img", "POD_NAME": "p",
@@ -87,6 +89,10 @@ func TestParseRejects(t *testing.T) {
 		"user without password": {chartArgs, map[string]string{"POD_NAME": "p", "SC_NATS_USER": "u"}, "must be set together"},
 		"creds and user": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--nats-creds=/x"),
 			map[string]string{"POD_NAME": "p", "SC_NATS_USER": "u", "SC_NATS_PASSWORD": "cred-VALUE-1"}, "not both"},
+		"bad job log format": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-log-format=xml"), base,
+			`--job-log-format: "xml" is not one of text, json`},
+		"bad job log format from env": {[]string{"--cluster=c1", "--nats-url=nats://x:4222", "--job-image=img"},
+			map[string]string{"POD_NAME": "p", "SC_JOB_LOG_FORMAT": "yaml"}, `--job-log-format: "yaml" is not one of text, json`},
 		"stray argument": {append(chartArgs[:len(chartArgs):len(chartArgs)], "extra"), base, "unexpected arguments"},
 	}
 	for name, tt := range tests {

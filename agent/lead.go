@@ -23,6 +23,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/agent/statuswatch"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/inspect"
+	kuberecord "github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
 
@@ -130,7 +131,7 @@ func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informe
 	driftFactories []informers.SharedInformerFactory, scope drift.Scope, recorder record.EventRecorder,
 	publisher *statuspub.Publisher, log zerolog.Logger) (map[string]func(context.Context) error, error) {
 	l, err := launcher.New(launcher.Deps{
-		Client: a.client, Records: records, Jobs: jobs.Batch().V1().Jobs(), Decode: store.Decode,
+		Client: a.client, Records: records, Jobs: jobs.Batch().V1().Jobs(), Decode: kuberecord.Decode,
 		Recorder: recorder, Metrics: a.metrics, Log: log,
 	}, a.cfg.Job)
 	if err != nil {
@@ -138,14 +139,14 @@ func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informe
 	}
 	d, err := drift.New(drift.Deps{
 		Namespace: a.cfg.Namespace, Records: records, Factories: driftFactories, Scope: scope,
-		Decode: store.Decode, DriftOf: inspect.DriftOf, Store: a.store, IsNotFound: store.IsNotFound,
+		Decode: kuberecord.Decode, DriftOf: inspect.DriftOf, Store: a.store, IsNotFound: store.IsNotFound,
 		Recorder: recorder, Metrics: a.metrics, Log: log,
 	})
 	if err != nil {
 		return nil, err
 	}
 	sw, err := statuswatch.New(statuswatch.Deps{
-		Cluster: a.cfg.Cluster, Namespace: a.cfg.Namespace, Records: records, Decode: store.Decode,
+		Cluster: a.cfg.Cluster, Namespace: a.cfg.Namespace, Records: records, Decode: kuberecord.Decode,
 		Publisher: publisher, Metrics: a.metrics, Log: log,
 	})
 	if err != nil {

@@ -15,12 +15,19 @@ const DefaultJobName = "sc-job"
 // nonRootUID is the distroless "nonroot" user the sc-job image runs as.
 const nonRootUID int64 = 65532
 
+// sc-job's log formats (its SC_LOG_FORMAT).
+const (
+	LogFormatText = "text"
+	LogFormatJSON = "json"
+)
+
 // ErrInvalidConfig means the Job could never be created as configured.
 var ErrInvalidConfig = errors.New("invalid launcher configuration")
 
 // Config is the Job template, filled from the agent's flags. It has no field
-// for environment variables or secrets on purpose: sc-job reads credential
-// values from the record Secrets itself, so none ever appears in a Job spec.
+// for arbitrary environment variables or secrets on purpose: sc-job reads
+// credential values from the record Secrets itself, so none ever appears in
+// a Job spec. The one variable it sets, SC_LOG_FORMAT, is an enumerated value.
 type Config struct {
 	Namespace string
 	JobName   string
@@ -31,7 +38,10 @@ type Config struct {
 	ServiceAccount   string
 	// ExtraArgs follow the --namespace and --job-name arguments the launcher
 	// always passes (for example --log-level=debug).
-	ExtraArgs         []string
+	ExtraArgs []string
+	// LogFormat is sc-job's log format (LogFormatText or LogFormatJSON),
+	// passed as SC_LOG_FORMAT; empty leaves sc-job's own default.
+	LogFormat         string
 	Resources         corev1.ResourceRequirements
 	NodeSelector      map[string]string
 	Tolerations       []corev1.Toleration
@@ -76,6 +86,9 @@ func (c Config) Validate() error {
 	}
 	if c.ActiveDeadlineSeconds < 0 {
 		errs = append(errs, fmt.Errorf("active deadline %ds is negative", c.ActiveDeadlineSeconds))
+	}
+	if c.LogFormat != "" && c.LogFormat != LogFormatText && c.LogFormat != LogFormatJSON {
+		errs = append(errs, fmt.Errorf("log format %q is not one of %s, %s", c.LogFormat, LogFormatText, LogFormatJSON))
 	}
 	if c.KeepFailedFor < 0 {
 		errs = append(errs, fmt.Errorf("keepFailedFor %s is negative", c.KeepFailedFor))

@@ -20,6 +20,9 @@ const (
 	AnnotationPending = "servicelinker.sc-extension.io/pending-count"
 )
 
+// EnvLogFormat is the variable sc-job reads its log format from.
+const EnvLogFormat = "SC_LOG_FORMAT"
+
 // jobFor builds the Job for a batch of pending work. Its digest annotation
 // lets a later reconcile tell "the same work failed again" from "new work
 // arrived since this run started".
@@ -89,6 +92,10 @@ func jobFor(c Config, w work) *batchv1.Job {
 				},
 			},
 		},
+	}
+	if c.LogFormat != "" {
+		ctr := &job.Spec.Template.Spec.Containers[0]
+		ctr.Env = append(ctr.Env, corev1.EnvVar{Name: EnvLogFormat, Value: c.LogFormat})
 	}
 	if c.ActiveDeadlineSeconds > 0 {
 		job.Spec.ActiveDeadlineSeconds = ptr.To(c.ActiveDeadlineSeconds)

@@ -1,0 +1,37 @@
+package launcher
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// The log format is the only environment variable sc-job gets, and only when
+// the agent was told one; nothing else travels in env.
+func TestJobSpecCarriesLogFormat(t *testing.T) {
+	for _, format := range []string{LogFormatText, LogFormatJSON} {
+		t.Run(format, func(t *testing.T) {
+			c := testConfig()
+			c.LogFormat = format
+			require.NoError(t, c.WithDefaults().Validate())
+			job := jobFor(c.WithDefaults(), newWork([]workItem{item("a", 1)}))
+			require.Len(t, job.Spec.Template.Spec.Containers, 1)
+			ctr := job.Spec.Template.Spec.Containers[0]
+			assert.Equal(t, []corev1.EnvVar{{Name: "SC_LOG_FORMAT", Value: format}}, ctr.Env)
+			assert.Empty(t, ctr.EnvFrom)
+		})
+	}
+
+	job := jobFor(testConfig().WithDefaults(), newWork([]workItem{item("a", 1)}))
+	assert.Empty(t, job.Spec.Template.Spec.Containers[0].Env, "no format given: sc-job keeps its own default")
+}
+
+func TestLogFormatIsValidated(t *testing.T) {
+	c := testConfig()
+	c.LogFormat = "xml"
+	err := c.WithDefaults().Validate()
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), `log format "xml" is not one of text, json`)
+}
