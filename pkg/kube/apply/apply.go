@@ -3,11 +3,9 @@ package apply
 import (
 	"context"
 	"fmt"
-	"maps"
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -17,7 +15,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
-	"github.com/sc-extension/sc-extension/pkg/kube/conflict"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 )
 
@@ -100,14 +97,14 @@ func (a *Applier) Apply(ctx context.Context, id string, objs render.Objects) (Re
 		return res, stepErr(StepCheckNamespace, refs[0], err)
 	}
 	if objs.Secret != nil {
-		o, err := a.applySecret(ctx, id, objs.Secret)
+		o, err := write(ctx, secretKind, a.secrets(objs.Secret.Namespace), id, objs.Secret)
 		if err != nil {
 			return res, stepErr(StepApplySecret, refs[0], err)
 		}
 		res.add(o)
 	}
 	if sa := objs.ServiceAccount; sa != nil {
-		o, err := a.applyServiceAccount(ctx, sa)
+		o, err := write(ctx, serviceAccountKind, a.serviceAccounts(sa.Namespace), id, sa)
 		if err != nil {
 			return res, stepErr(StepApplyServiceAccount, ref(render.KindServiceAccount, sa.Namespace, sa.Name), err)
 		}
@@ -121,6 +118,15 @@ func (a *Applier) Apply(ctx context.Context, id string, objs render.Objects) (Re
 		res.add(o)
 	}
 	return res, nil
+}
+
+// applySPC checks for the CSI driver first: without its CRD the write would
+// fail with a puzzling 404.
+func (a *Applier) applySPC(ctx context.Context, id string, want *unstructured.Unstructured) (outcome, error) {
+	if err := a.checkCSI(ctx); err != nil {
+		return unchanged, err
+	}
+	return write(ctx, spcKind, a.spcs(want.GetNamespace()), id, want)
 }
 
 func ref(kind, ns, name string) connection.ResourceRef {
@@ -148,126 +154,6 @@ func (a *Applier) checkNamespace(ctx context.Context, ns string) error {
 	a.namespaces[ns] = true
 	a.mu.Unlock()
 	return nil
-}
-
-// conflicting errors are retried from a fresh read: a create that lost a
-// race surfaces as AlreadyExists, an update from a stale copy as Conflict.
-func conflicting(err error) bool { return apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) }
-
-func (a *Applier) applySecret(ctx context.Context, id string, want *corev1.Secret) (outcome, error) {
-	secrets := a.client.CoreV1().Secrets(want.Namespace)
-	r := ref(render.KindSecret, want.Namespace, want.Name)
-	var out outcome
-	err := conflict.Retry(conflictBackoff, conflicting, func() error {
-		cur, err := secrets.Get(ctx, want.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			out = created
-			_, err = secrets.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager})
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		if err := checkOwner(r, cur.Labels, id); err != nil {
-			return err
-		}
-		hash := want.Annotations[render.AnnotationDataHash]
-		if cur.Annotations[render.AnnotationDataHash] == hash && render.DataHash(cur.Data) == hash &&
-			cur.Type == want.Type && subset(want.Labels, cur.Labels) && subset(want.Annotations, cur.Annotations) {
-			out = unchanged
-			return nil
-		}
-		next := cur.DeepCopy()
-		next.Labels = merged(cur.Labels, want.Labels)
-		next.Annotations = merged(cur.Annotations, want.Annotations)
-		next.Data, next.StringData = want.Data, nil
-		out = updated
-		_, err = secrets.Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
-		return err
-	})
-	if err != nil {
-		return out, wrapAPI("write", r, err)
-	}
-	return out, nil
-}
-
-func (a *Applier) applyServiceAccount(ctx context.Context, want *corev1.ServiceAccount) (outcome, error) {
-	accounts := a.client.CoreV1().ServiceAccounts(want.Namespace)
-	r := ref(render.KindServiceAccount, want.Namespace, want.Name)
-	var out outcome
-	err := conflict.Retry(conflictBackoff, conflicting, func() error {
-		cur, err := accounts.Get(ctx, want.Name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			out = created
-			_, err = accounts.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager})
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		// Shared by several connections: no connection label to check.
-		if err := checkOwner(r, cur.Labels, ""); err != nil {
-			return err
-		}
-		hash := want.Annotations[render.AnnotationDataHash]
-		if cur.Annotations[render.AnnotationDataHash] == hash && render.ServiceAccountHash(cur) == hash {
-			out = unchanged
-			return nil
-		}
-		next := cur.DeepCopy()
-		next.Labels = merged(cur.Labels, want.Labels)
-		next.Annotations = merged(cur.Annotations, want.Annotations)
-		if _, ok := want.Annotations[render.AnnotationWITenantID]; !ok {
-			delete(next.Annotations, render.AnnotationWITenantID)
-		}
-		out = updated
-		_, err = accounts.Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
-		return err
-	})
-	if err != nil {
-		return out, wrapAPI("write", r, err)
-	}
-	return out, nil
-}
-
-func (a *Applier) applySPC(ctx context.Context, id string, want *unstructured.Unstructured) (outcome, error) {
-	if err := a.checkCSI(ctx); err != nil {
-		return unchanged, err
-	}
-	spcs := a.dynamic.Resource(SPCResource).Namespace(want.GetNamespace())
-	r := ref(render.KindSecretProviderClass, want.GetNamespace(), want.GetName())
-	var out outcome
-	err := conflict.Retry(conflictBackoff, conflicting, func() error {
-		cur, err := spcs.Get(ctx, want.GetName(), metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			out = created
-			_, err = spcs.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager})
-			return err
-		}
-		if err != nil {
-			return err
-		}
-		if err := checkOwner(r, cur.GetLabels(), id); err != nil {
-			return err
-		}
-		hash := want.GetAnnotations()[render.AnnotationDataHash]
-		if cur.GetAnnotations()[render.AnnotationDataHash] == hash && render.SecretProviderClassHash(cur) == hash &&
-			subset(want.GetLabels(), cur.GetLabels()) {
-			out = unchanged
-			return nil
-		}
-		next := cur.DeepCopy()
-		next.SetLabels(merged(cur.GetLabels(), want.GetLabels()))
-		next.SetAnnotations(merged(cur.GetAnnotations(), want.GetAnnotations()))
-		next.Object["spec"] = want.DeepCopy().Object["spec"]
-		out = updated
-		_, err = spcs.Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
-		return err
-	})
-	if err != nil {
-		return out, wrapAPI("write", r, err)
-	}
-	return out, nil
 }
 
 // checkCSI tells "the driver is not installed" apart from other failures;
@@ -303,21 +189,4 @@ func wrapAPI(verb string, r connection.ResourceRef, err error) error {
 		return err
 	}
 	return fmt.Errorf("%s %s %s/%s: %w", verb, r.Kind, r.Namespace, r.Name, err)
-}
-
-func subset(want, have map[string]string) bool {
-	for k, v := range want {
-		if hv, ok := have[k]; !ok || hv != v {
-			return false
-		}
-	}
-	return true
-}
-
-// merged keeps keys others added (a reloader's annotation, say) and sets ours.
-func merged(cur, want map[string]string) map[string]string {
-	out := make(map[string]string, len(cur)+len(want))
-	maps.Copy(out, cur)
-	maps.Copy(out, want)
-	return out
 }

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 )
@@ -26,7 +27,7 @@ func TestApplyCreatesSecret(t *testing.T) {
 		"get namespaces /team-a",
 		"get secrets team-a/sc-db1-secret",
 		"create secrets team-a/sc-db1-secret",
-	}, actions(client.Actions()))
+	}, fakeactions.Of(client))
 	assert.Equal(t, []string{FieldManager}, fieldManagers(client.Actions()))
 }
 
@@ -40,7 +41,7 @@ func TestApplyUnchangedMakesNoWrite(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, Result{Unchanged: 1}, res)
 	assert.Zero(t, res.Writes())
-	assert.Equal(t, []string{"get namespaces /team-a", "get secrets team-a/sc-db1-secret"}, actions(client.Actions()))
+	assert.Equal(t, []string{"get namespaces /team-a", "get secrets team-a/sc-db1-secret"}, fakeactions.Of(client))
 }
 
 func TestApplyRepairsEditedDataEvenWhenAnnotationMatches(t *testing.T) {
@@ -69,7 +70,7 @@ func TestApplyRefusesSecretItDoesNotOwn(t *testing.T) {
 	require.True(t, errors.As(err, &se))
 	assert.Equal(t, StepApplySecret, se.Step)
 	assert.Equal(t, "Secret team-a/sc-db1-secret exists and is not managed by sc-extension", err.Error())
-	assert.Equal(t, []string{"get namespaces /team-a", "get secrets team-a/sc-db1-secret"}, actions(client.Actions()), "never written")
+	assert.Equal(t, []string{"get namespaces /team-a", "get secrets team-a/sc-db1-secret"}, fakeactions.Of(client), "never written")
 }
 
 func TestApplyRefusesSecretOfAnotherConnection(t *testing.T) {
@@ -99,7 +100,7 @@ func TestApplyRetriesConflictFromFreshRead(t *testing.T) {
 		"update secrets team-a/sc-db1-secret", // conflict
 		"get secrets team-a/sc-db1-secret",    // re-read, never a resend of the stale copy
 		"update secrets team-a/sc-db1-secret",
-	}, actions(client.Actions()))
+	}, fakeactions.Of(client))
 }
 
 func TestApplyCreateRaceBecomesUpdate(t *testing.T) {
@@ -117,7 +118,7 @@ func TestApplyCreateRaceBecomesUpdate(t *testing.T) {
 		"create secrets team-a/sc-db1-secret",
 		"get secrets team-a/sc-db1-secret",
 		"create secrets team-a/sc-db1-secret",
-	}, actions(client.Actions()))
+	}, fakeactions.Of(client))
 }
 
 func TestApplyNamespaceMissing(t *testing.T) {
@@ -126,7 +127,7 @@ func TestApplyNamespaceMissing(t *testing.T) {
 	_, err := New(client, nil).Apply(context.Background(), "db1", mustRender(t, c, creds))
 	require.ErrorIs(t, err, ErrNamespaceMissing)
 	assert.True(t, Permanent(err))
-	assert.Equal(t, []string{"get namespaces /team-a"}, actions(client.Actions()))
+	assert.Equal(t, []string{"get namespaces /team-a"}, fakeactions.Of(client))
 }
 
 func TestApplyTransientErrorIsNotPermanent(t *testing.T) {
@@ -156,7 +157,7 @@ func TestApplyWorkloadIdentitySharedServiceAccount(t *testing.T) {
 		"get secrets team-a/sc-kv2-secret", // the namespace is known to exist this run
 		"create secrets team-a/sc-kv2-secret",
 		"get serviceaccounts team-a/sc-account-" + clientID,
-	}, actions(client.Actions()))
+	}, fakeactions.Of(client))
 }
 
 func TestApplyRefusesServiceAccountItDoesNotOwn(t *testing.T) {
@@ -183,13 +184,13 @@ func TestApplySecretProviderClass(t *testing.T) {
 		"get customresourcedefinitions /" + render.SPCCRDName,
 		"get secretproviderclasses team-a/sc-kvcsi-secretproviderclass",
 		"create secretproviderclasses team-a/sc-kvcsi-secretproviderclass",
-	}, actions(dyn.Actions()))
+	}, fakeactions.Of(dyn))
 
 	dyn.ClearActions()
 	res, err = a.Apply(context.Background(), "kvcsi", mustRender(t, csiConn("kvcsi"), nil))
 	require.NoError(t, err)
 	assert.Equal(t, Result{Unchanged: 1}, res)
-	assert.Equal(t, []string{"get secretproviderclasses team-a/sc-kvcsi-secretproviderclass"}, actions(dyn.Actions()),
+	assert.Equal(t, []string{"get secretproviderclasses team-a/sc-kvcsi-secretproviderclass"}, fakeactions.Of(dyn),
 		"the CRD lookup is remembered for the run")
 }
 
@@ -200,5 +201,5 @@ func TestApplyCSIDriverMissing(t *testing.T) {
 	require.ErrorIs(t, err, ErrCSIDriverMissing)
 	assert.True(t, Permanent(err))
 	assert.Equal(t, "the Secret Store CSI driver is not installed: CRD secretproviderclasses.secrets-store.csi.x-k8s.io not found", err.Error())
-	assert.Equal(t, []string{"get customresourcedefinitions /" + render.SPCCRDName}, actions(dyn.Actions()))
+	assert.Equal(t, []string{"get customresourcedefinitions /" + render.SPCCRDName}, fakeactions.Of(dyn))
 }

@@ -34,14 +34,14 @@ func (a *Applier) Delete(ctx context.Context, id string, refs []connection.Resou
 		switch r.Kind {
 		case render.KindSecret:
 			step = StepDeleteSecret
-			o, err = a.deleteSecret(ctx, id, r)
+			o, err = remove(ctx, secretKind, a.secrets(r.Namespace), id, r)
 		case render.KindServiceAccount:
 			step = StepDeleteSA
 			if inUse != nil && inUse(r.Namespace, r.Name) {
 				o = kept
 				break
 			}
-			o, err = a.deleteServiceAccount(ctx, r)
+			o, err = remove(ctx, serviceAccountKind, a.serviceAccounts(r.Namespace), id, r)
 		case render.KindSecretProviderClass:
 			step = StepDeleteSPC
 			o, err = a.deleteSPC(ctx, id, r)
@@ -78,31 +78,18 @@ func deleteChecked(r connection.ResourceRef, del func() (outcome, error)) (outco
 	return o, nil
 }
 
-func (a *Applier) deleteSecret(ctx context.Context, id string, r connection.ResourceRef) (outcome, error) {
-	secrets := a.client.CoreV1().Secrets(r.Namespace)
+// remove deletes the object r names when it is ours, with preconditions so
+// an object replaced or edited since it was read is re-checked first.
+func remove[T object](ctx context.Context, k kind[T], c objectClient[T], id string, r connection.ResourceRef) (outcome, error) {
 	return deleteChecked(r, func() (outcome, error) {
-		cur, err := secrets.Get(ctx, r.Name, metav1.GetOptions{})
+		cur, err := c.Get(ctx, r.Name, metav1.GetOptions{})
 		if err != nil {
 			return kept, err
 		}
-		if checkOwner(r, cur.Labels, id) != nil {
+		if checkOwner(r, cur.GetLabels(), k.owner(id)) != nil {
 			return kept, nil
 		}
-		return deleted, secrets.Delete(ctx, r.Name, preconditions(cur.UID, cur.ResourceVersion))
-	})
-}
-
-func (a *Applier) deleteServiceAccount(ctx context.Context, r connection.ResourceRef) (outcome, error) {
-	accounts := a.client.CoreV1().ServiceAccounts(r.Namespace)
-	return deleteChecked(r, func() (outcome, error) {
-		cur, err := accounts.Get(ctx, r.Name, metav1.GetOptions{})
-		if err != nil {
-			return kept, err
-		}
-		if checkOwner(r, cur.Labels, "") != nil {
-			return kept, nil
-		}
-		return deleted, accounts.Delete(ctx, r.Name, preconditions(cur.UID, cur.ResourceVersion))
+		return deleted, c.Delete(ctx, r.Name, preconditions(cur.GetUID(), cur.GetResourceVersion()))
 	})
 }
 
@@ -113,15 +100,5 @@ func (a *Applier) deleteSPC(ctx context.Context, id string, r connection.Resourc
 		}
 		return kept, err
 	}
-	spcs := a.dynamic.Resource(SPCResource).Namespace(r.Namespace)
-	return deleteChecked(r, func() (outcome, error) {
-		cur, err := spcs.Get(ctx, r.Name, metav1.GetOptions{})
-		if err != nil {
-			return kept, err
-		}
-		if checkOwner(r, cur.GetLabels(), id) != nil {
-			return kept, nil
-		}
-		return deleted, spcs.Delete(ctx, r.Name, preconditions(cur.GetUID(), cur.GetResourceVersion()))
-	})
+	return remove(ctx, spcKind, a.spcs(r.Namespace), id, r)
 }

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 )
 
@@ -26,7 +27,7 @@ func TestDeleteKeepsServiceAccountStillInUse(t *testing.T) {
 	assert.Equal(t, []string{
 		"get secrets team-a/sc-kv1-secret",
 		"delete secrets team-a/sc-kv1-secret",
-	}, actions(client.Actions()), "the shared ServiceAccount is not even read")
+	}, fakeactions.Of(client), "the shared ServiceAccount is not even read")
 
 	client.ClearActions()
 	res, err = a.Delete(context.Background(), "kv2", kv2.Refs(), func(string, string) bool { return false })
@@ -37,7 +38,7 @@ func TestDeleteKeepsServiceAccountStillInUse(t *testing.T) {
 		"delete secrets team-a/sc-kv2-secret",
 		"get serviceaccounts team-a/" + saName,
 		"delete serviceaccounts team-a/" + saName,
-	}, actions(client.Actions()))
+	}, fakeactions.Of(client))
 	for _, act := range client.Actions() {
 		if d, ok := act.(interface{ GetDeleteOptions() metav1.DeleteOptions }); ok {
 			require.NotNil(t, d.GetDeleteOptions().Preconditions, "every delete is conditional")
@@ -54,7 +55,7 @@ func TestDeleteNeverRemovesForeignObjects(t *testing.T) {
 	res, err := New(client, nil).Delete(context.Background(), "db1", refs, nil)
 	require.NoError(t, err)
 	assert.Equal(t, Result{Kept: 1}, res)
-	assert.Equal(t, []string{"get secrets team-a/sc-db1-secret"}, actions(client.Actions()))
+	assert.Equal(t, []string{"get secrets team-a/sc-db1-secret"}, fakeactions.Of(client))
 }
 
 func TestDeleteRetriesWhenObjectChangedSinceRead(t *testing.T) {
@@ -70,7 +71,7 @@ func TestDeleteRetriesWhenObjectChangedSinceRead(t *testing.T) {
 		"delete secrets team-a/sc-db1-secret",
 		"get secrets team-a/sc-db1-secret",
 		"delete secrets team-a/sc-db1-secret",
-	}, actions(client.Actions()))
+	}, fakeactions.Of(client))
 }
 
 func TestDeleteGoneIsDone(t *testing.T) {

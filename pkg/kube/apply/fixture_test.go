@@ -81,27 +81,6 @@ func newDynamic(objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
 	}, objs...)
 }
 
-// actions renders API calls as "verb resource namespace/name", the form the
-// tests assert exactly.
-func actions(acts []k8stesting.Action) []string {
-	out := []string{}
-	for _, a := range acts {
-		name := ""
-		switch x := a.(type) {
-		case k8stesting.GetAction:
-			name = x.GetName()
-		case k8stesting.DeleteAction:
-			name = x.GetName()
-		case k8stesting.CreateAction:
-			name = x.GetObject().(metav1.Object).GetName()
-		case k8stesting.UpdateAction:
-			name = x.GetObject().(metav1.Object).GetName()
-		}
-		out = append(out, fmt.Sprintf("%s %s %s/%s", a.GetVerb(), a.GetResource().Resource, a.GetNamespace(), name))
-	}
-	return out
-}
-
 // fieldManagers returns the field manager of every write, to assert none is missing.
 func fieldManagers(acts []k8stesting.Action) []string {
 	var out []string
