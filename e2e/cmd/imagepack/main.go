@@ -2,6 +2,9 @@
 // _output/images without Docker or a registry (see package imagepack).
 //
 //	go run ./e2e/cmd/imagepack [image ...]   # default: all images
+//
+// VERSION and LDFLAGS, as the Makefile exports them, stamp the binaries,
+// labels and an extra tag; without them the version is "dev".
 package main
 
 import (
@@ -48,7 +51,9 @@ func run(out string, names []string) error {
 		return err
 	}
 	_, err = imagepack.Build(ctx, specs, imagepack.Options{
-		Root: root, OutDir: out, BinDir: filepath.Join(root, "_output", "bin", "linux_amd64"), Progress: os.Stderr,
+		Root: root, OutDir: out, BinDir: filepath.Join(root, "_output", "bin", "linux_amd64"),
+		Stamp:    imagepack.StampFromEnv(ctx, root, os.Getenv),
+		Progress: os.Stderr,
 	})
 	return err
 }

@@ -1,0 +1,115 @@
+package imagepack
+
+import (
+	"archive/tar"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// epoch is the timestamp of every file and of the image: identical inputs
+// give identical digests, so re-importing an unchanged image is a no-op.
+var epoch = time.Unix(0, 0).UTC()
+
+// Pack writes a docker-archive tarball at out holding the image of binary,
+// tagged with stamp.Tags(ref), and returns the image digest.
+func Pack(binary, ref, out string, caBundle []byte, stamp Stamp) (string, error) {
+	tags, err := stamp.Tags(ref)
+	if err != nil {
+		return "", fmt.Errorf("pack %s: %w", ref, err)
+	}
+	img, err := Image(binary, caBundle, stamp)
+	if err != nil {
+		return "", fmt.Errorf("pack %s: %w", ref, err)
+	}
+	refs := make(map[name.Reference]v1.Image, len(tags))
+	for _, t := range tags {
+		refs[t] = img
+	}
+	tmp := out + ".tmp"
+	if err := tarball.MultiRefWriteToFile(tmp, refs); err != nil {
+		return "", fmt.Errorf("pack %s: %w", ref, err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return "", fmt.Errorf("pack %s: %w", ref, err)
+	}
+	d, err := img.Digest()
+	if err != nil {
+		return "", fmt.Errorf("pack %s: %w", ref, err)
+	}
+	return d.String(), nil
+}
+
+// Image is what the Dockerfiles build for binary: Distroless's files as one
+// layer (identical in every image, so stored once), the binary at
+// /<basename> (root-owned, 0755) as a second, and the config a Dockerfile's
+// final stage yields: the base's Env and WorkingDir, USER NonRootUser,
+// ENTRYPOINT ["/<basename>"] and the stamp's labels.
+func Image(binary string, caBundle []byte, stamp Stamp) (v1.Image, error) {
+	data, err := os.ReadFile(binary)
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Base(binary)
+	baseLayer, err := layer(Distroless.layerFiles(caBundle))
+	if err != nil {
+		return nil, fmt.Errorf("base layer: %w", err)
+	}
+	binLayer, err := layer([]File{{Path: "/" + base, Mode: 0o755, Content: data}})
+	if err != nil {
+		return nil, fmt.Errorf("binary layer: %w", err)
+	}
+	img, err := mutate.Append(empty.Image,
+		mutate.Addendum{Layer: baseLayer, History: v1.History{CreatedBy: "imagepack base " + Distroless.Ref, Created: v1.Time{Time: epoch}}},
+		mutate.Addendum{Layer: binLayer, History: v1.History{CreatedBy: "imagepack COPY " + base, Created: v1.Time{Time: epoch}}},
+	)
+	if err != nil {
+		return nil, err
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cf = cf.DeepCopy()
+	// Without os/architecture containerd's platform filter drops the image.
+	cf.OS, cf.Architecture = "linux", "amd64"
+	cf.Created = v1.Time{Time: epoch}
+	cf.Config = v1.Config{
+		Entrypoint: []string{"/" + base},
+		Env:        append([]string(nil), Distroless.Env...),
+		User:       NonRootUser,
+		WorkingDir: Distroless.WorkingDir,
+		Labels:     stamp.Labels(base),
+	}
+	return mutate.ConfigFile(img, cf)
+}
+
+// layer packs files, in order, into an uncompressed tar layer.
+func layer(files []File) (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		if err := tw.WriteHeader(f.header()); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Path, err)
+		}
+		if _, err := tw.Write(f.Content); err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Path, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	b := buf.Bytes()
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(b)), nil
+	})
+}
