@@ -83,6 +83,7 @@ func TestAgentDeploymentDefaults(t *testing.T) {
 	assert.Equal(t, "sc-job", args["--job-service-account"])
 	assert.Equal(t, "sc-agent", args["--lease-name"])
 	assert.Equal(t, "15m", args["--job-keep-failed-for"])
+	assert.Equal(t, "text", args["--job-log-format"])
 	assert.Equal(t, "info", args["--log-level"])
 	assert.Equal(t, ":8080", args["--metrics-addr"])
 	// sc-job pods get the same tolerations as the agent, as JSON the agent parses.
@@ -165,6 +166,7 @@ func TestVariants(t *testing.T) {
 		"image.tag":        "1.2.3",
 		"image.job.tag":    "1.2.4",
 		"image.pullPolicy": "Always",
+		"job.logFormat":    "json",
 		"nodeSelector":     map[string]any{"pool": "system"},
 		"tolerations":      []any{},
 	}))
@@ -181,6 +183,7 @@ func TestVariants(t *testing.T) {
 	assert.Equal(t, "debug", args["--log-level"])
 	assert.Equal(t, "myregistry.azurecr.io/sc-extension/job:1.2.4", args["--job-image"])
 	assert.Equal(t, "Always", args["--job-image-pull-policy"])
+	assert.Equal(t, "json", args["--job-log-format"])
 	// Helm merges maps with the defaults: the default os selector stays.
 	assert.Equal(t, `{"kubernetes.io/os":"linux","pool":"system"}`, args["--job-node-selector"])
 	assert.NotContains(t, args, "--job-tolerations")

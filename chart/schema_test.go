@@ -56,7 +56,11 @@ func TestSchemaRejectsBadValues(t *testing.T) {
 		{"toleration operator", with(map[string]any{"tolerations": []any{map[string]any{"key": "k", "operator": "In"}}}), "/tolerations/0/operator"},
 		{"resources typo", with(map[string]any{"resources": map[string]any{"limit": map[string]any{"cpu": "1"}}}), "/resources"},
 		{"quantity", with(map[string]any{"job.resources": map[string]any{"limits": map[string]any{"memory": "lots"}}}), "/job/resources/limits/memory"},
-		{"unknown top-level key", with(map[string]any{"replicas": 2}), "replicas"},
+		{"unknown top-level key", with(map[string]any{"replicas": 2}), "additional properties 'replicas' not allowed"},
+		{"job log format", with(map[string]any{"job.logFormat": "xml"}), "/job/logFormat"},
+		{"service monitor interval", with(map[string]any{"metrics.serviceMonitor.interval": "30"}), "/metrics/serviceMonitor/interval"},
+		{"service monitor typo", with(map[string]any{"metrics.serviceMonitor.intervall": "30s"}), "/metrics/serviceMonitor"},
+		{"global not a map", with(map[string]any{"global": "x"}), "/global"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,25 +23,31 @@ var variants = map[string]map[string]any{
 // Every pod the chart can render passes Pod Security "restricted", checked by
 // the same evaluator the API server's admission plugin uses.
 func TestPodSecurityRestricted(t *testing.T) {
+	for name, vals := range variants {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, 3, assertRestricted(t, render(t, vals)), "agent Deployment, render hook Job, test Pod")
+		})
+	}
+}
+
+// assertRestricted checks every pod template of r against Pod Security
+// "restricted" and returns how many it checked.
+func assertRestricted(t *testing.T, r rendered) int {
+	t.Helper()
 	evaluator, err := policy.NewEvaluator(policy.DefaultChecks())
 	require.NoError(t, err)
 	level := api.LevelVersion{Level: api.LevelRestricted, Version: api.LatestVersion()}
-	for name, vals := range variants {
-		t.Run(name, func(t *testing.T) {
-			r := render(t, vals)
-			pods := 0
-			for _, o := range r.objects {
-				for _, spec := range podSpecs(o) {
-					pods++
-					meta := &metav1.ObjectMeta{Name: objectName(o), Namespace: releaseNamespace}
-					for _, res := range evaluator.EvaluatePod(level, meta, spec) {
-						assert.True(t, res.Allowed, "%s: %s: %s", objectName(o), res.ForbiddenReason, res.ForbiddenDetail)
-					}
-				}
+	pods := 0
+	for _, o := range r.objects {
+		for _, spec := range podSpecs(o) {
+			pods++
+			meta := &metav1.ObjectMeta{Name: objectName(o), Namespace: releaseNamespace}
+			for _, res := range evaluator.EvaluatePod(level, meta, spec) {
+				assert.True(t, res.Allowed, "%s: %s: %s", objectName(o), res.ForbiddenReason, res.ForbiddenDetail)
 			}
-			assert.Equal(t, 3, pods, "agent Deployment, render hook Job, test Pod")
-		})
+		}
 	}
+	return pods
 }
 
 // The evaluator accepts several spellings; these are the ones we promise.
