@@ -14,29 +14,23 @@ import (
 	"github.com/nats-io/nkeys"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
-	"github.com/sc-extension/sc-extension/e2e/testbed"
+	"github.com/sc-extension/sc-extension/internal/testkit/kubetest"
 	"github.com/sc-extension/sc-extension/pkg/agent/agentkey"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
 
-func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }
+func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
 
 // Several replicas start at once against an empty namespace: exactly one
 // Secret is created and every replica ends up with its key.
 func TestConcurrentReplicasAgreeOnOneKey(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	client, err := kubernetes.NewForConfig(testbed.APIConfig(t))
-	require.NoError(t, err)
-	ns := "agentkey-race"
-	_, err = client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	client := kubetest.New(t).Clientset
+	ns := kubetest.Namespace(t)
 
 	const replicas = 8
 	keys := make([]string, replicas)

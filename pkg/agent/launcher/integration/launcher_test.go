@@ -31,12 +31,12 @@ import (
 	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
-	"github.com/sc-extension/sc-extension/e2e/testbed"
+	"github.com/sc-extension/sc-extension/internal/testkit/kubetest"
 	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
 
-func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }
+func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
 
 const keepFailedFor = 4 * time.Second
 
@@ -50,18 +50,13 @@ type env struct {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	cfg := testbed.APIConfig(t)
-	cfg.QPS, cfg.Burst = 100, 200
-	client, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
+	client := kubetest.New(t, kubetest.QPS(100, 200)).Clientset
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	ns, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "sc-system-"}}, metav1.CreateOptions{})
+	ns := kubetest.Namespace(t, kubetest.Prefix("sc-system-"))
+	_, err := client.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "sc-job"}}, metav1.CreateOptions{})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
-	_, err = client.CoreV1().ServiceAccounts(ns.Name).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "sc-job"}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	return &env{t: t, ctx: ctx, cancel: cancel, client: client, ns: ns.Name}
+	return &env{t: t, ctx: ctx, cancel: cancel, client: client, ns: ns}
 }
 
 // The launcher reads records through its Decoder only; the test keeps the

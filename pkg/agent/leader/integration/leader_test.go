@@ -16,17 +16,16 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
-	"github.com/sc-extension/sc-extension/e2e/testbed"
+	"github.com/sc-extension/sc-extension/internal/testkit/kubetest"
 	"github.com/sc-extension/sc-extension/pkg/agent/leader"
 )
 
-func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }
+func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
 
 // A long LeaseDuration makes the test prove that takeover came from the
 // release, not from expiry.
@@ -37,17 +36,9 @@ const stolenTerm = 5
 
 func setup(t *testing.T) (kubernetes.Interface, string) {
 	t.Helper()
-	cfg := testbed.APIConfig(t)
 	// The default 5 QPS would let the test's own polling starve the
 	// electors' renewals, which share the client.
-	cfg.QPS, cfg.Burst = 100, 200
-	client, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
-	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "leader-"}}
-	ns, err = client.CoreV1().Namespaces().Create(context.Background(), ns, metav1.CreateOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
-	return client, ns.Name
+	return kubetest.New(t, kubetest.QPS(100, 200)).Clientset, kubetest.Namespace(t)
 }
 
 // tracker records which identities are leading right now and the most that

@@ -12,26 +12,17 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
-	"github.com/sc-extension/sc-extension/e2e/testbed"
+	"github.com/sc-extension/sc-extension/internal/testkit/kubetest"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
 
-func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }
+func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
 
 func newStore(t *testing.T) *store.Store {
-	cs, err := kubernetes.NewForConfig(testbed.APIConfig(t))
-	require.NoError(t, err)
-	created, err := cs.CoreV1().Namespaces().Create(context.Background(),
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "store-"}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	ns := created.Name
-	return store.New(cs, ns)
+	return store.New(kubetest.New(t).Clientset, kubetest.Namespace(t))
 }
 
 func change(name, reqID, scope, cred string) connection.Change {
