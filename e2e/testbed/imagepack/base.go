@@ -75,6 +75,9 @@ var Distroless = BaseImage{
 	},
 }
 
+// Scratch is an empty base: the image holds the binary alone.
+var Scratch = BaseImage{Ref: "scratch", WorkingDir: "/"}
+
 const nonRootID = 65532
 
 // NonRootUser is the config.User of every image, as the Dockerfiles' USER

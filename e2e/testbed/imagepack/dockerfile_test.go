@@ -45,7 +45,10 @@ func TestDockerfilesAgreeWithImagepack(t *testing.T) {
 					cp := want.copies[0]
 					assert.Equal(t, copyOp{from: "build", src: "/out/" + binary, dst: "/" + binary}, cp)
 
-					img, err := Image(fakeBinary(t, binary), ca, tc.stamp)
+					specs, err := Select(binary)
+					require.NoError(t, err)
+					assert.Equal(t, want.from, specs[0].Base.Ref, "imagepack's base for %s", binary)
+					img, err := Image(specs[0].Base, fakeBinary(t, binary), ca, tc.stamp)
 					require.NoError(t, err)
 					cf, err := img.ConfigFile()
 					require.NoError(t, err)

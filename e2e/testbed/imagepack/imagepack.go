@@ -13,21 +13,24 @@ import (
 
 // Spec is one image.
 type Spec struct {
-	Name string // binary and tarball name
-	Pkg  string // main package, relative to the repository root
-	Ref  string // image reference
+	Name string    // binary and tarball name
+	Pkg  string    // main package, relative to the repository root
+	Ref  string    // image reference
+	Base BaseImage // what the image starts FROM
 }
 
-// Images are the project's images. The first three are the product; pause
-// and probe are the test bed's own (sandbox image and in-cluster probe);
-// sampleapp is the workload of the seed's envFrom example, for demo and e2e.
+// Images are the project's images. The first three are the product, on the
+// Dockerfiles' base; pause and probe are the test bed's own (sandbox image
+// and in-cluster probe); sampleapp is the workload of the seed's envFrom
+// example, for demo and e2e. pause is FROM scratch like registry.k8s.io/pause,
+// which it replaces: every pod's sandbox runs it, whatever the pod's user.
 var Images = []Spec{
-	{Name: "agent", Pkg: "./agent", Ref: "localhost/sc-extension/agent:dev"},
-	{Name: "job", Pkg: "./job", Ref: "localhost/sc-extension/job:dev"},
-	{Name: "scctl", Pkg: "./scctl", Ref: "localhost/sc-extension/scctl:dev"},
-	{Name: "pause", Pkg: "./e2e/testbed/images/pause", Ref: "localhost/sc-extension/pause:dev"},
-	{Name: "probe", Pkg: "./e2e/testbed/images/probe", Ref: "localhost/sc-extension/probe:dev"},
-	{Name: "sampleapp", Pkg: "./e2e/testbed/images/sampleapp", Ref: "localhost/sc-extension/sampleapp:dev"},
+	{Name: "agent", Pkg: "./agent", Ref: "localhost/sc-extension/agent:dev", Base: Distroless},
+	{Name: "job", Pkg: "./job", Ref: "localhost/sc-extension/job:dev", Base: Distroless},
+	{Name: "scctl", Pkg: "./scctl", Ref: "localhost/sc-extension/scctl:dev", Base: Distroless},
+	{Name: "pause", Pkg: "./e2e/testbed/images/pause", Ref: "localhost/sc-extension/pause:dev", Base: Scratch},
+	{Name: "probe", Pkg: "./e2e/testbed/images/probe", Ref: "localhost/sc-extension/probe:dev", Base: Distroless},
+	{Name: "sampleapp", Pkg: "./e2e/testbed/images/sampleapp", Ref: "localhost/sc-extension/sampleapp:dev", Base: Distroless},
 }
 
 // Select returns the Images with the given names (all if none given).
@@ -106,7 +109,7 @@ func Build(ctx context.Context, specs []Spec, o Options) ([]string, error) {
 		// go build -o dir/ names the binary after the package directory.
 		bin := filepath.Join(o.BinDir, filepath.Base(s.Pkg))
 		tarPath := filepath.Join(o.OutDir, s.Name+".tar")
-		digest, err := Pack(bin, s.Ref, tarPath, ca, o.Stamp)
+		digest, err := Pack(s, bin, tarPath, ca, o.Stamp)
 		if err != nil {
 			return nil, err
 		}

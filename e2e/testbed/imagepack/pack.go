@@ -20,14 +20,16 @@ import (
 // give identical digests, so re-importing an unchanged image is a no-op.
 var epoch = time.Unix(0, 0).UTC()
 
-// Pack writes a docker-archive tarball at out holding the image of binary,
-// tagged with stamp.Tags(ref), and returns the image digest.
-func Pack(binary, ref, out string, caBundle []byte, stamp Stamp) (string, error) {
+// Pack writes a docker-archive tarball at out holding the image of binary on
+// spec's base, tagged with stamp.Tags(spec.Ref), and returns the image
+// digest.
+func Pack(spec Spec, binary, out string, caBundle []byte, stamp Stamp) (string, error) {
+	ref := spec.Ref
 	tags, err := stamp.Tags(ref)
 	if err != nil {
 		return "", fmt.Errorf("pack %s: %w", ref, err)
 	}
-	img, err := Image(binary, caBundle, stamp)
+	img, err := Image(spec.Base, binary, caBundle, stamp)
 	if err != nil {
 		return "", fmt.Errorf("pack %s: %w", ref, err)
 	}
@@ -49,29 +51,31 @@ func Pack(binary, ref, out string, caBundle []byte, stamp Stamp) (string, error)
 	return d.String(), nil
 }
 
-// Image is what the Dockerfiles build for binary: Distroless's files as one
-// layer (identical in every image, so stored once), the binary at
-// /<basename> (root-owned, 0755) as a second, and the config a Dockerfile's
+// Image is what the Dockerfiles build for binary on base: base's files as
+// one layer (identical in every image, so stored once), the binary at
+// /<basename> (root-owned, 0755) as the next, and the config a Dockerfile's
 // final stage yields: the base's Env and WorkingDir, USER NonRootUser,
 // ENTRYPOINT ["/<basename>"] and the stamp's labels.
-func Image(binary string, caBundle []byte, stamp Stamp) (v1.Image, error) {
+func Image(base BaseImage, binary string, caBundle []byte, stamp Stamp) (v1.Image, error) {
 	data, err := os.ReadFile(binary)
 	if err != nil {
 		return nil, err
 	}
-	base := filepath.Base(binary)
-	baseLayer, err := layer(Distroless.layerFiles(caBundle))
-	if err != nil {
-		return nil, fmt.Errorf("base layer: %w", err)
+	bin := filepath.Base(binary)
+	var adds []mutate.Addendum
+	if len(base.Files) > 0 {
+		l, err := layer(base.layerFiles(caBundle))
+		if err != nil {
+			return nil, fmt.Errorf("base layer: %w", err)
+		}
+		adds = append(adds, mutate.Addendum{Layer: l, History: v1.History{CreatedBy: "imagepack FROM " + base.Ref, Created: v1.Time{Time: epoch}}})
 	}
-	binLayer, err := layer([]File{{Path: "/" + base, Mode: 0o755, Content: data}})
+	l, err := layer([]File{{Path: "/" + bin, Mode: 0o755, Content: data}})
 	if err != nil {
 		return nil, fmt.Errorf("binary layer: %w", err)
 	}
-	img, err := mutate.Append(empty.Image,
-		mutate.Addendum{Layer: baseLayer, History: v1.History{CreatedBy: "imagepack base " + Distroless.Ref, Created: v1.Time{Time: epoch}}},
-		mutate.Addendum{Layer: binLayer, History: v1.History{CreatedBy: "imagepack COPY " + base, Created: v1.Time{Time: epoch}}},
-	)
+	adds = append(adds, mutate.Addendum{Layer: l, History: v1.History{CreatedBy: "imagepack COPY " + bin, Created: v1.Time{Time: epoch}}})
+	img, err := mutate.Append(empty.Image, adds...)
 	if err != nil {
 		return nil, err
 	}
@@ -84,11 +88,11 @@ func Image(binary string, caBundle []byte, stamp Stamp) (v1.Image, error) {
 	cf.OS, cf.Architecture = "linux", "amd64"
 	cf.Created = v1.Time{Time: epoch}
 	cf.Config = v1.Config{
-		Entrypoint: []string{"/" + base},
-		Env:        append([]string(nil), Distroless.Env...),
+		Entrypoint: []string{"/" + bin},
+		Env:        append([]string(nil), base.Env...),
 		User:       NonRootUser,
-		WorkingDir: Distroless.WorkingDir,
-		Labels:     stamp.Labels(base),
+		WorkingDir: base.WorkingDir,
+		Labels:     stamp.Labels(bin),
 	}
 	return mutate.ConfigFile(img, cf)
 }

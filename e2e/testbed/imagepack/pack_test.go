@@ -30,7 +30,7 @@ func TestPackWritesDistrolessShapedImage(t *testing.T) {
 	bin := fakeBinary(t, "agent")
 	out := filepath.Join(dir, "agent.tar")
 	stamp := Stamp{Version: "v1.2.3", Revision: "0123abcd"}
-	digest, err := Pack(bin, "localhost/sc-extension/agent:dev", out, ca, stamp)
+	digest, err := Pack(agentSpec(t), bin, out, ca, stamp)
 	require.NoError(t, err)
 
 	// Both tags name the same image: the tests and chart use :dev, a
@@ -100,16 +100,16 @@ func TestPackWritesDistrolessShapedImage(t *testing.T) {
 	assert.Contains(t, contents["etc/group"], "nonroot:x:65532:\n")
 
 	// Same input, same digest: re-imports of unchanged images are no-ops.
-	again, err := Pack(bin, "localhost/sc-extension/agent:dev", filepath.Join(dir, "again.tar"), ca, stamp)
+	again, err := Pack(agentSpec(t), bin, filepath.Join(dir, "again.tar"), ca, stamp)
 	require.NoError(t, err)
 	assert.Equal(t, digest, again)
 }
 
 func TestImagesShareTheBaseLayer(t *testing.T) {
 	ca := testCA(t)
-	agent, err := Image(fakeBinary(t, "agent"), ca, Stamp{})
+	agent, err := Image(Distroless, fakeBinary(t, "agent"), ca, Stamp{})
 	require.NoError(t, err)
-	job, err := Image(fakeBinary(t, "job"), ca, Stamp{})
+	job, err := Image(Distroless, fakeBinary(t, "job"), ca, Stamp{})
 	require.NoError(t, err)
 	base := func(img v1.Image) v1.Hash {
 		ls, err := img.Layers()
@@ -121,9 +121,25 @@ func TestImagesShareTheBaseLayer(t *testing.T) {
 	assert.Equal(t, base(agent), base(job), "containerd stores the base once only if it is byte-identical")
 }
 
+// The sandbox image of every pod: nothing but the binary, whichever user
+// the pod runs as.
+func TestPauseIsFromScratch(t *testing.T) {
+	spec, err := Select("pause")
+	require.NoError(t, err)
+	require.Equal(t, Scratch, spec[0].Base)
+	img, err := Image(spec[0].Base, fakeBinary(t, "pause"), nil, Stamp{})
+	require.NoError(t, err)
+	assert.Equal(t, []fileFact{{Path: "/pause", Mode: 0o755}}, imageFiles(t, img))
+	cf, err := img.ConfigFile()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"/pause"}, cf.Config.Entrypoint)
+	assert.Equal(t, "/", cf.Config.WorkingDir)
+	assert.Empty(t, cf.Config.Env)
+}
+
 func TestDevVersionHasOneTag(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "job.tar")
-	_, err := Pack(fakeBinary(t, "job"), "localhost/sc-extension/job:dev", out, testCA(t), Stamp{})
+	_, err := Pack(Spec{Ref: "localhost/sc-extension/job:dev", Base: Distroless}, fakeBinary(t, "job"), out, testCA(t), Stamp{})
 	require.NoError(t, err)
 	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(out) })
 	require.NoError(t, err)
@@ -216,6 +232,13 @@ func testCA(t *testing.T) []byte {
 	})
 	require.NoError(t, caErr)
 	return caPEM
+}
+
+func agentSpec(t *testing.T) Spec {
+	t.Helper()
+	s, err := Select("agent")
+	require.NoError(t, err)
+	return s[0]
 }
 
 // fakeBinary writes a stand-in for a go build output named binary.
