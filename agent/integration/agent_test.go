@@ -24,17 +24,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	"k8s.io/utils/ptr"
 
 	"github.com/sc-extension/sc-extension/e2e/testbed"
 	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
+	"github.com/sc-extension/sc-extension/internal/testkit/kubetest"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
@@ -44,7 +40,7 @@ import (
 
 const cluster = "c1"
 
-func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }
+func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
 
 func buildAgent(t *testing.T) string {
 	t.Helper()
@@ -58,20 +54,6 @@ func buildAgent(t *testing.T) string {
 	return bin
 }
 
-func writeKubeconfig(t *testing.T, cfg *rest.Config) string {
-	t.Helper()
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["test"] = &clientcmdapi.Cluster{Server: cfg.Host, CertificateAuthorityData: cfg.CAData,
-		CertificateAuthority: cfg.CAFile}
-	kc.AuthInfos["admin"] = &clientcmdapi.AuthInfo{ClientCertificateData: cfg.CertData, ClientKeyData: cfg.KeyData,
-		ClientCertificate: cfg.CertFile, ClientKey: cfg.KeyFile, Token: cfg.BearerToken}
-	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "admin"}
-	kc.CurrentContext = "test"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	require.NoError(t, clientcmd.WriteToFile(*kc, path))
-	return path
-}
-
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -82,15 +64,10 @@ func freeAddr(t *testing.T) string {
 
 func TestAgentEndToEnd(t *testing.T) {
 	bin := buildAgent(t)
-	cfg := testbed.APIConfig(t)
-	cfg.QPS, cfg.Burst = 100, 200
-	client, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
+	client := kubetest.New(t, kubetest.QPS(100, 200)).Clientset
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	ns, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "sc-system-"}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{}) })
+	ns := kubetest.Namespace(t, kubetest.Prefix("sc-system-"))
 
 	srv := devservertest.Start(t, devserver.Options{Clusters: []string{cluster}})
 	agentUser, ok := srv.Cluster(cluster)
@@ -99,7 +76,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	healthAddr := freeAddr(t)
 	logs := &devservertest.LogBuffer{}
 	cmd := exec.Command(bin,
-		"--cluster="+cluster, "--namespace="+ns.Name, "--kubeconfig="+writeKubeconfig(t, cfg),
+		"--cluster="+cluster, "--namespace="+ns, "--kubeconfig="+kubetest.Kubeconfig(t),
 		"--nats-url="+srv.ClientURL(), "--metrics-addr="+healthAddr, "--log-level=debug",
 		"--job-image=localhost/sc-extension/job:dev", "--job-keep-failed-for=1h", "--heartbeat-interval=1s",
 		`--job-tolerations=[{"key":"CriticalAddonsOnly","operator":"Exists"}]`,
@@ -142,7 +119,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	// The launcher starts sc-job for it.
 	var jobJSON string
 	require.NoError(t, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		j, err := client.BatchV1().Jobs(ns.Name).Get(ctx, "sc-job", metav1.GetOptions{})
+		j, err := client.BatchV1().Jobs(ns).Get(ctx, "sc-job", metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
@@ -152,7 +129,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	assert.NotContains(t, jobJSON, secret)
 
 	// sc-job's part, done by hand: render and report Succeeded.
-	st := store.New(client, ns.Name)
+	st := store.New(client, ns)
 	_, err = st.UpdateStatus(ctx, id, func(c *connection.Connection) error {
 		c.Status.Phase, c.Status.Reason, c.Status.ObservedGeneration = connection.PhaseSucceeded, "Rendered", c.Generation
 		c.Status.Resources = []connection.ResourceRef{{Kind: "Secret", Namespace: "default", Name: connection.SecretName(id)}}
@@ -191,18 +168,18 @@ func TestAgentEndToEnd(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("agent did not stop on SIGTERM")
 	}
-	lease, err := client.CoordinationV1().Leases(ns.Name).Get(ctx, "sc-agent", metav1.GetOptions{})
+	lease, err := client.CoordinationV1().Leases(ns).Get(ctx, "sc-agent", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "", ptr.Deref(lease.Spec.HolderIdentity, ""), "Lease released on shutdown")
 
 	// The credential never reached the agent's logs or any Event.
 	assert.NotContains(t, logs.String(), secret)
 	assert.NotContains(t, logs.String(), agentUser.Password, "NATS password never logged")
-	events, err := client.CoreV1().Events(ns.Name).List(ctx, metav1.ListOptions{})
+	events, err := client.CoreV1().Events(ns).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	assert.NotEmpty(t, events.Items, "the launcher recorded Events")
 	assert.NotContains(t, fmt.Sprintf("%+v", events.Items), secret)
-	cms, err := client.CoreV1().ConfigMaps(ns.Name).List(ctx, metav1.ListOptions{})
+	cms, err := client.CoreV1().ConfigMaps(ns).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	assert.NotContains(t, fmt.Sprintf("%+v", cms.Items), secret)
 }

@@ -28,14 +28,13 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 
-	"github.com/sc-extension/sc-extension/e2e/testbed"
 	"github.com/sc-extension/sc-extension/internal/testkit/charttest"
+	"github.com/sc-extension/sc-extension/internal/testkit/kubetest"
 )
 
-func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }
+func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
 
 const ns = "sc-system"
 
@@ -64,21 +63,14 @@ func (w *warnings) take() []string {
 func TestRenderedChartOnRealAPIServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cfg := testbed.APIConfig(t)
 	warn := &warnings{}
-	cfg.WarningHandler = warn
-	cs, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
-
-	_, err = cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		Name: ns,
-		Labels: map[string]string{
-			"pod-security.kubernetes.io/enforce":         "restricted",
-			"pod-security.kubernetes.io/enforce-version": "latest",
-			"pod-security.kubernetes.io/warn":            "restricted",
-		},
-	}}, metav1.CreateOptions{})
-	require.NoError(t, err)
+	k := kubetest.New(t, kubetest.Warnings(warn))
+	cs := k.Clientset
+	kubetest.Namespace(t, kubetest.Name(ns), kubetest.Labels(map[string]string{
+		"pod-security.kubernetes.io/enforce":         "restricted",
+		"pod-security.kubernetes.io/enforce-version": "latest",
+		"pod-security.kubernetes.io/warn":            "restricted",
+	}))
 
 	r, err := charttest.Render(map[string]any{
 		"cluster":      map[string]any{"id": "c1"},
@@ -88,7 +80,7 @@ func TestRenderedChartOnRealAPIServer(t *testing.T) {
 	require.NoError(t, err)
 
 	t.Run("every object is admitted without warnings", func(t *testing.T) {
-		applyAll(ctx, t, cfg, r.Objects)
+		applyAll(ctx, t, k, r.Objects)
 		assert.Empty(t, warn.take())
 	})
 
@@ -117,13 +109,10 @@ func TestRenderedChartOnRealAPIServer(t *testing.T) {
 	})
 }
 
-func applyAll(ctx context.Context, t *testing.T, cfg *rest.Config, objs []runtime.Object) {
+func applyAll(ctx context.Context, t *testing.T, k *kubetest.Clients, objs []runtime.Object) {
 	t.Helper()
-	dc, err := dynamic.NewForConfig(cfg)
-	require.NoError(t, err)
-	cs, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cs.Discovery()))
+	dc := k.Dynamic
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(k.Clientset.Discovery()))
 	for _, o := range objs {
 		m, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o)
 		require.NoError(t, err)

@@ -20,6 +20,7 @@ const (
 )
 
 type nsOptions struct {
+	name   string
 	prefix string
 	labels map[string]string
 }
@@ -31,6 +32,13 @@ type NamespaceOption func(*nsOptions)
 // for tests with several namespaces whose roles should read in a dump.
 func Prefix(prefix string) NamespaceOption {
 	return func(o *nsOptions) { o.prefix = prefix }
+}
+
+// Name gives the namespace a fixed name instead of a generated one, for a
+// test whose subject expects that name (a chart rendered for sc-system).
+// Only one test of the binary may use a given name at a time.
+func Name(name string) NamespaceOption {
+	return func(o *nsOptions) { o.name = name }
 }
 
 // Labels adds labels, e.g. Pod Security admission levels.
@@ -50,11 +58,14 @@ func Namespace(t testing.TB, opts ...NamespaceOption) string {
 	for _, opt := range opts {
 		opt(o)
 	}
+	if o.name != "" {
+		o.prefix = ""
+	}
 	cs := New(t).Clientset
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ns, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{
-		GenerateName: o.prefix, Labels: o.labels, Annotations: map[string]string{AnnotationTest: t.Name()},
+		Name: o.name, GenerateName: o.prefix, Labels: o.labels, Annotations: map[string]string{AnnotationTest: t.Name()},
 	}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatalf("kubetest: create namespace: %v", err)

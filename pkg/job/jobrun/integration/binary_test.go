@@ -11,11 +11,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
-	"github.com/sc-extension/sc-extension/e2e/testbed"
+	"github.com/sc-extension/sc-extension/internal/testkit/kubetest"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
 
@@ -30,7 +27,7 @@ func TestBinaryExitCodesAndSummary(t *testing.T) {
 	build := exec.Command("go", "build", "-o", bin, "github.com/sc-extension/sc-extension/job")
 	out, err := build.CombinedOutput()
 	require.NoError(t, err, string(out))
-	kubeconfig := writeKubeconfig(t, testbed.APIConfig(t))
+	kubeconfig := kubetest.Kubeconfig(t)
 
 	runJob := func(args ...string) (int, string) {
 		cmd := exec.Command(bin, append([]string{"--kubeconfig=" + kubeconfig, "--namespace=" + e.sys}, args...)...)
@@ -67,22 +64,4 @@ func TestBinaryExitCodesAndSummary(t *testing.T) {
 		`target namespace does not exist: namespace "no-such-namespace" not found (ErrNamespaceMissing)`, summary)
 	assert.Equal(t, connection.PhaseFailed, e.get("nowhere").Status.Phase)
 	assert.Equal(t, connection.PhaseSucceeded, e.get("db1").Status.Phase, "re-rendered by --render-all")
-}
-
-func writeKubeconfig(t *testing.T, cfg *rest.Config) string {
-	t.Helper()
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["test"] = &clientcmdapi.Cluster{
-		Server: cfg.Host, CertificateAuthorityData: cfg.CAData, CertificateAuthority: cfg.CAFile,
-		InsecureSkipTLSVerify: cfg.Insecure,
-	}
-	kc.AuthInfos["test"] = &clientcmdapi.AuthInfo{
-		ClientCertificateData: cfg.CertData, ClientCertificate: cfg.CertFile,
-		ClientKeyData: cfg.KeyData, ClientKey: cfg.KeyFile, Token: cfg.BearerToken,
-	}
-	kc.Contexts["test"] = &clientcmdapi.Context{Cluster: "test", AuthInfo: "test"}
-	kc.CurrentContext = "test"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	require.NoError(t, clientcmd.WriteToFile(*kc, path))
-	return path
 }

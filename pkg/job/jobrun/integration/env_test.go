@@ -18,19 +18,18 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/sc-extension/sc-extension/e2e/testbed"
+	"github.com/sc-extension/sc-extension/internal/testkit/kubetest"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/job/jobrun"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
 
-func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }
+func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
 
 const clientID = "00000000-0000-4000-8000-0000000000ab"
 
@@ -70,29 +69,15 @@ func (s *syncBuffer) String() string {
 
 func setup(t *testing.T) *env {
 	t.Helper()
-	cfg := testbed.APIConfig(t)
-	cfg.QPS, cfg.Burst = 200, 400
-	client, err := kubernetes.NewForConfig(cfg)
-	require.NoError(t, err)
-	dyn, err := dynamic.NewForConfig(cfg)
-	require.NoError(t, err)
+	k := kubetest.New(t, kubetest.QPS(200, 400))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	e := &env{t: t, ctx: ctx, client: client, dynamic: dyn, logs: &syncBuffer{}, out: &syncBuffer{}}
-	e.sys = e.namespace("sc-system-")
-	e.target = e.namespace("team-")
-	e.store = store.New(client, e.sys)
+	e := &env{t: t, ctx: ctx, client: k.Clientset, dynamic: k.Dynamic, logs: &syncBuffer{}, out: &syncBuffer{}}
+	e.sys = kubetest.Namespace(t, kubetest.Prefix("sc-system-"))
+	e.target = kubetest.Namespace(t, kubetest.Prefix("team-"))
+	e.store = store.New(e.client, e.sys)
 	t.Cleanup(e.assertNoCredentialLeak)
 	return e
-}
-
-func (e *env) namespace(prefix string) string {
-	ns, err := e.client.CoreV1().Namespaces().Create(e.ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix}}, metav1.CreateOptions{})
-	require.NoError(e.t, err)
-	e.t.Cleanup(func() {
-		_ = e.client.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
-	})
-	return ns.Name
 }
 
 func (e *env) runner(mod ...func(*jobrun.Config)) *jobrun.Runner {
