@@ -1,7 +1,8 @@
 //go:build integration
 
-// Package apitest checks RunWithAPI/APIConfig end to end against a real
-// private control plane: what every test package using them relies on.
+// Package apitest checks RunWithAPI/APIConfig, and internal/testkit/kubetest
+// built on them, end to end against a real private control plane: what every
+// integration package relies on.
 package apitest
 
 import (
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sc-extension/sc-extension/e2e/testbed"
+	"github.com/sc-extension/sc-extension/internal/testkit/kubetest"
 )
 
 func TestMain(m *testing.M) { os.Exit(testbed.RunWithAPI(m)) }
@@ -73,5 +75,35 @@ func poll(ctx context.Context, t *testing.T, what string, cond wait.ConditionWit
 	t.Helper()
 	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, cond); err != nil {
 		t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// kubetest.Namespace, which every integration package uses: a unique,
+// labelled namespace, deleted once its test ends.
+func TestKubetestNamespaceLifecycle(t *testing.T) {
+	k := kubetest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var first, second string
+	t.Run("sub", func(t *testing.T) {
+		first = kubetest.Namespace(t, kubetest.Labels(map[string]string{"extra": "yes"}))
+		second = kubetest.Namespace(t)
+		ns, err := k.Clientset.CoreV1().Namespaces().Get(ctx, first, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ns.Labels[kubetest.LabelTest] != "TestKubetestNamespaceLifecycle_sub" || ns.Labels["extra"] != "yes" ||
+			ns.Annotations[kubetest.AnnotationTest] != "TestKubetestNamespaceLifecycle/sub" {
+			t.Errorf("labels %v, annotations %v", ns.Labels, ns.Annotations)
+		}
+	})
+	if first == second {
+		t.Fatalf("two calls returned the same namespace %s", first)
+	}
+	for _, name := range []string{first, second} {
+		poll(ctx, t, "deletion of "+name, func(ctx context.Context) (bool, error) {
+			ns, err := k.Clientset.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+			return apierrors.IsNotFound(err) || err == nil && ns.DeletionTimestamp != nil, nil
+		})
 	}
 }
