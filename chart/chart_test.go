@@ -95,6 +95,7 @@ func TestAgentDeploymentDefaults(t *testing.T) {
 	assert.Equal(t, "64Mi", res.Requests.Memory().String())
 	assert.NotContains(t, args, "--nats-creds", "no credentials configured")
 	assert.NotContains(t, args, "--watch-namespaces")
+	assert.NotContains(t, args, "--job-image-pull-secrets")
 	for _, e := range c.Env {
 		assert.NotContains(t, e.Name, "NATS", "no credentials configured, yet %s is set", e.Name)
 	}
@@ -167,6 +168,7 @@ func TestVariants(t *testing.T) {
 		"image.job.tag":    "1.2.4",
 		"image.pullPolicy": "Always",
 		"job.logFormat":    "json",
+		"imagePullSecrets": []any{map[string]any{"name": "acr-pull"}, map[string]any{"name": "mirror-pull"}},
 		"nodeSelector":     map[string]any{"pool": "system"},
 		"tolerations":      []any{},
 	}))
@@ -184,6 +186,9 @@ func TestVariants(t *testing.T) {
 	assert.Equal(t, "myregistry.azurecr.io/sc-extension/job:1.2.4", args["--job-image"])
 	assert.Equal(t, "Always", args["--job-image-pull-policy"])
 	assert.Equal(t, "json", args["--job-log-format"])
+	// A private registry serves sc-job too: its pods get the same pull secrets.
+	assert.Equal(t, "acr-pull,mirror-pull", args["--job-image-pull-secrets"])
+	assert.Equal(t, []corev1.LocalObjectReference{{Name: "acr-pull"}, {Name: "mirror-pull"}}, d.Spec.Template.Spec.ImagePullSecrets)
 	// Helm merges maps with the defaults: the default os selector stays.
 	assert.Equal(t, `{"kubernetes.io/os":"linux","pool":"system"}`, args["--job-node-selector"])
 	assert.NotContains(t, args, "--job-tolerations")
