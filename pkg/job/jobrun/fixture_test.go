@@ -114,40 +114,6 @@ func (f *fixture) get(name string) connection.Connection {
 	return c
 }
 
-// actions renders API calls as "verb resource namespace/name".
-func actions(acts []k8stesting.Action) []string {
-	out := []string{}
-	for _, a := range acts {
-		name := ""
-		switch x := a.(type) {
-		case k8stesting.GetAction:
-			name = x.GetName()
-		case k8stesting.DeleteAction:
-			name = x.GetName()
-		case k8stesting.CreateAction:
-			name = x.GetObject().(metav1.Object).GetName()
-			if a.GetResource().Resource == "events" {
-				name = "*" // random suffix
-			}
-		case k8stesting.UpdateAction:
-			name = x.GetObject().(metav1.Object).GetName()
-		}
-		out = append(out, fmt.Sprintf("%s %s %s/%s", a.GetVerb(), a.GetResource().Resource, a.GetNamespace(), name))
-	}
-	return out
-}
-
-func writes(acts []k8stesting.Action) int {
-	n := 0
-	for _, a := range acts {
-		switch a.GetVerb() {
-		case "create", "update", "patch", "delete":
-			n++
-		}
-	}
-	return n
-}
-
 // eventReasons lists "Type Reason: note" of every Event written.
 func (f *fixture) events() []string {
 	// In the order they were created: a List of the fake returns them in

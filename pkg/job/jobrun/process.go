@@ -58,16 +58,17 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 		return nil
 	})
 	if err != nil {
-		log.Error().Str("step", StepClaim).Err(err).Msg("could not mark the connection Running")
+		log.Error().Str("step", StepClaim).Err(err).Msg(say(c, "could not mark the connection Running"))
 		return result{kind: outSkipped}
 	}
 	if claimed.Status.Phase != connection.PhaseRunning {
-		log.Info().Str("step", StepClaim).Str("phase", string(claimed.Status.Phase)).Msg("no longer pending; skipped")
+		log.Info().Str("step", StepClaim).Str("phase", string(claimed.Status.Phase)).Msg(say(c, "no longer pending (%s); skipped", claimed.Status.Phase))
 		return result{kind: outSkipped}
 	}
 	c = claimed
-	log.Info().Str("step", StepClaim).Str("phase", string(connection.PhaseRunning)).Msg("started")
-	r.event(ctx, log, id, "Normal", ReasonRunning, action, fmt.Sprintf("sc-job started to %s generation %d", lower(action), c.Generation))
+	started := fmt.Sprintf("started to %s generation %d", lower(action), c.Generation)
+	log.Info().Str("step", StepClaim).Str("phase", string(connection.PhaseRunning)).Msg(say(c, "%s", started))
+	r.event(ctx, log, id, "Normal", ReasonRunning, action, "sc-job "+started)
 
 	var res apply.Result
 	var step string
@@ -80,7 +81,7 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 		return r.fail(ctx, log, c, action, step, err, res.Writes())
 	}
 	if c.Deletion != nil {
-		log.Info().Str("step", StepRemove).Str("phase", string(connection.PhaseDeleted)).Msg("deleted")
+		log.Info().Str("step", StepRemove).Str("phase", string(connection.PhaseDeleted)).Msg(say(c, "deleted"))
 		r.event(ctx, log, id, "Normal", ReasonDeleted, action, deletedNote(c, res))
 		return result{kind: outDeleted, writes: res.Writes()}
 	}
@@ -99,23 +100,23 @@ func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.C
 	if err != nil {
 		return apply.Result{}, StepCredentials, err
 	}
-	log.Debug().Str("step", StepCredentials).Int("keys", len(creds)).Msg("read credentials")
+	log.Debug().Str("step", StepCredentials).Int("keys", len(creds)).Msg(say(*c, "read %d credential keys", len(creds)))
 	objs, err := render.Render(*c, creds)
 	if err != nil {
 		return apply.Result{}, StepRender, err
 	}
-	log.Debug().Str("step", StepRender).Int("objects", len(objs.Refs())).Msg("rendered")
+	log.Debug().Str("step", StepRender).Int("objects", len(objs.Refs())).Msg(say(*c, "rendered %d objects", len(objs.Refs())))
 	var res apply.Result
 	err = r.retry(ctx, func() error {
 		var err error
 		res, err = r.applier.Apply(ctx, id, objs)
 		return err
 	})
+	// Objects written before a failure are logged too: they were written.
+	logObjects(log, *c, "apply", "rendered", res.Objects)
 	if err != nil {
 		return res, stepOf(err, "apply"), err
 	}
-	log.Info().Str("step", "apply").Int("created", res.Created).Int("updated", res.Updated).
-		Int("unchanged", res.Unchanged).Msg("applied")
 
 	// Objects rendered before but not any more (the client id changed, the
 	// auth type moved away from workload identity) are removed like a delete
@@ -124,10 +125,9 @@ func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.C
 	if len(stale) > 0 {
 		cleaned, err := r.applier.Delete(ctx, id, stale, r.inUse(*c, all))
 		res.Deleted += cleaned.Deleted
+		logObjects(log, *c, StepCleanup, "removed stale", cleaned.Objects)
 		if err != nil {
-			log.Warn().Str("step", StepCleanup).Err(err).Msg("could not remove objects this connection no longer renders")
-		} else {
-			log.Info().Str("step", StepCleanup).Int("deleted", cleaned.Deleted).Int("kept", cleaned.Kept).Msg("removed objects no longer rendered")
+			log.Warn().Str("step", StepCleanup).Err(err).Msg(say(*c, "could not remove objects it no longer renders"))
 		}
 	}
 	c.Status.Resources = objs.Refs()
@@ -144,12 +144,13 @@ func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Co
 			res, err = r.applier.Delete(ctx, id, refs, r.inUse(c, all))
 			return err
 		})
+		logObjects(log, c, "delete", "removed", res.Objects)
 		if err != nil {
 			return res, stepOf(err, "delete"), err
 		}
-		log.Info().Str("step", "delete").Int("deleted", res.Deleted).Int("kept", res.Kept).Msg("deleted rendered objects")
 	} else {
-		log.Info().Str("step", "delete").Int("kept", len(c.Status.Resources)).Msg("rendered objects kept (deleteResources not requested)")
+		log.Info().Str("step", "delete").Int("kept", len(c.Status.Resources)).
+			Msg(say(c, "%d rendered objects kept (deleteResources not requested)", len(c.Status.Resources)))
 	}
 	remove := func() error {
 		// A newer request re-created the connection: its record stays and
@@ -200,14 +201,15 @@ func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, c connection.C
 		return nil
 	})
 	if errors.Is(err, errMovedOn) {
-		log.Info().Str("step", StepStatus).Msg("a newer request arrived while rendering; the next pass renders it")
+		log.Info().Str("step", StepStatus).Msg(say(c, "a newer request arrived while rendering; the next pass renders it"))
 		return result{kind: outSkipped, writes: res.Writes()}
 	}
 	if err != nil {
-		log.Error().Str("step", StepStatus).Err(err).Msg("rendered, but could not record Succeeded")
+		log.Error().Str("step", StepStatus).Err(err).Msg(say(c, "rendered, but could not record Succeeded"))
 		return result{kind: outSkipped, writes: res.Writes()}
 	}
-	log.Info().Str("step", StepStatus).Str("phase", string(connection.PhaseSucceeded)).Int("writes", res.Writes()).Msg("succeeded")
+	log.Info().Str("step", StepStatus).Str("phase", string(connection.PhaseSucceeded)).Int("writes", res.Writes()).
+		Msg(say(c, "succeeded (%d created, %d updated, %d unchanged)", res.Created, res.Updated, res.Unchanged))
 	r.event(ctx, log, id, "Normal", string(connection.PhaseSucceeded), actionRender,
 		fmt.Sprintf("rendered generation %d into %s: %d created, %d updated, %d unchanged", c.Generation, c.Spec.Scope, res.Created, res.Updated, res.Unchanged))
 	return result{kind: outRendered, writes: res.Writes()}
@@ -220,7 +222,8 @@ func (r *Runner) fail(ctx context.Context, log zerolog.Logger, c connection.Conn
 		Connection: c.Spec.Name, ObjectID: id, Step: step, Reason: reason, Sentinel: sentinel,
 		Message: fmt.Sprintf("connection %q failed at step %s: %v", c.Spec.Name, step, cause),
 	}
-	log.Error().Str("step", step).Str("phase", string(connection.PhaseFailed)).Str("reason", reason).Err(cause).Msg("failed")
+	log.Error().Str("step", step).Str("phase", string(connection.PhaseFailed)).Str("reason", reason).
+		Msg(say(c, "failed: %s: %v", reason, cause))
 	_, err := r.store.UpdateStatus(ctx, id, func(cur *connection.Connection) error {
 		if !sameWork(cur, c) {
 			return errMovedOn
@@ -230,10 +233,10 @@ func (r *Runner) fail(ctx context.Context, log zerolog.Logger, c connection.Conn
 	})
 	switch {
 	case errors.Is(err, errMovedOn):
-		log.Info().Str("step", StepStatus).Msg("a newer request arrived meanwhile; the next pass handles it")
+		log.Info().Str("step", StepStatus).Msg(say(c, "a newer request arrived meanwhile; the next pass handles it"))
 		return result{kind: outSkipped, writes: writes}
 	case err != nil:
-		log.Error().Str("step", StepStatus).Err(err).Msg("could not record Failed")
+		log.Error().Str("step", StepStatus).Err(err).Msg(say(c, "could not record Failed"))
 	}
 	r.event(ctx, log, id, "Warning", reason, action, f.Message)
 	return result{kind: outFailed, failure: f, writes: writes}

@@ -52,7 +52,10 @@ type Config struct {
 	// Instance names this run in Events (the pod name; default the hostname).
 	Instance string
 	Log      zerolog.Logger
-	// Summary receives the final plain summary line (default os.Stdout).
+	// Summary receives the final summary as a plain line, the last one
+	// `kubectl logs job/sc-job` shows in text mode. When nil the summary is
+	// the message of the log's step=summary entry instead, so a JSON log
+	// stays all JSON.
 	Summary io.Writer
 	Now     func() time.Time
 }
@@ -95,9 +98,6 @@ func New(cfg Config) (*Runner, error) {
 			cfg.Instance = ReportingController
 		}
 	}
-	if cfg.Summary == nil {
-		cfg.Summary = os.Stdout
-	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -129,7 +129,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		pending, listed, err := r.pending(ctx, sum)
 		if err != nil {
 			out := sum.finish(r.cfg.Now().Sub(start))
-			fmt.Fprintln(r.cfg.Summary, out.Line())
+			r.summarise(out)
 			return out, err
 		}
 		all = listed
@@ -150,10 +150,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		}
 	}
 	out.StillFailed = stillFailed(all, sum.processed())
-	fmt.Fprintln(r.cfg.Summary, out.Line())
-	r.log.Info().Str("step", "summary").Int("rendered", out.Rendered).Int("deleted", out.Deleted).
-		Int("failed", len(out.Failures)).Int("passes", out.Passes).Int("writes", out.Writes).
-		Dur("duration", out.Duration).Msg(out.Line())
+	r.summarise(out)
 	switch {
 	case ctx.Err() != nil:
 		return out, ctx.Err()
@@ -161,6 +158,23 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		return out, ErrFailed
 	}
 	return out, r.deleteOwnJob(ctx)
+}
+
+// summarise writes the run's one-sentence summary: as a plain line when
+// Summary is set, else as a log entry with the counts as fields.
+func (r *Runner) summarise(out Summary) {
+	if r.cfg.Summary != nil {
+		fmt.Fprintln(r.cfg.Summary, out.Line())
+		return
+	}
+	ev := r.log.Info()
+	if !out.OK() {
+		ev = r.log.Error()
+	}
+	ev.Str("step", "summary").Int("rendered", out.Rendered).Int("deleted", out.Deleted).
+		Int("failed", len(out.Failures)).Int("stillFailed", len(out.StillFailed)).Int("corrupt", out.Corrupt).
+		Int("stillPending", out.StillPending).Int("passes", out.Passes).Int("writes", out.Writes).
+		Dur("duration", out.Duration).Msg(out.Line())
 }
 
 // pending lists the records and keeps those that need work. A corrupt
@@ -193,7 +207,7 @@ func (r *Runner) markAll(ctx context.Context) error {
 		if err := r.store.MarkPending(ctx, id, ReasonRenderAll, "re-rendering every connection after install or upgrade"); err != nil && !store.IsNotFound(err) {
 			return fmt.Errorf("mark connection %s pending: %w", id, err)
 		}
-		r.log.Info().Str("connection", c.Spec.Name).Str("objectId", id).Str("step", "mark-pending").Msg("marked for re-render")
+		r.log.Info().Str("connection", c.Spec.Name).Str("objectId", id).Str("step", "mark-pending").Msg(say(c, "marked for re-render"))
 	}
 	return nil
 }

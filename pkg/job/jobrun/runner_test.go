@@ -14,7 +14,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
 
@@ -48,8 +50,8 @@ func TestRunRendersNewConnection(t *testing.T) {
 		"create events sc-system/*",
 		"list configmaps sc-system/", // nothing left
 		"delete jobs sc-system/sc-job",
-	}, actions(f.client.Actions()))
-	t.Logf("API writes per created connection: store %d + sc-job %d", writes(storeActions), writes(f.client.Actions()))
+	}, fakeactions.Of(f.client))
+	t.Logf("API writes per created connection: store %d + sc-job %d", len(fakeactions.Writes(storeActions)), len(fakeactions.Writes(f.client.Actions())))
 
 	c := f.get("db1")
 	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase)
@@ -158,7 +160,7 @@ func TestRunDeleteKeepsResourcesUnlessAsked(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 1, sum.Deleted)
 	for _, a := range f.client.Actions() {
-		assert.NotEqual(t, target, a.GetNamespace(), "nothing in the target namespace is touched: %v", actions(f.client.Actions()))
+		assert.NotEqual(t, target, a.GetNamespace(), "nothing in the target namespace is touched: %v", fakeactions.Of(f.client))
 	}
 	_, err = f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
 	assert.NoError(t, err, "kept")
@@ -170,7 +172,7 @@ func TestRunStaleCredentialsFailWithoutRendering(t *testing.T) {
 	// A half-written pair: the Secret holds another write's version.
 	sec, err := f.client.CoreV1().Secrets(sys).Get(context.Background(), "sc-conn-db1-cred", metav1.GetOptions{})
 	require.NoError(t, err)
-	sec.Annotations[store.VersionAnnotation] = "some-other-request"
+	sec.Annotations[record.VersionAnnotation] = "some-other-request"
 	_, err = f.client.CoreV1().Secrets(sys).Update(context.Background(), sec, metav1.UpdateOptions{})
 	require.NoError(t, err)
 
@@ -234,7 +236,7 @@ func TestRunStatusConflictIsRetriedByReRead(t *testing.T) {
 		"update configmaps sc-system/sc-conn-db1", // conflict
 		"get configmaps sc-system/sc-conn-db1",    // re-read
 		"update configmaps sc-system/sc-conn-db1",
-	}, actions(f.client.Actions())[:5])
+	}, fakeactions.Of(f.client)[:5])
 	assert.Equal(t, connection.PhaseSucceeded, f.get("db1").Status.Phase)
 }
 

@@ -31,38 +31,76 @@ var (
 // conflictBackoff bounds re-read-and-retry loops on one object.
 var conflictBackoff = wait.Backoff{Steps: 8, Duration: 10 * time.Millisecond, Factor: 2, Jitter: 0.5, Cap: 500 * time.Millisecond}
 
-// Result counts what a call did, per object.
+// Result counts what a call did, and lists each object with its outcome in
+// the order they were handled (sc-job logs one line per object).
 type Result struct {
 	Created, Updated, Unchanged, Deleted, Kept int
+	Objects                                    []Object
+}
+
+// Object is what a call did to one object.
+type Object struct {
+	Ref     connection.ResourceRef
+	Outcome Outcome
 }
 
 // Writes is the number of API writes made.
 func (r Result) Writes() int { return r.Created + r.Updated + r.Deleted }
 
-func (r *Result) add(o outcome) {
-	switch o {
-	case created:
-		r.Created++
-	case updated:
-		r.Updated++
-	case unchanged:
-		r.Unchanged++
-	case deleted:
-		r.Deleted++
-	case kept:
-		r.Kept++
-	}
+// Merge adds o's counts and objects to r.
+func (r *Result) Merge(o Result) {
+	r.Created += o.Created
+	r.Updated += o.Updated
+	r.Unchanged += o.Unchanged
+	r.Deleted += o.Deleted
+	r.Kept += o.Kept
+	r.Objects = append(r.Objects, o.Objects...)
 }
 
-type outcome int
+func (r *Result) add(ref connection.ResourceRef, o Outcome) {
+	switch o {
+	case Created:
+		r.Created++
+	case Updated:
+		r.Updated++
+	case Unchanged:
+		r.Unchanged++
+	case Deleted:
+		r.Deleted++
+	case Kept:
+		r.Kept++
+	}
+	r.Objects = append(r.Objects, Object{Ref: ref, Outcome: o})
+}
 
+// Outcome is what happened to one object.
+type Outcome int
+
+// Outcomes of one object.
 const (
-	unchanged outcome = iota
-	created
-	updated
-	deleted
-	kept
+	Unchanged Outcome = iota
+	Created
+	Updated
+	Deleted
+	// Kept: a delete left the object alone (gone, not ours, or a
+	// ServiceAccount still in use).
+	Kept
 )
+
+func (o Outcome) String() string {
+	switch o {
+	case Created:
+		return "created"
+	case Updated:
+		return "updated"
+	case Deleted:
+		return "deleted"
+	case Kept:
+		return "kept"
+	default:
+		return "unchanged"
+	}
+}
 
 // Applier writes one run's objects. It remembers whether the CSI driver's
 // CRD exists for its lifetime (one sc-job run), so 500 keyvaultCsi
@@ -96,35 +134,38 @@ func (a *Applier) Apply(ctx context.Context, id string, objs render.Objects) (Re
 	if err := a.checkNamespace(ctx, refs[0].Namespace); err != nil {
 		return res, stepErr(StepCheckNamespace, refs[0], err)
 	}
-	if objs.Secret != nil {
-		o, err := write(ctx, secretKind, a.secrets(objs.Secret.Namespace), id, objs.Secret)
+	if sec := objs.Secret; sec != nil {
+		r := ref(render.KindSecret, sec.Namespace, sec.Name)
+		o, err := write(ctx, secretKind, a.secrets(sec.Namespace), id, sec)
 		if err != nil {
-			return res, stepErr(StepApplySecret, refs[0], err)
+			return res, stepErr(StepApplySecret, r, err)
 		}
-		res.add(o)
+		res.add(r, o)
 	}
 	if sa := objs.ServiceAccount; sa != nil {
+		r := ref(render.KindServiceAccount, sa.Namespace, sa.Name)
 		o, err := write(ctx, serviceAccountKind, a.serviceAccounts(sa.Namespace), id, sa)
 		if err != nil {
-			return res, stepErr(StepApplyServiceAccount, ref(render.KindServiceAccount, sa.Namespace, sa.Name), err)
+			return res, stepErr(StepApplyServiceAccount, r, err)
 		}
-		res.add(o)
+		res.add(r, o)
 	}
 	if u := objs.SecretProviderClass; u != nil {
+		r := ref(render.KindSecretProviderClass, u.GetNamespace(), u.GetName())
 		o, err := a.applySPC(ctx, id, u)
 		if err != nil {
-			return res, stepErr(StepApplySPC, ref(render.KindSecretProviderClass, u.GetNamespace(), u.GetName()), err)
+			return res, stepErr(StepApplySPC, r, err)
 		}
-		res.add(o)
+		res.add(r, o)
 	}
 	return res, nil
 }
 
 // applySPC checks for the CSI driver first: without its CRD the write would
 // fail with a puzzling 404.
-func (a *Applier) applySPC(ctx context.Context, id string, want *unstructured.Unstructured) (outcome, error) {
+func (a *Applier) applySPC(ctx context.Context, id string, want *unstructured.Unstructured) (Outcome, error) {
 	if err := a.checkCSI(ctx); err != nil {
-		return unchanged, err
+		return Unchanged, err
 	}
 	return write(ctx, spcKind, a.spcs(want.GetNamespace()), id, want)
 }

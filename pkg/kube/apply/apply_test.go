@@ -22,7 +22,7 @@ func TestApplyCreatesSecret(t *testing.T) {
 	client := newClient(namespace(ns))
 	res, err := New(client, nil).Apply(context.Background(), "db1", mustRender(t, c, creds))
 	require.NoError(t, err)
-	assert.Equal(t, Result{Created: 1}, res)
+	assert.Equal(t, Result{Created: 1}, counts(res))
 	assert.Equal(t, []string{
 		"get namespaces /team-a",
 		"get secrets team-a/sc-db1-secret",
@@ -39,7 +39,7 @@ func TestApplyUnchangedMakesNoWrite(t *testing.T) {
 	client := newClient(namespace(ns), existing)
 	res, err := New(client, nil).Apply(context.Background(), "db1", objs)
 	require.NoError(t, err)
-	assert.Equal(t, Result{Unchanged: 1}, res)
+	assert.Equal(t, Result{Unchanged: 1}, counts(res))
 	assert.Zero(t, res.Writes())
 	assert.Equal(t, []string{"get namespaces /team-a", "get secrets team-a/sc-db1-secret"}, fakeactions.Of(client))
 }
@@ -52,7 +52,7 @@ func TestApplyRepairsEditedDataEvenWhenAnnotationMatches(t *testing.T) {
 	client := newClient(namespace(ns), edited)
 	res, err := New(client, nil).Apply(context.Background(), "db1", objs)
 	require.NoError(t, err)
-	assert.Equal(t, Result{Updated: 1}, res)
+	assert.Equal(t, Result{Updated: 1}, counts(res))
 	got, err := client.CoreV1().Secrets(ns).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, objs.Secret.Data, got.Data)
@@ -93,7 +93,7 @@ func TestApplyRetriesConflictFromFreshRead(t *testing.T) {
 	client.PrependReactor("update", "secrets", failOnce(conflictErr("secrets", "sc-db1-secret")))
 	res, err := New(client, nil).Apply(context.Background(), "db1", objs)
 	require.NoError(t, err)
-	assert.Equal(t, Result{Updated: 1}, res)
+	assert.Equal(t, Result{Updated: 1}, counts(res))
 	assert.Equal(t, []string{
 		"get namespaces /team-a",
 		"get secrets team-a/sc-db1-secret",
@@ -111,7 +111,7 @@ func TestApplyCreateRaceBecomesUpdate(t *testing.T) {
 	client.PrependReactor("create", "secrets", failOnce(apierrors.NewAlreadyExists(schema.GroupResource{Resource: "secrets"}, "sc-db1-secret")))
 	res, err := New(client, nil).Apply(context.Background(), "db1", objs)
 	require.NoError(t, err)
-	assert.Equal(t, Result{Created: 1}, res)
+	assert.Equal(t, Result{Created: 1}, counts(res))
 	assert.Equal(t, []string{
 		"get namespaces /team-a",
 		"get secrets team-a/sc-db1-secret",
@@ -146,13 +146,17 @@ func TestApplyWorkloadIdentitySharedServiceAccount(t *testing.T) {
 	a := New(client, nil)
 	res, err := a.Apply(context.Background(), "kv1", mustRender(t, wiConn("kv1"), nil))
 	require.NoError(t, err)
-	assert.Equal(t, Result{Created: 2}, res)
+	assert.Equal(t, Result{Created: 2}, counts(res))
 	client.ClearActions()
 
 	// A second connection with the same client id reuses the account unchanged.
 	res, err = a.Apply(context.Background(), "kv2", mustRender(t, wiConn("kv2"), nil))
 	require.NoError(t, err)
-	assert.Equal(t, Result{Created: 1, Unchanged: 1}, res)
+	assert.Equal(t, Result{Created: 1, Unchanged: 1}, counts(res))
+	assert.Equal(t, []Object{
+		{Ref: ref(render.KindSecret, ns, "sc-kv2-secret"), Outcome: Created},
+		{Ref: ref(render.KindServiceAccount, ns, "sc-account-"+clientID), Outcome: Unchanged},
+	}, res.Objects, "one entry per object, in the order written")
 	assert.Equal(t, []string{
 		"get secrets team-a/sc-kv2-secret", // the namespace is known to exist this run
 		"create secrets team-a/sc-kv2-secret",
@@ -179,7 +183,7 @@ func TestApplySecretProviderClass(t *testing.T) {
 	a := New(client, dyn)
 	res, err := a.Apply(context.Background(), "kvcsi", mustRender(t, csiConn("kvcsi"), nil))
 	require.NoError(t, err)
-	assert.Equal(t, Result{Created: 1}, res)
+	assert.Equal(t, Result{Created: 1}, counts(res))
 	assert.Equal(t, []string{
 		"get customresourcedefinitions /" + render.SPCCRDName,
 		"get secretproviderclasses team-a/sc-kvcsi-secretproviderclass",
@@ -189,7 +193,7 @@ func TestApplySecretProviderClass(t *testing.T) {
 	dyn.ClearActions()
 	res, err = a.Apply(context.Background(), "kvcsi", mustRender(t, csiConn("kvcsi"), nil))
 	require.NoError(t, err)
-	assert.Equal(t, Result{Unchanged: 1}, res)
+	assert.Equal(t, Result{Unchanged: 1}, counts(res))
 	assert.Equal(t, []string{"get secretproviderclasses team-a/sc-kvcsi-secretproviderclass"}, fakeactions.Of(dyn),
 		"the CRD lookup is remembered for the run")
 }

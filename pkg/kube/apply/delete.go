@@ -27,7 +27,7 @@ func (a *Applier) Delete(ctx context.Context, id string, refs []connection.Resou
 	var res Result
 	for _, r := range refs {
 		var (
-			o    outcome
+			o    Outcome
 			err  error
 			step string
 		)
@@ -38,7 +38,7 @@ func (a *Applier) Delete(ctx context.Context, id string, refs []connection.Resou
 		case render.KindServiceAccount:
 			step = StepDeleteSA
 			if inUse != nil && inUse(r.Namespace, r.Name) {
-				o = kept
+				o = Kept
 				break
 			}
 			o, err = remove(ctx, serviceAccountKind, a.serviceAccounts(r.Namespace), id, r)
@@ -51,7 +51,7 @@ func (a *Applier) Delete(ctx context.Context, id string, refs []connection.Resou
 		if err != nil {
 			return res, stepErr(step, r, err)
 		}
-		res.add(o)
+		res.add(r, o)
 	}
 	return res, nil
 }
@@ -62,43 +62,43 @@ func preconditions(uid types.UID, rv string) metav1.DeleteOptions {
 
 // deleteChecked re-reads and retries when the precondition fails: the object
 // changed since it was read, so ownership is checked again before deleting.
-func deleteChecked(r connection.ResourceRef, del func() (outcome, error)) (outcome, error) {
-	var o outcome
+func deleteChecked(r connection.ResourceRef, del func() (Outcome, error)) (Outcome, error) {
+	var o Outcome
 	err := conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
 		var err error
 		o, err = del()
 		return err
 	})
 	if apierrors.IsNotFound(err) {
-		return kept, nil
+		return Kept, nil
 	}
 	if err != nil {
-		return kept, wrapAPI("delete", r, err)
+		return Kept, wrapAPI("delete", r, err)
 	}
 	return o, nil
 }
 
 // remove deletes the object r names when it is ours, with preconditions so
 // an object replaced or edited since it was read is re-checked first.
-func remove[T object](ctx context.Context, k kind[T], c objectClient[T], id string, r connection.ResourceRef) (outcome, error) {
-	return deleteChecked(r, func() (outcome, error) {
+func remove[T object](ctx context.Context, k kind[T], c objectClient[T], id string, r connection.ResourceRef) (Outcome, error) {
+	return deleteChecked(r, func() (Outcome, error) {
 		cur, err := c.Get(ctx, r.Name, metav1.GetOptions{})
 		if err != nil {
-			return kept, err
+			return Kept, err
 		}
 		if checkOwner(r, cur.GetLabels(), k.owner(id)) != nil {
-			return kept, nil
+			return Kept, nil
 		}
-		return deleted, c.Delete(ctx, r.Name, preconditions(cur.GetUID(), cur.GetResourceVersion()))
+		return Deleted, c.Delete(ctx, r.Name, preconditions(cur.GetUID(), cur.GetResourceVersion()))
 	})
 }
 
-func (a *Applier) deleteSPC(ctx context.Context, id string, r connection.ResourceRef) (outcome, error) {
+func (a *Applier) deleteSPC(ctx context.Context, id string, r connection.ResourceRef) (Outcome, error) {
 	if err := a.checkCSI(ctx); err != nil {
 		if errors.Is(err, ErrCSIDriverMissing) {
-			return kept, nil // no driver, nothing of ours can exist
+			return Kept, nil // no driver, nothing of ours can exist
 		}
-		return kept, err
+		return Kept, err
 	}
 	return remove(ctx, spcKind, a.spcs(r.Namespace), id, r)
 }

@@ -23,7 +23,11 @@ func TestDeleteKeepsServiceAccountStillInUse(t *testing.T) {
 	inUse := func(n, name string) bool { return n == ns && name == saName } // kv2 still uses it
 	res, err := a.Delete(context.Background(), "kv1", kv1.Refs(), inUse)
 	require.NoError(t, err)
-	assert.Equal(t, Result{Deleted: 1, Kept: 1}, res)
+	assert.Equal(t, Result{Deleted: 1, Kept: 1}, counts(res))
+	assert.Equal(t, []Object{
+		{Ref: ref(render.KindSecret, ns, "sc-kv1-secret"), Outcome: Deleted},
+		{Ref: ref(render.KindServiceAccount, ns, saName), Outcome: Kept},
+	}, res.Objects)
 	assert.Equal(t, []string{
 		"get secrets team-a/sc-kv1-secret",
 		"delete secrets team-a/sc-kv1-secret",
@@ -32,7 +36,7 @@ func TestDeleteKeepsServiceAccountStillInUse(t *testing.T) {
 	client.ClearActions()
 	res, err = a.Delete(context.Background(), "kv2", kv2.Refs(), func(string, string) bool { return false })
 	require.NoError(t, err)
-	assert.Equal(t, Result{Deleted: 2}, res)
+	assert.Equal(t, Result{Deleted: 2}, counts(res))
 	assert.Equal(t, []string{
 		"get secrets team-a/sc-kv2-secret",
 		"delete secrets team-a/sc-kv2-secret",
@@ -54,7 +58,7 @@ func TestDeleteNeverRemovesForeignObjects(t *testing.T) {
 	client := newClient(namespace(ns), theirs)
 	res, err := New(client, nil).Delete(context.Background(), "db1", refs, nil)
 	require.NoError(t, err)
-	assert.Equal(t, Result{Kept: 1}, res)
+	assert.Equal(t, Result{Kept: 1}, counts(res))
 	assert.Equal(t, []string{"get secrets team-a/sc-db1-secret"}, fakeactions.Of(client))
 }
 
@@ -65,7 +69,7 @@ func TestDeleteRetriesWhenObjectChangedSinceRead(t *testing.T) {
 	client.PrependReactor("delete", "secrets", failOnce(conflictErr("secrets", objs.Secret.Name)))
 	res, err := New(client, nil).Delete(context.Background(), "db1", objs.Refs(), nil)
 	require.NoError(t, err)
-	assert.Equal(t, Result{Deleted: 1}, res)
+	assert.Equal(t, Result{Deleted: 1}, counts(res))
 	assert.Equal(t, []string{
 		"get secrets team-a/sc-db1-secret",
 		"delete secrets team-a/sc-db1-secret",
@@ -78,5 +82,5 @@ func TestDeleteGoneIsDone(t *testing.T) {
 	client := newClient(namespace(ns))
 	res, err := New(client, newDynamic()).Delete(context.Background(), "kvcsi", render.Refs(csiConn("kvcsi").Spec), nil)
 	require.NoError(t, err)
-	assert.Equal(t, Result{Kept: 1}, res, "no CSI driver: nothing of ours can exist")
+	assert.Equal(t, Result{Kept: 1}, counts(res), "no CSI driver: nothing of ours can exist")
 }

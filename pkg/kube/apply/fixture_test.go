@@ -81,6 +81,12 @@ func newDynamic(objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
 	}, objs...)
 }
 
+// counts is res without its per-object list, for tests about the counts.
+func counts(res Result) Result {
+	res.Objects = nil
+	return res
+}
+
 // fieldManagers returns the field manager of every write, to assert none is missing.
 func fieldManagers(acts []k8stesting.Action) []string {
 	var out []string

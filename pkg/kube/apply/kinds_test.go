@@ -26,7 +26,7 @@ func TestApplyRepairsServiceAccountAndDropsStaleTenant(t *testing.T) {
 
 	res, err := New(client, nil).Apply(context.Background(), "kv1", render.Objects{ServiceAccount: want})
 	require.NoError(t, err)
-	assert.Equal(t, Result{Updated: 1}, res)
+	assert.Equal(t, Result{Updated: 1}, counts(res))
 	assert.Equal(t, []string{
 		"get namespaces /team-a",
 		"get serviceaccounts team-a/" + want.Name,
@@ -54,7 +54,7 @@ func TestApplySecretProviderClassMetadataChangeIsWritten(t *testing.T) {
 	c.Spec.Annotations = map[string]string{"team": "payments"}
 	res, err := a.Apply(context.Background(), "kvcsi", mustRender(t, c, nil))
 	require.NoError(t, err)
-	assert.Equal(t, Result{Updated: 1}, res)
+	assert.Equal(t, Result{Updated: 1}, counts(res))
 	assert.Equal(t, []string{
 		"get secretproviderclasses team-a/sc-kvcsi-secretproviderclass",
 		"update secretproviderclasses team-a/sc-kvcsi-secretproviderclass",
@@ -69,13 +69,13 @@ func TestSecretProviderClassWritesCarryFieldManager(t *testing.T) {
 	want := mustRender(t, csiConn("kvcsi"), nil).SecretProviderClass
 	o, err := write(context.Background(), spcKind, spcClient{ri: rec}, "kvcsi", want)
 	require.NoError(t, err)
-	assert.Equal(t, created, o)
+	assert.Equal(t, Created, o)
 
 	c := csiConn("kvcsi")
 	c.Spec.SecretStore.Objects = []string{"b"}
 	o, err = write(context.Background(), spcKind, spcClient{ri: rec}, "kvcsi", mustRender(t, c, nil).SecretProviderClass)
 	require.NoError(t, err)
-	assert.Equal(t, updated, o)
+	assert.Equal(t, Updated, o)
 	assert.Equal(t, []string{"create " + FieldManager, "update " + FieldManager}, rec.writes)
 }
 

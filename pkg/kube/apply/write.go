@@ -14,13 +14,13 @@ import (
 // write creates want, updates the live object to want's content, or writes
 // nothing when the live object already matches. An object sc-extension does
 // not own for connection id is refused, never overwritten.
-func write[T object](ctx context.Context, k kind[T], c objectClient[T], id string, want T) (outcome, error) {
+func write[T object](ctx context.Context, k kind[T], c objectClient[T], id string, want T) (Outcome, error) {
 	r := ref(k.name, want.GetNamespace(), want.GetName())
-	var out outcome
+	var out Outcome
 	err := conflict.Retry(conflictBackoff, conflicting, func() error {
 		cur, err := c.Get(ctx, want.GetName(), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
-			out = created
+			out = Created
 			_, err = c.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager})
 			return err
 		}
@@ -31,7 +31,7 @@ func write[T object](ctx context.Context, k kind[T], c objectClient[T], id strin
 			return err
 		}
 		if upToDate(k, cur, want) {
-			out = unchanged
+			out = Unchanged
 			return nil
 		}
 		// A fresh copy of what was just read: a conflict re-reads, it never
@@ -40,7 +40,7 @@ func write[T object](ctx context.Context, k kind[T], c objectClient[T], id strin
 		next.SetLabels(merged(cur.GetLabels(), want.GetLabels()))
 		next.SetAnnotations(merged(cur.GetAnnotations(), want.GetAnnotations()))
 		k.setContent(next, want)
-		out = updated
+		out = Updated
 		_, err = c.Update(ctx, next, metav1.UpdateOptions{FieldManager: FieldManager})
 		return err
 	})
