@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/sc-extension/sc-extension/pkg/job/jobrun"
+	"github.com/sc-extension/sc-extension/pkg/logging"
 )
 
 const (
@@ -35,6 +37,7 @@ func run(args []string) int {
 	namespace := fs.String("namespace", envOr("SC_NAMESPACE", "sc-system"), "namespace of the connection records and of this Job (env SC_NAMESPACE)")
 	jobName := fs.String("job-name", envOr("SC_JOB_NAME", "sc-job"), "this Job's name, deleted when every connection succeeded; empty keeps it (env SC_JOB_NAME)")
 	logLevel := fs.String("log-level", envOr("SC_LOG_LEVEL", "info"), "debug, info, warn or error (env SC_LOG_LEVEL)")
+	logFormat := fs.String("log-format", envOr("SC_LOG_FORMAT", logging.FormatText), "text (a line per step for kubectl logs) or json (for log pipelines) (env SC_LOG_FORMAT)")
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig for running outside a cluster; empty uses the in-cluster config")
 	renderAll := fs.Bool("render-all", false, "mark every stored connection Pending first (Helm install/upgrade hook)")
 	workers := fs.Int("workers", 4, "connections rendered in parallel")
@@ -43,12 +46,15 @@ func run(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
-	level, err := zerolog.ParseLevel(*logLevel)
+	log, summary, err := newLog(os.Stdout, *logFormat, *logLevel)
 	if err != nil || *namespace == "" || *workers < 1 {
-		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --log-level %q, --namespace %q, --workers %d\n", *logLevel, *namespace, *workers)
+		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --log-format %q, --log-level %q, --namespace %q, --workers %d\n",
+			*logFormat, *logLevel, *namespace, *workers)
 		return exitUsage
 	}
-	log := zerolog.New(os.Stdout).Level(level).With().Timestamp().Str("component", "sc-job").Logger()
+	// client-go's own messages (throttling, retries) land in the same
+	// stream and format instead of klog's text on stderr.
+	logging.RouteKlog(log)
 
 	cfg, err := restConfig(*kubeconfig)
 	if err != nil {
@@ -71,7 +77,7 @@ func run(args []string) int {
 	defer stop()
 	runner, err := jobrun.New(jobrun.Config{
 		Client: client, Dynamic: dyn, Namespace: *namespace, JobName: *jobName,
-		RenderAll: *renderAll, Workers: *workers, Instance: os.Getenv("POD_NAME"), Log: log,
+		RenderAll: *renderAll, Workers: *workers, Instance: os.Getenv("POD_NAME"), Log: log, Summary: summary,
 	})
 	if err != nil {
 		log.Error().Err(err).Msg("configure sc-job")
@@ -87,6 +93,25 @@ func run(args []string) int {
 		log.Error().Err(err).Msg("sc-job could not complete")
 		return exitFailed
 	}
+}
+
+// newLog builds sc-job's logger on w. In text mode the run ends with the
+// plain summary line on w as well; in JSON mode (summary nil) the summary is
+// a JSON entry like every other line.
+func newLog(w io.Writer, format, level string) (zerolog.Logger, io.Writer, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Nop(), nil, fmt.Errorf("log level: %w", err)
+	}
+	log, err := logging.New(w, format)
+	if err != nil {
+		return zerolog.Nop(), nil, err
+	}
+	log = log.Level(lvl).With().Str("component", "sc-job").Logger()
+	if format == logging.FormatJSON {
+		return log, nil, nil
+	}
+	return log, w, nil
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

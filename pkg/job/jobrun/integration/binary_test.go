@@ -3,6 +3,7 @@
 package jobrun_integration
 
 import (
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,8 +45,8 @@ func TestBinaryExitCodesAndSummary(t *testing.T) {
 	e.apply(e.secretChange("db1"))
 	code, logs := runJob()
 	assert.Equal(t, 0, code, logs)
-	assert.Contains(t, logs, "sc-job: 1 connection rendered, 0 deleted, 0 failed")
-	assert.Contains(t, logs, `"step":"claim"`, "JSON log lines with stable field names")
+	assert.Contains(t, logs, `connection "db1": rendered Secret `+e.target+`/sc-db1-secret (created)`, "text by default: a line per step")
+	assert.True(t, strings.HasSuffix(logs, "sc-job: 1 connection rendered, 0 deleted, 0 failed\n"), "ends with the plain summary: %s", logs)
 
 	// A connection into a namespace that does not exist fails the run.
 	bad := e.secretChange("nowhere")
@@ -63,5 +64,17 @@ func TestBinaryExitCodesAndSummary(t *testing.T) {
 	assert.Equal(t, `sc-job: 1 connection rendered, 0 deleted, 1 failed: connection "nowhere" failed at step check-namespace: `+
 		`target namespace does not exist: namespace "no-such-namespace" not found (ErrNamespaceMissing)`, summary)
 	assert.Equal(t, connection.PhaseFailed, e.get("nowhere").Status.Phase)
+
+	// --log-format=json: every line, client-go's included, is one JSON
+	// object, and the summary is the last entry's message.
+	code, logs = runJob("--render-all", "--log-format=json")
+	assert.Equal(t, 1, code, logs)
+	var last map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		last = nil
+		require.NoError(t, json.Unmarshal([]byte(l), &last), "not JSON: %q", l)
+	}
+	assert.Equal(t, "summary", last["step"])
+	assert.Equal(t, summary, last["message"])
 	assert.Equal(t, connection.PhaseSucceeded, e.get("db1").Status.Phase, "re-rendered by --render-all")
 }
