@@ -24,7 +24,7 @@ import (
 
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
-	"github.com/sc-extension/sc-extension/pkg/kube/store"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 )
 
 // TestBenchReport is `make bench`: it measures the product on the local
@@ -175,13 +175,13 @@ func (e *env) benchBulk(t *testing.T, n, nsCount int) time.Duration {
 	// Completion is read from the records themselves: one list query
 	// reply is bounded (protocol.MaxMessageBytes) below 1000 connections.
 	eventually(t, 20*time.Minute, "all bulk connections to succeed", func(ctx context.Context) (bool, error) {
-		cms, err := e.cluster.Clientset.CoreV1().ConfigMaps(systemNS).List(ctx, metav1.ListOptions{LabelSelector: store.RecordSelector})
+		cms, err := e.cluster.Clientset.CoreV1().ConfigMaps(systemNS).List(ctx, metav1.ListOptions{LabelSelector: record.Selector})
 		if err != nil {
 			return false, err
 		}
 		done := 0
 		for i := range cms.Items {
-			c, err := store.Decode(&cms.Items[i])
+			c, err := record.Decode(&cms.Items[i])
 			if err == nil && strings.HasPrefix(c.Spec.Name, "bulk") && strings.HasSuffix(c.Spec.Name, runID) && c.Status.Phase == connection.PhaseSucceeded {
 				done++
 			}
@@ -202,7 +202,7 @@ func (e *env) deleteAll(t *testing.T, names []string) {
 		}
 	}
 	eventually(t, 20*time.Minute, "bulk connections to be deleted", func(ctx context.Context) (bool, error) {
-		cms, err := e.cluster.Clientset.CoreV1().ConfigMaps(systemNS).List(ctx, metav1.ListOptions{LabelSelector: store.RecordSelector})
+		cms, err := e.cluster.Clientset.CoreV1().ConfigMaps(systemNS).List(ctx, metav1.ListOptions{LabelSelector: record.Selector})
 		if err != nil {
 			return false, err
 		}

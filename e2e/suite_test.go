@@ -4,9 +4,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,7 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sc-extension/sc-extension/e2e/testbed"
-	"github.com/sc-extension/sc-extension/pkg/kube/store"
+	"github.com/sc-extension/sc-extension/e2e/testbed/helmrelease"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/scctl/controlplane"
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
 )
@@ -32,6 +35,9 @@ const (
 	systemNS  = "sc-system"
 	release   = "sc-extension"
 	clusterID = "e2e"
+	// runAnnotation marks the suite's install (podAnnotations): a release
+	// without it belongs to someone else (make demo) and is given back.
+	runAnnotation = "e2e.sc-extension.io/run"
 )
 
 // env is what every product test shares: one install, one control plane.
@@ -42,6 +48,7 @@ type env struct {
 	podNATSURL string
 	chart      string
 	cp         *controlplane.Client
+	helm       string // the helm CLI
 	// uninstalled is set once the uninstall test removed the release.
 	uninstalled bool
 }
@@ -50,16 +57,49 @@ var (
 	envOnce sync.Once
 	shared  *env
 	envErr  error
+	// giveBack is a release the suite found installed (make demo's) and
+	// borrowed; the suite's end restores it.
+	giveBack struct {
+		release *helmrelease.Snapshot
+		chart   string
+	}
 )
 
+// TestMain runs the tests, then the suite's end in a fixed order (leak
+// scan, uninstall checks, giving a borrowed release back), whatever the
+// tests' names and whichever of them ran.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	if err := endSuite(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: FAIL at the suite's end:\n%v\n", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func endSuite() error {
+	ctx, cancel := context.WithTimeout(context.Background(), endTimeout)
+	defer cancel()
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "e2e: "+format+"\n", args...) }
+	var errs []error
+	if shared != nil {
+		errs = append(errs, shared.suiteEnd(ctx, logf))
+	}
+	// Given back even when the install failed half-way: it may have
+	// replaced the NATS credentials and records already.
+	if r := giveBack.release; r != nil {
+		if err := r.Restore(ctx, giveBack.chart); err != nil {
+			errs = append(errs, fmt.Errorf("giving back %s: %w (make demo reinstalls it)", r.Describe(), err))
+		} else {
+			logf("gave back %s; its agent is Ready", r.Describe())
+		}
+	}
 	if shared != nil {
 		shared.cp.Close()
 		shared.nats.Shutdown()
-		os.RemoveAll(shared.nats.StoreDir())
+		_ = os.RemoveAll(shared.nats.StoreDir())
 	}
-	os.Exit(code)
+	return errors.Join(errs...)
 }
 
 // product returns the installed product, installing it on first use. The
@@ -99,12 +139,27 @@ func install(t *testing.T, c *testbed.Cluster) (*env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
-	e := &env{cluster: c, nats: srv, podNATSURL: fmt.Sprintf("nats://%s:%d", nodeIP, port), chart: repoRoot(t) + "/chart"}
+	e := &env{cluster: c, nats: srv, podNATSURL: fmt.Sprintf("nats://%s:%d", nodeIP, port), chart: repoRoot(t) + "/chart",
+		helm: helmBin(t)}
+	// Before anything of sc-system is overwritten: a release someone else
+	// installed is recorded, to be given back at the suite's end.
+	borrowed, err := helmrelease.Take(ctx, helmrelease.Options{
+		Helm: helmRunner(c.Kubeconfig, e.helm), Client: c.Clientset, Release: release, Namespace: systemNS,
+		Marker: runAnnotation, RecordSelector: record.Selector,
+	})
+	if err != nil {
+		srv.Shutdown()
+		return nil, fmt.Errorf("looking for a release to borrow: %w", err)
+	}
+	if borrowed != nil {
+		giveBack.release, giveBack.chart = borrowed, e.chart
+		t.Logf("borrowing %s: given back at the suite's end", borrowed.Describe())
+	}
 	if err := e.prepareSystemNamespace(ctx); err != nil {
 		srv.Shutdown()
 		return nil, err
 	}
-	if out, err := tryHelm(c.Kubeconfig, helmBin(t), e.helmArgs("upgrade", "--install")...); err != nil {
+	if out, err := tryHelm(c.Kubeconfig, e.helm, e.helmArgs("upgrade", "--install")...); err != nil {
 		srv.Shutdown()
 		return nil, fmt.Errorf("helm install: %w\n%s", err, out)
 	}
@@ -131,7 +186,7 @@ func (e *env) helmArgs(verb string, extra ...string) []string {
 		"--set", "nats.credentialsSecret="+devserver.SecretName,
 		"--set", "logLevel=debug",
 		// a new pod per run, so a reused cluster runs the freshly loaded :dev image
-		"--set-string", "podAnnotations.e2e\\.sc-extension\\.io/run="+runID,
+		"--set-string", "podAnnotations."+strings.ReplaceAll(runAnnotation, ".", `\.`)+"="+runID,
 		"--set", "job.keepFailedFor=10m")
 	return append(args, extra...)
 }
@@ -146,7 +201,7 @@ func (e *env) prepareSystemNamespace(ctx context.Context) error {
 	}
 	// A reused cluster keeps records of earlier runs whose namespaces are
 	// gone; they would fail every render. Start from empty records.
-	sel := metav1.ListOptions{LabelSelector: store.RecordSelector}
+	sel := metav1.ListOptions{LabelSelector: record.Selector}
 	if err := cs.CoreV1().ConfigMaps(systemNS).DeleteCollection(ctx, metav1.DeleteOptions{}, sel); err != nil {
 		return fmt.Errorf("remove earlier records: %w", err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/conflict"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 )
 
 // ErrUnchanged may be returned by a mutate func to say "nothing to write";
@@ -29,7 +30,7 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connec
 		if err != nil {
 			return err
 		}
-		c, err := Decode(cm)
+		c, err := record.Decode(cm)
 		if err != nil {
 			return err
 		}
@@ -39,7 +40,7 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connec
 		}
 		c.Status.UpdatedAt = s.now()
 		next := cm.DeepCopy()
-		if err := encode(next, c); err != nil {
+		if err := record.Encode(next, c); err != nil {
 			return err
 		}
 		if _, err := s.client.CoreV1().ConfigMaps(s.namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: connection.FieldManager}); err != nil {
@@ -89,7 +90,7 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return fmt.Errorf("remove record of %s: %w", id, err)
 	}
-	c, err := Decode(cm)
+	c, err := record.Decode(cm)
 	if err != nil {
 		return fmt.Errorf("remove record of %s: %w", id, err)
 	}
@@ -117,7 +118,7 @@ func (s *Store) removeCredentials(ctx context.Context, id, version string) error
 	if err != nil {
 		return fmt.Errorf("remove credentials of %s: %w", id, err)
 	}
-	if version != "" && sec.Annotations[VersionAnnotation] != version {
+	if version != "" && sec.Annotations[record.VersionAnnotation] != version {
 		return nil // written by a newer request
 	}
 	// a conflict means a newer request rewrote it after our read: keep it
@@ -129,4 +130,4 @@ func (s *Store) removeCredentials(ctx context.Context, id, version string) error
 }
 
 // IsNotFound reports whether err means the connection does not exist.
-func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+func IsNotFound(err error) bool { return record.IsNotFound(err) }

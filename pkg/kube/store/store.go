@@ -16,11 +16,14 @@ import (
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/conflict"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 )
 
 var (
-	// ErrNotFound: no record for that connection.
-	ErrNotFound = errors.New("connection not found")
+	// ErrNotFound: no record for that connection (record.ErrNotFound).
+	ErrNotFound = record.ErrNotFound
+	// ErrCorrupt: a record cannot be decoded (record.ErrCorrupt).
+	ErrCorrupt = record.ErrCorrupt
 	// ErrCredentialsStale: the credential Secret does not belong to the
 	// record's generation (a write in progress or interrupted); retry later.
 	ErrCredentialsStale = errors.New("credential values do not match the connection's generation")
@@ -57,23 +60,23 @@ func (s *Store) Get(ctx context.Context, id string) (connection.Connection, erro
 	if err != nil {
 		return connection.Connection{}, fmt.Errorf("get connection %s: %w", id, err)
 	}
-	return Decode(cm)
+	return record.Decode(cm)
 }
 
 // List returns every connection, ordered by object id. A corrupt record is
 // reported, not skipped: silently ignoring it would hide a connection.
 func (s *Store) List(ctx context.Context) ([]connection.Connection, error) {
-	cms, err := s.client.CoreV1().ConfigMaps(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: RecordSelector})
+	cms, err := s.client.CoreV1().ConfigMaps(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: record.Selector})
 	if err != nil {
 		return nil, fmt.Errorf("list connections: %w", err)
 	}
 	var out []connection.Connection
 	var errs []error
 	for i := range cms.Items {
-		if !IsRecord(&cms.Items[i]) {
+		if !record.IsRecord(&cms.Items[i]) {
 			continue
 		}
-		c, err := Decode(&cms.Items[i])
+		c, err := record.Decode(&cms.Items[i])
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -97,7 +100,7 @@ func (s *Store) Credentials(ctx context.Context, c connection.Connection) (conne
 	if err != nil {
 		return nil, fmt.Errorf("get credentials of %s: %w", id, err)
 	}
-	if got := sec.Annotations[VersionAnnotation]; got != c.CredentialsVersion {
+	if got := sec.Annotations[record.VersionAnnotation]; got != c.CredentialsVersion {
 		return nil, fmt.Errorf("credential Secret of %s holds version %q, record expects %q: %w",
 			id, got, c.CredentialsVersion, ErrCredentialsStale)
 	}
@@ -140,7 +143,7 @@ func (s *Store) applyOnce(ctx context.Context, id string, ch connection.Change) 
 	}
 	var cur connection.Connection
 	if exists {
-		if cur, err = Decode(cm); err != nil {
+		if cur, err = record.Decode(cm); err != nil {
 			return connection.Connection{}, false, err
 		}
 		if cur.Seen(ch.RequestID) {
@@ -183,7 +186,7 @@ func (s *Store) applyOnce(ctx context.Context, id string, ch connection.Change) 
 			next.CredentialsVersion = ch.RequestID
 		}
 	}
-	if err := encode(cm, next); err != nil {
+	if err := record.Encode(cm, next); err != nil {
 		return connection.Connection{}, false, err
 	}
 	if exists {
@@ -268,8 +271,8 @@ func wrapCredErr(name string, err error) error {
 }
 
 func stampCredentials(sec *corev1.Secret, spec connection.Spec, data map[string][]byte, version string) {
-	setOwnership(&sec.ObjectMeta, spec)
-	sec.Annotations[VersionAnnotation] = version
+	record.SetOwnership(&sec.ObjectMeta, spec)
+	sec.Annotations[record.VersionAnnotation] = version
 	sec.Data = data
 	sec.StringData = nil
 }

@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"errors"
-	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,8 +15,10 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 )
 
 const (
@@ -46,26 +46,6 @@ func newStore(objs ...runtime.Object) (*Store, *fake.Clientset) {
 	return s, cs
 }
 
-// actions renders the recorded API calls as "verb resource name".
-func actions(cs *fake.Clientset) []string {
-	var out []string
-	for _, a := range cs.Actions() {
-		name := ""
-		switch a := a.(type) {
-		case k8stesting.GetAction:
-			name = a.GetName()
-		case k8stesting.CreateAction:
-			name = a.GetObject().(metav1.Object).GetName()
-		case k8stesting.UpdateAction:
-			name = a.GetObject().(metav1.Object).GetName()
-		case k8stesting.DeleteAction:
-			name = a.GetName()
-		}
-		out = append(out, strings.TrimSpace(a.GetVerb()+" "+a.GetResource().Resource+" "+name))
-	}
-	return out
-}
-
 func TestApplyCreateWritesSecretThenRecord(t *testing.T) {
 	s, cs := newStore()
 	c, applied, err := s.Apply(context.Background(), change("r1"))
@@ -73,11 +53,11 @@ func TestApplyCreateWritesSecretThenRecord(t *testing.T) {
 	assert.True(t, applied)
 	id := connection.ObjectID("Blob_1")
 	assert.Equal(t, []string{
-		"get configmaps sc-conn-" + id,
-		"get secrets sc-conn-" + id + "-cred",
-		"create secrets sc-conn-" + id + "-cred",
-		"create configmaps sc-conn-" + id,
-	}, actions(cs), "two writes per created connection, the Secret first")
+		"get configmaps sc-system/sc-conn-" + id,
+		"get secrets sc-system/sc-conn-" + id + "-cred",
+		"create secrets sc-system/sc-conn-" + id + "-cred",
+		"create configmaps sc-system/sc-conn-" + id,
+	}, fakeactions.Of(cs), "two writes per created connection, the Secret first")
 	assert.EqualValues(t, 1, c.Generation)
 	assert.Equal(t, connection.PhasePending, c.Status.Phase)
 	assert.Equal(t, "r1", c.Status.LastRequestID)
@@ -88,7 +68,7 @@ func TestApplyCreateWritesSecretThenRecord(t *testing.T) {
 		assert.NotContains(t, v, credValue, "ConfigMap key %s holds a credential", k)
 	}
 	assert.Equal(t, "sc-extension", cm.Labels[connection.LabelManagedBy])
-	got, err := Decode(cm)
+	got, err := record.Decode(cm)
 	require.NoError(t, err)
 	assert.Equal(t, c, got)
 
@@ -106,7 +86,7 @@ func TestApplySameRequestTwiceAppliesOnce(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, applied)
 	assert.EqualValues(t, 1, c.Generation)
-	assert.Equal(t, []string{"get configmaps sc-conn-" + connection.ObjectID("Blob_1")}, actions(cs), "a redelivery only reads")
+	assert.Equal(t, []string{"get configmaps sc-system/sc-conn-" + connection.ObjectID("Blob_1")}, fakeactions.Of(cs), "a redelivery only reads")
 }
 
 func TestApplyIdenticalChangeKeepsGeneration(t *testing.T) {
@@ -128,7 +108,7 @@ func TestApplyIdenticalChangeKeepsGeneration(t *testing.T) {
 	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase, "nothing to render again")
 	assert.Equal(t, "r2", c.Status.LastRequestID, "but the request is answered")
 	id := connection.ObjectID("Blob_1")
-	assert.Equal(t, []string{"get configmaps sc-conn-" + id, "get secrets sc-conn-" + id + "-cred", "update configmaps sc-conn-" + id}, actions(cs))
+	assert.Equal(t, []string{"get configmaps sc-system/sc-conn-" + id, "get secrets sc-system/sc-conn-" + id + "-cred", "update configmaps sc-system/sc-conn-" + id}, fakeactions.Of(cs))
 }
 
 func TestApplyRotatedCredentialBumpsGeneration(t *testing.T) {
@@ -166,8 +146,8 @@ func TestApplyConflictIsRetriedByRereading(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 2, c.Generation)
 	id := connection.ObjectID("Blob_1")
-	get, sec, upd := "get configmaps sc-conn-"+id, "get secrets sc-conn-"+id+"-cred", "update configmaps sc-conn-"+id
-	assert.Equal(t, []string{get, sec, upd, get, sec, upd}, actions(cs), "the conflict re-reads before writing again")
+	get, sec, upd := "get configmaps sc-system/sc-conn-"+id, "get secrets sc-system/sc-conn-"+id+"-cred", "update configmaps sc-system/sc-conn-"+id
+	assert.Equal(t, []string{get, sec, upd, get, sec, upd}, fakeactions.Of(cs), "the conflict re-reads before writing again")
 }
 
 func TestApplyCredentialWriteFailureLeavesNoRecord(t *testing.T) {
@@ -234,7 +214,7 @@ func TestMarkPendingSkipsDeletionsAndPendingWork(t *testing.T) {
 	require.NoError(t, err)
 	cs.ClearActions()
 	require.NoError(t, s.MarkPending(ctx, c.Spec.ID(), "Drift", "gone"))
-	assert.Equal(t, []string{"get configmaps sc-conn-" + c.Spec.ID()}, actions(cs), "already pending: no write")
+	assert.Equal(t, []string{"get configmaps sc-system/sc-conn-" + c.Spec.ID()}, fakeactions.Of(cs), "already pending: no write")
 
 	_, err = s.UpdateStatus(ctx, c.Spec.ID(), func(c *connection.Connection) error { c.Status.Phase = connection.PhaseSucceeded; return nil })
 	require.NoError(t, err)
@@ -254,26 +234,6 @@ func TestListReportsCorruptRecords(t *testing.T) {
 	list, err := s.List(context.Background())
 	assert.ErrorIs(t, err, ErrCorrupt)
 	assert.Len(t, list, 1, "good records are still returned")
-}
-
-func FuzzDecode(f *testing.F) {
-	f.Add(`{"name":"a","scope":"b"}`, "1", `{"phase":"Pending"}`, `["r1"]`, "")
-	f.Add("{", "x", "", "", "{")
-	f.Fuzz(func(t *testing.T, spec, gen, status, reqs, deletion string) {
-		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "sc-conn-a", Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: "a"}},
-			Data: map[string]string{keySpec: spec, keyGeneration: gen, keyStatus: status, keyRequests: reqs, keyDeletion: deletion}}
-		c, err := Decode(cm)
-		if err != nil {
-			require.ErrorIs(t, err, ErrCorrupt)
-			return
-		}
-		// whatever decodes must survive a round trip
-		out := &corev1.ConfigMap{ObjectMeta: *cm.ObjectMeta.DeepCopy()}
-		require.NoError(t, encode(out, c))
-		again, err := Decode(out)
-		require.NoError(t, err)
-		require.Equal(t, fmt.Sprint(c), fmt.Sprint(again))
-	})
 }
 
 // A request re-created the connection after sc-job applied its deletion:

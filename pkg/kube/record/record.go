@@ -1,4 +1,4 @@
-package store
+package record
 
 import (
 	"encoding/json"
@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
@@ -16,55 +17,77 @@ const (
 	// VersionAnnotation on the credential Secret names the request whose
 	// values it holds (Connection.CredentialsVersion).
 	VersionAnnotation = "servicelinker.sc-extension.io/credentials-version"
-	// RecordSelector selects record ConfigMaps (and credential Secrets).
-	RecordSelector = connection.LabelManagedBy + "=" + connection.ManagedByValue + "," + connection.LabelConnection
+	// Selector selects record ConfigMaps (and credential Secrets).
+	Selector = connection.LabelManagedBy + "=" + connection.ManagedByValue + "," + connection.LabelConnection
 )
 
+// Data keys of a record ConfigMap; see the package doc.
 const (
-	keySpec               = "spec"
-	keyGeneration         = "generation"
-	keyCredentialsVersion = "credentialsVersion"
-	keyDeletion           = "deletion"
-	keyStatus             = "status"
-	keyRequests           = "recentRequestIds"
+	KeySpec               = "spec"
+	KeyGeneration         = "generation"
+	KeyCredentialsVersion = "credentialsVersion"
+	KeyDeletion           = "deletion"
+	KeyStatus             = "status"
+	KeyRequests           = "recentRequestIds"
 )
 
-// ErrCorrupt: a record ConfigMap cannot be decoded; only a human can fix it.
-var ErrCorrupt = errors.New("corrupt connection record")
+var (
+	// ErrCorrupt: a record ConfigMap cannot be decoded; only a human can fix it.
+	ErrCorrupt = errors.New("corrupt connection record")
+	// ErrNotFound: no record for that connection.
+	ErrNotFound = errors.New("connection not found")
+)
 
-// IsRecord tells whether a ConfigMap is one of ours.
+// IsNotFound reports whether err means the connection has no record.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// LabelSelector is Selector for listers.
+func LabelSelector() labels.Selector {
+	s, err := labels.Parse(Selector)
+	if err != nil {
+		panic(fmt.Sprintf("record selector %q: %v", Selector, err)) // a constant: cannot happen
+	}
+	return s
+}
+
+// IsRecord tells whether a ConfigMap is one of ours: labelled as a record
+// and named after the connection id its label carries.
 func IsRecord(cm *corev1.ConfigMap) bool {
 	return cm != nil && cm.Labels[connection.LabelManagedBy] == connection.ManagedByValue && cm.Labels[connection.LabelConnection] != "" &&
 		cm.Name == connection.ConfigMapName(cm.Labels[connection.LabelConnection])
 }
 
-// Decode turns a record ConfigMap into its connection.
+// ID is the connection object id a record (or credential Secret) is labelled with.
+func ID(m metav1.Object) string { return m.GetLabels()[connection.LabelConnection] }
+
+// Decode turns a record ConfigMap into its connection. Every failure wraps
+// ErrCorrupt.
 func Decode(cm *corev1.ConfigMap) (connection.Connection, error) {
 	var c connection.Connection
 	if !IsRecord(cm) {
 		return c, fmt.Errorf("configmap %s: not a connection record: %w", cm.GetName(), ErrCorrupt)
 	}
 	d := cm.Data
-	if err := json.Unmarshal([]byte(d[keySpec]), &c.Spec); err != nil {
+	if err := json.Unmarshal([]byte(d[KeySpec]), &c.Spec); err != nil {
 		return c, fmt.Errorf("configmap %s: spec: %w", cm.Name, errors.Join(ErrCorrupt, err))
 	}
 	var err error
-	if c.Generation, err = parseInt(d[keyGeneration]); err != nil {
+	if c.Generation, err = parseInt(d[KeyGeneration]); err != nil {
 		return c, fmt.Errorf("configmap %s: generation: %w", cm.Name, errors.Join(ErrCorrupt, err))
 	}
-	c.CredentialsVersion = d[keyCredentialsVersion]
-	if s := d[keyDeletion]; s != "" {
+	c.CredentialsVersion = d[KeyCredentialsVersion]
+	if s := d[KeyDeletion]; s != "" {
 		c.Deletion = &connection.Deletion{}
 		if err := json.Unmarshal([]byte(s), c.Deletion); err != nil {
 			return c, fmt.Errorf("configmap %s: deletion: %w", cm.Name, errors.Join(ErrCorrupt, err))
 		}
 	}
-	if s := d[keyStatus]; s != "" {
+	if s := d[KeyStatus]; s != "" {
 		if err := json.Unmarshal([]byte(s), &c.Status); err != nil {
 			return c, fmt.Errorf("configmap %s: status: %w", cm.Name, errors.Join(ErrCorrupt, err))
 		}
 	}
-	if s := d[keyRequests]; s != "" {
+	if s := d[KeyRequests]; s != "" {
 		if err := json.Unmarshal([]byte(s), &c.RecentRequestIDs); err != nil {
 			return c, fmt.Errorf("configmap %s: recentRequestIds: %w", cm.Name, errors.Join(ErrCorrupt, err))
 		}
@@ -75,8 +98,8 @@ func Decode(cm *corev1.ConfigMap) (connection.Connection, error) {
 	return c, nil
 }
 
-// encode writes c into cm's data and labels, keeping cm's other metadata.
-func encode(cm *corev1.ConfigMap, c connection.Connection) error {
+// Encode writes c into cm's data and labels, keeping cm's other metadata.
+func Encode(cm *corev1.ConfigMap, c connection.Connection) error {
 	spec, err := json.Marshal(c.Spec)
 	if err != nil {
 		return fmt.Errorf("encode spec: %w", err)
@@ -86,32 +109,43 @@ func encode(cm *corev1.ConfigMap, c connection.Connection) error {
 		return fmt.Errorf("encode status: %w", err)
 	}
 	cm.Data = map[string]string{
-		keySpec:       string(spec),
-		keyGeneration: strconv.FormatInt(c.Generation, 10),
-		keyStatus:     string(status),
+		KeySpec:       string(spec),
+		KeyGeneration: strconv.FormatInt(c.Generation, 10),
+		KeyStatus:     string(status),
 	}
 	if c.CredentialsVersion != "" {
-		cm.Data[keyCredentialsVersion] = c.CredentialsVersion
+		cm.Data[KeyCredentialsVersion] = c.CredentialsVersion
 	}
 	if c.Deletion != nil {
 		del, err := json.Marshal(c.Deletion)
 		if err != nil {
 			return fmt.Errorf("encode deletion: %w", err)
 		}
-		cm.Data[keyDeletion] = string(del)
+		cm.Data[KeyDeletion] = string(del)
 	}
 	if len(c.RecentRequestIDs) > 0 {
 		ids, err := json.Marshal(c.RecentRequestIDs)
 		if err != nil {
 			return fmt.Errorf("encode request ids: %w", err)
 		}
-		cm.Data[keyRequests] = string(ids)
+		cm.Data[KeyRequests] = string(ids)
 	}
-	setOwnership(&cm.ObjectMeta, c.Spec)
+	SetOwnership(&cm.ObjectMeta, c.Spec)
 	return nil
 }
 
-func setOwnership(m *metav1.ObjectMeta, spec connection.Spec) {
+// New returns the record ConfigMap of c in namespace.
+func New(namespace string, c connection.Connection) (*corev1.ConfigMap, error) {
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: connection.ConfigMapName(c.Spec.ID()), Namespace: namespace}}
+	if err := Encode(cm, c); err != nil {
+		return nil, err
+	}
+	return cm, nil
+}
+
+// SetOwnership labels and annotates a record or credential Secret as the
+// one of spec's connection.
+func SetOwnership(m *metav1.ObjectMeta, spec connection.Spec) {
 	if m.Labels == nil {
 		m.Labels = map[string]string{}
 	}

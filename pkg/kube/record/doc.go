@@ -1,0 +1,22 @@
+// Package record is the on-cluster layout of a connection record: how a
+// connection is encoded into, and decoded from, ConfigMap sc-conn-<id> in the
+// extension's namespace, and the labels and annotation that mark a record
+// and its companion credential Secret as sc-extension's. It does no I/O;
+// pkg/kube/store reads and writes records, the agent's controllers decode
+// them from their informer caches.
+//
+// Layout of ConfigMap sc-conn-<id> (data keys, all human readable):
+//
+//	spec                   JSON connection.Spec (never a credential value)
+//	generation             decimal; bumped when spec or credentials change
+//	credentialsVersion     id of the request whose credential values the Secret holds
+//	deletion               JSON connection.Deletion, present while a delete is pending
+//	status                 JSON connection.Status
+//	recentRequestIds       JSON list of the request ids applied, oldest first
+//
+// Both objects carry the labels connection.LabelManagedBy=sc-extension and
+// connection.LabelConnection=<id>, and the annotation
+// connection.AnnotationConnectionName with the connection's own name.
+// Secret sc-conn-<id>-cred holds one data key per credential configuration
+// and the annotation VersionAnnotation.
+package record
