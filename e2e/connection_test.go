@@ -58,7 +58,7 @@ func TestConnectionLifecycle(t *testing.T) {
 				}
 			}
 			for k := range creds {
-				creds[k] = newCredential(t)
+				creds[k] = newCredential()
 			}
 			ev = e.apply(t, protocol.OpUpdate, spec, creds)
 			require.Equal(t, connection.PhaseSucceeded, ev.Phase, "%s: %s", ev.Reason, ev.Message)

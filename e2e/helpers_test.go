@@ -20,6 +20,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/sc-extension/sc-extension/e2e/testbed/helmrelease"
 )
 
 // repoRoot finds the module root so the suite works from any working directory.
@@ -47,6 +49,11 @@ func helmBin(t testing.TB) string {
 		t.Fatalf("helm CLI not found at %s: run make tools", p)
 	}
 	return p
+}
+
+// helmRunner runs helm against the cluster, for helmrelease.
+func helmRunner(kubeconfig, bin string) helmrelease.Helm {
+	return func(_ context.Context, args ...string) (string, error) { return tryHelm(kubeconfig, bin, args...) }
 }
 
 // runHelm runs the helm CLI and returns its combined output; it fails the test on error.

@@ -36,28 +36,17 @@ const smokeProbeSA = "probe"
 // list pods and expects success.
 func TestSmokeProbeJobReachesAPI(t *testing.T) {
 	t.Parallel()
-	c := testbed.Full(t)
-	c.OnFailure(t)
-	ns := c.TestNamespace(t)
-	ctx := smokeTestContext(t, 3*time.Minute)
-	cs := c.Clientset
-
-	smokeCreateProbeSA(ctx, t, cs, ns, true)
-	job := smokeCreateProbeJob(ctx, t, cs, ns, 5)
-	finished := smokeWaitJobFinished(ctx, t, cs, ns, job.Name)
-	logs := smokeJobLogs(ctx, t, cs, ns, job.Name)
-	t.Logf("probe log: %s", logs)
-
-	if !smokeHasCondition(finished, batchv1.JobComplete) {
-		t.Fatalf("job %s did not complete: %+v\nlogs: %s", job.Name, finished.Status.Conditions, logs)
+	r := runProbe(t, true, 5)
+	if !smokeHasCondition(r.finished, batchv1.JobComplete) {
+		t.Fatalf("job %s did not complete: %+v\nlogs: %s", r.finished.Name, r.finished.Status.Conditions, r.logs)
 	}
-	if !strings.Contains(logs, "in-cluster API call succeeded") {
-		t.Fatalf("probe log does not report success: %q", logs)
+	if !strings.Contains(r.logs, "in-cluster API call succeeded") {
+		t.Fatalf("probe log does not report success: %q", r.logs)
 	}
-	if !strings.Contains(logs, "namespace "+ns) {
-		t.Errorf("probe listed another namespace than %s: %q", ns, logs)
+	if !strings.Contains(r.logs, "namespace "+r.ns) {
+		t.Errorf("probe listed another namespace than %s: %q", r.ns, r.logs)
 	}
-	smokeWaitDeleted(ctx, t, cs, ns, job.Name)
+	smokeWaitDeleted(r.ctx, t, r.cs, r.ns, r.finished.Name)
 }
 
 // TestSmokeProbeJobFailsWithoutRBAC runs the probe without any Role: the API
@@ -65,35 +54,46 @@ func TestSmokeProbeJobReachesAPI(t *testing.T) {
 // must fail. This keeps the success test honest.
 func TestSmokeProbeJobFailsWithoutRBAC(t *testing.T) {
 	t.Parallel()
-	c := testbed.Full(t)
-	c.OnFailure(t)
-	ns := c.TestNamespace(t)
-	ctx := smokeTestContext(t, 3*time.Minute)
-	cs := c.Clientset
-
-	smokeCreateProbeSA(ctx, t, cs, ns, false)
-	job := smokeCreateProbeJob(ctx, t, cs, ns, 600) // keep it: the pod is inspected below
-	finished := smokeWaitJobFinished(ctx, t, cs, ns, job.Name)
-	logs := smokeJobLogs(ctx, t, cs, ns, job.Name)
-	t.Logf("probe log: %s", logs)
-
-	if !smokeHasCondition(finished, batchv1.JobFailed) {
-		t.Fatalf("job %s should have failed: %+v", job.Name, finished.Status.Conditions)
+	r := runProbe(t, false, 600) // kept: the pod is inspected below
+	if !smokeHasCondition(r.finished, batchv1.JobFailed) {
+		t.Fatalf("job %s should have failed: %+v", r.finished.Name, r.finished.Status.Conditions)
 	}
-	if !strings.Contains(logs, "in-cluster API call FAILED") || !strings.Contains(logs, "forbidden") {
-		t.Fatalf("probe log should report a forbidden API call: %q", logs)
+	if !strings.Contains(r.logs, "in-cluster API call FAILED") || !strings.Contains(r.logs, "forbidden") {
+		t.Fatalf("probe log should report a forbidden API call: %q", r.logs)
 	}
-	pod := smokeJobPod(ctx, t, cs, ns, job.Name)
+	pod := smokeJobPod(r.ctx, t, r.cs, r.ns, r.finished.Name)
 	st := pod.Status.ContainerStatuses
 	if len(st) != 1 || st[0].State.Terminated == nil || st[0].State.Terminated.ExitCode == 0 {
 		t.Fatalf("probe container should have exited non-zero: %+v", st)
 	}
 }
 
-func smokeTestContext(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+// probeRun is a finished probe Job and what the smoke tests inspect.
+type probeRun struct {
+	ctx      context.Context
+	cs       kubernetes.Interface
+	ns       string
+	finished *batchv1.Job
+	logs     string
+}
+
+// runProbe is both smoke tests' setup: a test namespace, the probe's
+// ServiceAccount (with a pod-reading Role when allow), the probe Job with
+// ttlSecondsAfterFinished ttl, run until it finished, and its log.
+func runProbe(t *testing.T, allow bool, ttl int32) probeRun {
+	t.Helper()
+	c := testbed.Full(t)
+	c.OnFailure(t)
+	ns := c.TestNamespace(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
-	return ctx
+	cs := c.Clientset
+	smokeCreateProbeSA(ctx, t, cs, ns, allow)
+	job := smokeCreateProbeJob(ctx, t, cs, ns, ttl)
+	finished := smokeWaitJobFinished(ctx, t, cs, ns, job.Name)
+	logs := smokeJobLogs(ctx, t, cs, ns, job.Name)
+	t.Logf("probe log: %s", logs)
+	return probeRun{ctx: ctx, cs: cs, ns: ns, finished: finished, logs: logs}
 }
 
 // smokeCreateProbeSA creates the probe's ServiceAccount, and with allow a Role
