@@ -70,7 +70,8 @@ up() {
   kubectl create namespace sc-system --dry-run=client -o yaml | kubectl apply -f - >/dev/null
   kubectl label namespace sc-system --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null
   kubectl apply -n sc-system -f "$OUT/creds/$CLUSTER_ID-nats-secret.yaml" >/dev/null
-  helm upgrade --install sc-extension ./chart -n sc-system --wait --timeout 3m \
+  # --reset-values: exactly the demo's values, whatever an earlier e2e run left
+  helm upgrade --install sc-extension ./chart -n sc-system --reset-values --wait --timeout 3m \
     --set cluster.id="$CLUSTER_ID" --set nats.url="$SCCTL_SERVER" --set nats.credentialsSecret=sc-nats-credentials
   kubectl -n sc-system get deploy,pods
 
