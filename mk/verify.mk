@@ -34,8 +34,9 @@ verify-deps:
 	@bad=$$($(GO) list -deps ./agent ./job ./scctl | grep -E '$(FORBIDDEN_DEPS)' || true); \
 	  if [ -n "$$bad" ]; then echo "product binaries import test support:"; echo "$$bad"; exit 1; fi
 
+# Plain `helm lint chart/` fails on purpose: cluster.id and nats.url have no
+# safe default (docs/chart.md); chart/ci/*.yaml are the installs we lint.
 verify-chart: tools
-	@echo ">> helm lint (default values and chart/ci/*.yaml), chart README"
-	$(BIN)/helm lint chart/
-	@for f in chart/ci/*.yaml; do [ -e "$$f" ] || continue; echo ">> helm lint --values $$f"; $(BIN)/helm lint chart/ --values "$$f"; done
-	@if [ -d internal/cmd/chartdoc ]; then $(GO) run ./internal/cmd/chartdoc -check chart; fi
+	@echo ">> helm lint with each chart/ci/*.yaml, chart README up to date"
+	@for f in chart/ci/*.yaml; do echo ">> helm lint chart --values $$f"; $(BIN)/helm lint chart --strict --values "$$f"; done
+	$(GO) run ./internal/cmd/chartdoc -check chart
