@@ -19,7 +19,8 @@ func say(c connection.Connection, format string, args ...any) string {
 }
 
 // logObjects writes one line per object, e.g.
-// `connection "db1": rendered Secret team-a/sc-db1-secret (created)`.
+// `connection "db1": rendered Secret team-a/sc-db1-secret (created)` or
+// `connection "kv1": delete ServiceAccount team-a/sc-account-... (kept)`.
 func logObjects(log zerolog.Logger, c connection.Connection, step, verb string, objs []apply.Object) {
 	for _, o := range objs {
 		obj := o.Ref.Namespace + "/" + o.Ref.Name

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/logging"
 )
 
@@ -102,4 +103,30 @@ func TestJSONLogCarriesTheSummaryAndStableFields(t *testing.T) {
 	assert.Equal(t, "sc-job: 1 connection rendered, 0 deleted, 0 failed", last["message"])
 	assert.Equal(t, float64(1), last["rendered"])
 	assert.Empty(t, f.out.String(), "no plain line in JSON mode")
+}
+
+func TestDeleteLogsEachObjectRemovedOrKept(t *testing.T) {
+	f := newFixture(t)
+	f.apply(f.wiChange("kv1"))
+	f.apply(f.wiChange("kv2"))
+	_, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	f.apply(connection.Change{RequestID: f.requestID(), Spec: f.wiChange("kv1").Spec, Delete: true, DeleteResources: true})
+	f.logs.Reset()
+	_, err = f.runner().Run(context.Background())
+	require.NoError(t, err)
+
+	var msgs []string
+	for _, l := range strings.Split(strings.TrimSpace(f.logs.String()), "\n") {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal([]byte(l), &m))
+		msgs = append(msgs, m["message"].(string))
+	}
+	sa := connection.ServiceAccountName(clientID)
+	assert.Equal(t, []string{
+		`connection "kv1": started to delete generation 1`,
+		`connection "kv1": delete Secret team-a/sc-kv1-secret (deleted)`,
+		`connection "kv1": delete ServiceAccount team-a/` + sa + ` (kept)`,
+		`connection "kv1": deleted`,
+	}, msgs)
 }

@@ -125,7 +125,7 @@ func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.C
 	if len(stale) > 0 {
 		cleaned, err := r.applier.Delete(ctx, id, stale, r.inUse(*c, all))
 		res.Deleted += cleaned.Deleted
-		logObjects(log, *c, StepCleanup, "removed stale", cleaned.Objects)
+		logObjects(log, *c, StepCleanup, "remove stale", cleaned.Objects)
 		if err != nil {
 			log.Warn().Str("step", StepCleanup).Err(err).Msg(say(*c, "could not remove objects it no longer renders"))
 		}
@@ -144,7 +144,7 @@ func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Co
 			res, err = r.applier.Delete(ctx, id, refs, r.inUse(c, all))
 			return err
 		})
-		logObjects(log, c, "delete", "removed", res.Objects)
+		logObjects(log, c, "delete", "delete", res.Objects)
 		if err != nil {
 			return res, stepOf(err, "delete"), err
 		}
