@@ -108,6 +108,34 @@ type Status struct {
 	LastRequestID      string        `json:"lastRequestId,omitempty"`
 	Resources          []ResourceRef `json:"resources,omitempty"`
 	UpdatedAt          time.Time     `json:"updatedAt"`
+	// Attempts counts the runs in a row that did not finish this work
+	// (same generation and request); it sets the backoff and is reset by a
+	// success or by new work.
+	Attempts int `json:"attempts,omitempty"`
+	// RetryAfter: sc-job leaves the connection alone until then, unless new
+	// work arrives or something wakes it (see DueAt).
+	RetryAfter *time.Time `json:"retryAfter,omitempty"`
+	// LastFailure is the newest run that did not finish the connection's
+	// work. It outlives a later success, so the evidence of a failed run
+	// stays findable after that run's Job is gone.
+	LastFailure *Failure `json:"lastFailure,omitempty"`
+}
+
+// Failure is what a run that did not finish a connection's work leaves in
+// its status: enough to find that run and its log.
+type Failure struct {
+	// Since is the first failure of this streak (Attempts counts it).
+	Since time.Time `json:"since"`
+	// Time is this failure.
+	Time    time.Time `json:"time"`
+	Reason  string    `json:"reason"`
+	Message string    `json:"message"`
+	// Run is the sc-job pod that failed (kubectl logs <run> -n <namespace>).
+	Run string `json:"run,omitempty"`
+	// Generation and RequestID are the work that failed: new work is due
+	// at once whatever the backoff.
+	Generation int64  `json:"generation"`
+	RequestID  string `json:"requestId,omitempty"`
 }
 
 // Connection is a stored connection: its spec, the generation the agent gave
