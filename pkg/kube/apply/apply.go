@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -181,12 +182,17 @@ func (a *Applier) checkNamespace(ctx context.Context, ns string) error {
 	if known {
 		return nil
 	}
-	_, err := a.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	got, err := a.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return fmt.Errorf("%w: namespace %q not found", ErrNamespaceMissing, ns)
 	}
 	if err != nil {
 		return fmt.Errorf("get namespace %s: %w", ns, err)
+	}
+	// A terminating namespace refuses new objects and will be gone soon:
+	// the same as missing for the connection.
+	if got.DeletionTimestamp != nil || got.Status.Phase == corev1.NamespaceTerminating {
+		return fmt.Errorf("%w: namespace %q is being deleted", ErrNamespaceMissing, ns)
 	}
 	a.mu.Lock()
 	if a.namespaces == nil {
@@ -226,8 +232,11 @@ func (a *Applier) checkCSI(ctx context.Context) error {
 // wrapAPI names the object; API errors never quote a Secret's data, and
 // sentinel errors already name it.
 func wrapAPI(verb string, r connection.ResourceRef, err error) error {
-	if Permanent(err) {
+	if refused(err) {
 		return err
+	}
+	if namespaceGone(err) {
+		return fmt.Errorf("%w: %s %s/%s: %w", ErrNamespaceMissing, verb, r.Kind, r.Namespace, err)
 	}
 	return fmt.Errorf("%s %s %s/%s: %w", verb, r.Kind, r.Namespace, r.Name, err)
 }

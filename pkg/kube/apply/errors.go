@@ -8,8 +8,9 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 )
 
-// Errors retrying cannot fix: the connection fails with a reason and stays
-// failed until the user acts (or a new request arrives).
+// Errors retrying cannot fix: a person must act (Permanent reports them).
+// ErrNamespaceMissing also covers a namespace being deleted; sc-job parks
+// such a connection instead of failing it.
 var (
 	ErrSecretIsOwned              = errors.New("Secret is not managed by sc-extension")
 	ErrServiceAccountIsOwned      = errors.New("ServiceAccount is not managed by sc-extension")
@@ -17,16 +18,6 @@ var (
 	ErrCSIDriverMissing           = errors.New("the Secret Store CSI driver is not installed")
 	ErrNamespaceMissing           = errors.New("target namespace does not exist")
 )
-
-// Permanent reports whether err is one that retrying cannot fix.
-func Permanent(err error) bool {
-	for _, e := range []error{ErrSecretIsOwned, ErrServiceAccountIsOwned, ErrSecretProviderClassIsOwned, ErrCSIDriverMissing, ErrNamespaceMissing} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
-}
 
 // Steps name what was being done when an error happened; sc-job's summary
 // and the connection's status message quote them.
