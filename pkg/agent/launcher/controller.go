@@ -7,29 +7,25 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/time/rate"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	batchinformers "k8s.io/client-go/informers/batch/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
+	k8srecord "k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
 	"k8s.io/utils/ptr"
 
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
-
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/controller"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 )
 
 // ControllerName names the controller in logs, the workqueue and Events.
@@ -45,10 +41,11 @@ var (
 	// ErrNotOwned: a Job with our name exists that sc-extension did not
 	// create; it is never deleted, and no sc-job is launched while it exists.
 	ErrNotOwned = errors.New("job exists and is not managed by sc-extension")
-	// errRequeue asks for a quiet rate-limited retry: the state is in
-	// flux (a Job is terminating, or was created concurrently).
-	errRequeue = errors.New("requeue")
 )
+
+// errRequeue asks for a quiet rate-limited retry: the state is in flux (a
+// Job is terminating, or was created concurrently).
+var errRequeue = controller.ErrRequeue
 
 // Deps are the launcher's collaborators.
 type Deps struct {
@@ -57,8 +54,7 @@ type Deps struct {
 	// namespace; Jobs one on Jobs there, narrowed to the Job's name.
 	Records  coreinformers.ConfigMapInformer
 	Jobs     batchinformers.JobInformer
-	Decode   Decoder
-	Recorder record.EventRecorder
+	Recorder k8srecord.EventRecorder
 	// Clock decides when a failed Job has been kept long enough; tests pass a fake.
 	Clock   clock.WithTicker
 	Metrics *health.Metrics
@@ -73,12 +69,11 @@ type Controller struct {
 	records  corelisters.ConfigMapLister
 	jobs     batchlisters.JobLister
 	synced   []cache.InformerSynced
-	decode   Decoder
-	recorder record.EventRecorder
+	recorder k8srecord.EventRecorder
 	clock    clock.WithTicker
 	metrics  *health.Metrics
 	log      zerolog.Logger
-	queue    workqueue.TypedRateLimitingInterface[string]
+	worker   *controller.Worker[string]
 	selector labels.Selector
 }
 
@@ -88,8 +83,8 @@ func New(d Deps, cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.Client == nil || d.Records == nil || d.Jobs == nil || d.Decode == nil || d.Recorder == nil {
-		return nil, fmt.Errorf("%w: client, informers, decoder and recorder are required", ErrInvalidConfig)
+	if d.Client == nil || d.Records == nil || d.Jobs == nil || d.Recorder == nil {
+		return nil, fmt.Errorf("%w: client, informers and recorder are required", ErrInvalidConfig)
 	}
 	if d.Clock == nil {
 		d.Clock = clock.RealClock{}
@@ -101,23 +96,16 @@ func New(d Deps, cfg Config) (*Controller, error) {
 		records:  d.Records.Lister(),
 		jobs:     d.Jobs.Lister(),
 		synced:   []cache.InformerSynced{d.Records.Informer().HasSynced, d.Jobs.Informer().HasSynced},
-		decode:   d.Decode,
 		recorder: d.Recorder,
 		clock:    d.Clock,
 		metrics:  d.Metrics,
 		log:      d.Log.With().Str("controller", ControllerName).Logger(),
-		selector: recordSelector(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedMaxOfRateLimiter(
-				workqueue.NewTypedItemExponentialFailureRateLimiter[string](500*time.Millisecond, 5*time.Minute),
-				&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
-			),
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: ControllerName, Clock: d.Clock},
-		),
+		selector: record.LabelSelector(),
 	}
+	c.worker = controller.New(ControllerName, c.reconcile, controller.Options[string]{Clock: d.Clock, Log: c.log})
 	// Every change to a record or to the Job can change the answer, and
 	// there is only one answer to compute: all events map to one key.
-	enqueue := func(any) { c.queue.Add(c.key) }
+	enqueue := func(any) { c.worker.Add(c.key) }
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueue,
 		UpdateFunc: func(oldObj, newObj any) {
@@ -139,59 +127,31 @@ func New(d Deps, cfg Config) (*Controller, error) {
 	return c, nil
 }
 
-// recordSelector matches connection records: managed by us and naming a connection.
-func recordSelector() labels.Selector {
-	managed, _ := labels.NewRequirement(connection.LabelManagedBy, selection.Equals, []string{connection.ManagedByValue})
-	conn, _ := labels.NewRequirement(connection.LabelConnection, selection.Exists, nil)
-	return labels.NewSelector().Add(*managed, *conn)
-}
-
 // Run works until ctx is cancelled.
 func (c *Controller) Run(ctx context.Context) error {
-	defer utilruntime.HandleCrashWithContext(ctx)
-	defer c.queue.ShutDown()
 	c.log.Info().Msg("waiting for informer caches")
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.worker.Queue().ShutDown()
 		return fmt.Errorf("launcher: informer caches did not sync: %w", ctx.Err())
 	}
-	c.queue.Add(c.key) // decide once even if nothing changes
-	go wait.UntilWithContext(ctx, func(ctx context.Context) {
-		for c.processNextWorkItem(ctx) {
-		}
-	}, time.Second)
+	c.worker.Add(c.key) // decide once even if nothing changes
 	c.log.Info().Msg("started")
-	<-ctx.Done()
+	// One worker: there is only one key.
+	c.worker.Run(ctx, 1)
 	c.log.Info().Msg("stopping")
 	return nil
 }
 
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	key, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(key)
-
+// reconcile is the worker's sync: a Job that is not ours is reported and
+// forgotten, since retrying cannot help; the Job's own events bring us back
+// when its owner removes it.
+func (c *Controller) reconcile(ctx context.Context, _ string) (controller.Result, error) {
 	after, err := c.sync(ctx)
-	switch {
-	case err == nil:
-		c.queue.Forget(key)
-		if after > 0 {
-			c.queue.AddAfter(key, after)
-		}
-	case errors.Is(err, errRequeue) || apierrors.IsConflict(err):
-		c.log.Debug().Err(err).Msg("requeue")
-		c.queue.AddRateLimited(key)
-	case errors.Is(err, ErrNotOwned):
-		// Retrying cannot help; the Job's own events bring us back when
-		// its owner removes it.
+	if errors.Is(err, ErrNotOwned) {
 		c.log.Warn().Err(err).Str("namespace", c.cfg.Namespace).Str("job", c.cfg.JobName).Msg("not launching sc-job")
-		c.queue.Forget(key)
-	default:
-		c.log.Error().Err(err).Msg("reconcile failed")
-		c.queue.AddRateLimited(key)
+		return controller.Result{}, nil
 	}
-	return true
+	return controller.Result{RequeueAfter: after}, err
 }
 
 // sync compares the pending work with the Job and acts. A positive duration
@@ -263,7 +223,7 @@ func (c *Controller) pendingWork() (work, error) {
 	}
 	var items []workItem
 	for _, cm := range cms {
-		conn, err := c.decode(cm)
+		conn, err := record.Decode(cm)
 		if err != nil {
 			// sc-job cannot read it either; launching for it would fail
 			// the same way every time.
@@ -273,7 +233,7 @@ func (c *Controller) pendingWork() (work, error) {
 		if !conn.Status.Phase.NeedsWork() {
 			continue
 		}
-		id := cm.Labels[connection.LabelConnection]
+		id := record.ID(cm)
 		items = append(items, workItem{id: id, generation: conn.Generation, requestID: conn.Status.LastRequestID, record: cm})
 	}
 	return newWork(items), nil

@@ -19,34 +19,38 @@ import (
 	core "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/records"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 )
 
-var createJob = action{Verb: "create", Resource: "jobs", Namespace: ns, Name: "sc-job"}
-var deleteJob = action{Verb: "delete", Resource: "jobs", Namespace: ns, Name: "sc-job"}
+const (
+	createJob = "create jobs sc-system/sc-job"
+	deleteJob = "delete jobs sc-system/sc-job"
+)
 
 func TestNoPendingWorkNoActions(t *testing.T) {
 	f := newFixture(t,
-		recordCM("done", connection.PhaseSucceeded, 3),
-		recordCM("broken", connection.PhaseFailed, 1),
+		recordCM(t, "done", connection.PhaseSucceeded, 3),
+		recordCM(t, "broken", connection.PhaseFailed, 1),
 	)
 	f.process()
 	assert.Empty(t, f.actions())
 	assert.Empty(t, f.events())
-	assert.Equal(t, 0, f.c.queue.NumRequeues(f.c.key))
+	assert.Equal(t, 0, f.c.worker.Queue().NumRequeues(f.c.key))
 }
 
 func TestPendingWorkCreatesOneHardenedJob(t *testing.T) {
 	secretA, secretB := credValue(), credValue()
 	f := newFixture(t,
-		recordCM("a", connection.PhasePending, 1),
-		recordCM("b", connection.PhaseRunning, 4), // a run that died mid-way
-		recordCM("done", connection.PhaseSucceeded, 2),
+		recordCM(t, "a", connection.PhasePending, 1),
+		recordCM(t, "b", connection.PhaseRunning, 4), // a run that died mid-way
+		recordCM(t, "done", connection.PhaseSucceeded, 2),
 		credentialSecret("a", secretA), credentialSecret("b", secretB),
 	)
 	f.process()
 
-	require.Equal(t, []action{createJob}, f.actions())
+	require.Equal(t, []string{createJob}, f.actions())
 	job, create := f.createdJob()
 	assert.Equal(t, connection.FieldManager, create.CreateOptions.FieldManager)
 	assert.Equal(t, newWork([]workItem{item("a", 1), item("b", 4)}).digest, job.Annotations[AnnotationDigest])
@@ -98,13 +102,13 @@ func TestPendingWorkCreatesOneHardenedJob(t *testing.T) {
 		"Normal JobLaunched sc-job started to render generation 4",
 	}, events)
 	assert.Equal(t, 1.0, counter(t, f.metrics, "sc_agent_jobs_launched_total", "new"))
-	assert.Equal(t, 0, f.c.queue.NumRequeues(f.c.key))
+	assert.Equal(t, 0, f.c.worker.Queue().NumRequeues(f.c.key))
 }
 
 func TestRunningJobIsLeftAlone(t *testing.T) {
 	f := newFixture(t,
-		recordCM("a", connection.PhasePending, 1),
-		recordCM("late", connection.PhasePending, 1), // arrived after the run started
+		recordCM(t, "a", connection.PhasePending, 1),
+		recordCM(t, "late", connection.PhasePending, 1), // arrived after the run started
 		ourJob(item("a", 1)),
 	)
 	f.process()
@@ -115,7 +119,7 @@ func TestRunningJobIsLeftAlone(t *testing.T) {
 func TestFailedJobStaysUntilKeepFailedFor(t *testing.T) {
 	failedAt := epoch.Add(-time.Minute)
 	f := newFixture(t,
-		recordCM("a", connection.PhasePending, 1),
+		recordCM(t, "a", connection.PhasePending, 1),
 		withCondition(ourJob(item("a", 1)), batchv1.JobFailed, "BackoffLimitExceeded", failedAt),
 	)
 	after, err := f.c.sync(context.Background())
@@ -133,7 +137,7 @@ func TestFailedJobStaysUntilKeepFailedFor(t *testing.T) {
 	after, err = f.c.sync(context.Background())
 	require.NoError(t, err)
 	assert.Zero(t, after)
-	require.Equal(t, []action{deleteJob, createJob}, f.actions())
+	require.Equal(t, []string{deleteJob, createJob}, f.actions())
 	del := f.client.Actions()[0].(core.DeleteActionImpl)
 	assert.Equal(t, metav1.DeletePropagationBackground, *del.DeleteOptions.PropagationPolicy)
 	assert.Equal(t, "uid-job-1", string(*del.DeleteOptions.Preconditions.UID), "never deletes a Job it did not look at")
@@ -146,23 +150,23 @@ func TestFailedJobStaysUntilKeepFailedFor(t *testing.T) {
 // The keep time is enforced through the queue's clock: no polling, no sleeps.
 func TestFailedJobIsRequeuedWhenKeepTimeRunsOut(t *testing.T) {
 	f := newFixture(t,
-		recordCM("a", connection.PhasePending, 1),
+		recordCM(t, "a", connection.PhasePending, 1),
 		withCondition(ourJob(item("a", 1)), batchv1.JobFailed, "BackoffLimitExceeded", epoch),
 	)
 	f.process()
 	assert.Empty(t, f.actions())
-	assert.Equal(t, 0, f.c.queue.Len())
+	assert.Equal(t, 0, f.c.worker.Queue().Len())
 
 	f.clock.Step(15 * time.Minute)
 	got := make(chan string, 1)
 	go func() {
-		k, _ := f.c.queue.Get()
+		k, _ := f.c.worker.Queue().Get()
 		got <- k
 	}()
 	select {
 	case k := <-got:
 		assert.Equal(t, f.c.key, k)
-		f.c.queue.Done(k)
+		f.c.worker.Queue().Done(k)
 	case <-time.After(10 * time.Second):
 		t.Fatal("key not requeued once keepFailedFor passed")
 	}
@@ -170,12 +174,12 @@ func TestFailedJobIsRequeuedWhenKeepTimeRunsOut(t *testing.T) {
 
 func TestFailedJobIsReplacedAtOnceWhenNewWorkArrives(t *testing.T) {
 	f := newFixture(t,
-		recordCM("a", connection.PhasePending, 2), // updated since the failed run
-		recordCM("b", connection.PhasePending, 1), // new connection
+		recordCM(t, "a", connection.PhasePending, 2), // updated since the failed run
+		recordCM(t, "b", connection.PhasePending, 1), // new connection
 		withCondition(ourJob(item("a", 1)), batchv1.JobFailed, "BackoffLimitExceeded", epoch),
 	)
 	f.process()
-	require.Equal(t, []action{deleteJob, createJob}, f.actions())
+	require.Equal(t, []string{deleteJob, createJob}, f.actions())
 	job, _ := f.createdJob()
 	assert.Equal(t, newWork([]workItem{item("a", 2), item("b", 1)}).digest, job.Annotations[AnnotationDigest])
 	assert.Contains(t, f.events()[0], "because new work arrived")
@@ -184,17 +188,18 @@ func TestFailedJobIsReplacedAtOnceWhenNewWorkArrives(t *testing.T) {
 // A user fixes what made a connection fail and re-sends the same spec: the
 // generation stays, the request id is new, and that is new work.
 func TestFailedJobIsReplacedWhenTheSameSpecIsResent(t *testing.T) {
-	resent := recordCM("a", connection.PhasePending, 1)
-	resent.Data["request"] = "r2"
+	c := records.Connection("a", connection.PhasePending, 1)
+	c.Status.LastRequestID = "r2"
+	resent := records.ConfigMap(t, c)
 	failed := ourJob(workItem{id: "a", generation: 1, requestID: "r1"})
 	f := newFixture(t, resent, withCondition(failed, batchv1.JobFailed, "BackoffLimitExceeded", epoch))
 	f.process()
-	require.Equal(t, []action{deleteJob, createJob}, f.actions())
+	require.Equal(t, []string{deleteJob, createJob}, f.actions())
 }
 
 func TestFinishedJobWithoutPendingWorkStays(t *testing.T) {
 	f := newFixture(t,
-		recordCM("a", connection.PhaseFailed, 1),
+		recordCM(t, "a", connection.PhaseFailed, 1),
 		withCondition(ourJob(item("a", 1)), batchv1.JobFailed, "BackoffLimitExceeded", epoch.Add(-time.Hour)),
 	)
 	after, err := f.c.sync(context.Background())
@@ -207,42 +212,42 @@ func TestFinishedJobWithoutPendingWorkStays(t *testing.T) {
 // completed Job must not block new work.
 func TestCompletedJobIsReplacedForNewWork(t *testing.T) {
 	f := newFixture(t,
-		recordCM("b", connection.PhasePending, 1),
+		recordCM(t, "b", connection.PhasePending, 1),
 		withCondition(ourJob(item("a", 1)), batchv1.JobComplete, "CompletionsReached", epoch),
 	)
 	f.process()
-	require.Equal(t, []action{deleteJob, createJob}, f.actions())
+	require.Equal(t, []string{deleteJob, createJob}, f.actions())
 	assert.Contains(t, f.events()[0], "completed (CompletionsReached)")
 }
 
 func TestAlreadyExistsRequeuesQuietly(t *testing.T) {
-	f := newFixture(t, recordCM("a", connection.PhasePending, 1))
+	f := newFixture(t, recordCM(t, "a", connection.PhasePending, 1))
 	f.client.PrependReactor("create", "jobs", func(core.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewAlreadyExists(schema.GroupResource{Group: "batch", Resource: "jobs"}, "sc-job")
 	})
 	f.process()
-	assert.Equal(t, []action{createJob}, f.actions())
-	assert.Equal(t, 1, f.c.queue.NumRequeues(f.c.key))
+	assert.Equal(t, []string{createJob}, f.actions())
+	assert.Equal(t, 1, f.c.worker.Queue().NumRequeues(f.c.key))
 	assert.Empty(t, f.events())
 	assert.NotContains(t, f.logs.String(), `"level":"error"`)
 	assert.Equal(t, 0.0, counter(t, f.metrics, "sc_agent_jobs_launched_total", "new"))
 }
 
 func TestCreateErrorIsRetriedWithBackoff(t *testing.T) {
-	f := newFixture(t, recordCM("a", connection.PhasePending, 1))
+	f := newFixture(t, recordCM(t, "a", connection.PhasePending, 1))
 	f.client.PrependReactor("create", "jobs", func(core.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewInternalError(errors.New("etcd unavailable"))
 	})
 	f.process()
 	f.process()
-	assert.Equal(t, []action{createJob, createJob}, f.actions())
-	assert.Equal(t, 2, f.c.queue.NumRequeues(f.c.key))
+	assert.Equal(t, []string{createJob, createJob}, f.actions())
+	assert.Equal(t, 2, f.c.worker.Queue().NumRequeues(f.c.key))
 	assert.Contains(t, f.logs.String(), "etcd unavailable")
 }
 
 func TestDeleteConflictRequeuesWithoutCreating(t *testing.T) {
 	f := newFixture(t,
-		recordCM("b", connection.PhasePending, 1),
+		recordCM(t, "b", connection.PhasePending, 1),
 		withCondition(ourJob(item("a", 1)), batchv1.JobFailed, "BackoffLimitExceeded", epoch),
 	)
 	f.client.PrependReactor("delete", "jobs", func(core.Action) (bool, runtime.Object, error) {
@@ -250,34 +255,34 @@ func TestDeleteConflictRequeuesWithoutCreating(t *testing.T) {
 			errors.New("Precondition failed: UID in precondition"))
 	})
 	f.process()
-	assert.Equal(t, []action{deleteJob}, f.actions())
-	assert.Equal(t, 1, f.c.queue.NumRequeues(f.c.key))
+	assert.Equal(t, []string{deleteJob}, f.actions())
+	assert.Equal(t, 1, f.c.worker.Queue().NumRequeues(f.c.key))
 }
 
 func TestTerminatingJobRequeues(t *testing.T) {
 	job := withCondition(ourJob(item("a", 1)), batchv1.JobFailed, "BackoffLimitExceeded", epoch)
 	job.DeletionTimestamp = ptr.To(metav1.NewTime(epoch))
 	job.Finalizers = []string{"orphan"}
-	f := newFixture(t, recordCM("b", connection.PhasePending, 1), job)
+	f := newFixture(t, recordCM(t, "b", connection.PhasePending, 1), job)
 	f.process()
 	assert.Empty(t, f.actions())
-	assert.Equal(t, 1, f.c.queue.NumRequeues(f.c.key))
+	assert.Equal(t, 1, f.c.worker.Queue().NumRequeues(f.c.key))
 }
 
 func TestJobNotOursIsNeverTouched(t *testing.T) {
 	job := withCondition(ourJob(), batchv1.JobFailed, "BackoffLimitExceeded", epoch.Add(-24*time.Hour))
 	job.Labels = map[string]string{connection.LabelManagedBy: "Helm"}
-	f := newFixture(t, recordCM("a", connection.PhasePending, 1), job)
+	f := newFixture(t, recordCM(t, "a", connection.PhasePending, 1), job)
 	f.process()
 	assert.Empty(t, f.actions())
-	assert.Equal(t, 0, f.c.queue.NumRequeues(f.c.key), "retrying cannot help; the Job's own events bring us back")
+	assert.Equal(t, 0, f.c.worker.Queue().NumRequeues(f.c.key), "retrying cannot help; the Job's own events bring us back")
 	assert.Contains(t, f.logs.String(), ErrNotOwned.Error())
 }
 
 func TestUndecodableRecordIsSkipped(t *testing.T) {
-	bad := recordCM("bad", connection.PhasePending, 1)
-	bad.Data["generation"] = "not-a-number"
-	f := newFixture(t, bad, recordCM("good", connection.PhaseSucceeded, 1))
+	bad := recordCM(t, "bad", connection.PhasePending, 1)
+	bad.Data[record.KeyGeneration] = "not-a-number"
+	f := newFixture(t, bad, recordCM(t, "good", connection.PhaseSucceeded, 1))
 	f.process()
 	assert.Empty(t, f.actions(), "sc-job could not read it either")
 	assert.Contains(t, f.logs.String(), "skipping undecodable record")

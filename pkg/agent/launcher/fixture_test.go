@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"testing"
 	"time"
 
@@ -15,18 +14,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/record"
 	clocktesting "k8s.io/utils/clock/testing"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
+	"github.com/sc-extension/sc-extension/internal/testkit/records"
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
 
-const ns = "sc-system"
+const ns = records.Namespace
 
 var epoch = time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 
@@ -45,29 +45,9 @@ func testConfig() Config {
 	}
 }
 
-// recordCM is a connection record ConfigMap as far as the launcher cares. The
-// launcher reads records only through its Decoder, so the tests encode the
-// two fields it uses in plain data keys and decode them with testDecode.
-func recordCM(id string, phase connection.Phase, generation int64) *corev1.ConfigMap {
-	return &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{
-			Namespace: ns, Name: connection.ConfigMapName(id), UID: types.UID("uid-" + id), ResourceVersion: "1",
-			Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: id},
-		},
-		Data: map[string]string{"phase": string(phase), "generation": strconv.FormatInt(generation, 10)},
-	}
-}
-
-func testDecode(cm *corev1.ConfigMap) (connection.Connection, error) {
-	gen, err := strconv.ParseInt(cm.Data["generation"], 10, 64)
-	if err != nil {
-		return connection.Connection{}, fmt.Errorf("record %s: generation: %w", cm.Name, err)
-	}
-	return connection.Connection{
-		Spec:       connection.Spec{Name: cm.Labels[connection.LabelConnection]},
-		Generation: gen,
-		Status:     connection.Status{Phase: connection.Phase(cm.Data["phase"]), LastRequestID: cm.Data["request"]},
-	}, nil
+// recordCM is the record of connection id, as pkg/kube/store writes it.
+func recordCM(t *testing.T, id string, phase connection.Phase, generation int64) *corev1.ConfigMap {
+	return records.ConfigMap(t, records.Connection(id, phase, generation))
 }
 
 // credentialSecret is what pkg/kube/store keeps next to a record; the launcher
@@ -124,50 +104,24 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 		logs:     &bytes.Buffer{},
 	}
 	f.factory = informers.NewSharedInformerFactory(f.client, 0)
-	records := f.factory.Core().V1().ConfigMaps()
-	jobs := f.factory.Batch().V1().Jobs()
 	c, err := New(Deps{
-		Client: f.client, Records: records, Jobs: jobs, Decode: testDecode,
+		Client: f.client, Records: f.factory.Core().V1().ConfigMaps(), Jobs: f.factory.Batch().V1().Jobs(),
 		Recorder: f.recorder, Clock: f.clock, Metrics: f.metrics,
 		Log: zerolog.New(f.logs).Level(zerolog.DebugLevel),
 	}, testConfig())
 	require.NoError(t, err)
 	for _, o := range objs {
-		switch o := o.(type) {
-		case *corev1.ConfigMap:
-			require.NoError(t, records.Informer().GetIndexer().Add(o))
-		case *batchv1.Job:
-			require.NoError(t, jobs.Informer().GetIndexer().Add(o))
+		switch o.(type) {
+		case *corev1.ConfigMap, *batchv1.Job:
+			records.Index(t, f.factory, o)
 		}
 	}
 	f.c = c
-	t.Cleanup(c.queue.ShutDown)
+	t.Cleanup(c.worker.Queue().ShutDown)
 	return f
 }
 
-// action is the part of a client action the tests compare.
-type action struct {
-	Verb, Resource, Namespace, Name string
-}
-
-func (f *fixture) actions() []action {
-	var out []action
-	for _, a := range f.client.Actions() {
-		got := action{Verb: a.GetVerb(), Resource: a.GetResource().Resource, Namespace: a.GetNamespace()}
-		switch a := a.(type) {
-		case core.CreateAction:
-			if m, ok := a.GetObject().(metav1.Object); ok {
-				got.Name = m.GetName()
-			}
-		case core.DeleteAction:
-			got.Name = a.GetName()
-		case core.GetAction:
-			got.Name = a.GetName()
-		}
-		out = append(out, got)
-	}
-	return out
-}
+func (f *fixture) actions() []string { return fakeactions.Of(f.client) }
 
 func (f *fixture) events() []string {
 	var out []string
@@ -184,8 +138,8 @@ func (f *fixture) events() []string {
 // process runs one work item through the queue, as a worker would.
 func (f *fixture) process() {
 	f.t.Helper()
-	f.c.queue.Add(f.c.key)
-	require.True(f.t, f.c.processNextWorkItem(context.Background()))
+	f.c.worker.Add(f.c.key)
+	require.True(f.t, f.c.worker.ProcessNextWorkItem(context.Background()))
 }
 
 // createdJob is the Job object of the create action, failing if there is none.

@@ -7,6 +7,8 @@ import (
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 )
 
 // NewJobsFactory returns an informer factory whose Job informer sees only
@@ -25,6 +27,6 @@ func NewRecordsFactory(client kubernetes.Interface, namespace string, resync tim
 	return informers.NewSharedInformerFactoryWithOptions(client, resync,
 		informers.WithNamespace(namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = recordSelector().String()
+			o.LabelSelector = record.Selector
 		}))
 }

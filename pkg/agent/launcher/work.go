@@ -8,12 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-
-	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
-
-// Decoder turns a record ConfigMap into its connection (store.Decode).
-type Decoder func(cm *corev1.ConfigMap) (connection.Connection, error)
 
 // workItem is one connection sc-job still has to render.
 type workItem struct {

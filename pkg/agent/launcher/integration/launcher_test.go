@@ -8,7 +8,6 @@ package launcher_integration
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -34,6 +33,7 @@ import (
 	"github.com/sc-extension/sc-extension/internal/testkit/kubetest"
 	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	connrecord "github.com/sc-extension/sc-extension/pkg/kube/record"
 )
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
@@ -59,25 +59,13 @@ func setup(t *testing.T) *env {
 	return &env{t: t, ctx: ctx, cancel: cancel, client: client, ns: ns}
 }
 
-// The launcher reads records through its Decoder only; the test keeps the
-// connection as JSON in one data key.
-func decode(cm *corev1.ConfigMap) (connection.Connection, error) {
-	var c connection.Connection
-	err := json.Unmarshal([]byte(cm.Data["connection"]), &c)
-	return c, err
-}
-
+// putRecord writes the record of connection name with the real record
+// codec, as pkg/kube/store would.
 func (e *env) putRecord(name string, phase connection.Phase, gen int64) {
 	e.t.Helper()
-	id := connection.ObjectID(name)
-	b, err := json.Marshal(connection.Connection{Spec: connection.Spec{Name: name, Scope: "default"}, Generation: gen,
+	cm, err := connrecord.New(e.ns, connection.Connection{Spec: connection.Spec{Name: name, Scope: "default"}, Generation: gen,
 		Status: connection.Status{Phase: phase}})
 	require.NoError(e.t, err)
-	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: connection.ConfigMapName(id),
-			Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: id}},
-		Data: map[string]string{"connection": string(b)},
-	}
 	_, err = e.client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, cm, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
 		_, err = e.client.CoreV1().ConfigMaps(e.ns).Update(e.ctx, cm, metav1.UpdateOptions{})
@@ -93,7 +81,7 @@ func (e *env) startLauncher() {
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: e.client.CoreV1().Events(e.ns)})
 	e.t.Cleanup(broadcaster.Shutdown)
 	c, err := launcher.New(launcher.Deps{
-		Client: e.client, Records: records.Core().V1().ConfigMaps(), Jobs: jobs.Batch().V1().Jobs(), Decode: decode,
+		Client: e.client, Records: records.Core().V1().ConfigMaps(), Jobs: jobs.Batch().V1().Jobs(),
 		Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "sc-extension-agent"}),
 		Log:      zerolog.New(zerolog.NewTestWriter(e.t)),
 	}, launcher.Config{
