@@ -59,13 +59,34 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connec
 }
 
 // MarkPending asks for the connection to be rendered again (drift); a
-// pending deletion or work already pending is left as it is.
+// pending deletion or work already pending is left as it is. A Failed
+// connection is due at once: what it failed on may be what changed.
 func (s *Store) MarkPending(ctx context.Context, id, reason, message string) error {
 	_, err := s.UpdateStatus(ctx, id, func(c *connection.Connection) error {
 		if c.Deletion != nil || c.Status.Phase.NeedsWork() {
 			return ErrUnchanged
 		}
 		setPending(c, reason, message)
+		c.Status.RetryAfter = nil
+		return nil
+	})
+	return err
+}
+
+// Wake makes a connection that waits out a backoff (Retrying, Failed, or
+// parked on its namespace) due now, because something it waits for
+// changed; a Failed one goes back to Pending. Attempts and LastFailure stay,
+// so a wake that does not help backs off further. A connection that is not
+// waiting is left as it is.
+func (s *Store) Wake(ctx context.Context, id, reason, message string) error {
+	_, err := s.UpdateStatus(ctx, id, func(c *connection.Connection) error {
+		if c.Status.RetryAfter == nil {
+			return ErrUnchanged
+		}
+		c.Status.RetryAfter = nil
+		if c.Status.Phase != connection.PhaseRunning {
+			setPending(c, reason, message)
+		}
 		return nil
 	})
 	return err

@@ -1,0 +1,79 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+)
+
+// backingOff stores a connection in phase p that waits until an hour from now.
+func backingOff(t *testing.T, s *Store, p connection.Phase) (string, time.Time) {
+	ctx := context.Background()
+	c, _, err := s.Apply(ctx, change("r1"))
+	require.NoError(t, err)
+	later := s.now().Add(time.Hour)
+	_, err = s.UpdateStatus(ctx, c.Spec.ID(), func(c *connection.Connection) error {
+		c.Status.Phase, c.Status.Reason, c.Status.Attempts, c.Status.RetryAfter = p, "SecretIsOwned", 2, &later
+		c.Status.LastFailure = &connection.Failure{Reason: "SecretIsOwned", Run: "sc-job-abcde", Generation: c.Generation, RequestID: "r1"}
+		return nil
+	})
+	require.NoError(t, err)
+	return c.Spec.ID(), later
+}
+
+func TestRetryFieldsSurviveTheRecord(t *testing.T) {
+	s, _ := newStore()
+	id, later := backingOff(t, s, connection.PhaseFailed)
+	got, err := s.Get(context.Background(), id)
+	require.NoError(t, err)
+	require.NotNil(t, got.Status.RetryAfter)
+	assert.True(t, later.Equal(*got.Status.RetryAfter))
+	assert.Equal(t, 2, got.Status.Attempts)
+	assert.Equal(t, &connection.Failure{Reason: "SecretIsOwned", Run: "sc-job-abcde", Generation: 1, RequestID: "r1"}, got.Status.LastFailure)
+	assert.False(t, connection.Due(got, s.now()))
+}
+
+func TestWakeMakesABackingOffConnectionDue(t *testing.T) {
+	for _, p := range []connection.Phase{connection.PhaseFailed, connection.PhasePending} {
+		t.Run(string(p), func(t *testing.T) {
+			s, _ := newStore()
+			ctx := context.Background()
+			id, _ := backingOff(t, s, p)
+			require.NoError(t, s.Wake(ctx, id, "NamespaceCreated", "namespace team-a exists again"))
+			got, err := s.Get(ctx, id)
+			require.NoError(t, err)
+			assert.True(t, connection.Due(got, s.now()))
+			assert.Equal(t, connection.PhasePending, got.Status.Phase)
+			assert.Equal(t, "NamespaceCreated", got.Status.Reason)
+			assert.Equal(t, 2, got.Status.Attempts, "a wake that does not help backs off further")
+			assert.NotNil(t, got.Status.LastFailure)
+		})
+	}
+}
+
+func TestWakeLeavesAConnectionThatIsNotWaiting(t *testing.T) {
+	s, cs := newStore()
+	ctx := context.Background()
+	c, _, err := s.Apply(ctx, change("r1"))
+	require.NoError(t, err)
+	cs.ClearActions()
+	require.NoError(t, s.Wake(ctx, c.Spec.ID(), "NamespaceCreated", "x"))
+	assert.Equal(t, []string{"get configmaps sc-system/sc-conn-" + c.Spec.ID()}, fakeactions.Of(cs), "no write")
+}
+
+func TestMarkPendingMakesAFailedConnectionDue(t *testing.T) {
+	s, _ := newStore()
+	ctx := context.Background()
+	id, _ := backingOff(t, s, connection.PhaseFailed)
+	require.NoError(t, s.MarkPending(ctx, id, "Drift", "the foreign Secret was deleted"))
+	got, err := s.Get(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, connection.PhasePending, got.Status.Phase)
+	assert.True(t, connection.Due(got, s.now()))
+}
