@@ -4,25 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/selection"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
+	k8srecord "k8s.io/client-go/tools/record"
 
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/controller"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 )
 
 // ControllerName names the controller in logs, the workqueue and Events.
@@ -37,14 +33,12 @@ const (
 // ReasonDrift is the Event reason and the status reason MarkPending records.
 const ReasonDrift = "Drift"
 
-// Store is the part of pkg/kube/store drift needs.
+// Store is the part of pkg/kube/store drift needs; a connection without a
+// record is reported with an error wrapping record.ErrNotFound.
 type Store interface {
 	Get(ctx context.Context, id string) (connection.Connection, error)
 	MarkPending(ctx context.Context, id, reason, message string) error
 }
-
-// Decoder turns a record ConfigMap into its connection (store.Decode).
-type Decoder func(cm *corev1.ConfigMap) (connection.Connection, error)
 
 // DriftOf says whether a rendered object no longer matches what sc-job
 // wrote, and why (inspect.DriftOf). The reason must never quote data.
@@ -59,14 +53,11 @@ type Deps struct {
 	// them, so they must be started after New.
 	Factories []informers.SharedInformerFactory
 	Scope     Scope
-	Decode    Decoder
 	DriftOf   DriftOf
 	Store     Store
-	// IsNotFound recognises the store's not-found error.
-	IsNotFound func(error) bool
-	Recorder   record.EventRecorder
-	Metrics    *health.Metrics
-	Log        zerolog.Logger
+	Recorder  k8srecord.EventRecorder
+	Metrics   *health.Metrics
+	Log       zerolog.Logger
 }
 
 // objectKey names one rendered object.
@@ -78,21 +69,19 @@ func (k objectKey) String() string { return k.Kind + " " + k.Namespace + "/" + k
 
 // Controller marks connections Pending when their rendered objects drift.
 type Controller struct {
-	namespace  string
-	scope      Scope
-	records    corelisters.ConfigMapLister
-	secrets    []corelisters.SecretLister
-	accounts   []corelisters.ServiceAccountLister
-	synced     []cache.InformerSynced
-	decode     Decoder
-	driftOf    DriftOf
-	store      Store
-	isNotFound func(error) bool
-	recorder   record.EventRecorder
-	metrics    *health.Metrics
-	log        zerolog.Logger
-	queue      workqueue.TypedRateLimitingInterface[objectKey]
-	selector   labels.Selector
+	namespace string
+	scope     Scope
+	records   corelisters.ConfigMapLister
+	secrets   []corelisters.SecretLister
+	accounts  []corelisters.ServiceAccountLister
+	synced    []cache.InformerSynced
+	driftOf   DriftOf
+	store     Store
+	recorder  k8srecord.EventRecorder
+	metrics   *health.Metrics
+	log       zerolog.Logger
+	worker    *controller.Worker[objectKey]
+	selector  labels.Selector
 }
 
 // ErrInvalidDeps: New was called without something it needs.
@@ -100,33 +89,23 @@ var ErrInvalidDeps = errors.New("drift: missing dependency")
 
 // New registers the event handlers; call Run to start.
 func New(d Deps) (*Controller, error) {
-	if d.Namespace == "" || d.Records == nil || len(d.Factories) == 0 || d.Decode == nil || d.DriftOf == nil ||
-		d.Store == nil || d.IsNotFound == nil || d.Recorder == nil {
-		return nil, fmt.Errorf("%w: namespace, records, factories, decoder, DriftOf, store, IsNotFound and recorder are required", ErrInvalidDeps)
+	if d.Namespace == "" || d.Records == nil || len(d.Factories) == 0 || d.DriftOf == nil ||
+		d.Store == nil || d.Recorder == nil {
+		return nil, fmt.Errorf("%w: namespace, records, factories, DriftOf, store and recorder are required", ErrInvalidDeps)
 	}
-	managed, _ := labels.NewRequirement(connection.LabelManagedBy, selection.Equals, []string{connection.ManagedByValue})
-	conn, _ := labels.NewRequirement(connection.LabelConnection, selection.Exists, nil)
 	c := &Controller{
-		namespace:  d.Namespace,
-		scope:      d.Scope,
-		records:    d.Records.Lister(),
-		synced:     []cache.InformerSynced{d.Records.Informer().HasSynced},
-		decode:     d.Decode,
-		driftOf:    d.DriftOf,
-		store:      d.Store,
-		isNotFound: d.IsNotFound,
-		recorder:   d.Recorder,
-		metrics:    d.Metrics,
-		log:        d.Log.With().Str("controller", ControllerName).Logger(),
-		selector:   labels.NewSelector().Add(*managed, *conn),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(
-			workqueue.NewTypedMaxOfRateLimiter(
-				workqueue.NewTypedItemExponentialFailureRateLimiter[objectKey](500*time.Millisecond, 5*time.Minute),
-				&workqueue.TypedBucketRateLimiter[objectKey]{Limiter: rate.NewLimiter(rate.Limit(10), 100)},
-			),
-			workqueue.TypedRateLimitingQueueConfig[objectKey]{Name: ControllerName},
-		),
+		namespace: d.Namespace,
+		scope:     d.Scope,
+		records:   d.Records.Lister(),
+		synced:    []cache.InformerSynced{d.Records.Informer().HasSynced},
+		driftOf:   d.DriftOf,
+		store:     d.Store,
+		recorder:  d.Recorder,
+		metrics:   d.Metrics,
+		log:       d.Log.With().Str("controller", ControllerName).Logger(),
+		selector:  record.LabelSelector(),
 	}
+	c.worker = controller.New(ControllerName, c.reconcile, controller.Options[objectKey]{Log: c.log})
 	for _, f := range d.Factories {
 		s := f.Core().V1().Secrets()
 		sa := f.Core().V1().ServiceAccounts()
@@ -148,8 +127,8 @@ func New(d Deps) (*Controller, error) {
 			if !ok1 || !ok2 || oldCM.ResourceVersion == newCM.ResourceVersion {
 				return
 			}
-			oldConn, err1 := c.decode(oldCM)
-			newConn, err2 := c.decode(newCM)
+			oldConn, err1 := record.Decode(oldCM)
+			newConn, err2 := record.Decode(newCM)
 			if err1 == nil && err2 == nil && oldConn.Status.Phase != connection.PhaseSucceeded &&
 				newConn.Status.Phase == connection.PhaseSucceeded {
 				c.enqueueResources(newConn)
@@ -171,7 +150,7 @@ func (c *Controller) objectHandler(kind string) cache.ResourceEventHandler {
 		if !ok || !c.scope.Allows(m.GetNamespace()) {
 			return
 		}
-		c.queue.Add(objectKey{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})
+		c.worker.Add(objectKey{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})
 	}
 	return cache.ResourceEventHandlerFuncs{
 		// Adds include the initial list: objects edited while no agent
@@ -192,29 +171,25 @@ func (c *Controller) objectHandler(kind string) cache.ResourceEventHandler {
 func (c *Controller) enqueueResources(conn connection.Connection) {
 	for _, r := range conn.Status.Resources {
 		if (r.Kind == KindSecret || r.Kind == KindServiceAccount) && c.scope.Allows(r.Namespace) {
-			c.queue.Add(objectKey{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
+			c.worker.Add(objectKey{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
 		}
 	}
 }
 
 // Run works until ctx is cancelled.
 func (c *Controller) Run(ctx context.Context) error {
-	defer utilruntime.HandleCrashWithContext(ctx)
-	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
+		c.worker.Queue().ShutDown()
 		return fmt.Errorf("drift: informer caches did not sync: %w", ctx.Err())
 	}
 	// Objects deleted while no agent led produce no event: check every
 	// object a Succeeded connection claims, once.
 	if err := c.sweep(); err != nil {
+		c.worker.Queue().ShutDown()
 		return err
 	}
-	go wait.UntilWithContext(ctx, func(ctx context.Context) {
-		for c.processNextWorkItem(ctx) {
-		}
-	}, time.Second)
 	c.log.Info().Msg("started")
-	<-ctx.Done()
+	c.worker.Run(ctx, 1)
 	return nil
 }
 
@@ -229,19 +204,9 @@ func (c *Controller) sweep() error {
 	return nil
 }
 
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	key, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(key)
-	if err := c.sync(ctx, key); err != nil {
-		c.log.Error().Err(err).Str("kind", key.Kind).Str("namespace", key.Namespace).Str("name", key.Name).Msg("drift handling failed")
-		c.queue.AddRateLimited(key)
-		return true
-	}
-	c.queue.Forget(key)
-	return true
+// reconcile is the worker's sync; drift never needs a timer.
+func (c *Controller) reconcile(ctx context.Context, key objectKey) (controller.Result, error) {
+	return controller.Result{}, c.sync(ctx, key)
 }
 
 type storedConn struct {
@@ -260,13 +225,13 @@ func (c *Controller) succeeded() ([]storedConn, error) {
 	}
 	var out []storedConn
 	for _, cm := range cms {
-		conn, err := c.decode(cm)
+		conn, err := record.Decode(cm)
 		if err != nil {
-			c.log.Warn().Err(err).Str("objectId", cm.Labels[connection.LabelConnection]).Msg("skipping undecodable record")
+			c.log.Warn().Err(err).Str("objectId", record.ID(cm)).Msg("skipping undecodable record")
 			continue
 		}
 		if conn.Status.Phase == connection.PhaseSucceeded && conn.Deletion == nil {
-			out = append(out, storedConn{id: cm.Labels[connection.LabelConnection], record: cm, conn: conn})
+			out = append(out, storedConn{id: record.ID(cm), record: cm, conn: conn})
 		}
 	}
 	return out, nil

@@ -32,7 +32,7 @@ func TestDeletedSecretMarksConnectionPending(t *testing.T) {
 	conn := succeeded("blob1", "")
 	cred := credValue()
 	store := newStore(conn)
-	f := newFixture(t, store, Scope{}, recordCM(conn), renderedSecret("blob1", cred))
+	f := newFixture(t, store, Scope{}, recordCM(t, conn), renderedSecret("blob1", cred))
 	f.run()
 
 	require.NoError(t, f.client.CoreV1().Secrets("team-a").Delete(context.Background(), "sc-blob1-secret", metav1.DeleteOptions{}))
@@ -40,14 +40,14 @@ func TestDeletedSecretMarksConnectionPending(t *testing.T) {
 	want := "Secret team-a/sc-blob1-secret was deleted; rendering it again"
 	assert.Equal(t, markCall{ID: "blob1", Reason: ReasonDrift, Message: want}, f.waitMark())
 	assert.Equal(t, []string{"Warning Drift " + want}, f.events())
-	assert.Equal(t, []string{"delete secrets team-a"}, f.writes(), "drift writes nothing through the API client itself")
+	assert.Equal(t, []string{"delete secrets team-a/sc-blob1-secret"}, f.writes(), "drift writes nothing through the API client itself")
 	assert.NotContains(t, f.logs.String(), cred)
 }
 
 func TestEditedSecretMarksConnectionPendingWithoutLeakingData(t *testing.T) {
 	conn := succeeded("blob1", "")
 	cred, edited := credValue(), credValue()
-	f := newFixture(t, newStore(conn), Scope{}, recordCM(conn), renderedSecret("blob1", cred))
+	f := newFixture(t, newStore(conn), Scope{}, recordCM(t, conn), renderedSecret("blob1", cred))
 	f.run()
 
 	s, err := f.client.CoreV1().Secrets("team-a").Get(context.Background(), "sc-blob1-secret", metav1.GetOptions{})
@@ -72,7 +72,7 @@ func TestEditedSecretMarksConnectionPendingWithoutLeakingData(t *testing.T) {
 func TestRenderBySCJobIsNotDrift(t *testing.T) {
 	a, b := succeeded("a", ""), succeeded("b", "")
 	store := newStore(a, b)
-	f := newFixture(t, store, Scope{}, recordCM(a), recordCM(b), renderedSecret("a", credValue()), renderedSecret("b", credValue()))
+	f := newFixture(t, store, Scope{}, recordCM(t, a), recordCM(t, b), renderedSecret("a", credValue()), renderedSecret("b", credValue()))
 	f.run()
 
 	rerendered := renderedSecret("a", credValue())
@@ -89,7 +89,7 @@ func TestSharedServiceAccountMarksEveryUser(t *testing.T) {
 	a, b := succeeded("a", clientID), succeeded("b", clientID)
 	store := newStore(a, b)
 	f := newFixture(t, store, Scope{})
-	f.index(recordCM(a), recordCM(b), renderedSecret("a", "x"), renderedSecret("b", "y"))
+	f.index(recordCM(t, a), recordCM(t, b), renderedSecret("a", "x"), renderedSecret("b", "y"))
 
 	key := objectKey{Kind: KindServiceAccount, Namespace: "team-a", Name: connection.ServiceAccountName(clientID)}
 	require.NoError(t, f.c.sync(context.Background(), key))
@@ -106,7 +106,7 @@ func TestServiceAccountWithoutHashIsModified(t *testing.T) {
 	f := newFixture(t, store, Scope{})
 	sa := renderedSA(clientID)
 	delete(sa.Annotations, annotationHash)
-	f.index(recordCM(a), sa)
+	f.index(recordCM(t, a), sa)
 	require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindServiceAccount, Namespace: "team-a", Name: sa.Name}))
 	require.Len(t, store.calls(), 1)
 	assert.Contains(t, store.calls()[0].Message, "was modified (annotation servicelinker.sc-extension.io/data-hash was removed)")
@@ -121,7 +121,7 @@ func TestOnlySettledConnectionsDrift(t *testing.T) {
 	failed.Status.Phase = connection.PhaseFailed
 	store := newStore(running, deleting, failed)
 	f := newFixture(t, store, Scope{})
-	f.index(recordCM(running), recordCM(deleting), recordCM(failed))
+	f.index(recordCM(t, running), recordCM(t, deleting), recordCM(t, failed))
 
 	for _, id := range []string{"run", "del", "bad"} {
 		require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindSecret, Namespace: "team-a", Name: connection.SecretName(id)}))
@@ -138,7 +138,7 @@ func TestStaleCacheIsCheckedAgainstTheStore(t *testing.T) {
 	fresh.Status.Phase = connection.PhaseRunning
 	store := newStore(fresh)
 	f := newFixture(t, store, Scope{})
-	f.index(recordCM(cached))
+	f.index(recordCM(t, cached))
 	require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindSecret, Namespace: "team-a", Name: "sc-a-secret"}))
 	assert.Empty(t, store.calls())
 	assert.Empty(t, f.events())
@@ -148,7 +148,7 @@ func TestObjectNotClaimedIsIgnored(t *testing.T) {
 	a := succeeded("a", "")
 	store := newStore(a)
 	f := newFixture(t, store, Scope{})
-	f.index(recordCM(a))
+	f.index(recordCM(t, a))
 	require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindSecret, Namespace: "team-a", Name: "someone-elses"}))
 	assert.Empty(t, store.calls())
 }
@@ -158,19 +158,19 @@ func TestMarkPendingFailureIsRetried(t *testing.T) {
 	store := newStore(a)
 	store.failN = 1
 	f := newFixture(t, store, Scope{})
-	f.index(recordCM(a))
+	f.index(recordCM(t, a))
 	key := objectKey{Kind: KindSecret, Namespace: "team-a", Name: "sc-a-secret"}
 
-	f.c.queue.Add(key)
-	require.True(t, f.c.processNextWorkItem(context.Background()))
-	assert.Equal(t, 1, f.c.queue.NumRequeues(key))
+	f.c.worker.Queue().Add(key)
+	require.True(t, f.c.worker.ProcessNextWorkItem(context.Background()))
+	assert.Equal(t, 1, f.c.worker.Queue().NumRequeues(key))
 	assert.Empty(t, f.events(), "no Event for a drift that was not recorded")
 
-	f.c.queue.Forget(key) // skip the backoff delay: take the retry now
-	f.c.queue.Add(key)
-	require.True(t, f.c.processNextWorkItem(context.Background()))
+	f.c.worker.Queue().Forget(key) // skip the backoff delay: take the retry now
+	f.c.worker.Queue().Add(key)
+	require.True(t, f.c.worker.ProcessNextWorkItem(context.Background()))
 	assert.Len(t, store.calls(), 1)
-	assert.Equal(t, 0, f.c.queue.NumRequeues(key))
+	assert.Equal(t, 0, f.c.worker.Queue().NumRequeues(key))
 }
 
 func TestStoreErrorIsRetried(t *testing.T) {
@@ -178,11 +178,11 @@ func TestStoreErrorIsRetried(t *testing.T) {
 	store := newStore(a)
 	store.failGet = errors.New("connection refused")
 	f := newFixture(t, store, Scope{})
-	f.index(recordCM(a))
+	f.index(recordCM(t, a))
 	key := objectKey{Kind: KindSecret, Namespace: "team-a", Name: "sc-a-secret"}
-	f.c.queue.Add(key)
-	require.True(t, f.c.processNextWorkItem(context.Background()))
-	assert.Equal(t, 1, f.c.queue.NumRequeues(key))
+	f.c.worker.Queue().Add(key)
+	require.True(t, f.c.worker.ProcessNextWorkItem(context.Background()))
+	assert.Equal(t, 1, f.c.worker.Queue().NumRequeues(key))
 	assert.Contains(t, f.logs.String(), "connection refused")
 }
 
@@ -190,7 +190,7 @@ func TestStoreErrorIsRetried(t *testing.T) {
 func TestSweepFindsObjectsDeletedWhileNotLeading(t *testing.T) {
 	a, b := succeeded("a", ""), succeeded("b", "")
 	store := newStore(a, b)
-	f := newFixture(t, store, Scope{}, recordCM(a), recordCM(b), renderedSecret("b", "v"))
+	f := newFixture(t, store, Scope{}, recordCM(t, a), recordCM(t, b), renderedSecret("b", "v"))
 	f.run()
 	assert.Equal(t, "a", f.waitMark().ID)
 	assert.Len(t, store.calls(), 1, "b's Secret is in place")
@@ -203,7 +203,7 @@ func TestDeniedNamespaceIsNotWatched(t *testing.T) {
 	other.Status.Resources[0].Namespace = "team-b"
 	store := newStore(a, other)
 	f := newFixture(t, store, Scope{Denied: []string{"team-a"}},
-		recordCM(a), recordCM(other), renderedSecret("a", "v"))
+		recordCM(t, a), recordCM(t, other), renderedSecret("a", "v"))
 	sb := renderedSecret("b", "w")
 	sb.Namespace = "team-b"
 	_, err := f.client.CoreV1().Secrets("team-b").Create(context.Background(), sb, metav1.CreateOptions{})
@@ -236,7 +236,7 @@ func TestEditedServiceAccountIsModified(t *testing.T) {
 	store := newStore(a)
 	f := newFixture(t, store, Scope{})
 	sa := renderedSA(clientID)
-	f.index(recordCM(a), sa)
+	f.index(recordCM(t, a), sa)
 	key := objectKey{Kind: KindServiceAccount, Namespace: "team-a", Name: sa.Name}
 
 	require.NoError(t, f.c.sync(context.Background(), key))

@@ -2,37 +2,34 @@ package drift
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	core "k8s.io/client-go/testing"
-	"k8s.io/client-go/tools/record"
+	k8srecord "k8s.io/client-go/tools/record"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
+	"github.com/sc-extension/sc-extension/internal/testkit/records"
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/inspect"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 )
 
 const (
-	agentNS        = "sc-system"
+	agentNS        = records.Namespace
 	annotationHash = "servicelinker.sc-extension.io/data-hash"
 )
-
-var errNotFound = errors.New("connection not found")
 
 // fakeStore is pkg/kube/store as drift uses it: connections by id, and a log of
 // MarkPending calls.
@@ -63,7 +60,7 @@ func (s *fakeStore) Get(_ context.Context, id string) (connection.Connection, er
 	}
 	c, ok := s.conns[id]
 	if !ok {
-		return connection.Connection{}, fmt.Errorf("get %s: %w", id, errNotFound)
+		return connection.Connection{}, fmt.Errorf("get %s: %w", id, record.ErrNotFound)
 	}
 	return c, nil
 }
@@ -77,7 +74,7 @@ func (s *fakeStore) MarkPending(_ context.Context, id, reason, message string) e
 	}
 	c, ok := s.conns[id]
 	if !ok {
-		return fmt.Errorf("mark %s: %w", id, errNotFound)
+		return fmt.Errorf("mark %s: %w", id, record.ErrNotFound)
 	}
 	c.Status.Phase, c.Status.Reason, c.Status.Message = connection.PhasePending, reason, message
 	s.conns[id] = c
@@ -111,21 +108,9 @@ func succeeded(name, clientID string) connection.Connection {
 	return c
 }
 
-// recordCM keeps the connection as JSON; drift reads records only through its Decoder.
-func recordCM(c connection.Connection) *corev1.ConfigMap {
-	b, _ := json.Marshal(c)
-	id := c.Spec.ID()
-	return &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: agentNS, Name: connection.ConfigMapName(id), ResourceVersion: "1",
-			Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: id}},
-		Data: map[string]string{"connection": string(b)},
-	}
-}
-
-func testDecode(cm *corev1.ConfigMap) (connection.Connection, error) {
-	var c connection.Connection
-	err := json.Unmarshal([]byte(cm.Data["connection"]), &c)
-	return c, err
+// recordCM is c's record as pkg/kube/store writes it.
+func recordCM(t *testing.T, c connection.Connection) *corev1.ConfigMap {
+	return records.ConfigMap(t, c)
 }
 
 func renderedSecret(id, credential string) *corev1.Secret {
@@ -157,7 +142,7 @@ type fixture struct {
 	t        *testing.T
 	client   *fake.Clientset
 	store    *fakeStore
-	recorder *record.FakeRecorder
+	recorder *k8srecord.FakeRecorder
 	metrics  *health.Metrics
 	logs     *devservertest.LogBuffer
 	factory  informers.SharedInformerFactory
@@ -170,19 +155,18 @@ type fixture struct {
 func newFixture(t *testing.T, store *fakeStore, scope Scope, objs ...runtime.Object) *fixture {
 	t.Helper()
 	f := &fixture{t: t, client: fake.NewClientset(objs...), store: store,
-		recorder: record.NewFakeRecorder(32), metrics: health.NewMetrics(), logs: &devservertest.LogBuffer{}}
+		recorder: k8srecord.NewFakeRecorder(32), metrics: health.NewMetrics(), logs: &devservertest.LogBuffer{}}
 	f.records = informers.NewSharedInformerFactoryWithOptions(f.client, 0, informers.WithNamespace(agentNS))
 	factories := NewFactories(f.client, scope, 0)
 	f.factory = factories[0]
 	c, err := New(Deps{
 		Namespace: agentNS, Records: f.records.Core().V1().ConfigMaps(), Factories: factories, Scope: scope,
-		Decode: testDecode, DriftOf: inspect.DriftOf, Store: store,
-		IsNotFound: func(err error) bool { return errors.Is(err, errNotFound) },
-		Recorder:   f.recorder, Metrics: f.metrics, Log: f.logs.Logger(),
+		DriftOf: inspect.DriftOf, Store: store,
+		Recorder: f.recorder, Metrics: f.metrics, Log: f.logs.Logger(),
 	})
 	require.NoError(t, err)
 	f.c = c
-	t.Cleanup(c.queue.ShutDown)
+	t.Cleanup(c.worker.Queue().ShutDown)
 	return f
 }
 
@@ -190,16 +174,11 @@ func newFixture(t *testing.T, store *fakeStore, scope Scope, objs ...runtime.Obj
 func (f *fixture) index(objs ...runtime.Object) {
 	f.t.Helper()
 	for _, o := range objs {
-		var err error
-		switch o := o.(type) {
-		case *corev1.ConfigMap:
-			err = f.records.Core().V1().ConfigMaps().Informer().GetIndexer().Add(o)
-		case *corev1.Secret:
-			err = f.factory.Core().V1().Secrets().Informer().GetIndexer().Add(o)
-		case *corev1.ServiceAccount:
-			err = f.factory.Core().V1().ServiceAccounts().Informer().GetIndexer().Add(o)
+		if _, ok := o.(*corev1.ConfigMap); ok {
+			records.Index(f.t, f.records, o)
+		} else {
+			records.Index(f.t, f.factory, o)
 		}
-		require.NoError(f.t, err)
 	}
 }
 
@@ -207,28 +186,9 @@ func (f *fixture) index(objs ...runtime.Object) {
 // returns once all three watches are established: the fake API server does
 // not replay changes made between an informer's list and its watch.
 func (f *fixture) run() {
-	watching := make(chan string, 8)
-	f.client.PrependWatchReactor("*", func(a core.Action) (bool, watch.Interface, error) {
-		w, err := f.client.Tracker().Watch(a.GetResource(), a.GetNamespace())
-		if err != nil {
-			return false, nil, err
-		}
-		select {
-		case watching <- a.GetResource().Resource:
-		default: // a re-watch after the test stopped counting
-		}
-		return true, w, nil
-	})
 	ctx, cancel := context.WithCancel(context.Background())
-	f.records.Start(ctx.Done())
-	f.factory.Start(ctx.Done())
-	for range 3 {
-		select {
-		case <-watching:
-		case <-time.After(10 * time.Second):
-			f.t.Fatal("informers did not start watching")
-		}
-	}
+	// records, Secrets and ServiceAccounts
+	records.Start(f.t, f.client, 3, ctx.Done(), f.records, f.factory)
 	done := make(chan error, 1)
 	go func() { done <- f.c.Run(ctx) }()
 	f.t.Cleanup(func() {
@@ -253,12 +213,5 @@ func (f *fixture) events() []string {
 
 // writes lists the client actions other than the informers' list and watch.
 func (f *fixture) writes() []string {
-	var out []string
-	for _, a := range f.client.Actions() {
-		if a.GetVerb() == "list" || a.GetVerb() == "watch" {
-			continue
-		}
-		out = append(out, a.GetVerb()+" "+a.GetResource().Resource+" "+a.GetNamespace())
-	}
-	return out
+	return fakeactions.Format(fakeactions.Without(f.client.Actions(), "list", "watch"))
 }

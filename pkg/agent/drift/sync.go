@@ -10,6 +10,7 @@ import (
 
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 )
 
 // sync decides whether the object named by key drifted and, if so, marks
@@ -99,7 +100,7 @@ func (c *Controller) markPending(ctx context.Context, o storedConn, key objectKe
 		Str("kind", key.Kind).Str("namespace", key.Namespace).Str("name", key.Name).Logger()
 	fresh, err := c.store.Get(ctx, o.id)
 	switch {
-	case c.isNotFound(err):
+	case record.IsNotFound(err):
 		return nil
 	case err != nil:
 		return fmt.Errorf("get connection %s: %w", o.id, err)
@@ -109,7 +110,7 @@ func (c *Controller) markPending(ctx context.Context, o storedConn, key objectKe
 		return nil
 	}
 	if err := c.store.MarkPending(ctx, o.id, ReasonDrift, msg); err != nil {
-		if c.isNotFound(err) {
+		if record.IsNotFound(err) {
 			return nil
 		}
 		return fmt.Errorf("mark connection %s pending: %w", o.id, err)
