@@ -11,7 +11,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -20,8 +19,10 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/agent/agentkey"
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/agent/leader"
+	"github.com/sc-extension/sc-extension/pkg/agent/lifecycle"
 	"github.com/sc-extension/sc-extension/pkg/agent/query"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
+	"github.com/sc-extension/sc-extension/pkg/version"
 	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 )
 
@@ -35,23 +36,25 @@ type agent struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	metrics *health.Metrics
+	proc    *lifecycle.Process
 
 	// synced is true while this replica leads and its informers have
 	// synced; leading says whether the readiness check should care.
 	leading atomic.Bool
 	synced  atomic.Bool
-	// fatal receives an error that must stop the process (a wiring bug
-	// that another leadership term would hit again).
-	fatal chan error
 }
 
-// run starts the agent and blocks until ctx is cancelled (SIGTERM) or a
-// fatal error. Shutdown order: the leader's work stops first (intake before
-// the controllers, so no request is acknowledged half-way), then the Lease
-// is released, then queries drain, then NATS, then the probes.
+// keyBackoff paces attempts to load the agent key while the API server is
+// unreachable; it retries for as long as the agent runs.
+var keyBackoff = lifecycle.Backoff{Initial: 500 * time.Millisecond, Max: 30 * time.Second, Jitter: 0.2}
+
+// natsDrainTimeout bounds flushing the last status events at shutdown.
+const natsDrainTimeout = 10 * time.Second
+
+// run wires the agent and blocks until ctx is cancelled (SIGTERM) or a
+// fatal error; the start and stop order is pkg/agent/lifecycle's.
 func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logger) error {
-	log.Info().Str("cluster", cfg.Cluster).Str("namespace", cfg.Namespace).Str("pod", cfg.PodName).
-		Str("version", version).Str("natsAuth", natsAuthKind(cfg, password)).Msg("starting")
+	logStart(log, cfg, password)
 
 	restCfg, err := restConfig(cfg.Kubeconfig)
 	if err != nil {
@@ -61,7 +64,7 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 	// client-go default of 5 QPS would let a burst of requests starve the
 	// Lease renewal.
 	restCfg.QPS, restCfg.Burst = 30, 60
-	restCfg.UserAgent = "sc-agent/" + version
+	restCfg.UserAgent = "sc-agent/" + version.Version
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
@@ -71,11 +74,12 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 		return fmt.Errorf("kubernetes dynamic client: %w", err)
 	}
 
+	proc, ctx := lifecycle.New(ctx, log)
 	a := &agent{cfg: cfg, log: log, client: client, store: store.New(client, cfg.Namespace),
-		metrics: health.NewMetrics(), fatal: make(chan error, 1)}
+		metrics: health.NewMetrics(), proc: proc}
 
-	// Probes first, so that a slow start is visible as "not ready" rather
-	// than as a pod that does not answer.
+	// Probes first (and so stopped last), so that a slow start is visible
+	// as "not ready" rather than as a pod that does not answer.
 	hs := health.NewServer(cfg.MetricsAddr, a.metrics, log)
 	keyLoaded := health.NewFlag("agent key not loaded")
 	var ncRef atomic.Pointer[nats.Conn]
@@ -92,23 +96,22 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 		}
 		return nil
 	})
-	healthCtx, stopHealth := context.WithCancel(context.WithoutCancel(ctx))
-	healthDone := make(chan error, 1)
-	go func() { healthDone <- hs.Run(healthCtx) }()
-	defer func() {
-		stopHealth()
-		if err := <-healthDone; err != nil {
-			log.Error().Err(err).Msg("health server")
-		}
-	}()
+	proc.Go("health", hs.Run)
+	defer proc.Stop(nil) // on an early return; a no-op after the Stop below
 
-	if a.key, err = loadKey(ctx, client, cfg.Namespace, log); err != nil {
-		return err
+	a.key, err = lifecycle.Retry(ctx, keyBackoff,
+		func(ctx context.Context) (nkeys.KeyPair, error) { return agentkey.Load(ctx, client, cfg.Namespace) },
+		func(err error) bool { return errors.Is(err, agentkey.ErrBadKey) },
+		func(err error, delay time.Duration) {
+			log.Warn().Err(err).Str("namespace", cfg.Namespace).Dur("retryIn", delay).Msg("loading the agent key failed; retrying")
+		})
+	if err != nil {
+		return proc.Stop(fmt.Errorf("load agent key: %w", err))
 	}
 	keyLoaded.Set(true)
 	pub, err := a.key.PublicKey()
 	if err != nil {
-		return fmt.Errorf("agent public key: %w", err)
+		return proc.Stop(fmt.Errorf("agent public key: %w", err))
 	}
 
 	a.nc, a.js, err = natsbus.Connect(ctx, natsbus.Options{
@@ -116,45 +119,36 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 		CredsFile: cfg.NATSCreds, Name: "sc-agent " + cfg.PodName, Logger: log,
 	})
 	if err != nil {
-		return err
+		return proc.Stop(err)
 	}
 	ncRef.Store(a.nc)
-	defer a.closeNATS()
-
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		select {
-		case err := <-a.fatal:
-			cancel(err)
-		case <-ctx.Done():
-		}
-	}()
+	proc.Defer("nats", func() { lifecycle.DrainNATS(a.nc, natsDrainTimeout) })
 
 	// Every replica answers queries; only the leader does the rest.
-	queryDone := make(chan error, 1)
-	go func() {
-		queryDone <- query.Serve(ctx, a.nc, query.Options{
+	proc.Go("query", func(ctx context.Context) error {
+		return query.Serve(ctx, a.nc, query.Options{
 			Cluster: cfg.Cluster, Reader: reader{Store: a.store, client: client, dyn: dyn, log: log}, PublicKey: pub,
 			IsNotFound: store.IsNotFound, Logger: log,
 		})
-	}()
+	})
 
 	leaderErr := leader.Run(ctx, leader.Config{
 		Client: client, Namespace: cfg.Namespace, LeaseName: cfg.LeaseName, Identity: cfg.PodName,
 		Metrics: a.metrics, Log: log,
 	}, a.lead)
-	cancel(nil) // a leader.Run configuration error stops the queries too
-	queryErr := <-queryDone
-
-	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
-		return cause
-	}
-	if err := errors.Join(leaderErr, queryErr); err != nil {
+	if err := proc.Stop(leaderErr); err != nil {
 		return err
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// logStart says which build runs where: the first line to read in
+// `kubectl logs` after an upgrade.
+func logStart(log zerolog.Logger, cfg config, password natsSecret) {
+	log.Info().Str("version", version.Version).Str("cluster", cfg.Cluster).Str("namespace", cfg.Namespace).
+		Str("pod", cfg.PodName).Str("natsAuth", natsAuthKind(cfg, password)).Str("jobLogFormat", cfg.Job.LogFormat).
+		Msg("starting")
 }
 
 func natsAuthKind(cfg config, password natsSecret) string {
@@ -181,46 +175,4 @@ func restConfig(kubeconfig string) (*rest.Config, error) {
 		return nil, fmt.Errorf("kubeconfig %s: %w", kubeconfig, err)
 	}
 	return cfg, nil
-}
-
-// loadKey retries while the API server is unreachable, for as long as ctx
-// lives; a Secret that holds something other than a key is an operator's
-// decision, so it stops. The delay doubles up to keyRetryMax; it is written
-// out because wait.Backoff stops retrying altogether once its Cap is reached.
-func loadKey(ctx context.Context, client kubernetes.Interface, ns string, log zerolog.Logger) (nkeys.KeyPair, error) {
-	delay := 500 * time.Millisecond
-	for {
-		k, err := agentkey.Load(ctx, client, ns)
-		switch {
-		case err == nil:
-			return k, nil
-		case errors.Is(err, agentkey.ErrBadKey):
-			return nil, fmt.Errorf("load agent key: %w", err)
-		}
-		log.Warn().Err(err).Str("namespace", ns).Dur("retryIn", delay).Msg("loading the agent key failed; retrying")
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("load agent key: %w", ctx.Err())
-		case <-time.After(wait.Jitter(delay, 0.2)):
-		}
-		delay = min(2*delay, keyRetryMax)
-	}
-}
-
-// keyRetryMax bounds the delay between attempts to load the agent key.
-const keyRetryMax = 30 * time.Second
-
-// closeNATS flushes what is buffered (a last status event) and closes.
-func (a *agent) closeNATS() {
-	closed := make(chan struct{})
-	a.nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
-	if err := a.nc.Drain(); err != nil {
-		a.nc.Close()
-		return
-	}
-	select {
-	case <-closed:
-	case <-time.After(10 * time.Second):
-		a.nc.Close()
-	}
 }
