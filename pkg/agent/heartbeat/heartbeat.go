@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/sc-extension/sc-extension/pkg/version"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -25,6 +26,8 @@ type State struct {
 // Options configures the heartbeat.
 type Options struct {
 	Cluster string
+	// Version is the agent's release; default pkg/version.Version, so the
+	// control plane (`scctl version --cluster`) sees the binary's own.
 	Version string
 	Pod     string
 	// Interval between heartbeats; default 15s.
@@ -46,6 +49,9 @@ func Run(ctx context.Context, nc *nats.Conn, o Options) error {
 	}
 	if o.Interval <= 0 {
 		o.Interval = 15 * time.Second
+	}
+	if o.Version == "" {
+		o.Version = version.Version
 	}
 	log := o.Logger.With().Str("controller", "heartbeat").Str("cluster", o.Cluster).Logger()
 	t := time.NewTicker(o.Interval)

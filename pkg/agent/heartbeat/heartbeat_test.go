@@ -15,6 +15,7 @@ import (
 	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
 	"github.com/sc-extension/sc-extension/pkg/agent/heartbeat"
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/version"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -61,4 +62,33 @@ func TestHeartbeatsFollowStateAndStopWithContext(t *testing.T) {
 	_, err = sub.NextMsg(100 * time.Millisecond)
 	assert.ErrorIs(t, err, nats.ErrTimeout)
 	assert.Equal(t, before, n.Load())
+}
+
+// Without an explicit Version the heartbeat carries the binary's own
+// (pkg/version.Version, stamped by the Makefile).
+func TestHeartbeatCarriesTheBuildVersion(t *testing.T) {
+	old := version.Version
+	version.Version = "v3.1.4"
+	t.Cleanup(func() { version.Version = old })
+	srv := devservertest.Start(t, devserver.Options{Clusters: []string{"c1"}})
+	agent, _ := devservertest.Agent(t, srv, "c1", zerolog.Nop())
+	admin, _ := devservertest.AdminConn(t, srv)
+	sub, err := admin.SubscribeSync(protocol.HeartbeatSubject("c1"))
+	require.NoError(t, err)
+	require.NoError(t, admin.Flush())
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- heartbeat.Run(ctx, agent, heartbeat.Options{Cluster: "c1", Pod: "p", Interval: time.Hour,
+			State: func() heartbeat.State { return heartbeat.State{} }})
+	}()
+	m, err := sub.NextMsg(5 * time.Second)
+	cancel()
+	require.NoError(t, <-done)
+	require.NoError(t, err)
+	var hb protocol.Heartbeat
+	require.NoError(t, protocol.Decode(m.Data, protocol.KindHeartbeat, &hb))
+	assert.Equal(t, "v3.1.4", hb.AgentVersion)
+	assert.Contains(t, string(m.Data), `"agentVersion":"v3.1.4"`, "the field name the control plane reads")
 }

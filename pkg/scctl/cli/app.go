@@ -22,6 +22,8 @@ type ControlPlane interface {
 	Delete(ctx context.Context, name string, deleteResources bool) (string, error)
 	Wait(ctx context.Context, name, requestID string, progress func(protocol.StatusEvent)) (protocol.StatusEvent, error)
 	Query(ctx context.Context, q protocol.Query, out any) error
+	// LatestHeartbeat is the agent's last heartbeat, from the status stream.
+	LatestHeartbeat(ctx context.Context) (protocol.Heartbeat, error)
 	Close()
 }
 
@@ -54,9 +56,17 @@ type App struct {
 	// Unreachable reports whether err means the agent did not answer
 	// (controlplane.ErrAgentUnreachable): exit code 3.
 	Unreachable func(error) bool
+	// ServerUnreachable reports whether err means the control plane's NATS
+	// server itself could not be reached
+	// (controlplane.ErrServerUnreachable): exit code 3 too.
+	ServerUnreachable func(error) bool
 }
 
 func (a *App) unreachable(err error) bool { return a.Unreachable != nil && a.Unreachable(err) }
+
+func (a *App) serverUnreachable(err error) bool {
+	return a.ServerUnreachable != nil && a.ServerUnreachable(err)
+}
 
 // Run executes one scctl command line and returns the process exit code.
 // Errors are printed as sentences on stderr; never a stack trace, and the
@@ -73,7 +83,7 @@ func (a *App) Run(ctx context.Context, args []string) int {
 		return ExitOK
 	}
 	code := a.exitCode(err)
-	fmt.Fprintf(a.Stderr, "scctl: %s\n", a.message(err, g.cluster))
+	fmt.Fprintf(a.Stderr, "scctl: %s\n", a.message(err, g))
 	if code == ExitUsage && errors.Is(err, ErrUsage) && cmd != nil {
 		fmt.Fprintf(a.Stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 	}
@@ -101,6 +111,9 @@ func (a *App) defaults() {
 	}
 	if a.Unreachable == nil {
 		a.Unreachable = isUnreachable
+	}
+	if a.ServerUnreachable == nil {
+		a.ServerUnreachable = isServerUnreachable
 	}
 	if a.Serve == nil {
 		a.Serve = serveDev

@@ -32,6 +32,8 @@ type fakePlane struct {
 	queryErr         error
 	closed           bool
 	waited           []string // request ids
+	heartbeat        protocol.Heartbeat
+	heartbeatErr     error
 }
 
 func (f *fakePlane) Create(_ context.Context, s connection.Spec, c connection.Credentials) (string, error) {
@@ -67,6 +69,10 @@ func (f *fakePlane) Query(_ context.Context, q protocol.Query, out any) error {
 		return err
 	}
 	return json.Unmarshal(b, out)
+}
+
+func (f *fakePlane) LatestHeartbeat(context.Context) (protocol.Heartbeat, error) {
+	return f.heartbeat, f.heartbeatErr
 }
 
 func (f *fakePlane) Close() { f.closed = true }

@@ -52,7 +52,7 @@ func (a *App) exitCode(err error) int {
 		return ExitOK
 	case errors.Is(err, ErrUsage), errors.Is(err, connection.ErrInvalid):
 		return ExitUsage
-	case a.unreachable(err):
+	case a.unreachable(err), a.serverUnreachable(err):
 		return ExitUnreachable
 	case errors.As(err, &reply) && reply.Code == protocol.CodeInvalid:
 		return ExitUsage
@@ -62,12 +62,17 @@ func (a *App) exitCode(err error) int {
 }
 
 // message turns an error into the sentence scctl prints.
-func (a *App) message(err error, cluster string) string {
+func (a *App) message(err error, g *globals) string {
 	var reply *protocol.ReplyError
 	switch {
+	case a.serverUnreachable(err):
+		// nats.go says only "no servers available": the wrapped chain
+		// would repeat the URL and add nothing.
+		return fmt.Sprintf("the control plane at %s is not reachable (no NATS server answered); check --server "+
+			"(or SCCTL_SERVER) and that the server runs", redactURL(g.server))
 	case a.unreachable(err):
 		return fmt.Sprintf("the agent of cluster %q is not reachable (%v); check that sc-extension is installed there "+
-			"(kubectl -n sc-system get pods) and connected to this server", cluster, err)
+			"(kubectl -n sc-system get pods) and connected to this server", g.cluster, err)
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("timed out (raise --timeout, or use --no-wait and `scctl connection wait` later): %v", err)
 	case errors.As(err, &reply):

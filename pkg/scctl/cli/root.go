@@ -44,7 +44,7 @@ func (a *App) rootCommand(g *globals) *cobra.Command {
 		Short: "Service connections for Kubernetes clusters running sc-extension",
 		Long: "scctl asks a cluster's sc-extension agent, over the control plane's NATS server, to create, update and\n" +
 			"delete service connections, and shows them. Exit codes: 0 success, 1 operation failed, 2 usage error,\n" +
-			"3 agent not reachable.",
+			"3 control plane or agent not reachable.",
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          cobra.ArbitraryArgs,
@@ -75,7 +75,7 @@ func (a *App) rootCommand(g *globals) *cobra.Command {
 		a.listCommand(g), a.showCommand(g), a.listConfigurationCommand(g), a.validateCommand(g),
 		a.listSupportTypesCommand(g), a.waitCommand(g),
 	)
-	root.AddCommand(conn, a.serverCommand(g), a.probeCommand())
+	root.AddCommand(conn, a.serverCommand(g), a.probeCommand(), a.versionCommand(g))
 	return root
 }
 

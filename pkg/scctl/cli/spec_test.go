@@ -174,7 +174,7 @@ func TestBuildUsageErrorsNameTheFlag(t *testing.T) {
 			require.Error(t, err)
 			app := &App{}
 			assert.Equal(t, ExitUsage, app.exitCode(err), "%v", err)
-			assert.Contains(t, app.message(err, "c1"), tc.want)
+			assert.Contains(t, app.message(err, &globals{cluster: "c1"}), tc.want)
 		})
 	}
 }

@@ -27,7 +27,13 @@ func dialControlPlane(ctx context.Context, o DialOptions) (ControlPlane, error) 
 	return c, nil
 }
 
-func isUnreachable(err error) bool { return errors.Is(err, controlplane.ErrAgentUnreachable) }
+// isUnreachable is App.Unreachable's production value: an agent that has
+// never sent a heartbeat is as unreachable as one that does not answer.
+func isUnreachable(err error) bool {
+	return errors.Is(err, controlplane.ErrAgentUnreachable) || errors.Is(err, controlplane.ErrNoHeartbeat)
+}
+
+func isServerUnreachable(err error) bool { return errors.Is(err, controlplane.ErrServerUnreachable) }
 
 // redactURL hides a password embedded in a NATS URL before it is printed.
 func redactURL(s string) string {

@@ -20,6 +20,10 @@ var (
 	// ErrAgentUnreachable: no agent answered (none subscribed, or none in
 	// time). scctl maps it to exit code 3.
 	ErrAgentUnreachable = errors.New("agent not reachable")
+	// ErrServerUnreachable: the control plane's NATS server itself could
+	// not be reached (connection refused, no server answering). scctl maps
+	// it to exit code 3 as well, with a message naming the server.
+	ErrServerUnreachable = errors.New("control plane not reachable")
 	// ErrNoHeartbeat: the cluster's agent has never sent a heartbeat.
 	ErrNoHeartbeat = errors.New("no heartbeat from agent")
 )
@@ -81,6 +85,11 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 			}
 		}()
 		return nil, fmt.Errorf("connect to control plane: %w", ctx.Err())
+	}
+	if errors.Is(r.err, nats.ErrNoServers) {
+		// nats.go reports a refused or timed-out dial to every URL as "no
+		// servers"; wrong credentials are a different error (exit 1).
+		return nil, fmt.Errorf("connect to control plane: %w: %w", ErrServerUnreachable, r.err)
 	}
 	if r.err != nil {
 		return nil, fmt.Errorf("connect to control plane: %w", r.err)

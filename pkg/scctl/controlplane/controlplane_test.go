@@ -202,3 +202,23 @@ func TestReplyErrorsAreTyped(t *testing.T) {
 	assert.Equal(t, protocol.CodeNotFound, re.Code)
 	assert.False(t, errors.Is(err, controlplane.ErrAgentUnreachable))
 }
+
+// A control plane that is down is told apart from one that refuses the
+// user: scctl exits 3 for the first only.
+func TestDialStoppedServerIsUnreachable(t *testing.T) {
+	srv := start(t)
+	admin := srv.Admin()
+	opts := controlplane.Options{URL: srv.ClientURL(), User: admin.User, Password: admin.Password, Cluster: cluster, Timeout: 2 * time.Second}
+
+	wrong := opts
+	wrong.Password = "not-the-password"
+	_, err := controlplane.Dial(context.Background(), wrong)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, controlplane.ErrServerUnreachable, "a server that answers is reachable")
+
+	srv.Shutdown()
+	_, err = controlplane.Dial(context.Background(), opts)
+	require.ErrorIs(t, err, controlplane.ErrServerUnreachable)
+	assert.ErrorIs(t, err, nats.ErrNoServers)
+	assert.NotContains(t, err.Error(), admin.Password)
+}
