@@ -13,6 +13,7 @@ import (
 
 	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/controller"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -26,6 +27,23 @@ const (
 	ReasonInvalidConnection  = "InvalidConnection"
 	ReasonNotFound           = "NotFound"
 	ReasonRejected           = "Rejected"
+	// ReasonRecordCorrupt: the stored record cannot be decoded (edited by
+	// hand); delete it or restore it, then send the request again.
+	ReasonRecordCorrupt = "RecordCorrupt"
+	// ReasonForbidden: the API server refused the write (RBAC, a
+	// ResourceQuota, an admission webhook); its message says which.
+	ReasonForbidden = "Forbidden"
+	// ReasonInvalid: the API server found the object invalid.
+	ReasonInvalid = "Invalid"
+	// ReasonExpired: not applied within MaxAge, or delivered more than
+	// MaxDeliveries times; the message carries the last error.
+	ReasonExpired = "Expired"
+	// ReasonRetrying (phase Pending): a transient failure; the message
+	// carries the error and the request is retried with backoff.
+	ReasonRetrying = "Retrying"
+	// ReasonDeleted (phase Deleted): a redelivered delete found the
+	// connection already gone.
+	ReasonDeleted = "Deleted"
 )
 
 // Outcomes in the per-request log line.
@@ -35,6 +53,7 @@ const (
 	outcomeRejected    = "rejected"
 	outcomeRetry       = "retry"
 	outcomeInterrupted = "interrupted"
+	outcomeRedelivered = "redelivered"
 )
 
 // finishTimeout bounds the ack and status publish after Apply, which run
@@ -42,8 +61,12 @@ const (
 // telling the server and the control plane is worth finishing.
 const finishTimeout = 5 * time.Second
 
-// errNothingStored: the store reported a duplicate without a record.
-var errNothingStored = errors.New("store reported a duplicate but holds no record of it")
+var (
+	// errNothingStored: the store reported a duplicate without a record.
+	errNothingStored = errors.New("store reported a duplicate but holds no record of it")
+	// errExpired: the request ran out of time or deliveries.
+	errExpired = errors.New("request expired")
+)
 
 // rejection is a request retrying cannot fix.
 type rejection struct {
@@ -51,20 +74,56 @@ type rejection struct {
 	err    error
 }
 
-// handle processes one message. It never returns an error: every outcome
-// is an ack, a NAK or a termination, and a log line.
-func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, every time.Duration) {
-	start := time.Now()
-	delivered := uint64(1)
-	if md, err := msg.Metadata(); err == nil {
-		delivered = md.NumDelivered
+// verdict is what became of one attempt at a held request.
+type verdict int
+
+const (
+	acked       verdict = iota // applied, a duplicate, or already deleted
+	terminated                 // ended with a Failed status
+	retry                      // transient failure: still held, retried with backoff
+	interrupted                // shutdown mid-apply: still held, handed back
+)
+
+// sync applies the head request of one connection; the worker queue calls
+// it with at most one worker per key. A transient failure returns an error
+// so that the queue retries the key with its per-key backoff, which keeps
+// the failing request at the head and the requests behind it waiting.
+func (in *Intake) sync(ctx context.Context, d *dispatcher, key string) error {
+	if ctx.Err() != nil {
+		return nil // shutting down: Run hands everything held back
 	}
+	h := d.head(key)
+	if h == nil {
+		return nil
+	}
+	switch in.handle(ctx, d, h) {
+	case acked:
+		d.finish(h, false)
+	case terminated:
+		d.finish(h, true)
+	case retry:
+		return fmt.Errorf("%w: request at stream sequence %d of %s failed transiently", controller.ErrRequeue, h.seq, key)
+	case interrupted:
+	}
+	return nil
+}
+
+// handle makes one attempt at h. It never returns an error: every outcome
+// is an ack, a termination or a retry, and a log line.
+func (in *Intake) handle(ctx context.Context, d *dispatcher, h *held) verdict {
+	start := time.Now()
+	msg, delivered := d.current(h)
+	h.attempts++
 	req, creds, rej := in.admit(msg.Data())
 	log := in.log.With().Str("requestId", req.ID).Str("op", string(req.Op)).
-		Str("connection", req.Connection.Name).Str("objectId", objectID(req)).Uint64("delivered", delivered).Logger()
+		Str("connection", req.Connection.Name).Str("objectId", objectID(req)).Uint64("seq", h.seq).
+		Uint64("delivered", delivered).Int("attempt", h.attempts).Logger()
+	if rej == nil {
+		rej = in.expired(h, delivered)
+	}
 	if rej != nil {
 		in.reject(msg, req, rej, creds, log, start)
-		return
+		return terminated
 	}
 	ch := connection.Change{
 		RequestID:       req.ID,
@@ -73,9 +132,7 @@ func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, every time.Dura
 		Delete:          req.Op == protocol.OpDelete,
 		DeleteResources: req.DeleteResources,
 	}
-	stop := keepAlive(msg, every)
 	conn, applied, err := in.o.Store.Apply(ctx, ch)
-	stop()
 	if err == nil && !applied && !ch.Delete && conn.Generation == 0 {
 		// A duplicate create or update always has a stored generation; a
 		// store claiming otherwise did not store it, and acking would lose
@@ -83,22 +140,7 @@ func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, every time.Dura
 		err = errNothingStored
 	}
 	if err != nil {
-		switch {
-		case ch.Delete && in.o.IsNotFound(err):
-			in.reject(msg, req, &rejection{ReasonNotFound, err}, creds, log, start)
-		case in.o.IsPermanent(err):
-			in.reject(msg, req, &rejection{ReasonRejected, err}, creds, log, start)
-		case ctx.Err() != nil:
-			_ = msg.Nak()
-			done(log.Info(), outcomeInterrupted, start).Err(redact(err, creds)).Msg("request interrupted by shutdown, returned for redelivery")
-		default:
-			delay := in.retryDelay(delivered)
-			if nakErr := msg.NakWithDelay(delay); nakErr != nil {
-				log.Warn().Err(nakErr).Msg("nak failed; the server redelivers after AckWait")
-			}
-			done(log.Warn(), outcomeRetry, start).Err(redact(err, creds)).Dur("retryIn", delay).Msg("request failed, will retry")
-		}
-		return
+		return in.failed(ctx, h, msg, req, creds, delivered, err, log, start)
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
 	defer cancel()
@@ -124,6 +166,100 @@ func (in *Intake) handle(ctx context.Context, msg jetstream.Msg, every time.Dura
 		log.Warn().Err(err).Msg("status event not published")
 	}
 	done(log.Info(), outcome, start).Int64("generation", conn.Generation).Str("phase", string(ev.Phase)).Msg("request handled")
+	return acked
+}
+
+// failed decides what a store error means for the request.
+func (in *Intake) failed(ctx context.Context, h *held, msg jetstream.Msg, req protocol.Request, creds connection.Credentials,
+	delivered uint64, err error, log zerolog.Logger, start time.Time) verdict {
+	isDelete := req.Op == protocol.OpDelete
+	switch {
+	case isDelete && in.o.IsNotFound(err) && (delivered > 1 || h.attempts > 1):
+		// An earlier delivery or attempt may have stored the delete and
+		// sc-job removed the connection since (the ack was lost, or the
+		// agent stopped before sending it): what was asked is done.
+		in.alreadyDeleted(ctx, msg, req, log, start)
+		return acked
+	case isDelete && in.o.IsNotFound(err):
+		in.reject(msg, req, &rejection{ReasonNotFound, err}, creds, log, start)
+		return terminated
+	}
+	if reason := in.permanentReason(err); reason != "" {
+		in.reject(msg, req, &rejection{reason, err}, creds, log, start)
+		return terminated
+	}
+	if ctx.Err() != nil {
+		done(log.Info(), outcomeInterrupted, start).Err(redact(err, creds)).Msg("request interrupted by shutdown, to be handed back")
+		return interrupted
+	}
+	text := redact(err, creds).Error()
+	done(log.Warn(), outcomeRetry, start).Err(redact(err, creds)).Msg("request failed transiently, will retry")
+	if text != h.lastErr {
+		// Once per distinct error, not per attempt: the control plane
+		// learns why the request waits without a stream of copies.
+		h.lastErr = text
+		in.publish(log, in.event(req, connection.PhasePending, ReasonRetrying, "retrying with backoff: "+text))
+	}
+	return retry
+}
+
+// expired ends a request that has waited too long or was delivered too
+// often; its message carries the last transient error, if any.
+func (in *Intake) expired(h *held, delivered uint64) *rejection {
+	var err error
+	switch age := in.now().Sub(h.stored); {
+	case delivered > uint64(in.o.MaxDeliveries):
+		err = fmt.Errorf("%w: delivered %d times (limit %d), an agent stopped while handling it each time", errExpired, delivered, in.o.MaxDeliveries)
+	case !h.stored.IsZero() && age > in.o.MaxAge:
+		err = fmt.Errorf("%w: not applied within %s of its sending (limit %s); send it again", errExpired, age.Round(time.Second), in.o.MaxAge)
+	default:
+		return nil
+	}
+	if h.lastErr != "" {
+		err = fmt.Errorf("%w; last error: %s", err, h.lastErr)
+	}
+	return &rejection{ReasonExpired, err}
+}
+
+// alreadyDeleted acks a redelivered delete of a connection that is gone
+// and reports Deleted for it, which is what its first delivery ended in.
+func (in *Intake) alreadyDeleted(ctx context.Context, msg jetstream.Msg, req protocol.Request, log zerolog.Logger, start time.Time) {
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finishTimeout)
+	defer cancel()
+	if err := msg.DoubleAck(fctx); err != nil {
+		log.Warn().Err(err).Msg("ack not confirmed; a redelivery will be treated the same way")
+	}
+	in.publish(log, in.event(req, connection.PhaseDeleted, ReasonDeleted, "connection already deleted"))
+	done(log.Info(), outcomeDuplicate, start).Str("phase", string(connection.PhaseDeleted)).Msg("redelivered delete of a connection already gone")
+}
+
+// event is a status event about req that no stored connection describes
+// (generation 0, so that it never ends the wait of another request).
+func (in *Intake) event(req protocol.Request, phase connection.Phase, reason, message string) protocol.StatusEvent {
+	return protocol.StatusEvent{
+		Header:     protocol.NewHeader(protocol.KindStatus),
+		Cluster:    in.o.Cluster,
+		Connection: req.Connection.Name,
+		ObjectID:   connection.ObjectID(req.Connection.Name),
+		RequestID:  req.ID,
+		Phase:      phase,
+		Reason:     reason,
+		Message:    message,
+		Time:       time.Now().UTC(),
+	}
+}
+
+// publish sends ev with its own deadline: it runs after the request is
+// answered, even when the agent is stopping.
+func (in *Intake) publish(log zerolog.Logger, ev protocol.StatusEvent) {
+	if ev.Connection == "" || connection.ValidateName(ev.Connection) != nil {
+		return // no subject to report on; the log line is all there is
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
+	defer cancel()
+	if err := in.o.Status.Publish(ctx, ev); err != nil {
+		log.Warn().Err(err).Str("phase", string(ev.Phase)).Str("reason", ev.Reason).Msg("status event not published")
+	}
 }
 
 // admit decodes, unseals and validates. On rejection req carries whatever
@@ -150,39 +286,14 @@ func (in *Intake) admit(data []byte) (protocol.Request, connection.Credentials, 
 	return req, creds, nil
 }
 
+// reject terminates the request (never redelivered) and reports Failed.
 func (in *Intake) reject(msg jetstream.Msg, req protocol.Request, rej *rejection, creds connection.Credentials, log zerolog.Logger, start time.Time) {
 	err := redact(rej.err, creds)
 	if termErr := msg.TermWithReason(rej.reason); termErr != nil {
 		log.Warn().Err(termErr).Msg("terminate failed; the request will be rejected again on redelivery")
 	}
 	done(log.Warn(), outcomeRejected, start).Str("reason", rej.reason).Err(err).Msg("request rejected")
-	if req.Connection.Name == "" || connection.ValidateName(req.Connection.Name) != nil {
-		return // no subject to report on; the log line is all there is
-	}
-	ev := protocol.StatusEvent{
-		Header:     protocol.NewHeader(protocol.KindStatus),
-		Cluster:    in.o.Cluster,
-		Connection: req.Connection.Name,
-		ObjectID:   connection.ObjectID(req.Connection.Name),
-		RequestID:  req.ID,
-		Phase:      connection.PhaseFailed,
-		Reason:     rej.reason,
-		Message:    err.Error(),
-		Time:       time.Now().UTC(),
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), finishTimeout)
-	defer cancel()
-	if pubErr := in.o.Status.Publish(ctx, ev); pubErr != nil {
-		log.Warn().Err(pubErr).Msg("failure status not published")
-	}
-}
-
-func (in *Intake) retryDelay(delivered uint64) time.Duration {
-	d := in.o.RetryBase
-	for i := uint64(1); i < delivered && d < in.o.RetryMax; i++ {
-		d *= 2
-	}
-	return min(d, in.o.RetryMax)
+	in.publish(log, in.event(req, connection.PhaseFailed, rej.reason, err.Error()))
 }
 
 // salvage reads the id and name of a request that did not decode, leniently,
@@ -223,27 +334,6 @@ func objectID(req protocol.Request) string {
 		return ""
 	}
 	return connection.ObjectID(req.Connection.Name)
-}
-
-// keepAlive tells the server the request is still being worked on, so a
-// slow Apply (API server throttling) is not redelivered to another replica
-// mid-way. The returned func stops it and waits for the goroutine.
-func keepAlive(msg jetstream.Msg, every time.Duration) func() {
-	stop, finished := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(finished)
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
-	return func() { close(stop); <-finished }
 }
 
 // redact is defence in depth: no layer should quote a credential value, but

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -11,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/controller"
 	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
@@ -30,6 +32,28 @@ type StatusPublisher interface {
 	Publish(ctx context.Context, ev protocol.StatusEvent) error
 }
 
+// Defaults of the Options that have one.
+const (
+	// DefaultWorkers is how many connections are applied at once.
+	DefaultWorkers = 4
+	// DefaultMaxAge: a request the agent could not apply within an hour of
+	// its sending is ended with Failed/Expired instead of landing late,
+	// when its sender has long stopped waiting.
+	DefaultMaxAge = time.Hour
+	// DefaultMaxDeliveries: a request delivered this often was being
+	// handled every time an agent stopped or crashed; it is ended with
+	// Failed/Expired rather than redelivered forever.
+	DefaultMaxDeliveries = 16
+	// DefaultRetryBase and DefaultRetryMax bound the in-agent backoff of a
+	// transient failure, which doubles per attempt.
+	DefaultRetryBase = time.Second
+	DefaultRetryMax  = 2 * time.Minute
+)
+
+// pullBatch is how many requests one pull asks for; the consumer's
+// MaxAckPending bounds how many the agent holds in all.
+const pullBatch = 64
+
 // Options wires an Intake.
 type Options struct {
 	Cluster string
@@ -37,17 +61,31 @@ type Options struct {
 	Store   Store
 	Status  StatusPublisher
 	// IsNotFound recognises the store's "no such connection" error, which
-	// makes a delete permanent failure instead of a retry.
+	// ends a first delete of an unknown connection (and is a success for a
+	// redelivered delete: the connection is already gone).
 	IsNotFound func(error) bool
-	// IsPermanent recognises other store errors retrying cannot fix (an
-	// object owned by someone else, say); optional.
+	// IsPermanent recognises other store errors retrying cannot fix,
+	// beyond the ones the intake classifies itself (see classify.go);
+	// optional.
 	IsPermanent func(error) bool
 	Logger      zerolog.Logger
-	// InProgressEvery is how often a slow Apply tells the server it is
-	// still working; default a third of the consumer's AckWait.
+	// InProgressEvery is how often every held request (queued behind its
+	// connection, being applied, or waiting to retry) tells the server it
+	// is still being worked on; default a third of the consumer's AckWait.
 	InProgressEvery time.Duration
-	// RetryBase and RetryMax bound the redelivery delay of transient
-	// failures, which doubles per delivery; defaults 1s and 2m.
+	// Workers is how many connections are applied concurrently; one
+	// connection is never applied by two workers at once. Default
+	// DefaultWorkers.
+	Workers int
+	// MaxAge ends a request older than this (by the stream's clock) with
+	// Failed/Expired; default DefaultMaxAge.
+	MaxAge time.Duration
+	// MaxDeliveries ends a request delivered more often than this with
+	// Failed/Expired; default DefaultMaxDeliveries.
+	MaxDeliveries int
+	// RetryBase and RetryMax bound the backoff of transient failures,
+	// which doubles per attempt of the same request; defaults
+	// DefaultRetryBase and DefaultRetryMax.
 	RetryBase, RetryMax time.Duration
 }
 
@@ -56,6 +94,7 @@ type Intake struct {
 	o   Options
 	js  jetstream.JetStream
 	log zerolog.Logger
+	now func() time.Time
 }
 
 // New checks the wiring.
@@ -72,35 +111,71 @@ func New(js jetstream.JetStream, o Options) (*Intake, error) {
 	if o.IsPermanent == nil {
 		o.IsPermanent = func(error) bool { return false }
 	}
+	if o.Workers <= 0 {
+		o.Workers = DefaultWorkers
+	}
+	if o.MaxAge <= 0 {
+		o.MaxAge = DefaultMaxAge
+	}
+	if o.MaxDeliveries <= 0 {
+		o.MaxDeliveries = DefaultMaxDeliveries
+	}
 	if o.RetryBase <= 0 {
-		o.RetryBase = time.Second
+		o.RetryBase = DefaultRetryBase
 	}
 	if o.RetryMax <= 0 {
-		o.RetryMax = 2 * time.Minute
+		o.RetryMax = DefaultRetryMax
 	}
 	log := o.Logger.With().Str("controller", ControllerName).Str("cluster", o.Cluster).Logger()
-	return &Intake{o: o, js: js, log: log}, nil
+	return &Intake{o: o, js: js, log: log, now: time.Now}, nil
 }
 
-// Run consumes until ctx is done. Losing the consumer (server restart,
-// consumer deleted) is not fatal: Run finds it again with backoff. A
-// request in flight when ctx ends is NAKed so that the next agent gets it
-// at once instead of after AckWait.
+// Run consumes until ctx is done; call it once. Requests are queued per
+// connection (dispatch.go) and applied by Workers workers. Losing the
+// consumer (server restart, consumer deleted) is not fatal: Run finds it
+// again with backoff and keeps what it holds. When ctx ends, every request
+// still held is NAKed in stream order, so that the next agent gets them at
+// once instead of after AckWait.
 func (in *Intake) Run(ctx context.Context) error {
+	d := newDispatcher(in.log)
+	every := in.o.InProgressEvery
+	if every <= 0 {
+		every = natsbus.DefaultAckWait / 3
+	}
+	d.every.Store(int64(every))
+	w := controller.New(ControllerName, func(ctx context.Context, key string) (controller.Result, error) {
+		return controller.Result{}, in.sync(ctx, d, key)
+	}, controller.Options[string]{
+		// The per-key backoff is the request's; the overall bucket only
+		// limits how fast failing requests are retried together.
+		RateLimiter: controller.RateLimiter[string](in.o.RetryBase, in.o.RetryMax, 10, 100),
+		Log:         in.log,
+	})
+	d.add = w.Add
+	var wg sync.WaitGroup
+	wg.Go(func() { w.Run(ctx, in.o.Workers) })
+	wg.Go(func() { d.keepAlive(ctx) })
+	in.consumeLoop(ctx, d)
+	wg.Wait()
+	d.handBack()
+	return nil
+}
+
+func (in *Intake) consumeLoop(ctx context.Context, d *dispatcher) {
 	backoff := natsbus.Backoff(500*time.Millisecond, 30*time.Second)
 	for attempt := 1; ; attempt++ {
 		cons, err := in.consumer(ctx)
 		if err == nil {
 			attempt = 0
-			err = in.consume(ctx, cons)
+			err = in.consume(ctx, cons, d)
 		}
 		if ctx.Err() != nil {
-			return nil
+			return
 		}
 		in.log.Warn().Err(err).Msg("request consumer unavailable, retrying")
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-time.After(backoff(attempt + 1)):
 		}
 	}
@@ -121,8 +196,11 @@ func (in *Intake) consumer(ctx context.Context) (jetstream.Consumer, error) {
 	return cons, nil
 }
 
-func (in *Intake) consume(ctx context.Context, cons jetstream.Consumer) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(1))
+// consume hands every delivered message to the dispatcher, which never
+// blocks: the loop must keep reading so that one busy connection cannot
+// stall the delivery of another's requests.
+func (in *Intake) consume(ctx context.Context, cons jetstream.Consumer, d *dispatcher) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(pullBatch))
 	if err != nil {
 		return fmt.Errorf("pull from %s: %w", protocol.ConsumerName(in.o.Cluster), err)
 	}
@@ -131,24 +209,30 @@ func (in *Intake) consume(ctx context.Context, cons jetstream.Consumer) error {
 	go func() {
 		select {
 		case <-ctx.Done():
-			it.Stop()
+			// Drain, not Stop: requests already delivered into the
+			// buffer are taken and handed back with the rest, instead of
+			// waiting out AckWait. Stop if the drain does not finish.
+			it.Drain()
+			select {
+			case <-stopped:
+			case <-time.After(finishTimeout):
+				it.Stop()
+			}
 		case <-stopped:
 			it.Stop()
 		}
 	}()
-	every := in.o.InProgressEvery
-	if every <= 0 {
-		every = natsbus.DefaultAckWait / 3
+	if in.o.InProgressEvery <= 0 {
 		if info := cons.CachedInfo(); info != nil && info.Config.AckWait > 0 {
-			every = info.Config.AckWait / 3
+			d.every.Store(int64(info.Config.AckWait / 3))
 		}
 	}
-	in.log.Info().Str("consumer", protocol.ConsumerName(in.o.Cluster)).Msg("consuming requests")
+	in.log.Info().Str("consumer", protocol.ConsumerName(in.o.Cluster)).Int("workers", in.o.Workers).Msg("consuming requests")
 	for {
 		msg, err := it.Next()
 		switch {
 		case err == nil:
-			in.handle(ctx, msg, every)
+			d.offer(msg)
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
 			return ctx.Err()
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):

@@ -74,6 +74,7 @@ func TestStreamDefinitions(t *testing.T) {
 	assert.EqualValues(t, natsbus.StatusPerSubject, st.MaxMsgsPerSubject)
 	c := natsbus.ConsumerConfig("c1", 0)
 	assert.Equal(t, protocol.RequestSubject("c1"), c.FilterSubject)
-	assert.Equal(t, 1, c.MaxAckPending, "one request at a time keeps a connection's requests in order")
+	assert.Equal(t, natsbus.RequestMaxAckPending, c.MaxAckPending, "many requests in flight; the agent orders them per connection")
+	assert.Equal(t, -1, c.MaxDeliver, "the server never drops a request silently")
 	assert.Equal(t, natsbus.DefaultAckWait, c.AckWait)
 }

@@ -69,12 +69,20 @@ func StatusStreamConfig() jetstream.StreamConfig {
 	}
 }
 
+// RequestMaxAckPending is how many delivered, unfinished requests one
+// cluster's consumer may hold. The agent orders requests per connection
+// itself (pkg/agent/intake: one FIFO per connection id, in stream order),
+// so the server's window only bounds memory and how many requests may wait
+// behind connections that are retrying: with 256 in flight, one connection
+// whose request keeps failing no longer holds back every other tenant.
+const RequestMaxAckPending = 256
+
 // ConsumerConfig is the durable pull consumer of one cluster's agent.
-// MaxAckPending is 1 on purpose: requests for one connection must apply in
-// the order they were sent (an update overtaking its create would fail or,
-// worse, be undone), and a NAKed request still counts as pending, so a
-// retried request holds back the ones behind it instead of being overtaken.
-// Requests are human-paced; one at a time is not a bottleneck.
+// Ordering is kept by the agent, not by the server: JetStream delivers new
+// messages in stream order, and the agent queues each one behind the
+// earlier requests of the same connection (see docs/protocol.md), so
+// MaxAckPending can be larger than one without an update overtaking its
+// create.
 func ConsumerConfig(cluster string, ackWait time.Duration) jetstream.ConsumerConfig {
 	if ackWait <= 0 {
 		ackWait = DefaultAckWait
@@ -86,9 +94,10 @@ func ConsumerConfig(cluster string, ackWait time.Duration) jetstream.ConsumerCon
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
-		MaxAckPending: 1,
-		// Redeliver forever: a transient failure (API server down) must not
-		// silently drop a request; the agent backs off with NakWithDelay.
+		MaxAckPending: RequestMaxAckPending,
+		// Redeliver forever: the server would drop a request silently after
+		// MaxDeliver. The agent counts deliveries itself and ends a request
+		// delivered too often with a Failed status instead.
 		MaxDeliver: -1,
 	}
 }
