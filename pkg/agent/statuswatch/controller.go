@@ -8,11 +8,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	"k8s.io/apimachinery/pkg/util/wait"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -21,6 +18,8 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/controller"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -32,16 +31,12 @@ type Publisher interface {
 	Publish(ctx context.Context, ev protocol.StatusEvent) error
 }
 
-// Decoder turns a record ConfigMap into its connection (store.Decode).
-type Decoder func(cm *corev1.ConfigMap) (connection.Connection, error)
-
 // Deps are the watch's collaborators.
 type Deps struct {
 	Cluster   string
 	Namespace string
 	// Records is an informer on the record ConfigMaps in Namespace.
 	Records   coreinformers.ConfigMapInformer
-	Decode    Decoder
 	Publisher Publisher
 	Metrics   *health.Metrics
 	Log       zerolog.Logger
@@ -55,11 +50,10 @@ type Controller struct {
 	namespace string
 	records   corelisters.ConfigMapLister
 	synced    cache.InformerSynced
-	decode    Decoder
 	publisher Publisher
 	metrics   *health.Metrics
 	log       zerolog.Logger
-	queue     workqueue.TypedRateLimitingInterface[string]
+	worker    *controller.Worker[string]
 
 	// removed holds the last state of records deleted but not yet
 	// reported: once a record is gone the cache cannot say what it was.
@@ -72,29 +66,26 @@ var ErrInvalidDeps = errors.New("statuswatch: missing dependency")
 
 // New registers the event handlers; call Run to start publishing.
 func New(d Deps) (*Controller, error) {
-	if d.Cluster == "" || d.Namespace == "" || d.Records == nil || d.Decode == nil || d.Publisher == nil {
-		return nil, fmt.Errorf("%w: cluster, namespace, records informer, decoder and publisher are required", ErrInvalidDeps)
+	if d.Cluster == "" || d.Namespace == "" || d.Records == nil || d.Publisher == nil {
+		return nil, fmt.Errorf("%w: cluster, namespace, records informer and publisher are required", ErrInvalidDeps)
 	}
 	rl := d.RateLimiter
 	if rl == nil {
-		rl = workqueue.NewTypedMaxOfRateLimiter(
-			workqueue.NewTypedItemExponentialFailureRateLimiter[string](200*time.Millisecond, 2*time.Minute),
-			&workqueue.TypedBucketRateLimiter[string]{Limiter: rate.NewLimiter(rate.Limit(20), 200)},
-		)
+		// Publishing is cheap and the control plane waits for it: retry
+		// sooner and allow more than the API-writing controllers do.
+		rl = controller.RateLimiter[string](200*time.Millisecond, 2*time.Minute, 20, 200)
 	}
 	c := &Controller{
 		cluster:   d.Cluster,
 		namespace: d.Namespace,
 		records:   d.Records.Lister(),
 		synced:    d.Records.Informer().HasSynced,
-		decode:    d.Decode,
 		publisher: d.Publisher,
 		metrics:   d.Metrics,
 		log:       d.Log.With().Str("controller", ControllerName).Logger(),
-		queue: workqueue.NewTypedRateLimitingQueueWithConfig(rl,
-			workqueue.TypedRateLimitingQueueConfig[string]{Name: ControllerName}),
-		removed: map[string]connection.Connection{},
+		removed:   map[string]connection.Connection{},
 	}
+	c.worker = controller.New(ControllerName, c.reconcile, controller.Options[string]{RateLimiter: rl, Log: c.log})
 	_, err := d.Records.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		// Adds include the initial list: that is the "publish every
 		// record once on start" sweep, and JetStream's duplicate window
@@ -109,36 +100,32 @@ func New(d Deps) (*Controller, error) {
 	return c, nil
 }
 
-func isRecord(cm *corev1.ConfigMap) bool {
-	return cm.Labels[connection.LabelManagedBy] == connection.ManagedByValue && cm.Labels[connection.LabelConnection] != ""
-}
-
 func (c *Controller) onAdd(obj any) {
 	cm, ok := obj.(*corev1.ConfigMap)
-	if !ok || !isRecord(cm) {
+	if !ok || !record.IsRecord(cm) {
 		return
 	}
-	id := cm.Labels[connection.LabelConnection]
+	id := record.ID(cm)
 	// Re-created before its deletion was reported: the new record's status
 	// supersedes it. Handlers run in event order, so this never drops a
 	// deletion that happened after this add.
 	c.mu.Lock()
 	delete(c.removed, id)
 	c.mu.Unlock()
-	c.queue.Add(id)
+	c.worker.Add(id)
 }
 
 func (c *Controller) onUpdate(oldObj, newObj any) {
 	oldCM, ok1 := oldObj.(*corev1.ConfigMap)
 	newCM, ok2 := newObj.(*corev1.ConfigMap)
-	if !ok1 || !ok2 || !isRecord(newCM) || oldCM.ResourceVersion == newCM.ResourceVersion {
+	if !ok1 || !ok2 || !record.IsRecord(newCM) || oldCM.ResourceVersion == newCM.ResourceVersion {
 		return
 	}
-	oldConn, errOld := c.decode(oldCM)
-	newConn, errNew := c.decode(newCM)
+	oldConn, errOld := record.Decode(oldCM)
+	newConn, errNew := record.Decode(newCM)
 	if errOld != nil || errNew != nil || statuspub.Changed(oldConn, newConn) {
 		// An undecodable side cannot be compared; the worker decides.
-		c.queue.Add(newCM.Labels[connection.LabelConnection])
+		c.worker.Add(record.ID(newCM))
 	}
 }
 
@@ -147,11 +134,11 @@ func (c *Controller) onDelete(obj any) {
 		obj = t.Obj
 	}
 	cm, ok := obj.(*corev1.ConfigMap)
-	if !ok || !isRecord(cm) {
+	if !ok || !record.IsRecord(cm) {
 		return
 	}
-	id := cm.Labels[connection.LabelConnection]
-	conn, err := c.decode(cm)
+	id := record.ID(cm)
+	conn, err := record.Decode(cm)
 	if err != nil {
 		c.log.Warn().Err(err).Str("objectId", id).Msg("deleted record is undecodable; reporting Deleted by id only")
 		conn = connection.Connection{Spec: connection.Spec{Name: id}}
@@ -159,41 +146,24 @@ func (c *Controller) onDelete(obj any) {
 	c.mu.Lock()
 	c.removed[id] = conn
 	c.mu.Unlock()
-	c.queue.Add(id)
+	c.worker.Add(id)
 }
 
 // Run publishes until ctx is cancelled.
 func (c *Controller) Run(ctx context.Context) error {
-	defer utilruntime.HandleCrashWithContext(ctx)
-	defer c.queue.ShutDown()
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced) {
+		c.worker.Queue().ShutDown()
 		return fmt.Errorf("statuswatch: informer cache did not sync: %w", ctx.Err())
 	}
-	// Publishing is I/O bound and per connection independent.
-	for range 2 {
-		go wait.UntilWithContext(ctx, func(ctx context.Context) {
-			for c.processNextWorkItem(ctx) {
-			}
-		}, time.Second)
-	}
 	c.log.Info().Msg("started")
-	<-ctx.Done()
+	// Publishing is I/O bound and per connection independent.
+	c.worker.Run(ctx, 2)
 	return nil
 }
 
-func (c *Controller) processNextWorkItem(ctx context.Context) bool {
-	id, shutdown := c.queue.Get()
-	if shutdown {
-		return false
-	}
-	defer c.queue.Done(id)
-	if err := c.sync(ctx, id); err != nil {
-		c.log.Warn().Err(err).Str("objectId", id).Int("retries", c.queue.NumRequeues(id)).Msg("publishing status failed; retrying")
-		c.queue.AddRateLimited(id)
-		return true
-	}
-	c.queue.Forget(id)
-	return true
+// reconcile is the worker's sync; statuswatch never needs a timer.
+func (c *Controller) reconcile(ctx context.Context, id string) (controller.Result, error) {
+	return controller.Result{}, c.sync(ctx, id)
 }
 
 // sync publishes the record's current status, or Deleted once it is gone.
@@ -205,7 +175,7 @@ func (c *Controller) sync(ctx context.Context, id string) error {
 	case err != nil:
 		return fmt.Errorf("get record %s from cache: %w", id, err)
 	}
-	conn, err := c.decode(cm)
+	conn, err := record.Decode(cm)
 	if err != nil {
 		// A record being written by a newer agent or sc-job, or corrupt:
 		// nothing truthful to publish. Its next change brings it back.

@@ -2,7 +2,6 @@ package statuswatch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
@@ -12,16 +11,14 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
-	core "k8s.io/client-go/testing"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
+	"github.com/sc-extension/sc-extension/internal/testkit/records"
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -31,26 +28,8 @@ import (
 
 const (
 	cluster = "c1"
-	ns      = "sc-system"
+	ns      = records.Namespace
 )
-
-// The watch reads records only through its Decoder; the tests keep the
-// connection as JSON in one data key.
-func recordCM(c connection.Connection) *corev1.ConfigMap {
-	b, _ := json.Marshal(c)
-	id := c.Spec.ID()
-	return &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: connection.ConfigMapName(id),
-			Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: id}},
-		Data: map[string]string{"connection": string(b)},
-	}
-}
-
-func testDecode(cm *corev1.ConfigMap) (connection.Connection, error) {
-	var c connection.Connection
-	err := json.Unmarshal([]byte(cm.Data["connection"]), &c)
-	return c, err
-}
 
 func conn(name string, phase connection.Phase, gen int64, requestID string) connection.Connection {
 	return connection.Connection{
@@ -110,32 +89,13 @@ func start(t *testing.T, pub func(Publisher) Publisher, objs ...runtime.Object) 
 	}
 	factory := informers.NewSharedInformerFactoryWithOptions(e.client, 0, informers.WithNamespace(ns))
 	c, err := New(Deps{
-		Cluster: cluster, Namespace: ns, Records: factory.Core().V1().ConfigMaps(), Decode: testDecode,
+		Cluster: cluster, Namespace: ns, Records: factory.Core().V1().ConfigMaps(),
 		Publisher: p, Metrics: e.metrics, Log: e.logs.Logger(),
 		RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[string](10*time.Millisecond, 100*time.Millisecond),
 	})
 	require.NoError(t, err)
 	e.c = c
-	// The fake API server does not replay changes made between an
-	// informer's list and its watch: start only once the watch is up.
-	watching := make(chan struct{}, 1)
-	e.client.PrependWatchReactor("configmaps", func(a core.Action) (bool, watch.Interface, error) {
-		w, err := e.client.Tracker().Watch(a.GetResource(), a.GetNamespace())
-		if err != nil {
-			return false, nil, err
-		}
-		select {
-		case watching <- struct{}{}:
-		default: // a re-watch after the test stopped counting
-		}
-		return true, w, nil
-	})
-	factory.Start(ctx.Done())
-	select {
-	case <-watching:
-	case <-time.After(10 * time.Second):
-		t.Fatal("informer did not start watching")
-	}
+	records.Start(t, e.client, 1, ctx.Done(), factory)
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	t.Cleanup(func() {
@@ -158,7 +118,7 @@ func (e *env) next() protocol.StatusEvent {
 
 func (e *env) update(c connection.Connection) {
 	e.t.Helper()
-	cm := recordCM(c)
+	cm := records.ConfigMap(e.t, c)
 	cur, err := e.client.CoreV1().ConfigMaps(ns).Get(context.Background(), cm.Name, metav1.GetOptions{})
 	require.NoError(e.t, err)
 	cur.Data = cm.Data
@@ -170,8 +130,8 @@ func (e *env) update(c connection.Connection) {
 
 func TestEveryRecordIsPublishedOnStart(t *testing.T) {
 	e := start(t, nil,
-		recordCM(conn("blob1", connection.PhaseSucceeded, 2, "req-2")),
-		recordCM(conn("My_Db", connection.PhaseFailed, 1, "req-9")),
+		records.ConfigMap(t, conn("blob1", connection.PhaseSucceeded, 2, "req-2")),
+		records.ConfigMap(t, conn("My_Db", connection.PhaseFailed, 1, "req-9")),
 	)
 	got := map[string]protocol.StatusEvent{}
 	for range 2 {
@@ -188,7 +148,7 @@ func TestEveryRecordIsPublishedOnStart(t *testing.T) {
 
 func TestPhaseChangesArePublishedAndNoOpUpdatesAreNot(t *testing.T) {
 	c := conn("blob1", connection.PhasePending, 1, "req-1")
-	e := start(t, nil, recordCM(c))
+	e := start(t, nil, records.ConfigMap(t, c))
 	assert.Equal(t, connection.PhasePending, e.next().Phase)
 
 	c.Status.Phase = connection.PhaseRunning
@@ -219,7 +179,7 @@ func TestPhaseChangesArePublishedAndNoOpUpdatesAreNot(t *testing.T) {
 func TestDeletedRecordPublishesDeleted(t *testing.T) {
 	c := conn("blob1", connection.PhasePending, 3, "req-3")
 	c.Deletion = &connection.Deletion{RequestID: "req-del"}
-	e := start(t, nil, recordCM(c))
+	e := start(t, nil, records.ConfigMap(t, c))
 	e.next()
 
 	require.NoError(t, e.client.CoreV1().ConfigMaps(ns).Delete(context.Background(), connection.ConfigMapName("blob1"), metav1.DeleteOptions{}))
@@ -234,14 +194,14 @@ func TestPublishFailuresAreRetried(t *testing.T) {
 	e := start(t, func(p Publisher) Publisher {
 		flaky = &flakyPublisher{fails: 3, next: p}
 		return flaky
-	}, recordCM(conn("blob1", connection.PhaseSucceeded, 1, "req-1")))
+	}, records.ConfigMap(t, conn("blob1", connection.PhaseSucceeded, 1, "req-1")))
 
 	ev := e.next()
 	assert.Equal(t, connection.PhaseSucceeded, ev.Phase)
 	flaky.mu.Lock()
 	assert.Equal(t, 4, flaky.calls, "three failures, then success")
 	flaky.mu.Unlock()
-	assert.Contains(t, e.logs.String(), "publishing status failed; retrying")
+	assert.Contains(t, e.logs.String(), "no responders available")
 }
 
 func TestNewRejectsMissingDependencies(t *testing.T) {
@@ -271,7 +231,7 @@ func (p *gatedPublisher) Publish(ctx context.Context, ev protocol.StatusEvent) e
 func TestDeleteDuringPublishIsStillReported(t *testing.T) {
 	gate := &gatedPublisher{entered: make(chan struct{}), release: make(chan struct{})}
 	e := start(t, func(p Publisher) Publisher { gate.next = p; return gate },
-		recordCM(conn("blob1", connection.PhaseSucceeded, 1, "req-1")))
+		records.ConfigMap(t, conn("blob1", connection.PhaseSucceeded, 1, "req-1")))
 	<-gate.entered
 	require.NoError(t, e.client.CoreV1().ConfigMaps(ns).Delete(context.Background(), connection.ConfigMapName("blob1"), metav1.DeleteOptions{}))
 	// wait until the informer delivered the delete to the handler
