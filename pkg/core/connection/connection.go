@@ -127,9 +127,12 @@ type Failure struct {
 	// Since is the first failure of this streak (Attempts counts it).
 	Since time.Time `json:"since"`
 	// Time is this failure.
-	Time    time.Time `json:"time"`
-	Reason  string    `json:"reason"`
-	Message string    `json:"message"`
+	Time time.Time `json:"time"`
+	// Phase it left the connection in: Failed (permanent) or Pending
+	// (Retrying, or parked on its namespace).
+	Phase   Phase  `json:"phase"`
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
 	// Run is the sc-job pod that failed (kubectl logs <run> -n <namespace>).
 	Run string `json:"run,omitempty"`
 	// Generation and RequestID are the work that failed: new work is due

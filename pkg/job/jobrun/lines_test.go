@@ -52,7 +52,8 @@ func TestTextLogReadsAsOneLinePerStep(t *testing.T) {
 			`connection=db1 generation=1 kind=Secret namespace=team-a object=team-a/sc-db1-secret objectId=db1 outcome=created requestId=req-1 step=apply`,
 		`INF connection "db1": succeeded (1 created, 0 updated, 0 unchanged) ` + ctx1 + ` phase=Succeeded requestId=req-1 step=write-status writes=1`,
 		`INF connection "db2": started to render generation 1 ` + ctx2 + ` phase=Running requestId=req-2 step=claim`,
-		`ERR connection "db2": failed: SecretIsOwned: Secret team-a/sc-db2-secret exists and is not managed by sc-extension ` + ctx2 + ` phase=Failed reason=SecretIsOwned requestId=req-2 step=apply-secret`,
+		`ERR connection "db2": failed: SecretIsOwned: Secret team-a/sc-db2-secret exists and is not managed by sc-extension attempt=1 ` + ctx2 +
+			` phase=Failed reason=SecretIsOwned requestId=req-2 retryAfter=2026-01-02T03:05:05Z step=apply-secret`,
 	}, lines())
 	assert.Equal(t, `sc-job: 1 connection rendered, 0 deleted, 1 failed: connection "db2" failed at step apply-secret: `+
 		`Secret team-a/sc-db2-secret exists and is not managed by sc-extension (ErrSecretIsOwned)`+"\n", f.out.String(),
@@ -68,6 +69,8 @@ func TestTextLogReadsAsOneLinePerStep(t *testing.T) {
 		`INF connection "db1": rendered Secret team-a/sc-db1-secret (unchanged) ` +
 			`connection=db1 generation=1 kind=Secret namespace=team-a object=team-a/sc-db1-secret objectId=db1 outcome=unchanged requestId=req-1 step=apply`,
 		`INF connection "db1": succeeded (0 created, 0 updated, 1 unchanged) ` + ctx1 + ` phase=Succeeded requestId=req-1 step=write-status writes=0`,
+		`INF connection "db2": still failing since 2026-01-02T03:04:05Z: SecretIsOwned; retrying (attempt 2) attempt=2 ` +
+			`connection=db2 failingSince=2026-01-02T03:04:05Z generation=1 namespace=team-a objectId=db2 reason=SecretIsOwned requestId=req-2 step=claim`,
 		`INF connection "db2": started to render generation 1 ` + ctx2 + ` phase=Running requestId=req-2 step=claim`,
 		`INF connection "db2": rendered Secret team-a/sc-db2-secret (created) ` +
 			`connection=db2 generation=1 kind=Secret namespace=team-a object=team-a/sc-db2-secret objectId=db2 outcome=created requestId=req-2 step=apply`,

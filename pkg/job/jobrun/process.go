@@ -51,10 +51,13 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 		action = actionDelete
 	}
 	claimed, err := r.store.UpdateStatus(ctx, id, func(cur *connection.Connection) error {
-		if !cur.Status.Phase.NeedsWork() {
+		if !connection.Due(*cur, r.cfg.Now()) {
 			return store.ErrUnchanged
 		}
+		// Attempts and LastFailure stay: they carry the backoff and the
+		// evidence across runs until this work succeeds.
 		cur.Status.Phase, cur.Status.Reason, cur.Status.Message = connection.PhaseRunning, ReasonRunning, ""
+		cur.Status.RetryAfter = nil
 		return nil
 	})
 	if err != nil {
@@ -67,6 +70,10 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 	}
 	c = claimed
 	started := fmt.Sprintf("started to %s generation %d", lower(action), c.Generation)
+	if lf := c.Status.LastFailure; lf != nil && c.Status.Attempts > 0 && sameStreak(lf, c) {
+		log.Info().Str("step", StepClaim).Int("attempt", c.Status.Attempts+1).Time("failingSince", lf.Since).Str("reason", lf.Reason).
+			Msg(say(c, "still failing since %s: %s; retrying (attempt %d)", stamp(lf.Since), lf.Reason, c.Status.Attempts+1))
+	}
 	log.Info().Str("step", StepClaim).Str("phase", string(connection.PhaseRunning)).Msg(say(c, "%s", started))
 	r.event(ctx, log, id, "Normal", ReasonRunning, action, "sc-job "+started)
 
@@ -78,7 +85,7 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 		res, step, err = r.render(ctx, log, &c, all)
 	}
 	if err != nil {
-		return r.fail(ctx, log, c, action, step, err, res.Writes())
+		return r.setback(ctx, log, c, action, step, err, res.Writes())
 	}
 	if c.Deletion != nil {
 		log.Info().Str("step", StepRemove).Str("phase", string(connection.PhaseDeleted)).Msg(say(c, "deleted"))
@@ -198,6 +205,7 @@ func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, c connection.C
 		cur.Status.Message = fmt.Sprintf("rendered generation %d: %d created, %d updated, %d unchanged", c.Generation, res.Created, res.Updated, res.Unchanged)
 		cur.Status.ObservedGeneration = c.Generation
 		cur.Status.Resources = refs
+		cur.Status.Attempts, cur.Status.RetryAfter = 0, nil // LastFailure stays as history
 		return nil
 	})
 	if errors.Is(err, errMovedOn) {
@@ -215,20 +223,55 @@ func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, c connection.C
 	return result{kind: outRendered, writes: res.Writes()}
 }
 
-func (r *Runner) fail(ctx context.Context, log zerolog.Logger, c connection.Connection, action, step string, cause error, writes int) result {
+// setback records work that did not finish, in one of three ways:
+//
+//   - the target namespace is missing or terminating: parked, Pending with
+//     reason NamespaceNotFound, retried after ParkedDelay or when woken;
+//   - a permanent error: Failed with its reason, retried on the slow
+//     FailedBase backoff (what it failed on may change unnoticed);
+//   - anything else: Pending with reason Retrying on the RetryBase backoff.
+//
+// Each keeps the error in the status message and in LastFailure, with a
+// Warning Event on the record. Only a permanent failure that is news (new
+// work, or a reason other than the standing failure's) fails the run.
+func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.Connection, action, step string, cause error, writes int) result {
 	id := c.Spec.ID()
 	reason, sentinel := classify(cause, c.Deletion != nil)
 	f := Failure{
 		Connection: c.Spec.Name, ObjectID: id, Step: step, Reason: reason, Sentinel: sentinel,
 		Message: fmt.Sprintf("connection %q failed at step %s: %v", c.Spec.Name, step, cause),
 	}
-	log.Error().Str("step", step).Str("phase", string(connection.PhaseFailed)).Str("reason", reason).
-		Msg(say(c, "failed: %s: %v", reason, cause))
+	kind, phase, statusReason, base := outRetrying, connection.PhasePending, ReasonRetrying, connection.RetryBase
+	switch {
+	case parks(cause, c.Deletion != nil):
+		kind, statusReason, base = outParked, ReasonNamespaceNotFound, connection.ParkedDelay
+		f.Message = fmt.Sprintf("connection %q waits for its namespace: %v", c.Spec.Name, cause)
+	case permanent(cause):
+		kind, phase, statusReason, base = outFailed, connection.PhaseFailed, reason, connection.FailedBase
+	}
+	now := r.cfg.Now()
 	_, err := r.store.UpdateStatus(ctx, id, func(cur *connection.Connection) error {
 		if !sameWork(cur, c) {
 			return errMovedOn
 		}
-		cur.Status.Phase, cur.Status.Reason, cur.Status.Message = connection.PhaseFailed, reason, f.Message
+		f.Attempts, f.Since = 1, now
+		if lf := cur.Status.LastFailure; lf != nil && cur.Status.Attempts > 0 && sameStreak(lf, *cur) {
+			f.Attempts, f.Since = cur.Status.Attempts+1, lf.Since
+			if kind == outFailed && lf.Phase == connection.PhaseFailed && lf.Reason == reason {
+				kind = outStillFailed
+			}
+		}
+		delay := connection.Backoff(base, f.Attempts)
+		if kind == outParked {
+			delay = base
+		}
+		f.RetryAfter = now.Add(delay)
+		cur.Status.Phase, cur.Status.Reason, cur.Status.Message = phase, statusReason, f.Message
+		cur.Status.Attempts, cur.Status.RetryAfter = f.Attempts, &f.RetryAfter
+		cur.Status.LastFailure = &connection.Failure{
+			Since: f.Since, Time: now, Phase: phase, Reason: reason, Message: f.Message, Run: r.cfg.Instance,
+			Generation: c.Generation, RequestID: c.Status.LastRequestID,
+		}
 		return nil
 	})
 	switch {
@@ -236,10 +279,53 @@ func (r *Runner) fail(ctx context.Context, log zerolog.Logger, c connection.Conn
 		log.Info().Str("step", StepStatus).Msg(say(c, "a newer request arrived meanwhile; the next pass handles it"))
 		return result{kind: outSkipped, writes: writes}
 	case err != nil:
-		log.Error().Str("step", StepStatus).Err(err).Msg(say(c, "could not record Failed"))
+		// The status still says Running: the next run picks it up again.
+		log.Error().Str("step", StepStatus).Err(err).Msg(say(c, "could not record %s", statusReason))
+		// Without the status, this run's Job is the only evidence: keep it.
+		if kind == outStillFailed {
+			kind = outFailed
+		}
+		if f.Attempts == 0 {
+			f.Attempts, f.Since, f.RetryAfter = 1, now, now
+		}
 	}
-	r.event(ctx, log, id, "Warning", reason, action, f.Message)
-	return result{kind: outFailed, failure: f, writes: writes}
+	ev := log.Error()
+	if kind != outFailed {
+		ev = log.Warn()
+	}
+	ev.Str("step", step).Str("phase", string(phase)).Str("reason", reason).Int("attempt", f.Attempts).Time("retryAfter", f.RetryAfter).
+		Msg(say(c, "%s: %s: %v%s", verbOf(kind), reason, cause, retryNote(kind, f)))
+	note := f.Message
+	if kind != outFailed {
+		note += retryNote(kind, f)
+	}
+	r.event(ctx, log, id, "Warning", statusReason, action, note)
+	return result{kind: kind, failure: f, writes: writes}
+}
+
+func verbOf(k outcomeKind) string {
+	switch k {
+	case outRetrying:
+		return "will retry"
+	case outParked:
+		return "parked"
+	case outStillFailed:
+		return "still failed"
+	default:
+		return "failed"
+	}
+}
+
+func retryNote(k outcomeKind, f Failure) string {
+	if k == outFailed {
+		return ""
+	}
+	return fmt.Sprintf(" (attempt %d, failing since %s, next at %s)", f.Attempts, stamp(f.Since), stamp(f.RetryAfter))
+}
+
+// sameStreak: lf is about c's current work, not about an older request.
+func sameStreak(lf *connection.Failure, c connection.Connection) bool {
+	return lf.Generation == c.Generation && lf.RequestID == c.Status.LastRequestID
 }
 
 // sameWork: the record is still the version this run claimed.

@@ -3,6 +3,7 @@ package jobrun
 import (
 	"errors"
 
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/apply"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
@@ -16,7 +17,8 @@ const (
 	ReasonSecretIsOwned            = "SecretIsOwned"
 	ReasonServiceAccountIsOwned    = "ServiceAccountIsOwned"
 	ReasonSecretProviderClassOwned = "SecretProviderClassIsOwned"
-	ReasonNamespaceNotFound        = "NamespaceNotFound"
+	ReasonNamespaceNotFound        = connection.ReasonNamespaceNotFound
+	ReasonRetrying                 = connection.ReasonRetrying
 	ReasonCSIDriverMissing         = "CSIDriverMissing"
 	ReasonCredentialsStale         = "CredentialsStale"
 	ReasonRenderFailed             = "RenderFailed"
@@ -52,8 +54,14 @@ func classify(err error, deleting bool) (reason, sentinel string) {
 	}
 }
 
-// permanent errors fail the connection at once; others are retried a few
-// times within the run first.
-func permanent(err error) bool {
-	return apply.Permanent(err) || errors.Is(err, render.ErrMissingCredential) || errors.Is(err, render.ErrIncomplete)
+// permanent errors make the connection Failed (a person must act); every
+// other error keeps it Pending with reason Retrying and a backoff. See
+// apply.Transient for the split.
+func permanent(err error) bool { return apply.Permanent(err) }
+
+// parks: the target namespace is missing or being deleted. A render waits
+// for it (Pending, NamespaceNotFound) instead of failing; a deletion does
+// not care, its objects went with the namespace.
+func parks(err error, deleting bool) bool {
+	return !deleting && errors.Is(err, apply.ErrNamespaceMissing)
 }

@@ -110,11 +110,13 @@ func New(cfg Config) (*Runner, error) {
 	}, nil
 }
 
-// Run drains all pending work, re-listing until nothing is pending or
-// MaxPasses is reached, writes the summary line and, when every connection
-// succeeded, deletes its own Job. It returns ErrFailed (with the summary)
-// when a connection failed, or another error when the run itself could not
-// proceed (records unreadable).
+// Run drains all due work (connection.Due), re-listing until nothing is due
+// or MaxPasses is reached, writes the summary line and, unless this run
+// failed a connection permanently (Summary.OK), deletes its own Job. It
+// returns ErrFailed (with the summary) when it did, or another error when
+// the run itself could not proceed (records unreadable). Connections that
+// were failing before the run, are retrying or wait for their namespace
+// never fail it: a failure belongs to its connection.
 func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	start := r.cfg.Now()
 	sum := newSummary()
@@ -124,7 +126,6 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 			return sum.finish(r.cfg.Now().Sub(start)), err
 		}
 	}
-	var all []connection.Connection // the newest listing, for StillFailed
 	for sum.Passes < r.cfg.MaxPasses {
 		pending, listed, err := r.pending(ctx, sum)
 		if err != nil {
@@ -132,7 +133,6 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 			r.summarise(out)
 			return out, err
 		}
-		all = listed
 		if len(pending) == 0 {
 			break
 		}
@@ -145,11 +145,10 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	out := sum.finish(r.cfg.Now().Sub(start))
 	if out.Passes == r.cfg.MaxPasses {
 		// Check whether the bound, not the work, ended the loop.
-		if pending, listed, err := r.pending(ctx, newSummary()); err == nil {
-			out.StillPending, all = len(pending), listed
+		if pending, _, err := r.pending(ctx, newSummary()); err == nil {
+			out.StillPending = len(pending)
 		}
 	}
-	out.StillFailed = stillFailed(all, sum.processed())
 	r.summarise(out)
 	switch {
 	case ctx.Err() != nil:
@@ -172,7 +171,8 @@ func (r *Runner) summarise(out Summary) {
 		ev = r.log.Error()
 	}
 	ev.Str("step", "summary").Int("rendered", out.Rendered).Int("deleted", out.Deleted).
-		Int("failed", len(out.Failures)).Int("stillFailed", len(out.StillFailed)).Int("corrupt", out.Corrupt).
+		Int("failed", len(out.Failures)).Int("retrying", len(out.Retrying)).
+		Int("parked", len(out.Parked)).Int("stillFailing", len(out.StillFailing)).Int("corrupt", out.Corrupt).
 		Int("stillPending", out.StillPending).Int("passes", out.Passes).Int("writes", out.Writes).
 		Dur("duration", out.Duration).Msg(out.Line())
 }
@@ -188,13 +188,34 @@ func (r *Runner) pending(ctx context.Context, sum *summary) ([]connection.Connec
 		sum.corrupt(err)
 		r.log.Error().Str("step", "list").Err(err).Msg("skipping corrupt connection records")
 	}
+	now := r.cfg.Now()
 	var out []connection.Connection
 	for _, c := range all {
-		if c.Status.Phase.NeedsWork() && !sum.givenUp(c) {
-			out = append(out, c)
+		switch {
+		case connection.Due(c, now):
+			if !sum.givenUp(c) {
+				out = append(out, c)
+			}
+		case c.Status.LastFailure != nil && c.Status.RetryAfter != nil:
+			r.noteWaiting(c, sum)
 		}
 	}
 	return out, all, nil
+}
+
+// noteWaiting logs, once per run, a connection left alone because its
+// backoff is not over, so the log of a run after a failed one still says
+// what is failing, since when and where to look.
+func (r *Runner) noteWaiting(c connection.Connection, sum *summary) {
+	lf := c.Status.LastFailure
+	f := Failure{Connection: c.Spec.Name, ObjectID: c.Spec.ID(), Reason: lf.Reason, Message: lf.Message,
+		Since: lf.Since, Attempts: c.Status.Attempts, RetryAfter: *c.Status.RetryAfter}
+	if !sum.wait(f) {
+		return
+	}
+	r.log.Info().Str("connection", c.Spec.Name).Str("objectId", c.Spec.ID()).Str("step", "list").Str("phase", string(c.Status.Phase)).
+		Str("reason", lf.Reason).Time("failingSince", lf.Since).Time("retryAfter", f.RetryAfter).Str("run", lf.Run).
+		Msg(say(c, "still failing since %s: %s: %s (last run %s; next try at %s)", stamp(lf.Since), lf.Reason, lf.Message, lf.Run, stamp(f.RetryAfter)))
 }
 
 func (r *Runner) markAll(ctx context.Context) error {
@@ -242,11 +263,26 @@ func (r *Runner) deleteOwnJob(ctx context.Context) error {
 	if r.cfg.JobName == "" {
 		return nil
 	}
+	jobs := r.cfg.Client.BatchV1().Jobs(r.cfg.Namespace)
+	job, err := jobs.Get(ctx, r.cfg.JobName, metav1.GetOptions{})
+	if err == nil && job.Status.Failed > 0 {
+		// A pod of this Job failed before this one (the Job's backoffLimit
+		// retried it): that pod's log is the evidence a user reads with
+		// kubectl logs; leave the finished Job to the launcher.
+		r.log.Info().Str("step", "delete-job").Str("job", r.cfg.JobName).Int32("failedPods", job.Status.Failed).
+			Msg("kept own Job: an earlier pod of it failed and its log stays readable")
+		return nil
+	}
 	bg := metav1.DeletePropagationBackground
-	err := r.cfg.Client.BatchV1().Jobs(r.cfg.Namespace).Delete(ctx, r.cfg.JobName, metav1.DeleteOptions{PropagationPolicy: &bg})
+	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
+	if job != nil && job.UID != "" {
+		// never a Job of the same name created after this run's
+		opts.Preconditions = &metav1.Preconditions{UID: &job.UID}
+	}
+	err = jobs.Delete(ctx, r.cfg.JobName, opts)
 	switch {
 	case err == nil:
-		r.log.Info().Str("step", "delete-job").Str("namespace", r.cfg.Namespace).Str("job", r.cfg.JobName).Msg("every connection succeeded; deleted own Job")
+		r.log.Info().Str("step", "delete-job").Str("namespace", r.cfg.Namespace).Str("job", r.cfg.JobName).Msg("no connection newly failed; deleted own Job")
 	case apierrors.IsNotFound(err):
 		// run outside a Job (kubeconfig) or already deleted
 	default:

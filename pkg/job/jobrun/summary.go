@@ -11,8 +11,8 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
 
-// Failure is one connection that failed, as the summary line and the
-// connection's status report it.
+// Failure is one connection whose work did not finish, as the summary
+// line and the connection's status report it.
 type Failure struct {
 	Connection string
 	ObjectID   string
@@ -22,14 +22,34 @@ type Failure struct {
 	Sentinel string
 	// Message is one sentence naming the connection, the step and the cause.
 	Message string
+	// Since is when the connection's current streak of failures began.
+	Since time.Time
+	// Attempts is the length of that streak.
+	Attempts int
+	// RetryAfter is when sc-job tries the connection again.
+	RetryAfter time.Time
 }
 
-// Summary is what a run did.
+// Summary is what a run did. Only Failures and StillPending make a run
+// fail: a run's exit status and its self-deletion depend on the work it did,
+// never on a connection that was already failing before it started.
 type Summary struct {
 	Rendered int
 	Deleted  int
+	// Failures are connections this run failed permanently, and not in the
+	// same way as their standing failure: news a person must act on.
 	Failures []Failure
-	// Corrupt records could not be decoded; only a human can fix them.
+	// Retrying hit an error retrying may fix: Pending, reason Retrying,
+	// tried again after their backoff.
+	Retrying []Failure
+	// Parked wait for their target namespace: Pending, NamespaceNotFound.
+	Parked []Failure
+	// StillFailing had failed before this run: it either left them alone
+	// (their retryAfter is not due) or retried them and they failed the
+	// same way. Their status and Events hold the evidence.
+	StillFailing []Failure
+	// Corrupt records could not be decoded; only a human can fix them, and
+	// every run would meet them again, so they do not fail a run.
 	Corrupt int
 	// Passes is how many times pending work was listed and processed.
 	Passes int
@@ -37,42 +57,34 @@ type Summary struct {
 	Writes int
 	// StillPending is work left when MaxPasses ended the run.
 	StillPending int
-	// StillFailed are connections this run did not touch that are still
-	// Failed from an earlier run. They fail this run too: a Job that
-	// succeeds deletes itself, and with it the evidence a user reads with
-	// `kubectl logs job/sc-job` (a retried pod would otherwise find no
-	// pending work and erase the failure).
-	StillFailed []Failure
-	Duration    time.Duration
+	Duration     time.Duration
 }
 
-// OK: nothing failed and nothing was left behind.
-func (s Summary) OK() bool {
-	return len(s.Failures) == 0 && len(s.StillFailed) == 0 && s.Corrupt == 0 && s.StillPending == 0
-}
+// OK: nothing newly failed and nothing due was left behind.
+func (s Summary) OK() bool { return len(s.Failures) == 0 && s.StillPending == 0 }
 
 // Line is the plain sentence `kubectl logs job/sc-job` ends with.
 func (s Summary) Line() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "sc-job: %d %s rendered, %d deleted, %d failed", s.Rendered, plural(s.Rendered), s.Deleted, len(s.Failures))
 	for i, f := range s.Failures {
-		if i == 0 {
-			b.WriteString(": ")
-		} else {
-			b.WriteString("; ")
-		}
+		b.WriteString(sep(i, ": ", "; "))
 		b.WriteString(f.Message)
 		if f.Sentinel != "" {
 			fmt.Fprintf(&b, " (%s)", f.Sentinel)
 		}
 	}
-	for i, f := range s.StillFailed {
-		if i == 0 {
-			fmt.Fprintf(&b, "; %d still failing from an earlier run: ", len(s.StillFailed))
-		} else {
-			b.WriteString("; ")
-		}
+	for i, f := range s.Retrying {
+		b.WriteString(sep(i, fmt.Sprintf("; %d retrying: ", len(s.Retrying)), "; "))
+		fmt.Fprintf(&b, "%s (attempt %d, next at %s)", f.Message, f.Attempts, stamp(f.RetryAfter))
+	}
+	for i, f := range s.Parked {
+		b.WriteString(sep(i, fmt.Sprintf("; %d waiting for their namespace: ", len(s.Parked)), "; "))
 		b.WriteString(f.Message)
+	}
+	for i, f := range s.StillFailing {
+		b.WriteString(sep(i, fmt.Sprintf("; %d still failing from earlier runs: ", len(s.StillFailing)), ", "))
+		fmt.Fprintf(&b, "%q since %s (%s)", f.Connection, stamp(f.Since), f.Reason)
 	}
 	if s.Corrupt > 0 {
 		fmt.Fprintf(&b, "; %d corrupt connection records skipped (see the log)", s.Corrupt)
@@ -82,6 +94,15 @@ func (s Summary) Line() string {
 	}
 	return b.String()
 }
+
+func sep(i int, first, next string) string {
+	if i == 0 {
+		return first
+	}
+	return next
+}
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func plural(n int) string {
 	if n == 1 {
@@ -95,7 +116,12 @@ type outcomeKind int
 const (
 	outRendered outcomeKind = iota
 	outDeleted
+	// outFailed: a new permanent failure; it fails the run.
 	outFailed
+	// outStillFailed: failed permanently again, the same way as before.
+	outStillFailed
+	outRetrying
+	outParked
 	// outSkipped: the record moved on while it was processed; the next
 	// pass sees the new state.
 	outSkipped
@@ -109,8 +135,10 @@ type result struct {
 
 // summary collects results from the worker pool.
 type summary struct {
-	mu       sync.Mutex
-	last     map[string]result
+	mu   sync.Mutex
+	last map[string]result
+	// waiting: connections with a standing failure a listing found not due.
+	waiting  map[string]Failure
 	attempts map[attemptKey]int
 	writes   int
 	corruptN int
@@ -127,7 +155,7 @@ type attemptKey struct {
 }
 
 func newSummary() *summary {
-	return &summary{last: map[string]result{}, attempts: map[attemptKey]int{}, maxTries: 3}
+	return &summary{last: map[string]result{}, waiting: map[string]Failure{}, attempts: map[attemptKey]int{}, maxTries: 3}
 }
 
 func keyOf(c connection.Connection) attemptKey {
@@ -161,52 +189,53 @@ func (s *summary) corrupt(err error) {
 	s.mu.Unlock()
 }
 
+// wait notes a connection a listing left alone; it says whether this is
+// the first time this run, so the log notes it once.
+func (s *summary) wait(f Failure) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, done := s.last[f.ObjectID]; done {
+		return false // this run processed it: its own lines tell the story
+	}
+	_, seen := s.waiting[f.ObjectID]
+	s.waiting[f.ObjectID] = f
+	return !seen
+}
+
 func (s *summary) finish(d time.Duration) Summary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := Summary{Passes: s.Passes, Writes: s.writes, Corrupt: s.corruptN, Duration: d}
-	ids := make([]string, 0, len(s.last))
+	ids := make([]string, 0, len(s.last)+len(s.waiting))
 	for id := range s.last {
 		ids = append(ids, id)
 	}
+	for id := range s.waiting {
+		if _, done := s.last[id]; !done {
+			ids = append(ids, id)
+		}
+	}
 	sort.Strings(ids)
 	for _, id := range ids {
-		switch r := s.last[id]; r.kind {
+		r, done := s.last[id]
+		if !done {
+			out.StillFailing = append(out.StillFailing, s.waiting[id])
+			continue
+		}
+		switch r.kind {
 		case outRendered:
 			out.Rendered++
 		case outDeleted:
 			out.Deleted++
 		case outFailed:
 			out.Failures = append(out.Failures, r.failure)
+		case outStillFailed:
+			out.StillFailing = append(out.StillFailing, r.failure)
+		case outRetrying:
+			out.Retrying = append(out.Retrying, r.failure)
+		case outParked:
+			out.Parked = append(out.Parked, r.failure)
 		}
-	}
-	return out
-}
-
-// stillFailed lists the Failed connections of all that this run did not
-// process, with the reason their status already gives.
-func stillFailed(all []connection.Connection, processed map[string]bool) []Failure {
-	var out []Failure
-	for _, c := range all {
-		if c.Status.Phase != connection.PhaseFailed || processed[c.Spec.ID()] {
-			continue
-		}
-		msg := c.Status.Message
-		if msg == "" {
-			msg = fmt.Sprintf("connection %q failed: %s", c.Spec.Name, c.Status.Reason)
-		}
-		out = append(out, Failure{Connection: c.Spec.Name, ObjectID: c.Spec.ID(), Reason: c.Status.Reason, Message: msg})
-	}
-	return out
-}
-
-// processed is the set of object ids this run produced a result for.
-func (s *summary) processed() map[string]bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[string]bool, len(s.last))
-	for id := range s.last {
-		out[id] = true
 	}
 	return out
 }
