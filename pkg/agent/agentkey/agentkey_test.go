@@ -15,27 +15,17 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
 
 const ns = "sc-system"
 
-type action struct{ verb, resource, namespace, name string }
-
-func actions(c *fake.Clientset) []action {
-	var out []action
-	for _, a := range c.Actions() {
-		name := ""
-		switch a := a.(type) {
-		case k8stesting.GetAction:
-			name = a.GetName()
-		case k8stesting.CreateAction:
-			name = a.GetObject().(metav1.Object).GetName()
-		}
-		out = append(out, action{a.GetVerb(), a.GetResource().Resource, a.GetNamespace(), name})
-	}
-	return out
-}
+// getKey and createKey are the only actions Load ever makes.
+const (
+	getKey    = "get secrets " + ns + "/" + SecretName
+	createKey = "create secrets " + ns + "/" + SecretName
+)
 
 func existingKey(t *testing.T) (nkeys.KeyPair, *corev1.Secret) {
 	t.Helper()
@@ -57,7 +47,7 @@ func TestLoadCreatesSecretWhenMissing(t *testing.T) {
 	c := fake.NewClientset()
 	kp, err := Load(context.Background(), c, ns)
 	require.NoError(t, err)
-	assert.Equal(t, []action{{"get", "secrets", ns, SecretName}, {"create", "secrets", ns, SecretName}}, actions(c))
+	assert.Equal(t, []string{getKey, createKey}, fakeactions.Of(c))
 
 	stored, err := c.CoreV1().Secrets(ns).Get(context.Background(), SecretName, metav1.GetOptions{})
 	require.NoError(t, err)
@@ -86,7 +76,7 @@ func TestLoadReusesExistingKey(t *testing.T) {
 	got, err := Load(context.Background(), c, ns)
 	require.NoError(t, err)
 	assert.Equal(t, publicKey(t, want), publicKey(t, got))
-	assert.Equal(t, []action{{"get", "secrets", ns, SecretName}}, actions(c))
+	assert.Equal(t, []string{getKey}, fakeactions.Of(c))
 }
 
 // Two replicas start together: this one's Get misses, the other's Create
@@ -101,11 +91,11 @@ func TestLoadLosesCreateRace(t *testing.T) {
 	got, err := Load(context.Background(), c, ns)
 	require.NoError(t, err)
 	assert.Equal(t, publicKey(t, winner), publicKey(t, got))
-	assert.Equal(t, []action{
-		{"get", "secrets", ns, SecretName},
-		{"create", "secrets", ns, SecretName},
-		{"get", "secrets", ns, SecretName},
-	}, actions(c))
+	assert.Equal(t, []string{
+		getKey,
+		createKey,
+		getKey,
+	}, fakeactions.Of(c))
 }
 
 func TestLoadRefusesCorruptSecretWithoutLeakingIt(t *testing.T) {
@@ -126,7 +116,7 @@ func TestLoadRefusesCorruptSecretWithoutLeakingIt(t *testing.T) {
 			if len(data) > 0 {
 				assert.NotContains(t, err.Error(), string(data))
 			}
-			assert.Equal(t, []action{{"get", "secrets", ns, SecretName}}, actions(c), "never overwritten")
+			assert.Equal(t, []string{getKey}, fakeactions.Of(c), "never overwritten")
 		})
 	}
 }
@@ -139,5 +129,5 @@ func TestLoadPropagatesAPIErrors(t *testing.T) {
 	_, err := Load(context.Background(), c, ns)
 	require.Error(t, err)
 	assert.True(t, apierrors.IsForbidden(err), "wrapped with %%w")
-	assert.Equal(t, []action{{"get", "secrets", ns, SecretName}}, actions(c))
+	assert.Equal(t, []string{getKey}, fakeactions.Of(c))
 }
