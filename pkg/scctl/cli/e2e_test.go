@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -14,10 +13,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
+	"github.com/sc-extension/sc-extension/internal/testkit/memstore"
 	"github.com/sc-extension/sc-extension/pkg/agent/intake"
 	"github.com/sc-extension/sc-extension/pkg/agent/query"
 	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
@@ -27,22 +28,19 @@ import (
 // pkg/agent/intake and pkg/agent/query; only the Kubernetes store below them, and
 // sc-job's final status, are stand-ins.
 
-var errNotFound = errors.New("not found")
-
-// memStore is the in-memory stand-in of pkg/kube/store, plus a "job" that reports
-// every accepted change as done, as sc-job would. It is also intake's
-// status publisher, so that the job's outcome follows intake's Pending
-// event as it does in a cluster.
-type memStore struct {
-	mu      sync.Mutex
-	conns   map[string]connection.Connection
-	creds   map[string]connection.Credentials
+// agentStore is the stand-in for pkg/kube/store (internal/testkit/memstore)
+// plus a "job" that reports every accepted change as done, as sc-job would.
+// It is also intake's status publisher, so that the job's outcome follows
+// intake's Pending event as it does in a cluster.
+type agentStore struct {
+	*memstore.Store
 	cluster string
 	status  *statuspub.Publisher
+	mu      sync.Mutex
 	outcome map[string]protocol.StatusEvent // by request id, sent after its Pending
 }
 
-func (s *memStore) Publish(ctx context.Context, ev protocol.StatusEvent) error {
+func (s *agentStore) Publish(ctx context.Context, ev protocol.StatusEvent) error {
 	if err := s.status.Publish(ctx, ev); err != nil {
 		return err
 	}
@@ -56,71 +54,46 @@ func (s *memStore) Publish(ctx context.Context, ev protocol.StatusEvent) error {
 	return nil
 }
 
-func (s *memStore) Apply(ctx context.Context, ch connection.Change) (connection.Connection, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := ch.Spec.ID()
-	c, ok := s.conns[id]
-	if ok && c.Seen(ch.RequestID) {
-		return c, false, nil
+// Apply stores the change and plays sc-job: a deletion removes the
+// connection, anything else is rendered.
+func (s *agentStore) Apply(ctx context.Context, ch connection.Change) (connection.Connection, bool, error) {
+	c, applied, err := s.Store.Apply(ctx, ch)
+	if err != nil || !applied {
+		return c, applied, err
 	}
+	id := c.Spec.ID()
+	var ev protocol.StatusEvent
 	if ch.Delete {
-		if !ok {
-			return connection.Connection{}, false, errNotFound
-		}
-		c.Deletion = &connection.Deletion{RequestID: ch.RequestID, DeleteResources: ch.DeleteResources}
-		delete(s.conns, id)
-		s.outcome[ch.RequestID] = statuspub.Deleted(s.cluster, c)
-		return c, true, nil
+		s.Remove(id)
+		ev = statuspub.Deleted(s.cluster, c)
+	} else {
+		done := c
+		done.Status = connection.Status{Phase: connection.PhaseSucceeded, LastRequestID: ch.RequestID, ObservedGeneration: c.Generation,
+			Resources: []connection.ResourceRef{{Kind: "Secret", Namespace: c.Spec.Scope, Name: connection.SecretName(id)}}}
+		ev = statuspub.FromConnection(s.cluster, done)
 	}
-	c.Spec, c.Generation = ch.Spec, c.Generation+1
-	c.Remember(ch.RequestID)
-	c.Status = connection.Status{Phase: connection.PhasePending, LastRequestID: ch.RequestID}
-	s.conns[id], s.creds[id] = c, ch.Credentials
-	done := c
-	done.Status = connection.Status{Phase: connection.PhaseSucceeded, LastRequestID: ch.RequestID, ObservedGeneration: c.Generation,
-		Resources: []connection.ResourceRef{{Kind: "Secret", Namespace: c.Spec.Scope, Name: connection.SecretName(id)}}}
-	s.outcome[ch.RequestID] = statuspub.FromConnection(s.cluster, done)
+	s.mu.Lock()
+	s.outcome[ch.RequestID] = ev
+	s.mu.Unlock()
 	return c, true, nil
 }
 
-func (s *memStore) List(context.Context) ([]connection.Connection, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []connection.Connection
-	for _, c := range s.conns {
-		out = append(out, c)
-	}
-	return out, nil
-}
-
-func (s *memStore) Get(_ context.Context, id string) (connection.Connection, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c, ok := s.conns[id]
-	if !ok {
-		return connection.Connection{}, errNotFound
-	}
-	return c, nil
-}
-
-func (s *memStore) Validate(_ context.Context, c connection.Connection) (protocol.ValidateResult, error) {
+func (s *agentStore) Validate(_ context.Context, c connection.Connection) (protocol.ValidateResult, error) {
 	return protocol.ValidateResult{Connection: c.Spec.Name, Valid: true,
 		Checks: []protocol.CheckResult{{Name: "secret-present", Result: "Success", Description: "present"}}}, nil
 }
 
 // startAgent runs the real query responder and request intake for c1 until
 // the test ends.
-func startAgent(t *testing.T, srv *devserver.Server) *memStore {
+func startAgent(t *testing.T, srv *devserver.Server) *agentStore {
 	t.Helper()
 	nc, js := devservertest.Agent(t, srv, "c1", zerolog.Nop())
 	kp, err := nkeys.CreateCurveKeys()
 	require.NoError(t, err)
 	pub, err := kp.PublicKey()
 	require.NoError(t, err)
-	store := &memStore{conns: map[string]connection.Connection{}, creds: map[string]connection.Credentials{},
-		cluster: "c1", status: statuspub.New(js, "c1"), outcome: map[string]protocol.StatusEvent{}}
-	isNotFound := func(err error) bool { return errors.Is(err, errNotFound) }
+	store := &agentStore{Store: memstore.New(), cluster: "c1", status: statuspub.New(js, "c1"), outcome: map[string]protocol.StatusEvent{}}
+	isNotFound := record.IsNotFound
 	in, err := intake.New(js, intake.Options{Cluster: "c1", Key: kp, Store: store, Status: store, IsNotFound: isNotFound})
 	require.NoError(t, err)
 	// query.Serve needs a deadline on its context (its FlushWithContext
@@ -185,7 +158,7 @@ func TestOverNATSLifecycle(t *testing.T) {
 	assert.Contains(t, r.stdout, "Secret team-a/sc-"+id+"-secret")
 	assert.Regexp(t, `^\d\d:\d\d:\d\d connection "My_Storage": Pending \(generation 1\), Accepted`, r.stderr, "progress on stderr")
 	assert.NotContains(t, r.stderr, "Succeeded", "the outcome is printed once, on stdout")
-	assert.Equal(t, connection.Credentials{"AZURE_STORAGEBLOB_CONNECTIONSTRING": secret}, store.creds[id],
+	assert.Equal(t, connection.Credentials{"AZURE_STORAGEBLOB_CONNECTIONSTRING": secret}, store.Credentials(id),
 		"the agent unsealed exactly what was given")
 
 	r = record(runReal(t, srv, "connection", "list"))
