@@ -265,6 +265,9 @@ func (r *Runner) deleteOwnJob(ctx context.Context) error {
 	}
 	jobs := r.cfg.Client.BatchV1().Jobs(r.cfg.Namespace)
 	job, err := jobs.Get(ctx, r.cfg.JobName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil // run outside a Job (kubeconfig), or already deleted
+	}
 	if err == nil && job.Status.Failed > 0 {
 		// A pod of this Job failed before this one (the Job's backoffLimit
 		// retried it): that pod's log is the evidence a user reads with
