@@ -1,6 +1,9 @@
-// Package jobrun is sc-job's logic: drain every connection whose record asks
-// for work (render and apply, or apply a deletion and remove the record),
-// write each outcome into the record with an Event, log one readable line
-// per step and per object, and summarise the run in one sentence for
-// `kubectl logs`.
+// Package jobrun is sc-job's logic: drain every connection that is due
+// (connection.Due: render and apply, or apply a deletion and remove the
+// record), write each outcome into the record with an Event, log one
+// readable line per step and per object, and summarise the run in one
+// sentence for `kubectl logs`. A failure belongs to its connection: it is
+// retried with a per-connection backoff (transient: Pending/Retrying;
+// permanent: Failed; missing namespace: parked), and only a new permanent
+// failure in this run fails the run. See docs/store.md.
 package jobrun
