@@ -118,6 +118,14 @@ func (s *fakeStore) finish(name string) connection.Connection {
 	return c
 }
 
+// Remove plays sc-job finishing a delete: the record is gone (same method
+// as internal/testkit/memstore).
+func (s *fakeStore) Remove(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, id)
+}
+
 func (s *fakeStore) snapshot() (calls int, applied []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
