@@ -16,7 +16,7 @@ kube-binaries:
 
 # Full one-node cluster (containerd, kubelet, kube-proxy, scheduler): pods run.
 # Prints the kubeconfig path on stdout. Needs root.
-cluster: kube-binaries
+cluster: kube-binaries host-ca-certificates
 	@$(TESTBED) up -mode full
 
 # API-only cluster (etcd, kube-apiserver, kube-controller-manager): seconds.
@@ -32,8 +32,15 @@ cluster-status:
 	@$(TESTBED) status
 
 # Image tarballs (agent, job, scctl, pause, probe) in _output/images.
-images:
+# The images carry the distroless base's CA bundle, taken from Debian's
+# ca-certificates package.
+images: host-ca-certificates
 	@$(GO) run ./e2e/cmd/imagepack
+
+.PHONY: host-ca-certificates
+host-ca-certificates:
+	@[ -s /etc/ssl/certs/ca-certificates.crt ] || { echo ">> apt-get install ca-certificates (the images' CA bundle)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ca-certificates >/dev/null; }
 
 # Re-import rebuilt images into the running cluster's containerd.
 load-images: images

@@ -120,6 +120,7 @@ func ensureOwnImages(ctx context.Context) ([]string, error) {
 		}
 		if _, err := imagepack.Build(ctx, specs, imagepack.Options{
 			Root: root, OutDir: out, BinDir: filepath.Join(root, "_output", "bin", "linux_amd64"), Progress: os.Stderr,
+			Stamp: imagepack.StampFromEnv(ctx, root, os.Getenv),
 		}); err != nil {
 			return nil, err
 		}
