@@ -2,10 +2,8 @@ package intake
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -262,30 +260,6 @@ func (in *Intake) publish(log zerolog.Logger, ev protocol.StatusEvent) {
 	}
 }
 
-// admit decodes, unseals and validates. On rejection req carries whatever
-// could be salvaged (id, name) so that the Failed event reaches the waiter.
-func (in *Intake) admit(data []byte) (protocol.Request, connection.Credentials, *rejection) {
-	req, err := protocol.DecodeRequest(data)
-	if err != nil {
-		return salvage(data), nil, &rejection{decodeReason(err), err}
-	}
-	if req.Cluster != in.o.Cluster {
-		return req, nil, &rejection{ReasonInvalidRequest,
-			fmt.Errorf("%w: request for cluster %q reached the agent of %q", protocol.ErrInvalidEnvelope, req.Cluster, in.o.Cluster)}
-	}
-	if req.Op == protocol.OpDelete {
-		return req, nil, nil
-	}
-	creds, err := req.Credentials.Open(in.o.Key)
-	if err != nil {
-		return req, nil, &rejection{ReasonCannotUnseal, err}
-	}
-	if err := connection.Validate(req.Connection, creds); err != nil {
-		return req, creds, &rejection{ReasonInvalidConnection, err}
-	}
-	return req, creds, nil
-}
-
 // reject terminates the request (never redelivered) and reports Failed.
 func (in *Intake) reject(msg jetstream.Msg, req protocol.Request, rej *rejection, creds connection.Credentials, log zerolog.Logger, start time.Time) {
 	err := redact(rej.err, creds)
@@ -294,32 +268,6 @@ func (in *Intake) reject(msg jetstream.Msg, req protocol.Request, rej *rejection
 	}
 	done(log.Warn(), outcomeRejected, start).Str("reason", rej.reason).Err(err).Msg("request rejected")
 	in.publish(log, in.event(req, connection.PhaseFailed, rej.reason, err.Error()))
-}
-
-// salvage reads the id and name of a request that did not decode, leniently,
-// so that its sender still learns why. Nothing else of it is trusted.
-func salvage(data []byte) protocol.Request {
-	var p struct {
-		ID         string `json:"id"`
-		Op         string `json:"op"`
-		Connection struct {
-			Name string `json:"name"`
-		} `json:"connection"`
-	}
-	if json.Unmarshal(data, &p) != nil || len(p.ID) > 128 || len(p.Op) > 16 {
-		return protocol.Request{}
-	}
-	return protocol.Request{ID: p.ID, Op: protocol.Op(p.Op), Connection: connection.Spec{Name: p.Connection.Name}}
-}
-
-func decodeReason(err error) string {
-	switch {
-	case errors.Is(err, protocol.ErrUnsupportedVersion):
-		return ReasonUnsupportedVersion
-	case errors.Is(err, protocol.ErrTooLarge):
-		return ReasonTooLarge
-	}
-	return ReasonInvalidRequest
 }
 
 func acceptedMessage(req protocol.Request) string {
@@ -335,36 +283,6 @@ func objectID(req protocol.Request) string {
 	}
 	return connection.ObjectID(req.Connection.Name)
 }
-
-// redact is defence in depth: no layer should quote a credential value, but
-// if one ever does, the value still never reaches a log line or an event.
-func redact(err error, creds connection.Credentials) error {
-	if err == nil || len(creds) == 0 {
-		return err
-	}
-	s := err.Error()
-	changed := false
-	for _, v := range creds {
-		if v != "" && strings.Contains(s, v) {
-			s = strings.ReplaceAll(s, v, "<redacted>")
-			changed = true
-		}
-	}
-	if !changed {
-		return err
-	}
-	return redacted{msg: s, err: err}
-}
-
-// redacted keeps errors.Is working on the original chain while printing
-// the scrubbed text.
-type redacted struct {
-	msg string
-	err error
-}
-
-func (r redacted) Error() string { return r.msg }
-func (r redacted) Unwrap() error { return r.err }
 
 func done(ev *zerolog.Event, outcome string, start time.Time) *zerolog.Event {
 	return ev.Str("outcome", outcome).Dur("duration", time.Since(start))
