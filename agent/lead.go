@@ -21,7 +21,6 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
 	"github.com/sc-extension/sc-extension/pkg/agent/statuswatch"
 	"github.com/sc-extension/sc-extension/pkg/kube/inspect"
-	kuberecord "github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
 	"github.com/sc-extension/sc-extension/pkg/version"
 )
