@@ -152,16 +152,13 @@ func TestPermanentStoreErrorEndsRequest(t *testing.T) {
 			fmt.Errorf("store connection bloba: decode sc-blobbloba: %w", record.ErrCorrupt)},
 		{"quota", intake.ReasonForbidden, "exceeded quota",
 			fmt.Errorf("store connection bloba: %w", apierrors.NewForbidden(cm, "sc-blobbloba", errors.New("exceeded quota: q1")))},
-		{"webhook-invalid", intake.ReasonInvalid, "denied",
+		{"webhook-invalid", intake.ReasonInvalid, "invalid",
 			apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, "sc-blobbloba", nil)},
 		{"bad-request", intake.ReasonRejected, "admission webhook",
 			apierrors.NewBadRequest("admission webhook \"x\" denied the request")},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.name == "webhook-invalid" {
-				tt.mentions = "invalid"
-			}
 			e := newEnv(t, devserver.Options{})
 			var bad atomic.Value // the request id to refuse
 			bad.Store("")
@@ -328,7 +325,7 @@ func TestTransientFailurePastMaxAgeExpires(t *testing.T) {
 		}
 		return nil
 	}}
-	e.agent(true, g.use, func(o *intake.Options) { o.MaxAge = 300 * time.Millisecond })
+	e.agent(true, g.use, func(o *intake.Options) { o.MaxAge = time.Second })
 	ctx := ctxT(t)
 	spec, creds := e.spec("bloba")
 	events := e.statuses("bloba")
@@ -339,7 +336,9 @@ func TestTransientFailurePastMaxAgeExpires(t *testing.T) {
 	ev := await(t, events, "expired", terminal(id))
 	assert.Equal(t, connection.PhaseFailed, ev.Phase)
 	assert.Equal(t, intake.ReasonExpired, ev.Reason)
-	assert.Contains(t, ev.Message, "etcd leader changed")
+	if _, tries := g.seen(); tries[id] > 0 { // on a loaded machine the first attempt may come after MaxAge
+		assert.Contains(t, ev.Message, "etcd leader changed", "the last error")
+	}
 	next, err := e.cp.Create(ctx, spec, creds)
 	require.NoError(t, err)
 	await(t, events, "the next request applied", accepted(next))
