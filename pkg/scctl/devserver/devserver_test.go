@@ -72,7 +72,7 @@ func TestRejectsBadClusterAndAuthenticates(t *testing.T) {
 
 // docs/nats-permissions.md shows the exact block ClusterPermissions grants.
 func TestDocsShowTheGrantedPermissions(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "nats-permissions.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "..", "..", "docs", "nats-permissions.md"))
 	require.NoError(t, err)
 	assert.Contains(t, string(doc), devserver.ConfigBlock("c1"))
 	for _, s := range devserver.ClusterPermissions("c1").Publish.Allow {
