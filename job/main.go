@@ -22,6 +22,7 @@ import (
 
 	"github.com/sc-extension/sc-extension/pkg/job/jobrun"
 	"github.com/sc-extension/sc-extension/pkg/logging"
+	"github.com/sc-extension/sc-extension/pkg/version"
 )
 
 const (
@@ -55,13 +56,14 @@ func run(args []string) int {
 	// client-go's own messages (throttling, retries) land in the same
 	// stream and format instead of klog's text on stderr.
 	logging.RouteKlog(log)
+	log.Debug().Str("version", version.Version).Msg("sc-job starting")
 
 	cfg, err := restConfig(*kubeconfig)
 	if err != nil {
 		log.Error().Err(err).Msg("no Kubernetes configuration")
 		return exitUsage
 	}
-	cfg.QPS, cfg.Burst, cfg.UserAgent = float32(*qps), *burst, "sc-job"
+	cfg.QPS, cfg.Burst, cfg.UserAgent = float32(*qps), *burst, "sc-job/"+version.Version
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		log.Error().Err(err).Msg("build Kubernetes client")
