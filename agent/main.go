@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
+
+	"github.com/sc-extension/sc-extension/pkg/logging"
 )
 
 func main() {
@@ -33,6 +35,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "sc-agent:", err)
 		os.Exit(2)
 	}
+	// client-go (reflectors, leader election, HandleCrash) logs through
+	// klog: one JSON line format on stderr for everything the agent prints.
+	logging.RouteKlog(log)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := run(ctx, cfg, password, log); err != nil {
@@ -46,5 +51,9 @@ func newLogger(level string) (zerolog.Logger, error) {
 	if err != nil || lvl == zerolog.NoLevel {
 		return zerolog.Logger{}, fmt.Errorf("%w: --log-level %q is not one of debug, info, warn, error", errUsage, level)
 	}
-	return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Str("component", "sc-agent").Logger(), nil
+	log, err := logging.New(os.Stderr, logging.FormatJSON)
+	if err != nil {
+		return zerolog.Logger{}, err
+	}
+	return log.Level(lvl).With().Str("component", "sc-agent").Logger(), nil
 }
