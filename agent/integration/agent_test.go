@@ -9,6 +9,7 @@ package agent_integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -171,6 +172,18 @@ func TestAgentEndToEnd(t *testing.T) {
 	lease, err := client.CoordinationV1().Leases(ns).Get(ctx, "sc-agent", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "", ptr.Deref(lease.Spec.HolderIdentity, ""), "Lease released on shutdown")
+
+	// One log format: every line the agent printed, client-go's leader
+	// election (klog) included, is a JSON object.
+	var klogSeen bool
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var entry map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &entry), "not a JSON line: %q", line)
+		if m, _ := entry["message"].(string); strings.Contains(m, "leader lease") {
+			klogSeen = true
+		}
+	}
+	assert.True(t, klogSeen, "client-go's leader election lines reach the JSON log")
 
 	// The credential never reached the agent's logs or any Event.
 	assert.NotContains(t, logs.String(), secret)
