@@ -16,11 +16,13 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
+	"github.com/sc-extension/sc-extension/internal/testkit/memstore"
 	"github.com/sc-extension/sc-extension/pkg/agent/intake"
 	"github.com/sc-extension/sc-extension/pkg/agent/query"
 	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/scctl/controlplane"
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
@@ -28,15 +30,15 @@ import (
 
 const cluster = "c1"
 
-var errNotFound = errors.New("connection not found")
+// faultyStore is internal/testkit/memstore, the one in-memory store, behind
+// the faults these tests inject; it counts every Apply the intake made,
+// including the ones a fault answered, so that what is counted is what the
+// intake asked.
+type faultyStore struct {
+	*memstore.Store
 
-// fakeStore is the only fake in these tests: an in-memory pkg/kube/store with
-// its request-id memory, so that what is counted is what the intake asked.
-type fakeStore struct {
-	mu      sync.Mutex
-	conns   map[string]connection.Connection
-	calls   int
-	applied []string
+	mu    sync.Mutex
+	calls int
 	// block, if set, makes Apply wait for ctx (an apply in flight at shutdown)
 	block chan struct{}
 	// fail, if non-empty, is returned (and popped) by the next Applies
@@ -46,16 +48,51 @@ type fakeStore struct {
 	lie int
 	// slow, if set, is how long each Apply works (a throttled API server)
 	slow time.Duration
-	// creds records the credentials each applied change carried
-	creds []connection.Credentials
 }
 
-func newStore() *fakeStore { return &fakeStore{conns: map[string]connection.Connection{}} }
+func newStore() *faultyStore { return &faultyStore{Store: memstore.New()} }
 
-func (s *fakeStore) Apply(ctx context.Context, ch connection.Change) (connection.Connection, bool, error) {
+// failNext makes the next len(errs) Applies return errs, in order.
+func (s *faultyStore) failNext(errs ...error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = append(s.fail, errs...)
+}
+
+// lieNext makes the next n Applies report a duplicate with no record.
+func (s *faultyStore) lieNext(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lie = n
+}
+
+// slowDown makes every Apply take d.
+func (s *faultyStore) slowDown(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.slow = d
+}
+
+// blockApplies makes every Apply wait for its ctx; the returned channel
+// receives once an Apply is waiting.
+func (s *faultyStore) blockApplies() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.block = make(chan struct{}, 1)
+	return s.block
+}
+
+// unblock lets later Applies through (the one waiting still waits for its ctx).
+func (s *faultyStore) unblock() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.block = nil
+}
+
+func (s *faultyStore) Apply(ctx context.Context, ch connection.Change) (connection.Connection, bool, error) {
 	s.mu.Lock()
 	s.calls++
-	block := s.block
+	block, slow := s.block, s.slow
 	var fail error
 	if len(s.fail) > 0 {
 		fail, s.fail = s.fail[0], s.fail[1:]
@@ -77,59 +114,30 @@ func (s *fakeStore) Apply(ctx context.Context, ch connection.Change) (connection
 	if fail != nil {
 		return connection.Connection{}, false, fail
 	}
-	if s.slow > 0 {
+	if slow > 0 {
 		select {
-		case <-time.After(s.slow):
+		case <-time.After(slow):
 		case <-ctx.Done():
 			return connection.Connection{}, false, ctx.Err()
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id := ch.Spec.ID()
-	c, ok := s.conns[id]
-	if ok && c.Seen(ch.RequestID) {
-		return c, false, nil
-	}
-	if ch.Delete {
-		if !ok {
-			return connection.Connection{}, false, fmt.Errorf("delete %s: %w", id, errNotFound)
-		}
-		c.Deletion = &connection.Deletion{RequestID: ch.RequestID, DeleteResources: ch.DeleteResources}
-	} else {
-		c.Spec = ch.Spec
-		c.Generation++
-	}
-	c.Status = connection.Status{Phase: connection.PhasePending, LastRequestID: ch.RequestID, ObservedGeneration: c.Generation - 1}
-	c.Remember(ch.RequestID)
-	s.conns[id] = c
-	s.applied = append(s.applied, ch.RequestID)
-	s.creds = append(s.creds, ch.Credentials)
-	return c, true, nil
+	return s.Store.Apply(ctx, ch)
 }
 
 // finish plays sc-job: the connection's current generation succeeded.
-func (s *fakeStore) finish(name string) connection.Connection {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	c := s.conns[connection.ObjectID(name)]
-	c.Status.Phase, c.Status.Reason, c.Status.ObservedGeneration = connection.PhaseSucceeded, "Rendered", c.Generation
-	s.conns[connection.ObjectID(name)] = c
-	return c
+func (s *faultyStore) finish(name string) {
+	s.Update(connection.ObjectID(name), func(c *connection.Connection) {
+		c.Status.Phase, c.Status.Reason, c.Status.ObservedGeneration = connection.PhaseSucceeded, "Rendered", c.Generation
+	})
 }
 
-// Remove plays sc-job finishing a delete: the record is gone (same method
-// as internal/testkit/memstore).
-func (s *fakeStore) Remove(id string) {
+// snapshot is how many Applies the intake made and which request ids the
+// store applied, in order.
+func (s *faultyStore) snapshot() (calls int, applied []string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.conns, id)
-}
-
-func (s *fakeStore) snapshot() (calls int, applied []string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.calls, append([]string(nil), s.applied...)
+	calls = s.calls
+	s.mu.Unlock()
+	return calls, s.Applied()
 }
 
 // env is one control plane, one cluster, and an agent that can be started
@@ -139,7 +147,7 @@ type env struct {
 	srv   *devserver.Server
 	cp    *controlplane.Client
 	key   nkeys.KeyPair
-	store *fakeStore
+	store *faultyStore
 	logs  *devservertest.LogBuffer
 	log   zerolog.Logger
 	// secret is the credential value used throughout; it must never
@@ -188,7 +196,7 @@ func (e *env) agent(withIntake bool, tweak ...func(*intake.Options)) (stop func(
 		o := intake.Options{
 			Cluster: cluster, Key: e.key, Store: e.store,
 			Status:     statuspub.New(js, cluster, statuspub.WithLogger(e.log)),
-			IsNotFound: func(err error) bool { return errors.Is(err, errNotFound) },
+			IsNotFound: record.IsNotFound,
 			Logger:     e.log, RetryBase: 50 * time.Millisecond,
 		}
 		for _, f := range tweak {
@@ -308,7 +316,7 @@ type nopReader struct{}
 
 func (nopReader) List(context.Context) ([]connection.Connection, error) { return nil, nil }
 func (nopReader) Get(context.Context, string) (connection.Connection, error) {
-	return connection.Connection{}, errNotFound
+	return connection.Connection{}, record.ErrNotFound
 }
 func (nopReader) Validate(context.Context, connection.Connection) (protocol.ValidateResult, error) {
 	return protocol.ValidateResult{}, nil

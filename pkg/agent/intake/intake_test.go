@@ -67,7 +67,7 @@ func TestRequestIsAppliedOnce(t *testing.T) {
 	calls, applied := e.store.snapshot()
 	assert.Equal(t, 2, calls, "the first send and the re-send reached the store; the server-side duplicate did not")
 	assert.Equal(t, []string{id}, applied)
-	assert.Equal(t, []connection.Credentials{creds}, e.store.creds, "credentials opened with the agent key")
+	assert.Equal(t, creds, e.store.Credentials(connection.ObjectID("blob1")), "credentials opened with the agent key")
 }
 
 // An agent stopped while Apply runs hands the request back (NAK) and the
@@ -80,18 +80,16 @@ func TestInterruptedApplyIsRedelivered(t *testing.T) {
 			const ackWait = 2 * time.Second
 			e := newEnv(t, devserver.Options{AckWait: ackWait})
 			ctx := ctxT(t)
-			e.store.block = make(chan struct{}, 1)
+			blocked := e.store.blockApplies()
 			stop, nc := e.agent(true)
 			spec, creds := e.spec("blob1")
 			id, err := e.cp.Create(ctx, spec, creds)
 			require.NoError(t, err)
-			<-e.store.block // Apply is running
+			<-blocked // Apply is running
 			if crash {
 				nc.Close()
 			}
-			e.store.mu.Lock()
-			e.store.block = nil
-			e.store.mu.Unlock()
+			e.store.unblock()
 			stop()
 			stopped := time.Now()
 
@@ -151,7 +149,7 @@ func TestServerRestartKeepsUnackedRequests(t *testing.T) {
 // applied once the store recovers, and the requests behind it wait.
 func TestTransientErrorIsRetried(t *testing.T) {
 	e := newEnv(t, devserver.Options{})
-	e.store.fail = []error{errors.New("etcdserver: leader changed"), errors.New("etcdserver: leader changed")}
+	e.store.failNext(errors.New("etcdserver: leader changed"), errors.New("etcdserver: leader changed"))
 	e.agent(true)
 	ctx := ctxT(t)
 	spec, creds := e.spec("blob1")
@@ -175,7 +173,7 @@ func TestTransientErrorIsRetried(t *testing.T) {
 // request: acking it would lose it, so it is retried.
 func TestDuplicateWithoutRecordIsRetried(t *testing.T) {
 	e := newEnv(t, devserver.Options{})
-	e.store.lie = 1
+	e.store.lieNext(1)
 	e.agent(true)
 	spec, creds := e.spec("blob1")
 	id, err := e.cp.Create(ctxT(t), spec, creds)
@@ -277,7 +275,7 @@ func TestPermanentFailures(t *testing.T) {
 // flows is free of the credential value.
 func TestCredentialValueNeverLeaks(t *testing.T) {
 	e := newEnv(t, devserver.Options{})
-	e.store.fail = []error{errors.New("transient")}
+	e.store.failNext(errors.New("transient"))
 	e.agent(true)
 	ctx := ctxT(t)
 	spec, creds := e.spec("blob1")
@@ -335,7 +333,7 @@ func TestCredentialValueNeverLeaks(t *testing.T) {
 func TestSlowApplyIsKeptAlive(t *testing.T) {
 	const ackWait = time.Second
 	e := newEnv(t, devserver.Options{AckWait: ackWait})
-	e.store.slow = 3 * ackWait
+	e.store.slowDown(3 * ackWait)
 	keepAlive := func(o *intake.Options) { o.InProgressEvery = ackWait / 4 }
 	e.agent(true, keepAlive)
 	e.agent(true, keepAlive) // an idle second replica
