@@ -33,8 +33,8 @@ const (
 	ReasonForbidden = "Forbidden"
 	// ReasonInvalid: the API server found the object invalid.
 	ReasonInvalid = "Invalid"
-	// ReasonExpired: not applied within MaxAge, or delivered more than
-	// MaxDeliveries times; the message carries the last error.
+	// ReasonExpired: still failing transiently past MaxAge, or delivered
+	// more than MaxDeliveries times; the message carries the last error.
 	ReasonExpired = "Expired"
 	// ReasonRetrying (phase Pending): a transient failure; the message
 	// carries the error and the request is retried with backoff.
@@ -201,15 +201,22 @@ func (in *Intake) failed(ctx context.Context, h *held, msg jetstream.Msg, req pr
 	return retry
 }
 
-// expired ends a request that has waited too long or was delivered too
-// often; its message carries the last transient error, if any.
+// expired ends a request that was delivered too often, or that has failed
+// transiently in this agent and is now older than MaxAge; its message
+// carries the last transient error, if any. Age alone never ends a request
+// not yet tried: a request is desired state, and an agent that was down
+// longer than MaxAge (a cluster stopped overnight, a long upgrade) applies
+// its queue late rather than dropping it.
 func (in *Intake) expired(h *held, delivered uint64) *rejection {
 	var err error
+	// attempts counts the one about to be made: > 1 means an earlier one
+	// in this agent failed transiently (the others end the request).
+	failedBefore := h.lastErr != "" || h.attempts > 1
 	switch age := in.now().Sub(h.stored); {
 	case delivered > uint64(in.o.MaxDeliveries):
 		err = fmt.Errorf("%w: delivered %d times (limit %d), an agent stopped while handling it each time", errExpired, delivered, in.o.MaxDeliveries)
-	case !h.stored.IsZero() && age > in.o.MaxAge:
-		err = fmt.Errorf("%w: not applied within %s of its sending (limit %s); send it again", errExpired, age.Round(time.Second), in.o.MaxAge)
+	case failedBefore && !h.stored.IsZero() && age > in.o.MaxAge:
+		err = fmt.Errorf("%w: still failing %s after its sending (limit %s); send it again", errExpired, age.Round(time.Second), in.o.MaxAge)
 	default:
 		return nil
 	}

@@ -36,9 +36,10 @@ type StatusPublisher interface {
 const (
 	// DefaultWorkers is how many connections are applied at once.
 	DefaultWorkers = 4
-	// DefaultMaxAge: a request the agent could not apply within an hour of
-	// its sending is ended with Failed/Expired instead of landing late,
-	// when its sender has long stopped waiting.
+	// DefaultMaxAge: a request that keeps failing transiently more than an
+	// hour after its sending is ended with Failed/Expired rather than
+	// retried forever. A request never tried yet (the agent was down) is
+	// applied however old it is.
 	DefaultMaxAge = time.Hour
 	// DefaultMaxDeliveries: a request delivered this often was being
 	// handled every time an agent stopped or crashed; it is ended with
@@ -78,7 +79,8 @@ type Options struct {
 	// DefaultWorkers.
 	Workers int
 	// MaxAge ends a request older than this (by the stream's clock) with
-	// Failed/Expired; default DefaultMaxAge.
+	// Failed/Expired once an attempt at it has failed transiently; default
+	// DefaultMaxAge.
 	MaxAge time.Duration
 	// MaxDeliveries ends a request delivered more often than this with
 	// Failed/Expired; default DefaultMaxDeliveries.
@@ -87,6 +89,9 @@ type Options struct {
 	// which doubles per attempt of the same request; defaults
 	// DefaultRetryBase and DefaultRetryMax.
 	RetryBase, RetryMax time.Duration
+
+	// now is the clock expiry reads; time.Now unless a test sets it.
+	now func() time.Time
 }
 
 // Intake consumes one cluster's requests.
@@ -126,8 +131,11 @@ func New(js jetstream.JetStream, o Options) (*Intake, error) {
 	if o.RetryMax <= 0 {
 		o.RetryMax = DefaultRetryMax
 	}
+	if o.now == nil {
+		o.now = time.Now
+	}
 	log := o.Logger.With().Str("controller", ControllerName).Str("cluster", o.Cluster).Logger()
-	return &Intake{o: o, js: js, log: log, now: time.Now}, nil
+	return &Intake{o: o, js: js, log: log, now: o.now}, nil
 }
 
 // Run consumes until ctx is done; call it once. Requests are queued per

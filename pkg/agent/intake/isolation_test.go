@@ -344,3 +344,30 @@ func TestTransientFailurePastMaxAgeExpires(t *testing.T) {
 	await(t, events, "the next request applied", accepted(next))
 	e.settled()
 }
+
+// A request older than MaxAge that was never tried (the agent was down
+// longer than that) is desired state applied late, not dropped: it is
+// applied and acked with Accepted as its one final status.
+func TestOldRequestNeverTriedIsApplied(t *testing.T) {
+	e := newEnv(t, devserver.Options{})
+	// every request looks two hours old to the agent
+	later := intake.WithClock(func() time.Time { return time.Now().Add(2 * time.Hour) })
+	pub := &countingStatus{}
+	e.agent(true, later, pub.use, func(o *intake.Options) { o.MaxAge = time.Hour })
+	ctx := ctxT(t)
+	spec, creds := e.spec("bloba")
+	events := e.statuses("bloba")
+	id, err := e.cp.Create(ctx, spec, creds)
+	require.NoError(t, err)
+	ev := await(t, events, "the old request's outcome", terminalOrAccepted(id))
+	assert.Equal(t, connection.PhasePending, ev.Phase, "%s/%s: %s", ev.Phase, ev.Reason, ev.Message)
+	assert.Equal(t, intake.ReasonAccepted, ev.Reason)
+	e.settled()
+	assert.Equal(t, []string{"Pending/Accepted"}, phases(pub.of(id)), "one final status, no Expired")
+	_, applied := e.store.snapshot()
+	assert.Equal(t, []string{id}, applied)
+}
+
+func terminalOrAccepted(id string) func(protocol.StatusEvent) bool {
+	return func(ev protocol.StatusEvent) bool { return accepted(id)(ev) || terminal(id)(ev) }
+}
