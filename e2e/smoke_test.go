@@ -189,13 +189,13 @@ func smokeWaitDeleted(ctx context.Context, t *testing.T, cs kubernetes.Interface
 func smokeJobListWatch(cs kubernetes.Interface, ns, name string) cache.ListerWatcher {
 	sel := fields.OneTermEqualSelector("metadata.name", name).String()
 	return &cache.ListWatch{
-		ListFunc: func(o metav1.ListOptions) (runtime.Object, error) {
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			o.FieldSelector = sel
-			return cs.BatchV1().Jobs(ns).List(context.Background(), o)
+			return cs.BatchV1().Jobs(ns).List(ctx, o)
 		},
-		WatchFunc: func(o metav1.ListOptions) (watch.Interface, error) {
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 			o.FieldSelector = sel
-			return cs.BatchV1().Jobs(ns).Watch(context.Background(), o)
+			return cs.BatchV1().Jobs(ns).Watch(ctx, o)
 		},
 	}
 }

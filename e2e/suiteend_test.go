@@ -142,7 +142,7 @@ func (e *env) checkUninstall(ctx context.Context, logf func(string, ...any)) err
 	e.uninstalled = true
 	var errs []error
 	if _, err := cs.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-		errs = append(errs, fmt.Errorf("agent Deployment not removed: %v", err))
+		errs = append(errs, fmt.Errorf("agent Deployment not removed: %w", err))
 	}
 	if _, err := cs.CoreV1().ConfigMaps(systemNS).Get(ctx, connection.ConfigMapName(name), metav1.GetOptions{}); err != nil {
 		errs = append(errs, fmt.Errorf("connection record not kept: %w", err))

@@ -233,7 +233,7 @@ var errExited = errors.New("process exited")
 func (in *instance) waitFor(ctx context.Context, p *proc, timeout time.Duration, what string, cond wait.ConditionWithContextFunc) error {
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		if p != nil && p.exited() {
-			return false, fmt.Errorf("%s %w (%v)", p.rec.Name, errExited, p.err)
+			return false, fmt.Errorf("%s %w (%w)", p.rec.Name, errExited, p.err)
 		}
 		return cond(ctx)
 	})

@@ -34,8 +34,6 @@ func ownedChain(chain string) bool {
 	return strings.HasPrefix(chain, "KUBE-") || strings.HasPrefix(chain, "CNI-")
 }
 
-var builtinChains = []string{"INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"}
-
 // planIptables turns an iptables-save dump into an iptables-restore
 // --noflush script that removes the node components' chains: first every
 // rule elsewhere that jumps into them, then flush all, then delete all

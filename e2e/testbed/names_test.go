@@ -31,7 +31,7 @@ func TestNamespaceAndLabelNamesAreValid(t *testing.T) {
 			t.Errorf("path %q for %q escapes", p, name)
 		}
 	}
-	if namespaceName("TestX") == namespaceName("TestX") {
+	if a, b := namespaceName("TestX"), namespaceName("TestX"); a == b {
 		t.Error("namespace names are not unique")
 	}
 	if got := pathSafe("TestA/sub case/../x"); got != "TestA/sub_case/_/x" {

@@ -268,7 +268,7 @@ func readLayer(t *testing.T, l v1.Layer) map[*tar.Header]string {
 	tr := tar.NewReader(rc)
 	for {
 		h, err := tr.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return out
 		}
 		require.NoError(t, err)

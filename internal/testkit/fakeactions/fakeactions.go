@@ -58,16 +58,12 @@ func name(a k8stesting.Action) string {
 	if a.GetResource().Resource == "events" && a.GetVerb() == "create" {
 		return "*"
 	}
+	// GetAction matches get, delete and patch (all carry GetName);
+	// CreateAction matches create and update (both carry the object).
 	switch x := a.(type) {
 	case k8stesting.GetAction:
 		return x.GetName()
-	case k8stesting.DeleteAction:
-		return x.GetName()
-	case k8stesting.PatchAction:
-		return x.GetName()
 	case k8stesting.CreateAction:
-		return objectName(x.GetObject())
-	case k8stesting.UpdateAction:
 		return objectName(x.GetObject())
 	}
 	return ""

@@ -138,6 +138,9 @@ func TestServeStopsOnCancel(t *testing.T) {
 
 	cancel()
 	require.NoError(t, <-done)
-	_, err = http.Get("http://" + ln.Addr().String() + "/healthz")
+	resp, err = http.Get("http://" + ln.Addr().String() + "/healthz")
+	if err == nil {
+		_ = resp.Body.Close()
+	}
 	assert.Error(t, err, "listener closed after shutdown")
 }

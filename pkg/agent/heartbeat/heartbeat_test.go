@@ -2,6 +2,7 @@ package heartbeat_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -54,7 +55,7 @@ func TestHeartbeatsFollowStateAndStopWithContext(t *testing.T) {
 	require.NoError(t, <-done)
 	// after Run returned nothing more is published
 	for {
-		if _, err := sub.NextMsg(100 * time.Millisecond); err == nats.ErrTimeout {
+		if _, err := sub.NextMsg(100 * time.Millisecond); errors.Is(err, nats.ErrTimeout) {
 			break
 		}
 	}

@@ -91,7 +91,7 @@ func FuzzObjectID(f *testing.F) {
 
 func TestCredentialsNeverFormatValues(t *testing.T) {
 	c := Credentials{"AZURE_X_PASSWORD": "s3cret-value", "AZURE_X_KEY": "k3y-value"}
-	for _, out := range []string{fmt.Sprint(c), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%s", c)} {
+	for _, out := range []string{fmt.Sprint(c), fmt.Sprintf("%v", c), fmt.Sprintf("%+v", c), fmt.Sprintf("%#v", c), fmt.Sprintf("%s", c)} { //nolint:staticcheck // S1025: %s is one of the verbs under test
 		assert.NotContains(t, out, "s3cret-value")
 		assert.NotContains(t, out, "k3y-value")
 		assert.Contains(t, out, "AZURE_X_PASSWORD")

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -53,7 +54,12 @@ func TestOverNATSVersionFromHeartbeat(t *testing.T) {
 		stopped <- heartbeat.Run(ctx, agent, heartbeat.Options{Cluster: "c1", Pod: "sc-agent-0", Interval: time.Hour,
 			State: func() heartbeat.State { return heartbeat.State{Leader: true, Ready: true} }})
 	}()
-	t.Cleanup(func() { cancel(); <-stopped })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-stopped; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("heartbeat: %v", err)
+		}
+	})
 
 	var r run
 	require.Eventually(t, func() bool {

@@ -4,6 +4,7 @@ package jobrun_integration
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,8 +37,9 @@ func TestBinaryExitCodesAndSummary(t *testing.T) {
 		cmd := exec.Command(bin, append([]string{"--kubeconfig=" + kubeconfig, "--namespace=" + e.sys}, args...)...)
 		cmd.Env = append(os.Environ(), "POD_NAME=sc-job-binary-test")
 		out, err := cmd.CombinedOutput()
-		e.logs.Write(out) // scanned for credential values at cleanup
-		if ee, ok := err.(*exec.ExitError); ok {
+		_, _ = e.logs.Write(out) // scanned for credential values at cleanup
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			return ee.ExitCode(), string(out)
 		}
 		require.NoError(t, err)
