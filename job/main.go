@@ -29,6 +29,9 @@ const (
 	exitOK     = 0
 	exitFailed = 1
 	exitUsage  = 2
+
+	failuresFail   = "fail"
+	failuresReport = "report"
 )
 
 func main() { os.Exit(run(os.Args[1:])) }
@@ -41,6 +44,9 @@ func run(args []string) int {
 	logFormat := fs.String("log-format", envOr("SC_LOG_FORMAT", logging.FormatText), "text (a line per step for kubectl logs) or json (for log pipelines) (env SC_LOG_FORMAT)")
 	kubeconfig := fs.String("kubeconfig", os.Getenv("KUBECONFIG"), "kubeconfig for running outside a cluster; empty uses the in-cluster config")
 	renderAll := fs.Bool("render-all", false, "mark every stored connection Pending first (Helm install/upgrade hook)")
+	failures := fs.String("connection-failures", envOr("SC_CONNECTION_FAILURES", failuresFail),
+		"fail: a connection failing anew exits 1 and keeps the Job for kubectl logs; report: exit 0 and leave the failure in the "+
+			"connection's status and Events (the Helm hook: a tenant's connection never fails helm upgrade) (env SC_CONNECTION_FAILURES)")
 	workers := fs.Int("workers", 4, "connections rendered in parallel")
 	qps := fs.Float64("qps", 50, "API requests per second")
 	burst := fs.Int("burst", 100, "API request burst")
@@ -48,6 +54,10 @@ func run(args []string) int {
 		return exitUsage
 	}
 	log, summary, err := newLog(os.Stdout, *logFormat, *logLevel)
+	if *failures != failuresFail && *failures != failuresReport {
+		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --connection-failures %q is not %s or %s\n", *failures, failuresFail, failuresReport)
+		return exitUsage
+	}
 	if err != nil || *namespace == "" || *workers < 1 {
 		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --log-format %q, --log-level %q, --namespace %q, --workers %d\n",
 			*logFormat, *logLevel, *namespace, *workers)
@@ -88,6 +98,10 @@ func run(args []string) int {
 	_, err = runner.Run(ctx)
 	switch {
 	case err == nil:
+		return exitOK
+	case errors.Is(err, jobrun.ErrFailed) && *failures == failuresReport:
+		// Each failed connection carries its reason, lastFailure and a
+		// Warning Event; the run itself did its job.
 		return exitOK
 	case errors.Is(err, jobrun.ErrFailed):
 		return exitFailed

@@ -93,6 +93,18 @@ func TestBinaryExitCodesAndSummary(t *testing.T) {
 	assert.Equal(t, 2, owned.Status.Attempts)
 	assert.Equal(t, "sc-job-binary-test", owned.Status.LastFailure.Run)
 	assert.Equal(t, connection.PhaseSucceeded, e.get("db1").Status.Phase, "re-rendered by --render-all")
+
+	// The Helm hook reports a new failure in the connection's status and
+	// exits 0: a tenant's connection never fails helm upgrade.
+	_, err = e.client.CoreV1().Secrets(e.target).Create(e.ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.target, Name: "sc-taken-secret"}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	e.apply(e.secretChange("taken"))
+	code, logs = runJob("--render-all", "--connection-failures=report")
+	assert.Equal(t, 0, code, logs)
+	assert.Contains(t, summaryOf(logs), `connection "taken" failed at step apply-secret`)
+	assert.Equal(t, connection.PhaseFailed, e.get("taken").Status.Phase)
+	code, _ = runJob("--connection-failures=sometimes")
+	assert.Equal(t, 2, code, "an unknown mode is a usage error")
 }
 
 // summaryOf is the plain summary line of a text-mode log.
