@@ -224,7 +224,7 @@ func TestHooks(t *testing.T) {
 	assert.Equal(t, corev1.RestartPolicyNever, pod.RestartPolicy)
 	args := argMap(pod.Containers[0].Args)
 	assert.Contains(t, args, "--render-all")
-	assert.Contains(t, args, "--connection-failures=report", "a tenant's failed connection never fails helm upgrade")
+	assert.Equal(t, "report", args["--connection-failures"], "a tenant's failed connection never fails helm upgrade")
 	assert.Equal(t, "sc-job-render", args["--job-name"], "the hook must never delete the agent's sc-job")
 	assert.EqualValues(t, 1, *hook.Spec.BackoffLimit)
 	assert.EqualValues(t, 600, *hook.Spec.ActiveDeadlineSeconds)
