@@ -42,12 +42,15 @@ func (a *agent) lead(ctx context.Context) {
 
 	records := launcher.NewRecordsFactory(a.client, a.cfg.Namespace, 0)
 	jobs := launcher.NewJobsFactory(a.client, a.cfg.Namespace, a.cfg.Job.JobName, 0)
+	// Namespace metadata only: the launcher wakes connections parked on a
+	// namespace that appears.
+	namespaces := launcher.NewNamespacesFactory(a.client, 0)
 	// The agent's own namespace holds the credential Secrets: never cache
 	// them for drift.
 	scope := a.cfg.Scope
 	scope.Denied = append(append([]string(nil), scope.Denied...), a.cfg.Namespace)
 	driftFactories := drift.NewFactories(a.client, scope, 0)
-	factories := []lifecycle.Informers{records, jobs}
+	factories := []lifecycle.Informers{records, jobs, namespaces}
 	for _, f := range driftFactories {
 		factories = append(factories, f)
 	}
@@ -60,7 +63,7 @@ func (a *agent) lead(ctx context.Context) {
 	publisher := statuspub.New(a.js, a.cfg.Cluster, statuspub.WithLogger(log))
 
 	recordInformer := records.Core().V1().ConfigMaps()
-	controllers, err := a.components(recordInformer, jobs, driftFactories, scope, recorder, publisher, log)
+	controllers, err := a.components(recordInformer, jobs, namespaces.Core().V1().Namespaces(), driftFactories, scope, recorder, publisher, log)
 	if err != nil {
 		a.proc.Fatal(err)
 		return
@@ -99,10 +102,11 @@ func (a *agent) lead(ctx context.Context) {
 // components builds the leader's controllers. Each registers its event
 // handlers here, before the factories start, so none misses the initial list.
 func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informers.SharedInformerFactory,
-	driftFactories []informers.SharedInformerFactory, scope drift.Scope, recorder record.EventRecorder,
+	namespaces coreinformers.NamespaceInformer, driftFactories []informers.SharedInformerFactory, scope drift.Scope, recorder record.EventRecorder,
 	publisher *statuspub.Publisher, log zerolog.Logger) ([]lifecycle.Controller, error) {
 	l, err := launcher.New(launcher.Deps{
 		Client: a.client, Records: records, Jobs: jobs.Batch().V1().Jobs(),
+		Namespaces: namespaces, Waker: a.store,
 		Recorder: recorder, Metrics: a.metrics, Log: log,
 	}, a.cfg.Job)
 	if err != nil {

@@ -52,10 +52,17 @@ type Deps struct {
 	Client kubernetes.Interface
 	// Records is an informer on the record ConfigMaps in the agent's
 	// namespace; Jobs one on Jobs there, narrowed to the Job's name.
-	Records  coreinformers.ConfigMapInformer
-	Jobs     batchinformers.JobInformer
+	Records coreinformers.ConfigMapInformer
+	Jobs    batchinformers.JobInformer
+	// Namespaces is a cluster-wide informer on Namespaces that caches only
+	// their metadata (NewNamespacesFactory): a namespace that appears wakes
+	// the connections parked on it.
+	Namespaces coreinformers.NamespaceInformer
+	// Waker makes a parked connection due now (pkg/kube/store's Wake).
+	Waker    Waker
 	Recorder k8srecord.EventRecorder
-	// Clock decides when a failed Job has been kept long enough; tests pass a fake.
+	// Clock decides when a connection is due and when a failed Job has been
+	// kept long enough; tests pass a fake.
 	Clock   clock.WithTicker
 	Metrics *health.Metrics
 	Log     zerolog.Logger
@@ -75,6 +82,8 @@ type Controller struct {
 	log      zerolog.Logger
 	worker   *controller.Worker[string]
 	selector labels.Selector
+	// wake wakes parked connections; its queue is keyed by namespace name.
+	wake *waker
 }
 
 // New registers the event handlers; call Run to start working.
@@ -83,19 +92,20 @@ func New(d Deps, cfg Config) (*Controller, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.Client == nil || d.Records == nil || d.Jobs == nil || d.Recorder == nil {
-		return nil, fmt.Errorf("%w: client, informers and recorder are required", ErrInvalidConfig)
+	if d.Client == nil || d.Records == nil || d.Jobs == nil || d.Namespaces == nil || d.Waker == nil || d.Recorder == nil {
+		return nil, fmt.Errorf("%w: client, informers, waker and recorder are required", ErrInvalidConfig)
 	}
 	if d.Clock == nil {
 		d.Clock = clock.RealClock{}
 	}
 	c := &Controller{
-		cfg:      cfg,
-		key:      cfg.Namespace + "/" + cfg.JobName,
-		client:   d.Client,
-		records:  d.Records.Lister(),
-		jobs:     d.Jobs.Lister(),
-		synced:   []cache.InformerSynced{d.Records.Informer().HasSynced, d.Jobs.Informer().HasSynced},
+		cfg:     cfg,
+		key:     cfg.Namespace + "/" + cfg.JobName,
+		client:  d.Client,
+		records: d.Records.Lister(),
+		jobs:    d.Jobs.Lister(),
+		synced: []cache.InformerSynced{d.Records.Informer().HasSynced, d.Jobs.Informer().HasSynced,
+			d.Namespaces.Informer().HasSynced},
 		recorder: d.Recorder,
 		clock:    d.Clock,
 		metrics:  d.Metrics,
@@ -124,6 +134,11 @@ func New(d Deps, cfg Config) (*Controller, error) {
 	if _, err := d.Jobs.Informer().AddEventHandler(handler); err != nil {
 		return nil, fmt.Errorf("launcher: watch jobs: %w", err)
 	}
+	wk, err := newWaker(d, cfg.Namespace, c.records, c.selector, c.log)
+	if err != nil {
+		return nil, err
+	}
+	c.wake = wk
 	return c, nil
 }
 
@@ -132,12 +147,19 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.log.Info().Msg("waiting for informer caches")
 	if !cache.WaitForCacheSync(ctx.Done(), c.synced...) {
 		c.worker.Queue().ShutDown()
+		c.wake.worker.Queue().ShutDown()
 		return fmt.Errorf("launcher: informer caches did not sync: %w", ctx.Err())
 	}
 	c.worker.Add(c.key) // decide once even if nothing changes
 	c.log.Info().Msg("started")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.wake.worker.Run(ctx, 1)
+	}()
 	// One worker: there is only one key.
 	c.worker.Run(ctx, 1)
+	<-done
 	c.log.Info().Msg("stopping")
 	return nil
 }
@@ -154,10 +176,14 @@ func (c *Controller) reconcile(ctx context.Context, _ string) (controller.Result
 	return controller.Result{RequeueAfter: after}, err
 }
 
-// sync compares the pending work with the Job and acts. A positive duration
-// asks to be called again then (a failed Job's keep time runs out).
+// sync compares the due work with the Job and acts. A positive duration
+// asks to be called again then: a connection's backoff or parking runs out,
+// or a failed Job's keep time does. Connections that wait are never a
+// reason to start sc-job: it would find nothing due, exit and delete
+// itself, and the launcher would start it again.
 func (c *Controller) sync(ctx context.Context) (time.Duration, error) {
-	w, err := c.pendingWork()
+	now := c.clock.Now()
+	w, err := c.dueWork(now)
 	if err != nil {
 		return 0, err
 	}
@@ -165,7 +191,8 @@ func (c *Controller) sync(ctx context.Context) (time.Duration, error) {
 	switch {
 	case apierrors.IsNotFound(err):
 		if len(w.items) == 0 {
-			return 0, nil
+			c.logWaiting(w, now)
+			return w.wait(now), nil
 		}
 		return 0, c.launch(ctx, w, nil)
 	case err != nil:
@@ -187,15 +214,21 @@ func (c *Controller) sync(ctx context.Context) (time.Duration, error) {
 		return 0, nil
 	}
 	if len(w.items) == 0 {
-		// Nothing to retry. A failed Job stays for `kubectl logs`; a
-		// completed one is sc-job's to delete.
-		return 0, nil
+		// Nothing due. A failed Job stays for `kubectl logs`; a completed
+		// one is sc-job's to delete.
+		c.logWaiting(w, now)
+		return w.wait(now), nil
 	}
 	newWork := job.Annotations[AnnotationDigest] != w.digest
-	age := c.clock.Since(cond.LastTransitionTime.Time)
+	age := now.Sub(cond.LastTransitionTime.Time)
 	if !newWork && age < c.cfg.KeepFailedFor {
 		remaining := c.cfg.KeepFailedFor - age
 		log.Debug().Dur("retryIn", remaining).Msg("keeping finished sc-job for inspection")
+		// A connection whose backoff ends first changes the due set, which
+		// is new work.
+		if wait := w.wait(now); wait > 0 && wait < remaining {
+			return wait, nil
+		}
 		return remaining, nil
 	}
 	why := "new work arrived"
@@ -215,13 +248,17 @@ type replaced struct {
 	why  string
 }
 
-// pendingWork lists the records that still need sc-job.
-func (c *Controller) pendingWork() (work, error) {
+// dueWork lists the records sc-job has work for at now (connection.Due),
+// and when the earliest of the others that wait becomes due.
+func (c *Controller) dueWork(now time.Time) (work, error) {
 	cms, err := c.records.ConfigMaps(c.cfg.Namespace).List(c.selector)
 	if err != nil {
 		return work{}, fmt.Errorf("list records from cache: %w", err)
 	}
-	var items []workItem
+	var (
+		items []workItem
+		next  time.Time
+	)
 	for _, cm := range cms {
 		conn, err := record.Decode(cm)
 		if err != nil {
@@ -230,13 +267,29 @@ func (c *Controller) pendingWork() (work, error) {
 			c.log.Warn().Err(err).Str("namespace", cm.Namespace).Str("configMap", cm.Name).Msg("skipping undecodable record")
 			continue
 		}
-		if !conn.Status.Phase.NeedsWork() {
+		at, ok := connection.DueAt(conn)
+		switch {
+		case !ok:
+			continue
+		case now.Before(at):
+			if next.IsZero() || at.Before(next) {
+				next = at
+			}
 			continue
 		}
 		id := record.ID(cm)
 		items = append(items, workItem{id: id, generation: conn.Generation, requestID: conn.Status.LastRequestID, record: cm})
 	}
-	return newWork(items), nil
+	w := newWork(items)
+	w.next = next
+	return w, nil
+}
+
+func (c *Controller) logWaiting(w work, now time.Time) {
+	if w.next.IsZero() {
+		return
+	}
+	c.log.Debug().Time("nextDue", w.next).Dur("retryIn", w.wait(now)).Msg("nothing due; looking again when a backoff runs out")
 }
 
 // delete removes a finished Job we own. The UID precondition makes sure a

@@ -32,7 +32,7 @@ const (
 func TestNoPendingWorkNoActions(t *testing.T) {
 	f := newFixture(t,
 		recordCM(t, "done", connection.PhaseSucceeded, 3),
-		recordCM(t, "broken", connection.PhaseFailed, 1),
+		waitingCM(t, "broken", connection.PhaseFailed, "SecretIsOwned", 1, epoch.Add(time.Minute)),
 	)
 	f.process()
 	assert.Empty(t, f.actions())
@@ -199,12 +199,12 @@ func TestFailedJobIsReplacedWhenTheSameSpecIsResent(t *testing.T) {
 
 func TestFinishedJobWithoutPendingWorkStays(t *testing.T) {
 	f := newFixture(t,
-		recordCM(t, "a", connection.PhaseFailed, 1),
+		waitingCM(t, "a", connection.PhaseFailed, "SecretIsOwned", 1, epoch.Add(time.Minute)),
 		withCondition(ourJob(item("a", 1)), batchv1.JobFailed, "BackoffLimitExceeded", epoch.Add(-time.Hour)),
 	)
 	after, err := f.c.sync(context.Background())
 	require.NoError(t, err)
-	assert.Zero(t, after, "nothing to retry: no timer either")
+	assert.Equal(t, time.Minute, after, "nothing due: looked at again when the backoff ends")
 	assert.Empty(t, f.actions())
 }
 

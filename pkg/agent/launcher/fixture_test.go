@@ -9,11 +9,13 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	core "k8s.io/client-go/testing"
@@ -24,6 +26,8 @@ import (
 	"github.com/sc-extension/sc-extension/internal/testkit/records"
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	connrecord "github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
 
 const ns = records.Namespace
@@ -48,6 +52,21 @@ func testConfig() Config {
 // recordCM is the record of connection id, as pkg/kube/store writes it.
 func recordCM(t *testing.T, id string, phase connection.Phase, generation int64) *corev1.ConfigMap {
 	return records.ConfigMap(t, records.Connection(id, phase, generation))
+}
+
+// waitingCM is the record of connection id that sc-job left in phase with
+// reason, holding it until retryAfter after attempts runs of generation 1.
+func waitingCM(t *testing.T, id string, phase connection.Phase, reason string, attempts int, retryAfter time.Time) *corev1.ConfigMap {
+	c := records.Connection(id, phase, 1)
+	c.Status.Reason, c.Status.Attempts, c.Status.RetryAfter = reason, attempts, &retryAfter
+	c.Status.LastFailure = &connection.Failure{Since: epoch.Add(-time.Hour), Time: epoch.Add(-time.Minute),
+		Phase: phase, Reason: reason, Run: "sc-job-abcde", Generation: 1}
+	return records.ConfigMap(t, c)
+}
+
+// namespaceObj is a Namespace as the metadata-only cache holds it.
+func namespaceObj(name, uid string) *corev1.Namespace {
+	return &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID(uid), ResourceVersion: "1"}}
 }
 
 // credentialSecret is what pkg/kube/store keeps next to a record; the launcher
@@ -106,6 +125,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	f.factory = informers.NewSharedInformerFactory(f.client, 0)
 	c, err := New(Deps{
 		Client: f.client, Records: f.factory.Core().V1().ConfigMaps(), Jobs: f.factory.Batch().V1().Jobs(),
+		Namespaces: f.factory.Core().V1().Namespaces(), Waker: store.New(f.client, ns),
 		Recorder: f.recorder, Clock: f.clock, Metrics: f.metrics,
 		Log: zerolog.New(f.logs).Level(zerolog.DebugLevel),
 	}, testConfig())
@@ -114,10 +134,13 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 		switch o.(type) {
 		case *corev1.ConfigMap, *batchv1.Job:
 			records.Index(t, f.factory, o)
+		case *corev1.Namespace:
+			require.NoError(t, f.factory.Core().V1().Namespaces().Informer().GetIndexer().Add(o))
 		}
 	}
 	f.c = c
 	t.Cleanup(c.worker.Queue().ShutDown)
+	t.Cleanup(c.wake.worker.Queue().ShutDown)
 	return f
 }
 
@@ -173,3 +196,30 @@ func counter(t *testing.T, m *health.Metrics, name, label string) float64 {
 	}
 	return 0
 }
+
+// awaitQueued fails unless key shows up in a queue (through get), for
+// requeues that a fake clock's step releases on the queue's own goroutine.
+func (f *fixture) awaitQueued(get func() (string, bool), done func(string), key string) {
+	f.t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		k, _ := get()
+		got <- k
+	}()
+	select {
+	case k := <-got:
+		assert.Equal(f.t, key, k)
+		done(k)
+	case <-time.After(10 * time.Second):
+		f.t.Fatalf("%s not requeued", key)
+	}
+}
+
+func decode(t *testing.T, cm *corev1.ConfigMap) connection.Connection {
+	t.Helper()
+	c, err := connrecord.Decode(cm)
+	require.NoError(t, err)
+	return c
+}
+
+func encode(t *testing.T, c connection.Connection) *corev1.ConfigMap { return records.ConfigMap(t, c) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 )
@@ -21,13 +22,23 @@ type workItem struct {
 	record    *corev1.ConfigMap
 }
 
-// work is everything pending, with a digest over ids, generations and last
-// request ids. The
-// phase is left out on purpose: sc-job moving a record from Pending to
-// Running is not new work.
+// work is everything due, with a digest over ids, generations and last
+// request ids. The phase is left out on purpose: sc-job moving a record from
+// Pending to Running is not new work.
 type work struct {
 	items  []workItem
 	digest string
+	// next is the earliest time a connection that is not due yet becomes
+	// due (a backoff or a parking running out); zero if none waits.
+	next time.Time
+}
+
+// wait is how long until next, or 0 when nothing waits.
+func (w work) wait(now time.Time) time.Duration {
+	if w.next.IsZero() {
+		return 0
+	}
+	return max(w.next.Sub(now), 0)
 }
 
 func newWork(items []workItem) work {

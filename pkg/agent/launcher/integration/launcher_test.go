@@ -34,6 +34,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	connrecord "github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
 
 func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
@@ -77,11 +78,13 @@ func (e *env) startLauncher() {
 	e.t.Helper()
 	records := launcher.NewRecordsFactory(e.client, e.ns, 0)
 	jobs := launcher.NewJobsFactory(e.client, e.ns, launcher.DefaultJobName, 0)
+	namespaces := launcher.NewNamespacesFactory(e.client, 0)
 	broadcaster := record.NewBroadcaster(record.WithContext(e.ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: e.client.CoreV1().Events(e.ns)})
 	e.t.Cleanup(broadcaster.Shutdown)
 	c, err := launcher.New(launcher.Deps{
 		Client: e.client, Records: records.Core().V1().ConfigMaps(), Jobs: jobs.Batch().V1().Jobs(),
+		Namespaces: namespaces.Core().V1().Namespaces(), Waker: store.New(e.client, e.ns),
 		Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "sc-extension-agent"}),
 		Log:      zerolog.New(zerolog.NewTestWriter(e.t)),
 	}, launcher.Config{
@@ -92,6 +95,7 @@ func (e *env) startLauncher() {
 	require.NoError(e.t, err)
 	records.Start(e.ctx.Done())
 	jobs.Start(e.ctx.Done())
+	namespaces.Start(e.ctx.Done())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(e.ctx) }()
 	e.t.Cleanup(func() {
@@ -99,6 +103,7 @@ func (e *env) startLauncher() {
 		require.NoError(e.t, <-done)
 		records.Shutdown()
 		jobs.Shutdown()
+		namespaces.Shutdown()
 	})
 }
 
