@@ -316,16 +316,23 @@ func TestRedeliveryOfHeldRequestIsAppliedOnce(t *testing.T) {
 }
 
 // A request that keeps failing transiently past MaxAge ends with
-// Failed/Expired carrying the last error, and the connection moves on.
+// Failed/Expired carrying the last error, and the connection moves on. The
+// agent's clock jumps two hours at the first failure, so the request is
+// young at its first attempt and old at its second, however loaded the
+// machine.
 func TestTransientFailurePastMaxAgeExpires(t *testing.T) {
 	e := newEnv(t, devserver.Options{})
+	var ahead atomic.Int64 // how far the agent's clock is ahead of the stream's
+	clock := intake.WithClock(func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) })
 	g := &gate{before: func(_ context.Context, ch connection.Change) error {
 		if ch.Spec.Annotations["doomed"] == "yes" {
+			ahead.Store(int64(2 * time.Hour))
 			return apierrors.NewServiceUnavailable("etcd leader changed")
 		}
 		return nil
 	}}
-	e.agent(true, g.use, func(o *intake.Options) { o.MaxAge = time.Second })
+	pub := &countingStatus{}
+	e.agent(true, g.use, pub.use, clock, func(o *intake.Options) { o.MaxAge = time.Hour })
 	ctx := ctxT(t)
 	spec, creds := e.spec("bloba")
 	events := e.statuses("bloba")
@@ -336,13 +343,18 @@ func TestTransientFailurePastMaxAgeExpires(t *testing.T) {
 	ev := await(t, events, "expired", terminal(id))
 	assert.Equal(t, connection.PhaseFailed, ev.Phase)
 	assert.Equal(t, intake.ReasonExpired, ev.Reason)
-	if _, tries := g.seen(); tries[id] > 0 { // on a loaded machine the first attempt may come after MaxAge
-		assert.Contains(t, ev.Message, "etcd leader changed", "the last error")
-	}
+	assert.Contains(t, ev.Message, "etcd leader changed", "the last error")
+	_, tries := g.seen()
+	assert.Equal(t, 1, tries[id], "tried once; expired before the second attempt reached the store")
+	assert.Equal(t, []string{"Pending/Retrying", "Failed/Expired"}, phases(pub.of(id)))
+
+	// the next request is as old by the agent's clock, but never tried
 	next, err := e.cp.Create(ctx, spec, creds)
 	require.NoError(t, err)
 	await(t, events, "the next request applied", accepted(next))
 	e.settled()
+	_, applied := e.store.snapshot()
+	assert.Equal(t, []string{next}, applied)
 }
 
 // A request older than MaxAge that was never tried (the agent was down
