@@ -1,6 +1,10 @@
 // Package launcher keeps at most one Job sc-job in the agent's namespace
-// while connection work is pending. It starts sc-job when a record needs
-// work and none runs, leaves a failed sc-job in place for `kubectl logs`
-// until new work arrives or keepFailedFor has passed, and then replaces it.
-// sc-job itself deletes its Job when it succeeds.
+// while connection work is due (connection.Due). It starts sc-job when a
+// record is due and none runs, and requeues itself for the earliest
+// retryAfter of the connections that back off or are parked, so that a
+// waiting connection never starts a run that would find nothing to do. It
+// leaves a failed sc-job in place for `kubectl logs` until the due work
+// changes or keepFailedFor has passed, and then replaces it; sc-job itself
+// deletes its Job when it succeeds. It also wakes (store.Wake) connections
+// parked on a missing namespace as soon as that namespace exists.
 package launcher
