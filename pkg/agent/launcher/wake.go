@@ -51,12 +51,20 @@ type waker struct {
 	worker     *controller.Worker[string]
 
 	mu sync.Mutex
-	// woken remembers, per connection id, the namespace UID it was last
-	// woken for. sc-job parks a connection only when it finds the namespace
-	// missing or terminating; if it does so again while our cache still
-	// shows the same namespace, the cache is behind, and waking again
-	// would only loop. A new namespace (new UID) wakes it again.
-	woken map[string]types.UID
+	// woken remembers, per connection id, the last wake. sc-job parks a
+	// connection only when it finds the namespace missing or terminating;
+	// if it does so again while our cache still shows the same namespace,
+	// the cache is behind, and waking again would only loop. A new
+	// namespace (new UID) wakes it again.
+	woken map[string]wakeMark
+}
+
+// wakeMark is the namespace a connection was woken for, and the record's
+// resourceVersion it was woken from: while the cache still holds that
+// version, the wake has not reached the cache yet.
+type wakeMark struct {
+	namespace       types.UID
+	resourceVersion string
 }
 
 func newWaker(d Deps, namespace string, records corelisters.ConfigMapLister, selector labels.Selector, log zerolog.Logger) (*waker, error) {
@@ -68,7 +76,7 @@ func newWaker(d Deps, namespace string, records corelisters.ConfigMapLister, sel
 		wake:       d.Waker,
 		recorder:   d.Recorder,
 		log:        log,
-		woken:      map[string]types.UID{},
+		woken:      map[string]wakeMark{},
 	}
 	w.worker = controller.New(WakeControllerName, w.sync, controller.Options[string]{Clock: d.Clock, Log: log})
 	_, err := d.Namespaces.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -163,9 +171,11 @@ func (w *waker) sync(ctx context.Context, name string) (controller.Result, error
 		}
 		id := record.ID(cm)
 		log := w.log.With().Str("connection", c.Spec.Name).Str("objectId", id).Str("targetNamespace", name).Logger()
-		if w.wokenFor(id) == ns.UID {
-			log.Info().Str("namespaceUID", string(ns.UID)).
-				Msg("connection parked again on a namespace it was woken for; leaving it to its parking delay")
+		if last := w.lastWake(id); last.namespace == ns.UID {
+			if last.resourceVersion != cm.ResourceVersion {
+				log.Info().Str("namespaceUID", string(ns.UID)).
+					Msg("connection parked again on a namespace it was woken for; leaving it to its parking delay")
+			}
 			continue
 		}
 		msg := fmt.Sprintf("namespace %s exists; rendering again", name)
@@ -176,21 +186,21 @@ func (w *waker) sync(ctx context.Context, name string) (controller.Result, error
 			errs = append(errs, fmt.Errorf("wake connection %s: %w", id, err))
 			continue
 		}
-		w.setWoken(id, ns.UID)
+		w.setWoken(id, wakeMark{namespace: ns.UID, resourceVersion: cm.ResourceVersion})
 		w.recorder.Eventf(cm, corev1.EventTypeNormal, ReasonNamespaceCreated, "Namespace %s exists; woken to render again", name)
 		log.Info().Msg("target namespace exists; woke parked connection")
 	}
 	return controller.Result{}, errors.Join(errs...)
 }
 
-func (w *waker) wokenFor(id string) types.UID {
+func (w *waker) lastWake(id string) wakeMark {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.woken[id]
 }
 
-func (w *waker) setWoken(id string, uid types.UID) {
+func (w *waker) setWoken(id string, last wakeMark) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.woken[id] = uid
+	w.woken[id] = last
 }

@@ -109,6 +109,13 @@ func TestOneWakePerNamespaceUID(t *testing.T) {
 	f.processWake("team-a")
 	require.Equal(t, []string{getDB1, updateDB1}, f.actions())
 
+	// The namespace changes again before the woken record reaches the
+	// cache: nothing to do, and nothing to report.
+	f.client.ClearActions()
+	f.processWake("team-a")
+	assert.Empty(t, f.actions())
+	assert.NotContains(t, f.logs.String(), "parked again")
+
 	// sc-job parks it again; the informer delivers that.
 	f.client.ClearActions()
 	reparked := parkedCM(t, "db1")
