@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -34,7 +35,7 @@ import (
 	"github.com/sc-extension/sc-extension/internal/testkit/kubetest"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
-	"github.com/sc-extension/sc-extension/pkg/kube/store"
+	"github.com/sc-extension/sc-extension/pkg/job/jobrun"
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
@@ -129,14 +130,15 @@ func TestAgentEndToEnd(t *testing.T) {
 	}), "no Job sc-job")
 	assert.NotContains(t, jobJSON, secret)
 
-	// sc-job's part, done by hand: render and report Succeeded.
-	st := store.New(client, ns)
-	_, err = st.UpdateStatus(ctx, id, func(c *connection.Connection) error {
-		c.Status.Phase, c.Status.Reason, c.Status.ObservedGeneration = connection.PhaseSucceeded, "Rendered", c.Generation
-		c.Status.Resources = []connection.ResourceRef{{Kind: "Secret", Namespace: "default", Name: connection.SecretName(id)}}
-		return nil
-	})
+	// sc-job's part, by the real sc-job logic in-process (the API-only
+	// server runs no pods): it renders the Secret, so drift has nothing to
+	// repair, and reports Succeeded.
+	runner, err := jobrun.New(jobrun.Config{Client: client, Namespace: ns, Instance: "agent-integration", Log: zerolog.Nop(), Summary: io.Discard})
 	require.NoError(t, err)
+	_, err = runner.Run(ctx)
+	require.NoError(t, err)
+	_, err = client.CoreV1().Secrets("default").Get(ctx, connection.SecretName(id), metav1.GetOptions{})
+	require.NoError(t, err, "sc-job rendered the connection's Secret")
 	waitCtx, cancelWait := context.WithTimeout(ctx, 30*time.Second)
 	defer cancelWait()
 	ev, err := cp.Wait(waitCtx, spec.Name, reqID, nil)
