@@ -119,6 +119,13 @@ type Status struct {
 	// work. It outlives a later success, so the evidence of a failed run
 	// stays findable after that run's Job is gone.
 	LastFailure *Failure `json:"lastFailure,omitempty"`
+	// Seq counts the writes of this record (pkg/kube/store bumps it on
+	// each); status events carry it so the control plane can order them.
+	Seq int64 `json:"seq,omitempty"`
+	// Incarnation is a token the store draws when it creates the record: a
+	// connection deleted and created again starts a new Seq, and the token
+	// tells the two records' events apart.
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // Failure is what a run that did not finish a connection's work leaves in

@@ -17,6 +17,8 @@
 // Both objects carry the labels connection.LabelManagedBy=sc-extension and
 // connection.LabelConnection=<id>, and the annotation
 // connection.AnnotationConnectionName with the connection's own name.
+// The record also carries the finalizer Finalizer: deleting it leaves it
+// terminating until the leading agent has published its Deleted status.
 // Secret sc-conn-<id>-cred holds one data key per credential configuration
 // and the annotation VersionAnnotation.
 package record

@@ -19,6 +19,9 @@ const (
 	VersionAnnotation = "servicelinker.sc-extension.io/credentials-version"
 	// Selector selects record ConfigMaps (and credential Secrets).
 	Selector = connection.LabelManagedBy + "=" + connection.ManagedByValue + "," + connection.LabelConnection
+	// Finalizer keeps a deleted record (terminating) until the leading
+	// agent has published its Deleted status event; see docs/store.md.
+	Finalizer = "sc-extension.io/status"
 )
 
 // Data keys of a record ConfigMap; see the package doc.
@@ -131,7 +134,37 @@ func Encode(cm *corev1.ConfigMap, c connection.Connection) error {
 		cm.Data[KeyRequests] = string(ids)
 	}
 	SetOwnership(&cm.ObjectMeta, c.Spec)
+	// Every write adds it, so a record of an older release gains it too.
+	if !HasFinalizer(cm) {
+		cm.Finalizers = append(cm.Finalizers, Finalizer)
+	}
 	return nil
+}
+
+// HasFinalizer tells whether cm is held for its Deleted status event.
+func HasFinalizer(cm *corev1.ConfigMap) bool {
+	for _, f := range cm.Finalizers {
+		if f == Finalizer {
+			return true
+		}
+	}
+	return false
+}
+
+// Terminating tells whether cm was deleted and waits for its finalizers:
+// the connection is removed, only its Deleted event may be outstanding.
+func Terminating(cm *corev1.ConfigMap) bool { return cm.DeletionTimestamp != nil }
+
+// WithoutFinalizer is cm's finalizers less Finalizer, for the write that
+// releases a terminating record once its Deleted event is published.
+func WithoutFinalizer(cm *corev1.ConfigMap) []string {
+	var out []string
+	for _, f := range cm.Finalizers {
+		if f != Finalizer {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // New returns the record ConfigMap of c in namespace.

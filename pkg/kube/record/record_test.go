@@ -92,3 +92,18 @@ func keys(m map[string]string) []string {
 	}
 	return out
 }
+
+// Every encode adds the status finalizer once, keeping others: a record of
+// an older release gains it on its next write.
+func TestEncodeAddsTheStatusFinalizerOnce(t *testing.T) {
+	c := connection.Connection{Spec: connection.Spec{Name: "Blob_1", Scope: "team-a"}}
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: connection.ConfigMapName(c.Spec.ID()), Finalizers: []string{"example.com/other"}}}
+	require.NoError(t, Encode(cm, c))
+	require.NoError(t, Encode(cm, c))
+	assert.Equal(t, []string{"example.com/other", Finalizer}, cm.Finalizers)
+	assert.True(t, HasFinalizer(cm))
+	assert.Equal(t, []string{"example.com/other"}, WithoutFinalizer(cm))
+	assert.False(t, Terminating(cm))
+	cm.DeletionTimestamp = &metav1.Time{}
+	assert.True(t, Terminating(cm))
+}

@@ -19,7 +19,8 @@ var ErrUnchanged = errors.New("unchanged")
 
 // UpdateStatus re-reads the record, applies mutate to it and writes it back;
 // a conflict re-reads and re-applies mutate to the fresh copy, so a writer
-// never overwrites a change it did not see. A mutate error aborts.
+// never overwrites a change it did not see. A mutate error aborts. A
+// terminating record is removed: ErrNotFound, and nothing is written.
 func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connection.Connection) error) (connection.Connection, error) {
 	var out connection.Connection
 	err := conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
@@ -30,6 +31,9 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connec
 		if err != nil {
 			return err
 		}
+		if record.Terminating(cm) {
+			return ErrNotFound
+		}
 		c, err := record.Decode(cm)
 		if err != nil {
 			return err
@@ -38,7 +42,7 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connec
 			out = c
 			return err
 		}
-		c.Status.UpdatedAt = s.now()
+		s.stamp(&c)
 		next := cm.DeepCopy()
 		if err := record.Encode(next, c); err != nil {
 			return err
@@ -100,8 +104,14 @@ var ErrNotDeleting = errors.New("connection is not being deleted")
 // deletes carry UID and resourceVersion preconditions taken while the record
 // still said "deleting", so a request that re-created the connection
 // meanwhile is never lost: the credential Secret goes first (only if it still
-// holds the removed record's values), so that once the record is gone, and
-// with it the Deleted status event, no credential of it is left behind.
+// holds the removed record's values), so that once the record is removed,
+// and with it the Deleted status event owed, no credential of it is left.
+//
+// The record's deletion leaves it terminating: record.Finalizer holds it
+// until the leading agent (statuswatch) has published Deleted, so that
+// event survives agent restarts and leader changes. A record of an older
+// release without the finalizer gains it first. Removing a terminating
+// record again is a no-op.
 func (s *Store) Remove(ctx context.Context, id string) error {
 	cms := s.client.CoreV1().ConfigMaps(s.namespace)
 	cm, err := cms.Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
@@ -118,8 +128,20 @@ func (s *Store) Remove(ctx context.Context, id string) error {
 	if c.Deletion == nil {
 		return fmt.Errorf("remove record of %s: %w", id, ErrNotDeleting)
 	}
+	if record.Terminating(cm) {
+		return s.removeCredentials(ctx, id, c.CredentialsVersion)
+	}
 	if err := s.removeCredentials(ctx, id, c.CredentialsVersion); err != nil {
 		return err
+	}
+	if !record.HasFinalizer(cm) {
+		held := cm.DeepCopy()
+		held.Finalizers = append(held.Finalizers, record.Finalizer)
+		// a conflict: the record changed since it said "deleting"; the
+		// caller retries and re-reads
+		if cm, err = cms.Update(ctx, held, metav1.UpdateOptions{FieldManager: connection.FieldManager}); err != nil {
+			return fmt.Errorf("remove record of %s: hold for its Deleted status: %w", id, err)
+		}
 	}
 	pre := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &cm.UID, ResourceVersion: &cm.ResourceVersion}}
 	if err := cms.Delete(ctx, cm.Name, pre); err != nil && !apierrors.IsNotFound(err) {

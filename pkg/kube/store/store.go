@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"reflect"
@@ -27,6 +28,10 @@ var (
 	// ErrCredentialsStale: the credential Secret does not belong to the
 	// record's generation (a write in progress or interrupted); retry later.
 	ErrCredentialsStale = errors.New("credential values do not match the connection's generation")
+	// ErrTerminating: the connection's record was removed and waits for
+	// its Deleted status event (record.Finalizer). A change to it must
+	// wait until the record is gone, so it is transient: retry later.
+	ErrTerminating = errors.New("connection record is being removed; retry once its Deleted status is published")
 )
 
 // conflictBackoff is generous on purpose: every retry re-reads, so a retry
@@ -41,11 +46,13 @@ type Store struct {
 	client    kubernetes.Interface
 	namespace string
 	now       func() time.Time
+	// token draws a new record's Status.Incarnation.
+	token func() string
 }
 
 // New returns a Store for records in namespace.
 func New(client kubernetes.Interface, namespace string) *Store {
-	return &Store{client: client, namespace: namespace, now: func() time.Time { return time.Now().UTC() }}
+	return &Store{client: client, namespace: namespace, now: func() time.Time { return time.Now().UTC() }, token: randomToken}
 }
 
 // Namespace is where the records live.
@@ -60,11 +67,15 @@ func (s *Store) Get(ctx context.Context, id string) (connection.Connection, erro
 	if err != nil {
 		return connection.Connection{}, fmt.Errorf("get connection %s: %w", id, err)
 	}
+	if record.Terminating(cm) {
+		return connection.Connection{}, fmt.Errorf("connection %s is being removed: %w", id, ErrNotFound)
+	}
 	return record.Decode(cm)
 }
 
 // List returns every connection, ordered by object id. A corrupt record is
-// reported, not skipped: silently ignoring it would hide a connection.
+// reported, not skipped: silently ignoring it would hide a connection. A
+// terminating record is left out: its connection is removed.
 func (s *Store) List(ctx context.Context) ([]connection.Connection, error) {
 	cms, err := s.client.CoreV1().ConfigMaps(s.namespace).List(ctx, metav1.ListOptions{LabelSelector: record.Selector})
 	if err != nil {
@@ -73,7 +84,7 @@ func (s *Store) List(ctx context.Context) ([]connection.Connection, error) {
 	var out []connection.Connection
 	var errs []error
 	for i := range cms.Items {
-		if !record.IsRecord(&cms.Items[i]) {
+		if !record.IsRecord(&cms.Items[i]) || record.Terminating(&cms.Items[i]) {
 			continue
 		}
 		c, err := record.Decode(&cms.Items[i])
@@ -149,6 +160,11 @@ func (s *Store) applyOnce(ctx context.Context, id string, ch connection.Change) 
 		if cur.Seen(ch.RequestID) {
 			return cur, false, nil
 		}
+		if record.Terminating(cm) {
+			// Never resurrect or overwrite a removed record: its Deleted
+			// event is still owed. The change applies once it is gone.
+			return connection.Connection{}, false, ErrTerminating
+		}
 	} else {
 		if ch.Delete {
 			return connection.Connection{}, false, ErrNotFound
@@ -158,7 +174,6 @@ func (s *Store) applyOnce(ctx context.Context, id string, ch connection.Change) 
 
 	next := cur
 	next.Status.LastRequestID = ch.RequestID
-	next.Status.UpdatedAt = s.now()
 	next.Remember(ch.RequestID)
 	if ch.Delete {
 		next.Deletion = &connection.Deletion{RequestID: ch.RequestID, DeleteResources: ch.DeleteResources}
@@ -186,6 +201,7 @@ func (s *Store) applyOnce(ctx context.Context, id string, ch connection.Change) 
 			next.CredentialsVersion = ch.RequestID
 		}
 	}
+	s.stamp(&next)
 	if err := record.Encode(cm, next); err != nil {
 		return connection.Connection{}, false, err
 	}
@@ -276,3 +292,18 @@ func stampCredentials(sec *corev1.Secret, spec connection.Spec, data map[string]
 	sec.Data = data
 	sec.StringData = nil
 }
+
+// stamp is the one place a record write marks its status: the time, the
+// next Seq, and, on the record's first write (or the first by this release),
+// its Incarnation. Status events are ordered and deduplicated by these.
+func (s *Store) stamp(c *connection.Connection) {
+	c.Status.UpdatedAt = s.now()
+	c.Status.Seq++
+	if c.Status.Incarnation == "" {
+		c.Status.Incarnation = s.token()
+	}
+}
+
+// randomToken is 128 random bits: unique per record without coordination,
+// unlike anything derived from names, clocks or request ids.
+func randomToken() string { return rand.Text() }
