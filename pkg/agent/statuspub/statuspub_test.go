@@ -22,7 +22,7 @@ func stored() connection.Connection {
 		Generation: 3,
 		Status: connection.Status{Phase: connection.PhaseRunning, Reason: "Rendering", LastRequestID: "r3",
 			Resources: []connection.ResourceRef{{Kind: "Secret", Namespace: "default", Name: "sc-x-secret"}},
-			UpdatedAt: time.Unix(1700000000, 0).UTC()},
+			UpdatedAt: time.Unix(1700000000, 0).UTC(), Seq: 7, Incarnation: "inc-a"},
 	}
 }
 
@@ -32,6 +32,7 @@ func TestFromConnection(t *testing.T) {
 		Header: protocol.NewHeader(protocol.KindStatus), Cluster: "c1", Connection: "My_Blob",
 		ObjectID: connection.ObjectID("My_Blob"), RequestID: "r3", Generation: 3, Phase: connection.PhaseRunning,
 		Reason: "Rendering", Resources: stored().Status.Resources, Time: time.Unix(1700000000, 0).UTC(),
+		Seq: 7, Incarnation: "inc-a",
 	}, ev)
 
 	c := stored()
@@ -39,6 +40,30 @@ func TestFromConnection(t *testing.T) {
 	del := statuspub.Deleted("c1", c)
 	assert.Equal(t, connection.PhaseDeleted, del.Phase)
 	assert.Equal(t, "d1", del.RequestID, "a waiter for the delete matches it")
+	assert.EqualValues(t, 8, del.Seq, "after the record's last write")
+	assert.Equal(t, "inc-a", del.Incarnation)
+}
+
+// A record's events are named by its write, so a phase and reason seen
+// before (Succeeded, Pending/Drift, Succeeded) is a new event; intake's own
+// events by their content, so a second, different error is too.
+func TestMsgID(t *testing.T) {
+	ev := statuspub.FromConnection("c1", stored())
+	again := ev
+	again.Time, again.Message = time.Now(), "re-published"
+	assert.Equal(t, statuspub.MsgID(ev), statuspub.MsgID(again), "the same write")
+	later := ev
+	later.Seq++
+	assert.NotEqual(t, statuspub.MsgID(ev), statuspub.MsgID(later), "same phase and reason, a later write")
+	recreated := ev
+	recreated.Incarnation = "inc-b"
+	assert.NotEqual(t, statuspub.MsgID(ev), statuspub.MsgID(recreated), "same seq of a re-created record")
+
+	retrying := protocol.StatusEvent{ObjectID: "x", RequestID: "r9", Phase: connection.PhasePending, Reason: "Retrying", Message: "retrying with backoff: etcd leader changed"}
+	other := retrying
+	other.Message = "retrying with backoff: 429 too many requests"
+	assert.NotEqual(t, statuspub.MsgID(retrying), statuspub.MsgID(other), "a second, different error")
+	assert.Equal(t, statuspub.MsgID(retrying), statuspub.MsgID(retrying))
 }
 
 func TestChanged(t *testing.T) {
@@ -68,7 +93,7 @@ func TestPublishDeduplicates(t *testing.T) {
 	require.NoError(t, p.Publish(ctx, ev))
 	ev.Time = time.Now() // a later copy of the same state
 	require.NoError(t, p.Publish(ctx, ev))
-	ev.Phase = connection.PhaseSucceeded
+	ev.Phase, ev.Seq = connection.PhaseSucceeded, ev.Seq+1
 	require.NoError(t, p.Publish(ctx, ev))
 
 	_, admin := devservertest.AdminConn(t, srv)

@@ -77,6 +77,15 @@ type StatusEvent struct {
 	Message    string                   `json:"message,omitempty"`
 	Resources  []connection.ResourceRef `json:"resources,omitempty"`
 	Time       time.Time                `json:"time"`
+	// Seq orders the events of one record (Incarnation): it is the record's
+	// write count at the state described, and a record's Deleted event
+	// has the last write's Seq + 1. 0 for an event no record describes
+	// (a request rejected or retried at intake). Added in sc.v1 without a
+	// version change: older readers ignore both fields.
+	Seq int64 `json:"seq,omitempty"`
+	// Incarnation tells a connection's records apart: deleting a
+	// connection and creating it again starts a new record at Seq 1.
+	Incarnation string `json:"incarnation,omitempty"`
 }
 
 // Heartbeat is what `az k8s-extension show` would report as statuses.

@@ -132,3 +132,25 @@ func FuzzDecodeRequest(f *testing.F) {
 		require.NoError(t, err)
 	})
 }
+
+// seq and incarnation were added to sc.v1: an event without them encodes
+// as before, and one with them decodes in a reader that does not know them.
+func TestStatusSeqIsBackwardCompatible(t *testing.T) {
+	plain, err := Encode(StatusEvent{Header: NewHeader(KindStatus), Cluster: "c1", Connection: "a", ObjectID: "a"})
+	require.NoError(t, err)
+	assert.NotContains(t, string(plain), `"seq"`)
+	assert.NotContains(t, string(plain), `"incarnation"`)
+
+	withSeq, err := Encode(StatusEvent{Header: NewHeader(KindStatus), Cluster: "c1", Connection: "a", ObjectID: "a", Seq: 4, Incarnation: "i"})
+	require.NoError(t, err)
+	var older struct {
+		Header
+		Cluster string `json:"cluster"`
+	}
+	require.NoError(t, Decode(withSeq, KindStatus, &older))
+	assert.Equal(t, "c1", older.Cluster)
+	var ev StatusEvent
+	require.NoError(t, Decode(withSeq, KindStatus, &ev))
+	assert.EqualValues(t, 4, ev.Seq)
+	assert.Equal(t, "i", ev.Incarnation)
+}
