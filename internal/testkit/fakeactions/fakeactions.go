@@ -7,6 +7,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	k8stesting "k8s.io/client-go/testing"
+	k8srecord "k8s.io/client-go/tools/record"
 )
 
 // Lister is what both the typed and the dynamic fake clientsets offer.
@@ -74,4 +75,18 @@ func objectName(o any) string {
 		return m.GetName()
 	}
 	return ""
+}
+
+// Events drains the Events a record.FakeRecorder holds, oldest first, without
+// blocking: what a controller recorded so far.
+func Events(r *k8srecord.FakeRecorder) []string {
+	var out []string
+	for {
+		select {
+		case e := <-r.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	k8srecord "k8s.io/client-go/tools/record"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
 )
@@ -42,4 +43,13 @@ func TestFormatNamesEveryKindOfAction(t *testing.T) {
 	}, fakeactions.Writes(cs.Actions()))
 	assert.Equal(t, []string{"get configmaps ns/a"},
 		fakeactions.Format(fakeactions.Without(cs.Actions(), "create", "update", "patch", "list", "delete")))
+}
+
+func TestEventsDrainsWithoutBlocking(t *testing.T) {
+	r := k8srecord.NewFakeRecorder(4)
+	assert.Empty(t, fakeactions.Events(r), "nothing recorded: returns at once")
+	r.Event(&corev1.ConfigMap{}, corev1.EventTypeWarning, "Failed", "first")
+	r.Event(&corev1.ConfigMap{}, corev1.EventTypeNormal, "Rendered", "second")
+	assert.Equal(t, []string{"Warning Failed first", "Normal Rendered second"}, fakeactions.Events(r))
+	assert.Empty(t, fakeactions.Events(r), "drained")
 }

@@ -199,17 +199,7 @@ func (f *fixture) run() {
 	})
 }
 
-func (f *fixture) events() []string {
-	var out []string
-	for {
-		select {
-		case e := <-f.recorder.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
-}
+func (f *fixture) events() []string { return fakeactions.Events(f.recorder) }
 
 // writes lists the client actions other than the informers' list and watch.
 func (f *fixture) writes() []string {

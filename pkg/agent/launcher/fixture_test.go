@@ -146,17 +146,7 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 
 func (f *fixture) actions() []string { return fakeactions.Of(f.client) }
 
-func (f *fixture) events() []string {
-	var out []string
-	for {
-		select {
-		case e := <-f.recorder.Events:
-			out = append(out, e)
-		default:
-			return out
-		}
-	}
-}
+func (f *fixture) events() []string { return fakeactions.Events(f.recorder) }
 
 // process runs one work item through the queue, as a worker would.
 func (f *fixture) process() {
