@@ -119,7 +119,9 @@ func newLog(w io.Writer, format, level string) (zerolog.Logger, io.Writer, error
 	if err != nil {
 		return zerolog.Nop(), nil, fmt.Errorf("log level: %w", err)
 	}
-	log, err := logging.New(w, format)
+	// A text line is read by people in `kubectl logs job/sc-job`: the
+	// connection, its namespace and the step are in the message's words.
+	log, err := logging.New(w, format, "component", "connection", "objectId", "namespace", "generation", "requestId", "step")
 	if err != nil {
 		return zerolog.Nop(), nil, err
 	}

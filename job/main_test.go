@@ -35,6 +35,8 @@ func TestLogFormats(t *testing.T) {
 	log, summary, err = newLog(&buf, "text", "debug")
 	require.NoError(t, err)
 	assert.Same(t, &buf, summary, "text mode ends with the plain summary line on the same stream")
-	log.Debug().Msg(`connection "db1": rendered 1 objects`)
-	assert.Regexp(t, `^\S+ DBG connection "db1": rendered 1 objects component=sc-job\n$`, buf.String())
+	log.Debug().Str("connection", "db1").Str("step", "apply").Int64("generation", 2).Msg(`connection "db1": rendered 1 objects`)
+	log.Warn().Str("connection", "db1").Str("reason", "Retrying").Msg(`connection "db1": retrying`)
+	assert.Regexp(t, `^\S+ DBG connection "db1": rendered 1 objects\n\S+ WRN connection "db1": retrying reason=Retrying\n$`, buf.String(),
+		"text lines leave out the fields their words already say")
 }

@@ -25,13 +25,17 @@ const (
 var ErrFormat = errors.New("unknown log format")
 
 // New builds the process logger writing to w in format. The caller sets the
-// level and its component fields.
-func New(w io.Writer, format string) (zerolog.Logger, error) {
+// level and its component fields. A text line leaves out the fields named in
+// hide: the ones its messages already say in words, which would only make a
+// line people read twice as long. JSON keeps every field for pipelines.
+func New(w io.Writer, format string, hide ...string) (zerolog.Logger, error) {
 	switch format {
 	case FormatJSON:
 		return zerolog.New(w).With().Timestamp().Logger(), nil
 	case FormatText:
-		return zerolog.New(textWriter(w)).With().Timestamp().Logger(), nil
+		tw := textWriter(w)
+		tw.FieldsExclude = hide
+		return zerolog.New(tw).With().Timestamp().Logger(), nil
 	default:
 		return zerolog.Nop(), fmt.Errorf("%w %q (want %s or %s)", ErrFormat, format, FormatJSON, FormatText)
 	}

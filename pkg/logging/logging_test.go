@@ -42,6 +42,18 @@ $`)
 	assert.NotContains(t, buf.String(), "\x1b[", "no colours when not writing to a terminal")
 }
 
+func TestTextHidesNamedFieldsJSONKeepsThem(t *testing.T) {
+	var text, js bytes.Buffer
+	tl, err := New(&text, FormatText, "connection")
+	require.NoError(t, err)
+	tl.Info().Str("connection", "db1").Str("reason", "Retrying").Msg("m")
+	assert.Regexp(t, `^\S+ INF m reason=Retrying\n$`, text.String())
+	jl, err := New(&js, FormatJSON, "connection")
+	require.NoError(t, err)
+	jl.Info().Str("connection", "db1").Msg("m")
+	assert.Contains(t, js.String(), `"connection":"db1"`)
+}
+
 func TestUnknownFormat(t *testing.T) {
 	_, err := New(&bytes.Buffer{}, "yaml")
 	require.ErrorIs(t, err, ErrFormat)
