@@ -121,7 +121,7 @@ func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informe
 		return nil, err
 	}
 	sw, err := statuswatch.New(statuswatch.Deps{
-		Cluster: a.cfg.Cluster, Namespace: a.cfg.Namespace, Records: records,
+		Cluster: a.cfg.Cluster, Namespace: a.cfg.Namespace, Client: a.client, Records: records,
 		Publisher: publisher, Metrics: a.metrics, Log: log,
 	})
 	if err != nil {

@@ -10,7 +10,9 @@ import (
 	"github.com/rs/zerolog"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
@@ -35,6 +37,9 @@ type Publisher interface {
 type Deps struct {
 	Cluster   string
 	Namespace string
+	// Client releases a removed record (record.Finalizer) once its Deleted
+	// event is published.
+	Client kubernetes.Interface
 	// Records is an informer on the record ConfigMaps in Namespace.
 	Records   coreinformers.ConfigMapInformer
 	Publisher Publisher
@@ -48,6 +53,7 @@ type Deps struct {
 type Controller struct {
 	cluster   string
 	namespace string
+	client    kubernetes.Interface
 	records   corelisters.ConfigMapLister
 	synced    cache.InformerSynced
 	publisher Publisher
@@ -55,8 +61,11 @@ type Controller struct {
 	log       zerolog.Logger
 	worker    *controller.Worker[string]
 
-	// removed holds the last state of records deleted but not yet
-	// reported: once a record is gone the cache cannot say what it was.
+	// removed holds the last state of records deleted without passing
+	// through the terminating state (no record.Finalizer: written by an
+	// older release, or deleted by hand) and not yet reported: once such a
+	// record is gone the cache cannot say what it was. Best effort: a
+	// restart loses them, which is why the store holds every record.
 	mu      sync.Mutex
 	removed map[string]connection.Connection
 }
@@ -66,8 +75,8 @@ var ErrInvalidDeps = errors.New("statuswatch: missing dependency")
 
 // New registers the event handlers; call Run to start publishing.
 func New(d Deps) (*Controller, error) {
-	if d.Cluster == "" || d.Namespace == "" || d.Records == nil || d.Publisher == nil {
-		return nil, fmt.Errorf("%w: cluster, namespace, records informer and publisher are required", ErrInvalidDeps)
+	if d.Cluster == "" || d.Namespace == "" || d.Client == nil || d.Records == nil || d.Publisher == nil {
+		return nil, fmt.Errorf("%w: cluster, namespace, client, records informer and publisher are required", ErrInvalidDeps)
 	}
 	rl := d.RateLimiter
 	if rl == nil {
@@ -78,6 +87,7 @@ func New(d Deps) (*Controller, error) {
 	c := &Controller{
 		cluster:   d.Cluster,
 		namespace: d.Namespace,
+		client:    d.Client,
 		records:   d.Records.Lister(),
 		synced:    d.Records.Informer().HasSynced,
 		publisher: d.Publisher,
@@ -88,8 +98,9 @@ func New(d Deps) (*Controller, error) {
 	c.worker = controller.New(ControllerName, c.reconcile, controller.Options[string]{RateLimiter: rl, Log: c.log})
 	_, err := d.Records.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		// Adds include the initial list: that is the "publish every
-		// record once on start" sweep, and JetStream's duplicate window
-		// drops what the control plane already has.
+		// record once on start" sweep (JetStream's duplicate window drops
+		// what the control plane already has), and it finds the records
+		// removed while no agent led, still terminating, owed a Deleted.
 		AddFunc:    c.onAdd,
 		UpdateFunc: c.onUpdate,
 		DeleteFunc: c.onDelete,
@@ -121,6 +132,10 @@ func (c *Controller) onUpdate(oldObj, newObj any) {
 	if !ok1 || !ok2 || !record.IsRecord(newCM) || oldCM.ResourceVersion == newCM.ResourceVersion {
 		return
 	}
+	if record.Terminating(newCM) {
+		c.worker.Add(record.ID(newCM))
+		return
+	}
 	oldConn, errOld := record.Decode(oldCM)
 	newConn, errNew := record.Decode(newCM)
 	if errOld != nil || errNew != nil || statuspub.Changed(oldConn, newConn) {
@@ -135,6 +150,12 @@ func (c *Controller) onDelete(obj any) {
 	}
 	cm, ok := obj.(*corev1.ConfigMap)
 	if !ok || !record.IsRecord(cm) {
+		return
+	}
+	if record.Terminating(cm) {
+		// It went away through the terminating state: whoever released
+		// record.Finalizer published its Deleted first (sync), and any
+		// other finalizer is not a reason to report it twice.
 		return
 	}
 	id := record.ID(cm)
@@ -166,7 +187,8 @@ func (c *Controller) reconcile(ctx context.Context, id string) (controller.Resul
 	return controller.Result{}, c.sync(ctx, id)
 }
 
-// sync publishes the record's current status, or Deleted once it is gone.
+// sync publishes the record's current status; for a removed (terminating)
+// record, Deleted and then the release of its finalizer.
 func (c *Controller) sync(ctx context.Context, id string) error {
 	cm, err := c.records.ConfigMaps(c.namespace).Get(connection.ConfigMapName(id))
 	switch {
@@ -174,6 +196,9 @@ func (c *Controller) sync(ctx context.Context, id string) error {
 		return c.publishDeleted(ctx, id)
 	case err != nil:
 		return fmt.Errorf("get record %s from cache: %w", id, err)
+	}
+	if record.Terminating(cm) {
+		return c.finish(ctx, id, cm)
 	}
 	conn, err := record.Decode(cm)
 	if err != nil {
@@ -211,5 +236,44 @@ func (c *Controller) publishDeleted(ctx context.Context, id string) error {
 	c.mu.Unlock()
 	c.metrics.StatusPublished(string(ev.Phase))
 	c.log.Info().Str("objectId", id).Str("connection", conn.Spec.Name).Str("requestId", ev.RequestID).Msg("published deletion")
+	return nil
+}
+
+// finish reports a removed record as Deleted and only then releases it:
+// until the stream has acknowledged the event, the finalizer keeps the
+// record, so a failed publish, a crash or a leader change in between
+// leaves it for the next attempt or the next leader's initial sweep.
+// Publishing it twice is harmless: same seq, same Nats-Msg-Id.
+func (c *Controller) finish(ctx context.Context, id string, cm *corev1.ConfigMap) error {
+	if !record.HasFinalizer(cm) {
+		return nil // released already; the delete event follows
+	}
+	conn, err := record.Decode(cm)
+	if err != nil {
+		// Still release it: a corrupt record must not stay forever.
+		c.log.Warn().Err(err).Str("objectId", id).Msg("removed record is undecodable; reporting Deleted by id only")
+		conn = connection.Connection{Spec: connection.Spec{Name: cm.Annotations[connection.AnnotationConnectionName]}}
+	}
+	ev := statuspub.Deleted(c.cluster, conn)
+	ev.ObjectID = id // the label is authoritative even when the spec was unreadable
+	if ev.Connection == "" {
+		ev.Connection = id
+	}
+	if err := c.publisher.Publish(ctx, ev); err != nil {
+		return fmt.Errorf("deletion of %s: %w", id, err)
+	}
+	c.metrics.StatusPublished(string(ev.Phase))
+	released := cm.DeepCopy()
+	released.Finalizers = record.WithoutFinalizer(cm)
+	_, err = c.client.CoreV1().ConfigMaps(c.namespace).Update(ctx, released, metav1.UpdateOptions{FieldManager: connection.FieldManager})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		// A conflict is requeued quietly by the worker; the event is
+		// already in the stream and its re-publish is deduplicated.
+		return fmt.Errorf("release record %s after its Deleted event: %w", id, err)
+	}
+	c.log.Info().Str("objectId", id).Str("connection", ev.Connection).Str("requestId", ev.RequestID).
+		Int64("seq", ev.Seq).Msg("published deletion and released the record")
 	return nil
 }
