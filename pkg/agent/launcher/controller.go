@@ -260,6 +260,9 @@ func (c *Controller) dueWork(now time.Time) (work, error) {
 		next  time.Time
 	)
 	for _, cm := range cms {
+		if record.Terminating(cm) {
+			continue // removed, only its Deleted event is owed (statuswatch); sc-job's store skips it
+		}
 		conn, err := record.Decode(cm)
 		if err != nil {
 			// sc-job cannot read it either; launching for it would fail
