@@ -97,7 +97,7 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 		return nil
 	})
 	proc.Go("health", hs.Run)
-	defer proc.Stop(nil) // on an early return; a no-op after the Stop below
+	defer func() { _ = proc.Stop(nil) }() // on an early return; a no-op after the Stop below
 
 	a.key, err = lifecycle.Retry(ctx, keyBackoff,
 		func(ctx context.Context) (nkeys.KeyPair, error) { return agentkey.Load(ctx, client, cfg.Namespace) },
