@@ -257,3 +257,23 @@ func TestJobWithAFailedPodIsKept(t *testing.T) {
 	assert.NotContains(t, fakeactions.Of(f.client), "delete jobs sc-system/sc-job")
 	assert.True(t, jobExists(t, f))
 }
+
+// A pod killed mid-run leaves its connection Running with nothing rendered;
+// the next run resumes it (Running is due) and finishes it.
+func TestRunResumesAConnectionLeftRunningByAKilledPod(t *testing.T) {
+	f := newFixture(t, ownJob())
+	c := f.apply(f.secretChange("db1"))
+	_, err := f.store.UpdateStatus(context.Background(), c.Spec.ID(), func(c *connection.Connection) error {
+		c.Status.Phase, c.Status.Reason = connection.PhaseRunning, "Rendering"
+		return nil
+	})
+	require.NoError(t, err)
+	require.True(t, connection.Due(f.get("db1"), t0), "a Running record is due: its run died")
+
+	sum, err := f.runner(at(t0, "sc-job-second")).Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Rendered)
+	assert.Equal(t, connection.PhaseSucceeded, f.get("db1").Status.Phase)
+	_, err = f.client.CoreV1().Secrets("team-a").Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
+	require.NoError(t, err, "rendered by the resuming run")
+}
