@@ -95,10 +95,13 @@ func TestNamespaceDeletedAndRecreated(t *testing.T) {
 	require.NoError(t, err, "the parked connection's Secret is rendered into the new namespace")
 	e.assertRenderedSecrets(t, nsX, map[string]string{parked: id})
 
-	// What the control plane heard: parked, never Failed. That it hears
-	// the connection Succeeded again is not asserted yet: that event has
-	// the same Nats-Msg-Id (statuspub.MsgID) as the first Succeeded, and
-	// the status stream's duplicate window drops it (issue 7, item 5).
+	// What the control plane heard: parked, never Failed, and Succeeded
+	// again last (each record write has its own Nats-Msg-Id, so the
+	// second Succeeded is not taken for a duplicate of the first).
+	eventually(t, time.Minute, "the control plane to hear the connection Succeeded again", func(context.Context) (bool, error) {
+		evs := status.of(parked)
+		return len(evs) > 0 && evs[len(evs)-1].Phase == connection.PhaseSucceeded, nil
+	})
 	sawParked := false
 	for _, ev := range status.of(parked) {
 		assert.NotEqual(t, connection.PhaseFailed, ev.Phase, "%s: %s", ev.Reason, ev.Message)
