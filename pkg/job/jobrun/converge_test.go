@@ -258,6 +258,42 @@ func TestJobWithAFailedPodIsKept(t *testing.T) {
 	assert.True(t, jobExists(t, f))
 }
 
+// The Job is the run and its pods are attempts: when an earlier pod of this
+// Job failed a connection, the retried pod (which finds it not yet due)
+// fails too, so the Job ends Failed for kubectl describe. A later Job with
+// only healthy work succeeds.
+func TestRetriedPodReportsItsJobsFailure(t *testing.T) {
+	job := ownJob()
+	job.CreationTimestamp = metav1.NewTime(t0)
+	f := newFixture(t, job)
+	target := "team-a"
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: target, Name: "sc-db1-secret"}}
+	_, err := f.client.CoreV1().Secrets(target).Create(context.Background(), foreign, metav1.CreateOptions{})
+	require.NoError(t, err)
+	f.apply(f.secretChange("db1"))
+	_, err = f.runner(at(t0.Add(time.Second), "sc-job-abcde")).Run(context.Background())
+	require.ErrorIs(t, err, ErrFailed, "the first pod fails the connection")
+
+	j, err := f.client.BatchV1().Jobs(sys).Get(context.Background(), "sc-job", metav1.GetOptions{})
+	require.NoError(t, err)
+	j.Status.Failed = 1 // the Job controller saw that pod fail and retries
+	_, err = f.client.BatchV1().Jobs(sys).UpdateStatus(context.Background(), j, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	_, err = f.runner(at(t0.Add(2*time.Second), "sc-job-fghij")).Run(context.Background())
+	require.ErrorIs(t, err, ErrFailed, "the retried pod reports its Job's failure")
+	assert.True(t, jobExists(t, f))
+
+	// A new Job, created after the failure: the standing failure is not its.
+	require.NoError(t, f.client.BatchV1().Jobs(sys).Delete(context.Background(), "sc-job", metav1.DeleteOptions{}))
+	next := ownJob()
+	next.CreationTimestamp = metav1.NewTime(t0.Add(time.Minute))
+	next.Status.Failed = 1
+	_, err = f.client.BatchV1().Jobs(sys).Create(context.Background(), next, metav1.CreateOptions{})
+	require.NoError(t, err)
+	_, err = f.runner(at(t0.Add(time.Minute+time.Second), "sc-job-klmno")).Run(context.Background())
+	require.NoError(t, err)
+}
+
 // A pod killed mid-run leaves its connection Running with nothing rendered;
 // the next run resumes it (Running is due) and finishes it.
 func TestRunResumesAConnectionLeftRunningByAKilledPod(t *testing.T) {

@@ -156,7 +156,7 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	case !out.OK():
 		return out, ErrFailed
 	}
-	return out, r.deleteOwnJob(ctx)
+	return out, r.deleteOwnJob(ctx, out)
 }
 
 // summarise writes the run's one-sentence summary: as a plain line when
@@ -259,7 +259,7 @@ func (r *Runner) drain(ctx context.Context, pending, all []connection.Connection
 	wg.Wait()
 }
 
-func (r *Runner) deleteOwnJob(ctx context.Context) error {
+func (r *Runner) deleteOwnJob(ctx context.Context, out Summary) error {
 	if r.cfg.JobName == "" {
 		return nil
 	}
@@ -272,6 +272,14 @@ func (r *Runner) deleteOwnJob(ctx context.Context) error {
 		// A pod of this Job failed before this one (the Job's backoffLimit
 		// retried it): that pod's log is the evidence a user reads with
 		// kubectl logs; leave the finished Job to the launcher.
+		if f, ok := failedInJob(out, job.CreationTimestamp.Time); ok {
+			// The Job is the run, its pods are attempts: a failure an
+			// earlier pod found is this run's, so the Job must end Failed
+			// for kubectl describe, not Complete.
+			r.log.Error().Str("step", "delete-job").Str("job", r.cfg.JobName).Int32("failedPods", job.Status.Failed).
+				Msgf("connection %q failed in an earlier pod of this Job (%s): the run fails", f.Connection, f.Reason)
+			return fmt.Errorf("%w: connection %q failed in an earlier pod of this Job", ErrFailed, f.Connection)
+		}
 		r.log.Info().Str("step", "delete-job").Str("job", r.cfg.JobName).Int32("failedPods", job.Status.Failed).
 			Msg("kept own Job: an earlier pod of it failed and its log stays readable")
 		return nil
@@ -294,4 +302,16 @@ func (r *Runner) deleteOwnJob(ctx context.Context) error {
 		r.log.Warn().Str("step", "delete-job").Str("job", r.cfg.JobName).Err(err).Msg("could not delete own Job")
 	}
 	return nil
+}
+
+// failedInJob finds a connection still failing whose streak began once the
+// Job existed: an earlier pod of this Job failed it.
+func failedInJob(out Summary, created time.Time) (Failure, bool) {
+	for _, f := range out.StillFailing {
+		parkedOrRetrying := f.Reason == connection.ReasonRetrying || f.Reason == connection.ReasonNamespaceNotFound
+		if !parkedOrRetrying && !f.Since.Before(created) {
+			return f, true
+		}
+	}
+	return Failure{}, false
 }
