@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -74,8 +75,12 @@ func TestConnectionLifecycle(t *testing.T) {
 			assert.True(t, apierrors.IsNotFound(err), "rendered Secret removed: %v", err)
 			_, err = cs.CoreV1().ServiceAccounts(ns).Get(ctx, connection.ServiceAccountName(clientID), metav1.GetOptions{})
 			assert.True(t, apierrors.IsNotFound(err), "workload-identity ServiceAccount removed with its last user: %v", err)
-			_, err = cs.CoreV1().ConfigMaps(systemNS).Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
-			assert.True(t, apierrors.IsNotFound(err), "record removed: %v", err)
+			// The record goes once the agent has published Deleted and
+			// released its status finalizer: just after the event, not before.
+			eventually(t, time.Minute, "the record to be removed", func(ctx context.Context) (bool, error) {
+				_, err := cs.CoreV1().ConfigMaps(systemNS).Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
+				return apierrors.IsNotFound(err), nil
+			})
 			_, err = cs.CoreV1().Secrets(systemNS).Get(ctx, connection.CredentialSecretName(id), metav1.GetOptions{})
 			assert.True(t, apierrors.IsNotFound(err), "credential record removed: %v", err)
 		})

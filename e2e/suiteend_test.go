@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -112,6 +113,10 @@ func (e *env) checkUninstall(ctx context.Context, logf func(string, ...any)) err
 	name := uniq("survivor")
 	defer func() {
 		bg := context.WithoutCancel(ctx)
+		// No agent is left to release the record's status finalizer
+		// (docs/store.md): release it by hand, as an operator would.
+		_, _ = cs.CoreV1().ConfigMaps(systemNS).Patch(bg, connection.ConfigMapName(name), types.MergePatchType,
+			[]byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
 		_ = cs.CoreV1().ConfigMaps(systemNS).Delete(bg, connection.ConfigMapName(name), metav1.DeleteOptions{})
 		_ = cs.CoreV1().Secrets(systemNS).Delete(bg, connection.CredentialSecretName(name), metav1.DeleteOptions{})
 		_ = cs.CoreV1().Namespaces().Delete(bg, ns.Name, metav1.DeleteOptions{})
