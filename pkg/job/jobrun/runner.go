@@ -268,18 +268,23 @@ func (r *Runner) deleteOwnJob(ctx context.Context, out Summary) error {
 	if apierrors.IsNotFound(err) {
 		return nil // run outside a Job (kubeconfig), or already deleted
 	}
-	if err == nil && job.Status.Failed > 0 {
-		// A pod of this Job failed before this one (the Job's backoffLimit
-		// retried it): that pod's log is the evidence a user reads with
-		// kubectl logs; leave the finished Job to the launcher.
+	if err == nil {
 		if f, ok := failedInJob(out, job.CreationTimestamp.Time); ok {
 			// The Job is the run, its pods are attempts: a failure an
-			// earlier pod found is this run's, so the Job must end Failed
-			// for kubectl describe, not Complete.
-			r.log.Error().Str("step", "delete-job").Str("job", r.cfg.JobName).Int32("failedPods", job.Status.Failed).
+			// earlier pod of this Job found is this run's, so the Job must
+			// end Failed for kubectl describe, not Complete. Decided from
+			// the connection's failure time, not status.failed, which the
+			// Job controller may not have counted yet when it starts the
+			// next pod.
+			r.log.Error().Str("step", "delete-job").Str("job", r.cfg.JobName).
 				Msgf("connection %q failed in an earlier pod of this Job (%s): the run fails", f.Connection, f.Reason)
 			return fmt.Errorf("%w: connection %q failed in an earlier pod of this Job", ErrFailed, f.Connection)
 		}
+	}
+	if err == nil && job.Status.Failed > 0 {
+		// A pod of this Job failed before this one for another reason
+		// (evicted, killed): its log is the evidence a user reads with
+		// kubectl logs; leave the finished Job to the launcher.
 		r.log.Info().Str("step", "delete-job").Str("job", r.cfg.JobName).Int32("failedPods", job.Status.Failed).
 			Msg("kept own Job: an earlier pod of it failed and its log stays readable")
 		return nil
@@ -307,6 +312,9 @@ func (r *Runner) deleteOwnJob(ctx context.Context, out Summary) error {
 // failedInJob finds a connection still failing whose streak began once the
 // Job existed: an earlier pod of this Job failed it.
 func failedInJob(out Summary, created time.Time) (Failure, bool) {
+	if created.IsZero() {
+		return Failure{}, false // no creation time: nothing to compare with
+	}
 	for _, f := range out.StillFailing {
 		parkedOrRetrying := f.Reason == connection.ReasonRetrying || f.Reason == connection.ReasonNamespaceNotFound
 		if !parkedOrRetrying && !f.Since.Before(created) {
