@@ -265,8 +265,13 @@ func (r *Runner) deleteOwnJob(ctx context.Context, out Summary) error {
 	}
 	jobs := r.cfg.Client.BatchV1().Jobs(r.cfg.Namespace)
 	job, err := jobs.Get(ctx, r.cfg.JobName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err):
 		return nil // run outside a Job (kubeconfig), or already deleted
+	case err != nil:
+		// Deleting blind could erase the evidence of an earlier failed pod
+		// of this Job: keep the Job and say why.
+		return fmt.Errorf("read own Job %s before deleting it: %w", r.cfg.JobName, err)
 	}
 	if err == nil {
 		if f, ok := failedInJob(out, job.CreationTimestamp.Time); ok {
