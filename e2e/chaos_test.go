@@ -131,15 +131,7 @@ func TestSCJobKilledMidDrain(t *testing.T) {
 	defer pods.Stop()
 
 	const n = 80
-	requests := map[string]string{}
-	for i := range n {
-		name := uniq(fmt.Sprintf("drain%d", i))
-		spec, creds := buildSpec(t, name, ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
-		id, err := e.cp.Create(ctx, spec, creds)
-		require.NoError(t, err)
-		requests[name] = id
-	}
-	e.deleteAllAtCleanup(t, requests)
+	requests := e.createBlobs(ctx, t, "drain", ns, n)
 
 	// The first sc-job pod of this test that runs.
 	var pod string
@@ -306,6 +298,22 @@ func (e *env) awaitRecord(t *testing.T, name, what string, cond func(connection.
 // namespaces go, every connection of names (all were sent, though intake
 // may not have stored them yet; a delete is ordered after its create),
 // with one burst of deletes instead of one round trip each.
+// createBlobs sends n storage-blob connections named prefix0..prefix(n-1)
+// into ns and deletes them at cleanup; it returns name -> request id.
+func (e *env) createBlobs(ctx context.Context, t *testing.T, prefix, ns string, n int) map[string]string {
+	t.Helper()
+	requests := map[string]string{}
+	for i := range n {
+		name := uniq(fmt.Sprintf("%s%d", prefix, i))
+		spec, creds := buildSpec(t, name, ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
+		id, err := e.cp.Create(ctx, spec, creds)
+		require.NoError(t, err)
+		requests[name] = id
+	}
+	e.deleteAllAtCleanup(t, requests)
+	return requests
+}
+
 func (e *env) deleteAllAtCleanup(t *testing.T, names map[string]string) {
 	t.Cleanup(func() {
 		if e.uninstalled {

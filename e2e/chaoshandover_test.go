@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -13,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
 
@@ -30,15 +28,7 @@ func TestLeaderHandoverDuringDeletes(t *testing.T) {
 	ns := e.targetNamespace(t)
 
 	const n = 20
-	creates := map[string]string{}
-	for i := range n {
-		name := uniq(fmt.Sprintf("handover%d", i))
-		spec, creds := buildSpec(t, name, ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
-		id, err := e.cp.Create(ctx, spec, creds)
-		require.NoError(t, err)
-		creates[name] = id
-	}
-	e.deleteAllAtCleanup(t, creates)
+	creates := e.createBlobs(ctx, t, "handover", ns, n)
 	status.awaitFinals(t, 5*time.Minute, connection.PhaseSucceeded, creates)
 
 	t.Cleanup(func() { runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", "--set", "replicaCount=1")...) })
