@@ -311,3 +311,23 @@ func TestRunResumesAConnectionLeftRunningByAKilledPod(t *testing.T) {
 	_, err = f.client.CoreV1().Secrets("team-a").Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
 	require.NoError(t, err, "rendered by the resuming run")
 }
+
+// A connection retrying after a transient error since this Job began is
+// Pending, not failed: a retried pod that leaves it to its backoff succeeds.
+func TestRetriedPodIgnoresARetryingConnection(t *testing.T) {
+	job := ownJob()
+	job.CreationTimestamp = metav1.NewTime(t0)
+	f := newFixture(t, job)
+	c := f.apply(f.secretChange("db1"))
+	next := t0.Add(time.Minute)
+	_, err := f.store.UpdateStatus(context.Background(), c.Spec.ID(), func(c *connection.Connection) error {
+		c.Status.Phase, c.Status.Reason, c.Status.Attempts, c.Status.RetryAfter = connection.PhasePending, connection.ReasonRetrying, 1, &next
+		c.Status.LastFailure = &connection.Failure{Since: t0.Add(time.Second), Time: t0.Add(time.Second), Phase: connection.PhasePending,
+			Reason: "ApplyFailed", Message: "503", Generation: c.Generation, RequestID: c.Status.LastRequestID}
+		return nil
+	})
+	require.NoError(t, err)
+	sum, err := f.runner(at(t0.Add(2*time.Second), "sc-job-retry")).Run(context.Background())
+	require.NoError(t, err, "a retrying connection never fails a run")
+	require.Len(t, sum.StillFailing, 1, "left to its backoff")
+}

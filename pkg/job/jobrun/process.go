@@ -249,6 +249,7 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.C
 	case permanent(cause):
 		kind, phase, statusReason, base = outFailed, connection.PhaseFailed, reason, connection.FailedBase
 	}
+	f.Phase = phase
 	now := r.cfg.Now()
 	_, err := r.store.UpdateStatus(ctx, id, func(cur *connection.Connection) error {
 		if !sameWork(cur, c) {

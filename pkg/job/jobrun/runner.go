@@ -208,7 +208,7 @@ func (r *Runner) pending(ctx context.Context, sum *summary) ([]connection.Connec
 // what is failing, since when and where to look.
 func (r *Runner) noteWaiting(c connection.Connection, sum *summary) {
 	lf := c.Status.LastFailure
-	f := Failure{Connection: c.Spec.Name, ObjectID: c.Spec.ID(), Reason: lf.Reason, Message: lf.Message,
+	f := Failure{Connection: c.Spec.Name, ObjectID: c.Spec.ID(), Phase: c.Status.Phase, Reason: lf.Reason, Message: lf.Message,
 		Since: lf.Since, Attempts: c.Status.Attempts, RetryAfter: *c.Status.RetryAfter}
 	if !sum.wait(f) {
 		return
@@ -273,20 +273,17 @@ func (r *Runner) deleteOwnJob(ctx context.Context, out Summary) error {
 		// of this Job: keep the Job and say why.
 		return fmt.Errorf("read own Job %s before deleting it: %w", r.cfg.JobName, err)
 	}
-	if err == nil {
-		if f, ok := failedInJob(out, job.CreationTimestamp.Time); ok {
-			// The Job is the run, its pods are attempts: a failure an
-			// earlier pod of this Job found is this run's, so the Job must
-			// end Failed for kubectl describe, not Complete. Decided from
-			// the connection's failure time, not status.failed, which the
-			// Job controller may not have counted yet when it starts the
-			// next pod.
-			r.log.Error().Str("step", "delete-job").Str("job", r.cfg.JobName).
-				Msgf("connection %q failed in an earlier pod of this Job (%s): the run fails", f.Connection, f.Reason)
-			return fmt.Errorf("%w: connection %q failed in an earlier pod of this Job", ErrFailed, f.Connection)
-		}
+	if f, ok := failedInJob(out, job.CreationTimestamp.Time); ok {
+		// The Job is the run, its pods are attempts: a failure an earlier
+		// pod of this Job found is this run's, so the Job must end Failed
+		// for kubectl describe, not Complete. Decided from the connection's
+		// failure time, not status.failed, which the Job controller may not
+		// have counted yet when it starts the next pod.
+		r.log.Error().Str("step", "delete-job").Str("job", r.cfg.JobName).
+			Msgf("connection %q failed in an earlier pod of this Job (%s): the run fails", f.Connection, f.Reason)
+		return fmt.Errorf("%w: connection %q failed in an earlier pod of this Job", ErrFailed, f.Connection)
 	}
-	if err == nil && job.Status.Failed > 0 {
+	if job.Status.Failed > 0 {
 		// A pod of this Job failed before this one for another reason
 		// (evicted, killed): its log is the evidence a user reads with
 		// kubectl logs; leave the finished Job to the launcher.
@@ -295,11 +292,8 @@ func (r *Runner) deleteOwnJob(ctx context.Context, out Summary) error {
 		return nil
 	}
 	bg := metav1.DeletePropagationBackground
-	opts := metav1.DeleteOptions{PropagationPolicy: &bg}
-	if job != nil && job.UID != "" {
-		// never a Job of the same name created after this run's
-		opts.Preconditions = &metav1.Preconditions{UID: &job.UID}
-	}
+	// The UID precondition: never a Job of the same name created after this run's.
+	opts := metav1.DeleteOptions{PropagationPolicy: &bg, Preconditions: &metav1.Preconditions{UID: &job.UID}}
 	err = jobs.Delete(ctx, r.cfg.JobName, opts)
 	switch {
 	case err == nil:
@@ -321,8 +315,9 @@ func failedInJob(out Summary, created time.Time) (Failure, bool) {
 		return Failure{}, false // no creation time: nothing to compare with
 	}
 	for _, f := range out.StillFailing {
-		parkedOrRetrying := f.Reason == connection.ReasonRetrying || f.Reason == connection.ReasonNamespaceNotFound
-		if !parkedOrRetrying && !f.Since.Before(created) {
+		// Only a permanent failure: a retrying or parked connection is
+		// Pending and never fails a run.
+		if f.Phase == connection.PhaseFailed && !f.Since.Before(created) {
 			return f, true
 		}
 	}

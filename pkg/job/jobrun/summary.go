@@ -17,7 +17,10 @@ type Failure struct {
 	Connection string
 	ObjectID   string
 	Step       string
-	Reason     string
+	// Phase the failure left the connection in: Failed (permanent) or
+	// Pending (retrying, or parked on its namespace).
+	Phase  connection.Phase
+	Reason string
 	// Sentinel names the error a user can look up (ErrSecretIsOwned), or "".
 	Sentinel string
 	// Message is one sentence naming the connection, the step and the cause.
