@@ -1,9 +1,12 @@
 package intake
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -67,17 +70,30 @@ func redact(err error, creds connection.Credentials) error {
 		return err
 	}
 	s := err.Error()
-	changed := false
-	for _, v := range creds {
-		if v != "" && strings.Contains(s, v) {
-			s = strings.ReplaceAll(s, v, "<redacted>")
-			changed = true
-		}
+	out := s
+	for _, v := range credentialForms(creds) {
+		out = strings.ReplaceAll(out, v, "<redacted>")
 	}
-	if !changed {
+	if out == s {
 		return err
 	}
-	return redacted{msg: s, err: err}
+	return redacted{msg: out, err: err}
+}
+
+// credentialForms lists each value as it may appear in an error: as is,
+// Go-quoted (escapes) and base64 (how Secret data is quoted), longest
+// first so a value that contains another is replaced whole.
+func credentialForms(creds connection.Credentials) []string {
+	var forms []string
+	for _, v := range creds {
+		if v == "" {
+			continue
+		}
+		q := strconv.Quote(v)
+		forms = append(forms, v, q[1:len(q)-1], base64.StdEncoding.EncodeToString([]byte(v)))
+	}
+	sort.Slice(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
+	return forms
 }
 
 // redacted keeps errors.Is working on the original chain while printing

@@ -157,6 +157,11 @@ func (in *Intake) handle(ctx context.Context, d *dispatcher, h *held) verdict {
 		outcome = outcomeAccepted
 		ev.RequestID, ev.Phase, ev.Reason, ev.Message = req.ID, connection.PhasePending, ReasonAccepted, acceptedMessage(req)
 		ev.Time = time.Now().UTC()
+		// This event says something other than the record's write (an
+		// unchanged re-send leaves the record Succeeded): with the write's
+		// seq it would share statuswatch's Nats-Msg-Id and one of the two
+		// would be dropped as a duplicate. Seq 0 gives it its own id.
+		ev.Seq = 0
 	}
 	if ev.Phase == "" {
 		log.Debug().Msg("duplicate of a request whose connection has no status to re-publish")
