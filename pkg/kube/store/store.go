@@ -257,25 +257,25 @@ func (s *Store) writeCredentials(ctx context.Context, spec connection.Spec, cred
 	for k, v := range creds {
 		data[k] = []byte(v)
 	}
-	return conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
-		sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace}, Type: corev1.SecretTypeOpaque}
-			stampCredentials(sec, spec, data, version)
-			_, err = secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: connection.FieldManager})
-			if apierrors.IsAlreadyExists(err) {
-				return apierrors.NewConflict(corev1.Resource("secrets"), name, err)
-			}
-			return wrapCredErr(name, err)
-		}
-		if err != nil {
-			return wrapCredErr(name, err)
-		}
-		sec = sec.DeepCopy()
+	// A conflict goes up to Apply's one retry loop, which re-reads the
+	// record and the Secret: a retry here too would multiply the attempts.
+	sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace}, Type: corev1.SecretTypeOpaque}
 		stampCredentials(sec, spec, data, version)
-		_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: connection.FieldManager})
+		_, err = secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: connection.FieldManager})
+		if apierrors.IsAlreadyExists(err) {
+			return apierrors.NewConflict(corev1.Resource("secrets"), name, err)
+		}
 		return wrapCredErr(name, err)
-	})
+	}
+	if err != nil {
+		return wrapCredErr(name, err)
+	}
+	sec = sec.DeepCopy()
+	stampCredentials(sec, spec, data, version)
+	_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: connection.FieldManager})
+	return wrapCredErr(name, err)
 }
 
 // wrapCredErr names the Secret; API errors never carry its data.
