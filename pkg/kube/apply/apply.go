@@ -207,26 +207,38 @@ func (a *Applier) checkNamespace(ctx context.Context, ns string) error {
 // a missing CRD would otherwise surface as a puzzling 404 on create.
 func (a *Applier) checkCSI(ctx context.Context) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if !a.csiKnown {
-		if a.dynamic == nil {
-			a.csiKnown, a.csiExists = true, false
-		} else {
-			_, err := a.dynamic.Resource(CRDResource).Get(ctx, render.SPCCRDName, metav1.GetOptions{})
-			switch {
-			case apierrors.IsNotFound(err):
-				a.csiKnown, a.csiExists = true, false
-			case err != nil:
-				return fmt.Errorf("look up CRD %s: %w", render.SPCCRDName, err)
-			default:
-				a.csiKnown, a.csiExists = true, true
-			}
+	known, exists := a.csiKnown, a.csiExists
+	a.mu.Unlock()
+	if !known {
+		// The lookup runs without the lock: a slow API call for one
+		// keyvaultCsi connection must not stall other workers' namespace
+		// checks. Two workers may both look; both learn the same answer.
+		var err error
+		if exists, err = a.lookUpCSI(ctx); err != nil {
+			return err
 		}
+		a.mu.Lock()
+		a.csiKnown, a.csiExists = true, exists
+		a.mu.Unlock()
 	}
-	if !a.csiExists {
+	if !exists {
 		return fmt.Errorf("%w: CRD %s not found", ErrCSIDriverMissing, render.SPCCRDName)
 	}
 	return nil
+}
+
+func (a *Applier) lookUpCSI(ctx context.Context) (bool, error) {
+	if a.dynamic == nil {
+		return false, nil
+	}
+	_, err := a.dynamic.Resource(CRDResource).Get(ctx, render.SPCCRDName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("look up CRD %s: %w", render.SPCCRDName, err)
+	}
+	return true, nil
 }
 
 // wrapAPI names the object; API errors never quote a Secret's data, and
