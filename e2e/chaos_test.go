@@ -64,15 +64,7 @@ func TestNamespaceDeletedAndRecreated(t *testing.T) {
 
 	// Meanwhile other tenants work: their runs succeed and delete their Job.
 	jobFailures := e.watchJobFailures(t)
-	others := map[string]string{}
-	for i := range 3 {
-		name := uniq(fmt.Sprintf("nsother%d", i))
-		spec, creds := buildSpec(t, name, other, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
-		id, err := e.cp.Create(ctx, spec, creds)
-		require.NoError(t, err)
-		e.deleteAtCleanup(t, name)
-		others[name] = id
-	}
+	others := e.createBlobs(ctx, t, "nsother", other, 3)
 	status.awaitFinals(t, opTimeout, connection.PhaseSucceeded, others)
 	e.awaitConverged(t, opTimeout, others)
 	e.assertRenderedSecrets(t, other, others)
@@ -294,15 +286,14 @@ func (e *env) awaitRecord(t *testing.T, name, what string, cond func(connection.
 	})
 }
 
-// deleteAllAtCleanup deletes, at the end of the test and before its
-// namespaces go, every connection of names (all were sent, though intake
-// may not have stored them yet; a delete is ordered after its create),
-// with one burst of deletes instead of one round trip each.
 // createBlobs sends n storage-blob connections named prefix0..prefix(n-1)
 // into ns and deletes them at cleanup; it returns name -> request id.
 func (e *env) createBlobs(ctx context.Context, t *testing.T, prefix, ns string, n int) map[string]string {
 	t.Helper()
 	requests := map[string]string{}
+	// Registered first: a failed create still leaves the earlier ones to
+	// be deleted.
+	e.deleteAllAtCleanup(t, requests)
 	for i := range n {
 		name := uniq(fmt.Sprintf("%s%d", prefix, i))
 		spec, creds := buildSpec(t, name, ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
@@ -310,10 +301,13 @@ func (e *env) createBlobs(ctx context.Context, t *testing.T, prefix, ns string, 
 		require.NoError(t, err)
 		requests[name] = id
 	}
-	e.deleteAllAtCleanup(t, requests)
 	return requests
 }
 
+// deleteAllAtCleanup deletes, at the end of the test and before its
+// namespaces go, every connection of names (all were sent, though intake
+// may not have stored them yet; a delete is ordered after its create),
+// with one burst of deletes instead of one round trip each.
 func (e *env) deleteAllAtCleanup(t *testing.T, names map[string]string) {
 	t.Cleanup(func() {
 		if e.uninstalled {
