@@ -122,7 +122,11 @@ func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informe
 	}
 	sw, err := statuswatch.New(statuswatch.Deps{
 		Cluster: a.cfg.Cluster, Namespace: a.cfg.Namespace, Client: a.client, Records: records,
-		Publisher: publisher, Metrics: a.metrics, Log: log,
+		// One attempt per sync: the controller's workqueue already backs
+		// off per connection, and in-publisher retries would hold one of
+		// its two workers for every other connection's events.
+		Publisher: statuspub.New(a.js, a.cfg.Cluster, statuspub.WithLogger(log), statuspub.WithRetry(1, 0)),
+		Metrics:   a.metrics, Log: log,
 	})
 	if err != nil {
 		return nil, err
