@@ -13,7 +13,13 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
-// admit decodes, unseals and validates. On rejection req carries whatever
+// scopeField is the connection's target namespace in the field-path form
+// of connection.FieldError.
+const scopeField = "scope"
+
+// admit decodes, unseals, validates and checks the namespace policy. A
+// delete is never refused by the policy: it carries no spec, and a record
+// stored before the policy denied its namespace must stay removable. On rejection req carries whatever
 // could be salvaged (id, name) so that the Failed event reaches the waiter.
 func (in *Intake) admit(data []byte) (protocol.Request, connection.Credentials, *rejection) {
 	req, err := protocol.DecodeRequest(data)
@@ -33,6 +39,11 @@ func (in *Intake) admit(data []byte) (protocol.Request, connection.Credentials, 
 	}
 	if err := connection.Validate(req.Connection, creds); err != nil {
 		return req, creds, &rejection{ReasonInvalidConnection, err}
+	}
+	// Refused before anything is stored: a record is what sc-job renders
+	// from, and sc-job's own check is only the second line.
+	if err := in.o.Namespaces.Allows(req.Connection.Scope); err != nil {
+		return req, creds, &rejection{ReasonNamespaceDenied, fmt.Errorf("%s: %w", scopeField, err)}
 	}
 	return req, creds, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/controller"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
@@ -25,6 +26,9 @@ const (
 	ReasonInvalidConnection  = "InvalidConnection"
 	ReasonNotFound           = "NotFound"
 	ReasonRejected           = "Rejected"
+	// ReasonNamespaceDenied: the connection's scope is a namespace the
+	// agent's policy refuses (pkg/core/namespaces); nothing was stored.
+	ReasonNamespaceDenied = namespaces.ReasonDenied
 	// ReasonRecordCorrupt: the stored record cannot be decoded (edited by
 	// hand); delete it or restore it, then send the request again.
 	ReasonRecordCorrupt = "RecordCorrupt"

@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/controller"
 	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
@@ -69,7 +70,11 @@ type Options struct {
 	// beyond the ones the intake classifies itself (see classify.go);
 	// optional.
 	IsPermanent func(error) bool
-	Logger      zerolog.Logger
+	// Namespaces refuses requests whose connection targets a namespace
+	// it does not allow. The zero value refuses only the system
+	// namespaces; the agent sets Release to its own namespace.
+	Namespaces namespaces.Policy
+	Logger     zerolog.Logger
 	// InProgressEvery is how often every held request (queued behind its
 	// connection, being applied, or waiting to retry) tells the server it
 	// is still being worked on; default a third of the consumer's AckWait.
@@ -109,6 +114,9 @@ func New(js jetstream.JetStream, o Options) (*Intake, error) {
 	}
 	if o.Key == nil || o.Store == nil || o.Status == nil {
 		return nil, errors.New("intake: Key, Store and Status are required")
+	}
+	if err := o.Namespaces.Validate(); err != nil {
+		return nil, fmt.Errorf("intake: %w", err)
 	}
 	if o.IsNotFound == nil {
 		o.IsNotFound = func(error) bool { return false }
