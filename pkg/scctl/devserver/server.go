@@ -2,6 +2,7 @@ package devserver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -38,7 +39,50 @@ type Options struct {
 	AckWait time.Duration
 	// ReadyTimeout bounds startup; default 10s.
 	ReadyTimeout time.Duration
-	Logger       zerolog.Logger
+	// TLS makes the server require TLS (and, with ClientCAFile, a client
+	// certificate signed by that CA).
+	TLS TLSOptions
+	// Streams replaces natsbus' request and status stream definitions
+	// (tests use smaller limits); empty: natsbus' own.
+	Streams []jetstream.StreamConfig
+	Logger  zerolog.Logger
+}
+
+// TLSOptions are the server's certificate and key (PEM files) and,
+// optionally, the CA bundle client certificates must chain to.
+type TLSOptions struct {
+	CertFile, KeyFile string
+	ClientCAFile      string
+}
+
+// Enabled says whether the server requires TLS.
+func (t TLSOptions) Enabled() bool { return t.CertFile != "" }
+
+// ErrTLSOptions: the TLS files are incomplete or unusable.
+var ErrTLSOptions = errors.New("devserver TLS")
+
+func (t TLSOptions) validate() error {
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return fmt.Errorf("%w: a server certificate needs both a certificate file and a key file (certificate %q, key %q)",
+			ErrTLSOptions, t.CertFile, t.KeyFile)
+	}
+	if t.ClientCAFile != "" && t.CertFile == "" {
+		return fmt.Errorf("%w: verifying client certificates (CA %s) needs a server certificate and key", ErrTLSOptions, t.ClientCAFile)
+	}
+	return nil
+}
+
+// serverConfig loads the files; nats-server's loader reports a missing
+// file or a key that does not match by name, never the key itself.
+func (t TLSOptions) serverConfig() (*tls.Config, error) {
+	cfg, err := server.GenTLSConfig(&server.TLSConfigOpts{
+		CertFile: t.CertFile, KeyFile: t.KeyFile, CaFile: t.ClientCAFile, Verify: t.ClientCAFile != "",
+		MinVersion: tls.VersionTLS12,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate %s, key %s, client CA %q: %w", ErrTLSOptions, t.CertFile, t.KeyFile, t.ClientCAFile, err)
+	}
+	return cfg, nil
 }
 
 // Server is a running development control plane.
@@ -58,6 +102,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		if err := protocol.ValidateCluster(c); err != nil {
 			return nil, fmt.Errorf("devserver: %w", err)
 		}
+	}
+	if err := o.TLS.validate(); err != nil {
+		return nil, err
 	}
 	if o.Host == "" {
 		o.Host = "127.0.0.1"
@@ -91,6 +138,13 @@ func (s *Server) start(ctx context.Context) error {
 		MaxPayload: 1 << 20,
 		Users:      s.natsUsers(),
 	}
+	if s.opts.TLS.Enabled() {
+		tc, err := s.opts.TLS.serverConfig()
+		if err != nil {
+			return err
+		}
+		nsOpts.TLS, nsOpts.TLSConfig, nsOpts.TLSVerify = true, tc, s.opts.TLS.ClientCAFile != ""
+	}
 	ns, err := server.NewServer(nsOpts)
 	if err != nil {
 		return fmt.Errorf("devserver: configure NATS: %w", err)
@@ -108,7 +162,7 @@ func (s *Server) start(ctx context.Context) error {
 	s.mu.Lock()
 	s.ns = ns
 	s.mu.Unlock()
-	if err := s.provision(ctx); err != nil {
+	if err := s.provision(ctx, ns); err != nil {
 		ns.Shutdown()
 		return fmt.Errorf("devserver: %w", err)
 	}
@@ -125,8 +179,8 @@ func (s *Server) natsUsers() []*server.User {
 }
 
 // provision creates (or updates) the streams and every cluster's consumer.
-func (s *Server) provision(ctx context.Context) error {
-	nc, err := s.connectAdmin()
+func (s *Server) provision(ctx context.Context, ns *server.Server) error {
+	nc, err := s.connectAdmin(ns)
 	if err != nil {
 		return err
 	}
@@ -135,10 +189,8 @@ func (s *Server) provision(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	for _, cfg := range []jetstream.StreamConfig{natsbus.RequestStreamConfig(), natsbus.StatusStreamConfig()} {
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("create stream %s: %w", cfg.Name, err)
-		}
+	if err := natsbus.EnsureStreams(ctx, js, s.opts.Streams...); err != nil {
+		return err
 	}
 	for c := range s.users.Clusters {
 		cfg := natsbus.ConsumerConfig(c, s.opts.AckWait)
@@ -149,22 +201,35 @@ func (s *Server) provision(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) connectAdmin() (*nats.Conn, error) {
-	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo(s.users.Admin.User, s.users.Admin.Password))
+// connectAdmin dials in process: provisioning needs no network path, and
+// so no client certificate, whatever the TLS settings.
+func (s *Server) connectAdmin(ns *server.Server) (*nats.Conn, error) {
+	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.UserInfo(s.users.Admin.User, s.users.Admin.Password))
 	if err != nil {
 		return nil, fmt.Errorf("connect as admin: %w", err)
 	}
 	return nc, nil
 }
 
-// ClientURL is the URL clients dial (without credentials).
+// ClientURL is the URL clients dial (without credentials); tls:// when
+// the server requires TLS.
 func (s *Server) ClientURL() string {
-	return "nats://" + net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
+	return s.scheme() + "://" + net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port))
 }
+
+func (s *Server) scheme() string {
+	if s.opts.TLS.Enabled() {
+		return "tls"
+	}
+	return "nats"
+}
+
+// TLS is the server's TLS configuration (zero when it has none).
+func (s *Server) TLS() TLSOptions { return s.opts.TLS }
 
 // AdminURL embeds the admin credentials, for `scctl --server` in development.
 func (s *Server) AdminURL() string {
-	u := url.URL{Scheme: "nats", Host: net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port)),
+	u := url.URL{Scheme: s.scheme(), Host: net.JoinHostPort(s.opts.Host, strconv.Itoa(s.opts.Port)),
 		User: url.UserPassword(s.users.Admin.User, s.users.Admin.Password)}
 	return u.String()
 }

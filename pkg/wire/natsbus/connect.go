@@ -29,6 +29,9 @@ type Options struct {
 	User      string
 	Password  string
 	CredsFile string
+	// TLS adds a CA bundle and a client certificate; any file set makes
+	// TLS required, as a tls:// URL does.
+	TLS TLSFiles
 	// Name shows up in the server's connection list (e.g. the pod name).
 	Name   string
 	Logger zerolog.Logger
@@ -65,6 +68,12 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, jetstream.JetStream, e
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn().Err(err).Msg("disconnected from NATS")
 		}),
+		// A dial that fails (refused, unknown certificate authority, bad
+		// credentials) is retried forever; say why each time, or an agent
+		// that never connects gives no reason.
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.Warn().Err(scrubbed{err, o.URL}).Msg("connecting to NATS failed; retrying")
+		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			log.Info().Str("server", nc.ConnectedUrlRedacted()).Msg("reconnected to NATS")
 		}),
@@ -80,12 +89,11 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, jetstream.JetStream, e
 			ev.Msg("NATS error")
 		}),
 	}
-	switch {
-	case o.CredsFile != "":
-		opts = append(opts, nats.UserCredentials(o.CredsFile))
-	case o.User != "":
-		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	auth, err := ClientOptions(o.User, o.Password, o.CredsFile, o.TLS)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS: %w", err)
 	}
+	opts = append(opts, auth...)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(o.URL), scrubbed{err, o.URL})

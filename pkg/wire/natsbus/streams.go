@@ -1,6 +1,8 @@
 package natsbus
 
 import (
+	"context"
+	"fmt"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -8,7 +10,8 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
-// Stream and consumer tuning, chosen here once (see docs/protocol.md).
+// Stream and consumer tuning, chosen here once (see docs/protocol.md,
+// "Streams and their limits", for the reasoning behind each number).
 const (
 	// RequestDuplicateWindow is how long the server remembers a request id
 	// (Nats-Msg-Id): a control plane that retries a publish within it
@@ -18,19 +21,54 @@ const (
 	// RequestMaxAge drops requests no agent picked up within a week: a
 	// create that lands weeks late would surprise more than it helps.
 	RequestMaxAge = 7 * 24 * time.Hour
-	// StatusPerSubject keeps the last few events of each connection so that
-	// a waiter that starts late still finds its request's outcome.
+	// RequestMaxPerCluster bounds the requests waiting for one cluster
+	// (the request subject is per cluster). Beyond it the control plane's
+	// publish is refused for that cluster only (DiscardNew per subject):
+	// a queued request is never evicted, and a cluster whose agent is
+	// gone cannot take the whole stream from the others.
+	RequestMaxPerCluster = 1000
+	// RequestMaxBytes caps the whole request stream. It is refused
+	// (DiscardNew) rather than evicting, for the same reason.
+	RequestMaxBytes = 1 << 30
+	// requestMaxMsgSize stays at NATS' default max payload, above
+	// protocol.MaxMessageBytes: the agent enforces that limit itself and
+	// reports the rejection as a Failed status the user sees. Only the
+	// control plane publishes here.
+	requestMaxMsgSize = 1 << 20
+
+	// StatusPerSubject keeps the last few events of each connection (and
+	// heartbeats of each cluster) so that a waiter that starts late still
+	// finds its request's outcome; older ones are dropped per subject.
 	StatusPerSubject = 10
+	// StatusMaxAge forgets the events of connections long gone (their
+	// subjects would otherwise keep StatusPerSubject events forever) and
+	// the last heartbeat of a cluster removed a month ago.
+	StatusMaxAge = 30 * 24 * time.Hour
+	// StatusMaxBytes and StatusMaxMsgs cap the whole status stream, which
+	// every cluster's credential may write to (each only its own
+	// subjects): a flood from one leaked credential ends at this size
+	// instead of filling the control plane's JetStream store, and it can
+	// never touch the request stream. Discard is Old, so the flood evicts
+	// the oldest events first while every agent keeps publishing; with
+	// DiscardNew it would block every cluster's status until MaxAge.
+	// StatusMaxMsgs also bounds the server's per-subject index memory,
+	// which a flood of distinct subjects would otherwise grow.
+	StatusMaxBytes = 1 << 30
+	StatusMaxMsgs  = 1_000_000
+	// StatusMaxMsgSize admits the largest event the agent encodes
+	// (protocol.MaxMessageBytes) plus its headers (Nats-Msg-Id,
+	// Nats-Expected-Stream), and nothing larger.
+	StatusMaxMsgSize = protocol.MaxMessageBytes + statusHeaderAllowance
 	// StatusDuplicateWindow drops the same status event published twice
 	// (intake and the informer both see a Pending) within it.
 	StatusDuplicateWindow = 2 * time.Minute
+
+	statusHeaderAllowance = 4 << 10
+
 	// DefaultAckWait is how long the server waits for an ack before
 	// redelivering; the agent sends InProgress well within it while a slow
 	// apply runs, so it only matters when an agent dies mid-request.
 	DefaultAckWait = 30 * time.Second
-	// maxMsgSize is NATS' default max payload; protocol.MaxMessageBytes is
-	// enforced by the agent, which can then report the rejection.
-	maxMsgSize = 1 << 20
 )
 
 // RequestStreamConfig is the work queue of connection requests. WorkQueue
@@ -40,16 +78,19 @@ const (
 // across a server restart.
 func RequestStreamConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
-		Name:        protocol.RequestStream,
-		Description: "sc-extension connection requests, one subject per cluster",
-		Subjects:    protocol.RequestStreamSubjects(),
-		Retention:   jetstream.WorkQueuePolicy,
-		Storage:     jetstream.FileStorage,
-		Discard:     jetstream.DiscardOld,
-		MaxAge:      RequestMaxAge,
-		MaxMsgSize:  maxMsgSize,
-		Duplicates:  RequestDuplicateWindow,
-		Replicas:    1,
+		Name:                 protocol.RequestStream,
+		Description:          "sc-extension connection requests, one subject per cluster",
+		Subjects:             protocol.RequestStreamSubjects(),
+		Retention:            jetstream.WorkQueuePolicy,
+		Storage:              jetstream.FileStorage,
+		Discard:              jetstream.DiscardNew,
+		DiscardNewPerSubject: true,
+		MaxAge:               RequestMaxAge,
+		MaxBytes:             RequestMaxBytes,
+		MaxMsgsPerSubject:    RequestMaxPerCluster,
+		MaxMsgSize:           requestMaxMsgSize,
+		Duplicates:           RequestDuplicateWindow,
+		Replicas:             1,
 	}
 }
 
@@ -62,11 +103,32 @@ func StatusStreamConfig() jetstream.StreamConfig {
 		Retention:         jetstream.LimitsPolicy,
 		Storage:           jetstream.FileStorage,
 		Discard:           jetstream.DiscardOld,
+		MaxAge:            StatusMaxAge,
+		MaxBytes:          StatusMaxBytes,
+		MaxMsgs:           StatusMaxMsgs,
 		MaxMsgsPerSubject: StatusPerSubject,
-		MaxMsgSize:        maxMsgSize,
+		MaxMsgSize:        StatusMaxMsgSize,
 		Duplicates:        StatusDuplicateWindow,
 		Replicas:          1,
 	}
+}
+
+// EnsureStreams creates the request and status streams, or updates
+// streams that exist in place (an older control plane created them
+// without limits): an update keeps every stored message, and the server
+// then applies the new limits to them. cfgs default to
+// RequestStreamConfig and StatusStreamConfig; a caller may pass its own
+// (smaller limits in tests, a replicated production deployment).
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfgs ...jetstream.StreamConfig) error {
+	if len(cfgs) == 0 {
+		cfgs = []jetstream.StreamConfig{RequestStreamConfig(), StatusStreamConfig()}
+	}
+	for _, cfg := range cfgs {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("create or update stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
 }
 
 // RequestMaxAckPending is how many delivered, unfinished requests one
