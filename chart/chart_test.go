@@ -33,10 +33,14 @@ func TestRenderDefaultsInventory(t *testing.T) {
 	assert.Equal(t, []string{
 		"ClusterRole/sc-extension-agent",
 		"ClusterRole/sc-extension-job",
+		"ClusterRole/sc-extension-job-write",
 		"ClusterRoleBinding/sc-extension-agent",
 		"ClusterRoleBinding/sc-extension-job",
+		"ClusterRoleBinding/sc-extension-job-write",
 		"Deployment/sc-agent",
 		"Job/sc-job-render",
+		"NetworkPolicy/sc-agent",
+		"NetworkPolicy/sc-job",
 		"Pod/sc-extension-test-agent-ready",
 		"Role/sc-extension-agent",
 		"Role/sc-extension-job",
@@ -45,6 +49,14 @@ func TestRenderDefaultsInventory(t *testing.T) {
 		"Service/sc-agent",
 		"ServiceAccount/sc-agent",
 		"ServiceAccount/sc-job",
+		"ValidatingAdmissionPolicy/sc-extension-agent",
+		"ValidatingAdmissionPolicy/sc-extension-agent-jobs",
+		"ValidatingAdmissionPolicy/sc-extension-job",
+		"ValidatingAdmissionPolicy/sc-extension-owner-label",
+		"ValidatingAdmissionPolicyBinding/sc-extension-agent",
+		"ValidatingAdmissionPolicyBinding/sc-extension-agent-jobs",
+		"ValidatingAdmissionPolicyBinding/sc-extension-job",
+		"ValidatingAdmissionPolicyBinding/sc-extension-owner-label",
 	}, inventory(r))
 	for _, o := range r.objects {
 		m := o.(metav1.Object)

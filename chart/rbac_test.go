@@ -28,7 +28,13 @@ func grantsFor(t *testing.T, r rendered, serviceAccount string) grants {
 		if !bound(rb.Subjects) {
 			continue
 		}
-		require.Equal(t, "Role", rb.RoleRef.Kind, "no ClusterRole is bound per namespace")
+		// A RoleBinding may grant a ClusterRole's rules in its own namespace
+		// (sc-job's writes, per watched namespace).
+		if rb.RoleRef.Kind == "ClusterRole" {
+			g.namespaced[rb.Namespace] = append(g.namespaced[rb.Namespace], find[*rbacv1.ClusterRole](t, r, rb.RoleRef.Name).Rules...)
+			continue
+		}
+		require.Equal(t, "Role", rb.RoleRef.Kind)
 		role := find[*rbacv1.Role](t, r, rb.RoleRef.Name)
 		require.Equal(t, rb.Namespace, role.Namespace)
 		g.namespaced[rb.Namespace] = append(g.namespaced[rb.Namespace], role.Rules...)
@@ -118,11 +124,12 @@ func TestRBACJob(t *testing.T) {
 	g := grantsFor(t, render(t, minimal()), "sc-job")
 
 	for _, res := range []string{"secrets", "serviceaccounts"} {
-		for _, v := range []string{"create", "get", "update", "patch", "delete"} {
+		for _, v := range []string{"create", "get", "update", "delete"} {
 			assert.True(t, g.allows(v, "", res, "team-a", "sc-x"), "%s %s", v, res)
 		}
-		// by name only: sc-job can never enumerate Secrets anywhere
-		for _, v := range []string{"list", "watch"} {
+		// by name only: sc-job can never enumerate Secrets anywhere; it
+		// writes with update, never patch
+		for _, v := range []string{"list", "watch", "patch"} {
 			assert.False(t, g.allows(v, "", res, "kube-system", ""), "%s %s", v, res)
 		}
 	}
@@ -152,6 +159,7 @@ func TestRBACJob(t *testing.T) {
 	assert.False(t, g.allows("create", "", "configmaps", releaseNamespace, ""))
 	assert.False(t, g.allows("delete", "", "configmaps", "team-a", "sc-conn-x"))
 	assert.True(t, g.allows("get", "", "secrets", releaseNamespace, "sc-conn-x-cred"))
+	assert.True(t, g.allows("delete", "", "secrets", releaseNamespace, "sc-conn-x-cred"), "an applied deletion removes the credential Secret")
 	assert.True(t, g.allows("create", "", "events", releaseNamespace, ""))
 	assert.True(t, g.allows("delete", "batch", "jobs", releaseNamespace, "sc-job"))
 	assert.True(t, g.allows("delete", "batch", "jobs", releaseNamespace, "sc-job-render"))
@@ -161,4 +169,31 @@ func TestRBACJob(t *testing.T) {
 	assert.False(t, g.allows("delete", "batch", "jobs", releaseNamespace, "other"))
 	assert.False(t, g.allows("create", "batch", "jobs", releaseNamespace, "sc-job"))
 	assert.False(t, g.allows("update", "coordination.k8s.io", "leases", releaseNamespace, "sc-agent"))
+}
+
+// With watchNamespaces set, sc-job's writes are bound per watched namespace
+// (never a denied one): RBAC alone keeps it out of every other namespace.
+func TestRBACJobWatchNamespaces(t *testing.T) {
+	r := render(t, with(map[string]any{
+		"watchNamespaces":  []any{"team-a", "team-b", "kube-system", releaseNamespace},
+		"deniedNamespaces": []any{"team-b"},
+	}))
+	g := grantsFor(t, r, "sc-job")
+	for _, rule := range g.cluster {
+		for _, res := range rule.Resources {
+			assert.NotContains(t, []string{"secrets", "serviceaccounts", "secretproviderclasses"}, res, "cluster-wide %+v", rule)
+		}
+	}
+	for _, crb := range all[*rbacv1.ClusterRoleBinding](r) {
+		assert.NotEqual(t, "sc-extension-job-write", crb.RoleRef.Name)
+	}
+	for _, res := range []string{"secrets", "serviceaccounts"} {
+		assert.True(t, g.allows("create", "", res, "team-a", "sc-x"), res)
+		for _, ns := range []string{"team-b", "kube-system", "team-c"} {
+			assert.False(t, g.allows("create", "", res, ns, "sc-x"), "%s in %s", res, ns)
+		}
+	}
+	assert.True(t, g.allows("create", "secrets-store.csi.x-k8s.io", "secretproviderclasses", "team-a", "x"))
+	assert.False(t, g.allows("create", "", "secrets", releaseNamespace, "sc-x"))
+	assert.True(t, g.allows("delete", "", "secrets", releaseNamespace, "sc-conn-x-cred"))
 }

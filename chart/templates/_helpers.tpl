@@ -85,3 +85,50 @@ imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+{{/*
+The usernames the API server gives the chart's ServiceAccounts: admission
+policies match requests on them.
+*/}}
+{{- define "sc.agentUser" -}}system:serviceaccount:{{ .Release.Namespace }}:{{ include "sc.agentName" . }}{{- end -}}
+{{- define "sc.jobUser" -}}system:serviceaccount:{{ .Release.Namespace }}:{{ include "sc.jobName" . }}{{- end -}}
+
+{{/*
+sc.deniedNamespaces: where no connection ever renders, as a JSON list. The
+release namespace holds the extension's own Secrets; the kube-* namespaces
+hold the cluster's.
+*/}}
+{{- define "sc.deniedNamespaces" -}}
+{{- $denied := list .Release.Namespace "kube-system" "kube-public" "kube-node-lease" -}}
+{{- range .Values.deniedNamespaces }}{{ if not (has . $denied) }}{{ $denied = append $denied . }}{{ end }}{{ end -}}
+{{- toJson $denied -}}
+{{- end -}}
+
+{{/*
+sc.jobWriteNamespaces: the watched namespaces sc-job may write into (denied
+ones removed), as a JSON list; empty when watchNamespaces is empty (all).
+*/}}
+{{- define "sc.jobWriteNamespaces" -}}
+{{- $denied := include "sc.deniedNamespaces" . | fromJsonArray -}}
+{{- $out := list -}}
+{{- range .Values.watchNamespaces }}{{ if not (has . $denied) }}{{ $out = append $out . }}{{ end }}{{ end -}}
+{{- toJson $out -}}
+{{- end -}}
+
+{{/* sc.apiServerEgress: the NetworkPolicy egress rule to the API server. */}}
+{{- define "sc.apiServerEgress" -}}
+{{- $api := .Values.networkPolicy.apiServer -}}
+# the API server
+- ports:
+    {{- range $api.ports }}
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+  {{- with $api.cidrs }}
+  to:
+    {{- range . }}
+    - ipBlock:
+        cidr: {{ . }}
+    {{- end }}
+  {{- end }}
+{{- end -}}
