@@ -6,6 +6,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 )
 
 // DefaultJobName is the Job users know from the original extension:
@@ -36,8 +38,13 @@ type Config struct {
 	ImagePullPolicy  corev1.PullPolicy
 	ImagePullSecrets []corev1.LocalObjectReference
 	ServiceAccount   string
-	// ExtraArgs follow the --namespace and --job-name arguments the launcher
-	// always passes (for example --log-level=debug).
+	// WatchNamespaces and DeniedNamespaces are the agent's namespace policy
+	// (pkg/core/namespaces; Namespace is its release namespace), passed as
+	// sc-job's flags of the same names so that sc-job refuses a stored
+	// record in a namespace the intake would refuse a request for.
+	WatchNamespaces, DeniedNamespaces []string
+	// ExtraArgs follow the --namespace, --job-name and namespace policy
+	// arguments the launcher always passes (for example --log-level=debug).
 	ExtraArgs []string
 	// LogFormat is sc-job's log format (LogFormatText or LogFormatJSON),
 	// passed as SC_LOG_FORMAT; empty leaves sc-job's own default.
@@ -89,6 +96,10 @@ func (c Config) Validate() error {
 	}
 	if c.LogFormat != "" && c.LogFormat != LogFormatText && c.LogFormat != LogFormatJSON {
 		errs = append(errs, fmt.Errorf("log format %q is not one of %s, %s", c.LogFormat, LogFormatText, LogFormatJSON))
+	}
+	// Checked here too: a name holding a comma would split into two.
+	if err := (namespaces.Policy{Watch: c.WatchNamespaces, Denied: c.DeniedNamespaces}).Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.KeepFailedFor < 0 {
 		errs = append(errs, fmt.Errorf("keepFailedFor %s is negative", c.KeepFailedFor))

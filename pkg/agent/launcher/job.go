@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"strconv"
+	"strings"
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +33,8 @@ func jobFor(c Config, w work) *batchv1.Job {
 		LabelName:                 c.JobName,
 		LabelComponent:            "job",
 	}
-	args := append([]string{"--namespace=" + c.Namespace, "--job-name=" + c.JobName}, c.ExtraArgs...)
+	args := append([]string{"--namespace=" + c.Namespace, "--job-name=" + c.JobName}, policyArgs(c)...)
+	args = append(args, c.ExtraArgs...)
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: c.Namespace,
@@ -119,4 +121,17 @@ func finished(job *batchv1.Job) (done bool, cond batchv1.JobCondition) {
 
 func ownedByUs(job *batchv1.Job) bool {
 	return job.Labels[connection.LabelManagedBy] == connection.ManagedByValue
+}
+
+// policyArgs passes the namespace policy on; namespace names never hold a
+// comma, so a list is one argument.
+func policyArgs(c Config) []string {
+	var args []string
+	if len(c.WatchNamespaces) > 0 {
+		args = append(args, "--watch-namespaces="+strings.Join(c.WatchNamespaces, ","))
+	}
+	if len(c.DeniedNamespaces) > 0 {
+		args = append(args, "--denied-namespaces="+strings.Join(c.DeniedNamespaces, ","))
+	}
+	return args
 }

@@ -35,3 +35,23 @@ func TestLogFormatIsValidated(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidConfig)
 	assert.Contains(t, err.Error(), `log format "xml" is not one of text, json`)
 }
+
+// sc-job gets the agent's namespace policy as flags, before the extra
+// arguments; with no lists it gets none (it still denies its own and the
+// system namespaces).
+func TestJobSpecCarriesNamespacePolicy(t *testing.T) {
+	c := testConfig()
+	c.WatchNamespaces, c.DeniedNamespaces = []string{"team-a", "team-b"}, []string{"payments"}
+	require.NoError(t, c.WithDefaults().Validate())
+	job := jobFor(c.WithDefaults(), newWork([]workItem{item("a", 1)}))
+	assert.Equal(t, []string{"--namespace=" + ns, "--job-name=sc-job", "--watch-namespaces=team-a,team-b", "--denied-namespaces=payments", "--log-level=info"},
+		job.Spec.Template.Spec.Containers[0].Args)
+
+	job = jobFor(testConfig().WithDefaults(), newWork([]workItem{item("a", 1)}))
+	assert.Equal(t, []string{"--namespace=" + ns, "--job-name=sc-job", "--log-level=info"}, job.Spec.Template.Spec.Containers[0].Args)
+
+	c.DeniedNamespaces = []string{"a,b"}
+	err := c.WithDefaults().Validate()
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), `deniedNamespaces: "a,b" is not a namespace name`)
+}
