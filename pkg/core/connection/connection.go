@@ -93,6 +93,51 @@ type ResourceRef struct {
 	Name      string `json:"name"`
 }
 
+// OwnedObject is an object sc-job created (or adopted once from a record of
+// an older release), with the UID the API server assigned to it.
+type OwnedObject struct {
+	ResourceRef
+	UID string `json:"uid"`
+}
+
+// OwnedUID returns the UID recorded for ref, if any.
+func (s Status) OwnedUID(ref ResourceRef) (string, bool) {
+	for _, o := range s.Owned {
+		if o.ResourceRef == ref {
+			return o.UID, true
+		}
+	}
+	return "", false
+}
+
+// Own records uid for ref, replacing the UID of an object it replaced (a
+// deleted object sc-job re-created). It reports whether Owned changed.
+func (s *Status) Own(ref ResourceRef, uid string) bool {
+	for i, o := range s.Owned {
+		if o.ResourceRef == ref {
+			if o.UID == uid {
+				return false
+			}
+			s.Owned[i].UID = uid
+			return true
+		}
+	}
+	s.Owned = append(s.Owned, OwnedObject{ResourceRef: ref, UID: uid})
+	return true
+}
+
+// Disown forgets ref (sc-job deleted it, or no longer renders it). It
+// reports whether Owned changed.
+func (s *Status) Disown(ref ResourceRef) bool {
+	for i, o := range s.Owned {
+		if o.ResourceRef == ref {
+			s.Owned = append(s.Owned[:i:i], s.Owned[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
 // Deletion records a delete request that has been accepted but not yet applied.
 type Deletion struct {
 	RequestID       string `json:"requestId"`
@@ -107,7 +152,13 @@ type Status struct {
 	ObservedGeneration int64         `json:"observedGeneration"`
 	LastRequestID      string        `json:"lastRequestId,omitempty"`
 	Resources          []ResourceRef `json:"resources,omitempty"`
-	UpdatedAt          time.Time     `json:"updatedAt"`
+	// Owned are the objects sc-job created for this connection, by the UID
+	// the API server gave each: an existing object is sc-extension's only
+	// if its UID is recorded here (labels can be forged, a UID cannot).
+	// Records of releases before it have none; see pkg/kube/apply for how
+	// their objects are adopted once.
+	Owned     []OwnedObject `json:"owned,omitempty"`
+	UpdatedAt time.Time     `json:"updatedAt"`
 	// Attempts counts the runs in a row that did not finish this work
 	// (same generation and request); it sets the backoff and is reset by a
 	// success or by new work.

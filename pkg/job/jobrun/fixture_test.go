@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeuid"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
@@ -43,7 +44,8 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	objs = append(objs,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: sys}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: target}})
-	client := fake.NewClientset(objs...)
+	// Creates get UIDs like the API server's: ownership rests on them.
+	client := fakeuid.Assign(fake.NewClientset(objs...))
 	f := &fixture{t: t, client: client, store: store.New(client, sys), logs: &bytes.Buffer{}, out: &bytes.Buffer{}}
 	t.Cleanup(f.assertNoCredentialLeak)
 	return f

@@ -77,27 +77,30 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 	log.Info().Str("step", StepClaim).Str("phase", string(connection.PhaseRunning)).Msg(say(c, "%s", started))
 	r.event(ctx, log, id, "Normal", ReasonRunning, action, "sc-job "+started)
 
-	var res apply.Result
-	var step string
+	var (
+		res    apply.Result
+		step   string
+		learnt ownership
+	)
 	if c.Deletion != nil {
-		res, step, err = r.delete(ctx, log, c, all)
+		res, step, err = r.delete(ctx, log, c, all, &learnt)
 	} else {
-		res, step, err = r.render(ctx, log, &c, all)
+		res, step, err = r.render(ctx, log, &c, all, &learnt)
 	}
 	if err != nil {
-		return r.setback(ctx, log, c, action, step, err, res.Writes())
+		return r.setback(ctx, log, c, action, step, err, res.Writes(), learnt)
 	}
 	if c.Deletion != nil {
 		log.Info().Str("step", StepRemove).Str("phase", string(connection.PhaseDeleted)).Msg(say(c, "deleted"))
 		r.event(ctx, log, id, "Normal", ReasonDeleted, action, deletedNote(c, res))
 		return result{kind: outDeleted, writes: res.Writes()}
 	}
-	return r.succeed(ctx, log, c, res)
+	return r.succeed(ctx, log, c, res, learnt)
 }
 
-// render applies c's objects and records them in c.Status.Resources.
-func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.Connection, all []connection.Connection) (apply.Result, string, error) {
-	id := c.Spec.ID()
+// render applies c's objects and records them in c.Status.Resources, and
+// in learnt the UIDs that prove them c's.
+func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.Connection, all []connection.Connection, learnt *ownership) (apply.Result, string, error) {
 	var creds connection.Credentials
 	err := r.retry(ctx, func() error {
 		var err error
@@ -116,7 +119,8 @@ func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.C
 	var res apply.Result
 	err = r.retry(ctx, func() error {
 		var err error
-		res, err = r.applier.Apply(ctx, id, objs)
+		res, err = r.applier.Apply(ctx, apply.OwnerOf(*c), objs)
+		learnt.learn(res.Objects)
 		return err
 	})
 	// Objects written before a failure are logged too: they were written.
@@ -130,7 +134,10 @@ func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.C
 	// with deleteResources, so a stale ServiceAccount does not linger.
 	stale := minus(c.Status.Resources, objs.Refs())
 	if len(stale) > 0 {
-		cleaned, err := r.applier.Delete(ctx, id, stale, r.inUse(*c, all))
+		cleaned, err := r.applier.Delete(ctx, apply.OwnerOf(*c), stale, r.inUse(*c, all))
+		// Not rendered any more: forgotten whether deleted or kept (a
+		// ServiceAccount another connection records as its own).
+		learnt.forget(stale...)
 		res.Deleted += cleaned.Deleted
 		logObjects(log, *c, StepCleanup, "remove stale", cleaned.Objects)
 		if err != nil {
@@ -141,14 +148,15 @@ func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.C
 	return res, "", nil
 }
 
-func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Connection, all []connection.Connection) (apply.Result, string, error) {
+func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Connection, all []connection.Connection, learnt *ownership) (apply.Result, string, error) {
 	id := c.Spec.ID()
 	var res apply.Result
 	if c.Deletion.DeleteResources {
 		refs := union(c.Status.Resources, render.Refs(c.Spec))
 		err := r.retry(ctx, func() error {
 			var err error
-			res, err = r.applier.Delete(ctx, id, refs, r.inUse(c, all))
+			res, err = r.applier.Delete(ctx, apply.OwnerOf(c), refs, r.inUse(c, all))
+			learnt.learn(res.Objects)
 			return err
 		})
 		logObjects(log, c, "delete", "delete", res.Objects)
@@ -193,12 +201,14 @@ func (r *Runner) inUse(c connection.Connection, all []connection.Connection) app
 	}
 }
 
-func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, c connection.Connection, res apply.Result) result {
+func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, c connection.Connection, res apply.Result, learnt ownership) result {
 	id := c.Spec.ID()
 	refs := c.Status.Resources
+	ownedOnly := false
 	_, err := r.store.UpdateStatus(ctx, id, func(cur *connection.Connection) error {
-		if !sameWork(cur, c) {
-			return errMovedOn
+		var err error
+		if ownedOnly, err = recordOwnership(cur, c, learnt); ownedOnly || err != nil {
+			return err
 		}
 		cur.Status.Phase = connection.PhaseSucceeded
 		cur.Status.Reason = ReasonRendered
@@ -208,7 +218,7 @@ func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, c connection.C
 		cur.Status.Attempts, cur.Status.RetryAfter = 0, nil // LastFailure stays as history
 		return nil
 	})
-	if errors.Is(err, errMovedOn) {
+	if errors.Is(err, errMovedOn) || (err == nil && ownedOnly) {
 		log.Info().Str("step", StepStatus).Msg(say(c, "a newer request arrived while rendering; the next pass renders it"))
 		return result{kind: outSkipped, writes: res.Writes()}
 	}
@@ -234,7 +244,7 @@ func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, c connection.C
 // Each keeps the error in the status message and in LastFailure, with a
 // Warning Event on the record. Only a permanent failure that is news (new
 // work, or a reason other than the standing failure's) fails the run.
-func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.Connection, action, step string, cause error, writes int) result {
+func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.Connection, action, step string, cause error, writes int, learnt ownership) result {
 	id := c.Spec.ID()
 	reason, sentinel := classify(cause, c.Deletion != nil)
 	f := Failure{
@@ -251,9 +261,11 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.C
 	}
 	f.Phase = phase
 	now := r.cfg.Now()
+	ownedOnly := false
 	_, err := r.store.UpdateStatus(ctx, id, func(cur *connection.Connection) error {
-		if !sameWork(cur, c) {
-			return errMovedOn
+		var err error
+		if ownedOnly, err = recordOwnership(cur, c, learnt); ownedOnly || err != nil {
+			return err
 		}
 		f.Attempts, f.Since = 1, now
 		if lf := cur.Status.LastFailure; lf != nil && cur.Status.Attempts > 0 && sameStreak(lf, *cur) {
@@ -276,7 +288,7 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.C
 		return nil
 	})
 	switch {
-	case errors.Is(err, errMovedOn):
+	case errors.Is(err, errMovedOn), err == nil && ownedOnly:
 		log.Info().Str("step", StepStatus).Msg(say(c, "a newer request arrived meanwhile; the next pass handles it"))
 		return result{kind: outSkipped, writes: writes}
 	case err != nil:
@@ -327,6 +339,23 @@ func retryNote(k outcomeKind, f Failure) string {
 // sameStreak: lf is about c's current work, not about an older request.
 func sameStreak(lf *connection.Failure, c connection.Connection) bool {
 	return lf.Generation == c.Generation && lf.RequestID == c.Status.LastRequestID
+}
+
+// recordOwnership adds learnt to cur's status, in the write the caller
+// makes anyway. When cur is no longer the work this run claimed, nothing
+// else of this run's belongs in it, but the UIDs still do: it returns
+// errMovedOn when there is nothing to record (no write), and otherwise
+// only=true: the caller writes them and nothing else, and reports the run
+// overtaken.
+func recordOwnership(cur *connection.Connection, c connection.Connection, learnt ownership) (only bool, err error) {
+	changed := learnt.applyTo(&cur.Status)
+	switch {
+	case sameWork(cur, c):
+		return false, nil
+	case changed:
+		return true, nil
+	}
+	return false, errMovedOn
 }
 
 // sameWork: the record is still the version this run claimed.

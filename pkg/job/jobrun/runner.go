@@ -235,6 +235,9 @@ func (r *Runner) markAll(ctx context.Context) error {
 
 // drain processes one pass's pending connections with a bounded pool.
 func (r *Runner) drain(ctx context.Context, pending, all []connection.Connection, sum *summary) {
+	// Every record's UIDs: a ServiceAccount one connection created is ours
+	// to the others that share it.
+	r.applier.Recorded(all)
 	work := make(chan connection.Connection)
 	var wg sync.WaitGroup
 	for range min(r.cfg.Workers, len(pending)) {

@@ -43,6 +43,9 @@ type Result struct {
 type Object struct {
 	Ref     connection.ResourceRef
 	Outcome Outcome
+	// UID of the object left in place (Created, Updated, Unchanged), for
+	// the connection's record (connection.Status.Owned); "" otherwise.
+	UID string
 }
 
 // Writes is the number of API writes made.
@@ -58,7 +61,7 @@ func (r *Result) Merge(o Result) {
 	r.Objects = append(r.Objects, o.Objects...)
 }
 
-func (r *Result) add(ref connection.ResourceRef, o Outcome) {
+func (r *Result) add(ref connection.ResourceRef, o Outcome, uid string) {
 	switch o {
 	case Created:
 		r.Created++
@@ -71,7 +74,7 @@ func (r *Result) add(ref connection.ResourceRef, o Outcome) {
 	case Kept:
 		r.Kept++
 	}
-	r.Objects = append(r.Objects, Object{Ref: ref, Outcome: o})
+	r.Objects = append(r.Objects, Object{Ref: ref, Outcome: o, UID: uid})
 }
 
 // Outcome is what happened to one object.
@@ -116,6 +119,9 @@ type Applier struct {
 	// namespaces seen to exist this run; a namespace deleted mid-run
 	// surfaces as a NotFound on write instead.
 	namespaces map[string]bool
+	// uids are the objects known to be ours: recorded by any connection
+	// (Recorded) or created in this run.
+	uids map[connection.ResourceRef]map[string]bool
 }
 
 // New returns an Applier; dyn may be nil when no keyvaultCsi connection is
@@ -124,9 +130,11 @@ func New(client kubernetes.Interface, dyn dynamic.Interface) *Applier {
 	return &Applier{client: client, dynamic: dyn}
 }
 
-// Apply writes objs for connection id. It stops at the first failing object
-// and returns a *StepError naming the step.
-func (a *Applier) Apply(ctx context.Context, id string, objs render.Objects) (Result, error) {
+// Apply writes objs for own. It stops at the first failing object and
+// returns a *StepError naming the step; the objects handled before it are
+// in the Result, with their UIDs, so the caller can record what it created
+// even when a later object failed.
+func (a *Applier) Apply(ctx context.Context, own Owner, objs render.Objects) (Result, error) {
 	var res Result
 	refs := objs.Refs()
 	if len(refs) == 0 {
@@ -137,38 +145,38 @@ func (a *Applier) Apply(ctx context.Context, id string, objs render.Objects) (Re
 	}
 	if sec := objs.Secret; sec != nil {
 		r := ref(render.KindSecret, sec.Namespace, sec.Name)
-		o, err := write(ctx, secretKind, a.secrets(sec.Namespace), id, sec)
+		o, uid, err := write(ctx, a, secretKind, a.secrets(sec.Namespace), own, sec)
 		if err != nil {
 			return res, stepErr(StepApplySecret, r, err)
 		}
-		res.add(r, o)
+		res.add(r, o, uid)
 	}
 	if sa := objs.ServiceAccount; sa != nil {
 		r := ref(render.KindServiceAccount, sa.Namespace, sa.Name)
-		o, err := write(ctx, serviceAccountKind, a.serviceAccounts(sa.Namespace), id, sa)
+		o, uid, err := write(ctx, a, serviceAccountKind, a.serviceAccounts(sa.Namespace), own, sa)
 		if err != nil {
 			return res, stepErr(StepApplyServiceAccount, r, err)
 		}
-		res.add(r, o)
+		res.add(r, o, uid)
 	}
 	if u := objs.SecretProviderClass; u != nil {
 		r := ref(render.KindSecretProviderClass, u.GetNamespace(), u.GetName())
-		o, err := a.applySPC(ctx, id, u)
+		o, uid, err := a.applySPC(ctx, own, u)
 		if err != nil {
 			return res, stepErr(StepApplySPC, r, err)
 		}
-		res.add(r, o)
+		res.add(r, o, uid)
 	}
 	return res, nil
 }
 
 // applySPC checks for the CSI driver first: without its CRD the write would
 // fail with a puzzling 404.
-func (a *Applier) applySPC(ctx context.Context, id string, want *unstructured.Unstructured) (Outcome, error) {
+func (a *Applier) applySPC(ctx context.Context, own Owner, want *unstructured.Unstructured) (Outcome, string, error) {
 	if err := a.checkCSI(ctx); err != nil {
-		return Unchanged, err
+		return Unchanged, "", err
 	}
-	return write(ctx, spcKind, a.spcs(want.GetNamespace()), id, want)
+	return write(ctx, a, spcKind, a.spcs(want.GetNamespace()), own, want)
 }
 
 func ref(kind, ns, name string) connection.ResourceRef {

@@ -99,7 +99,7 @@ func TestApplyNamespaceGoneMidRunIsNamespaceMissing(t *testing.T) {
 			c, creds := secretConn(t, "db1")
 			client := newClient(namespace(ns))
 			client.PrependReactor("create", "secrets", func(k8stesting.Action) (bool, runtime.Object, error) { return true, nil, apiErr })
-			_, err := New(client, nil).Apply(context.Background(), "db1", mustRender(t, c, creds))
+			_, err := New(client, nil).Apply(context.Background(), fresh("db1"), mustRender(t, c, creds))
 			require.ErrorIs(t, err, ErrNamespaceMissing)
 			assert.True(t, Permanent(err))
 			assert.Equal(t, []string{
@@ -115,7 +115,7 @@ func TestApplyTerminatingNamespaceIsNamespaceMissing(t *testing.T) {
 	term := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, DeletionTimestamp: &now, Finalizers: []string{"kubernetes"}},
 		Status: corev1.NamespaceStatus{Phase: corev1.NamespaceTerminating}}
 	client := newClient(term)
-	_, err := New(client, nil).Apply(context.Background(), "db1", mustRender(t, c, creds))
+	_, err := New(client, nil).Apply(context.Background(), fresh("db1"), mustRender(t, c, creds))
 	require.ErrorIs(t, err, ErrNamespaceMissing)
 	assert.Contains(t, err.Error(), `namespace "team-a" is being deleted`)
 	assert.Equal(t, []string{"get namespaces /team-a"}, fakeactions.Of(client), "nothing written into it")

@@ -71,18 +71,3 @@ func ownedSentinel(kind string) error {
 		return ErrSecretIsOwned
 	}
 }
-
-// checkOwner refuses objects sc-extension does not manage, and objects of
-// another connection (a connection label that was edited by hand). Shared
-// ServiceAccounts carry no connection label and pass with id "".
-func checkOwner(ref connection.ResourceRef, labels map[string]string, id string) error {
-	if labels[render.LabelManagedBy] != render.ManagedByValue {
-		return &ownedError{ref: ref, why: "exists and is not managed by sc-extension", sentinel: ownedSentinel(ref.Kind)}
-	}
-	if id != "" {
-		if got := labels[render.LabelConnection]; got != id {
-			return &ownedError{ref: ref, why: fmt.Sprintf("is managed by sc-extension for another connection (%q)", got), sentinel: ownedSentinel(ref.Kind)}
-		}
-	}
-	return nil
-}

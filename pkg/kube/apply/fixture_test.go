@@ -11,10 +11,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeuid"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
@@ -75,10 +77,10 @@ func crd() *unstructured.Unstructured {
 }
 
 func newDynamic(objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
-	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+	return fakeuid.Assign(dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
 		CRDResource: "CustomResourceDefinitionList",
 		SPCResource: "SecretProviderClassList",
-	}, objs...)
+	}, objs...))
 }
 
 // counts is res without its per-object list, for tests about the counts.
@@ -117,4 +119,29 @@ func conflictErr(resource, name string) error {
 	return apierrors.NewConflict(schema.GroupResource{Resource: resource}, name, fmt.Errorf("the object has been modified"))
 }
 
-func newClient(objs ...runtime.Object) *fake.Clientset { return fake.NewClientset(objs...) }
+// newClient is a fake clientset whose creates get a UID, as the API server's
+// do: ownership rests on it.
+func newClient(objs ...runtime.Object) *fake.Clientset {
+	return fakeuid.Assign(fake.NewClientset(objs...))
+}
+
+// fresh is a connection whose record owns nothing yet.
+func fresh(id string) Owner { return Owner{ID: id} }
+
+// withUID gives obj the UID the API server would have, as a pre-existing object.
+func withUID[T metav1.Object](obj T, uid string) T {
+	obj.SetUID(types.UID(uid))
+	return obj
+}
+
+// owning is a connection whose record holds the UIDs of objs (objects of
+// kind, pre-existing in the fake).
+func owning(id, kind string, objs ...metav1.Object) Owner {
+	own := Owner{ID: id}
+	for _, o := range objs {
+		r := ref(kind, o.GetNamespace(), o.GetName())
+		own.Owned = append(own.Owned, connection.OwnedObject{ResourceRef: r, UID: string(o.GetUID())})
+		own.Rendered = append(own.Rendered, r)
+	}
+	return own
+}

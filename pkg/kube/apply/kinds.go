@@ -45,13 +45,7 @@ type kind[T object] struct {
 	setContent func(next, want T)
 }
 
-// owner is the connection label an existing object must carry.
-func (k kind[T]) owner(id string) string {
-	if k.shared {
-		return ""
-	}
-	return id
-}
+func (k kind[T]) info() kindInfo { return kindInfo{shared: k.shared} }
 
 var secretKind = kind[*corev1.Secret]{
 	name:     render.KindSecret,

@@ -19,12 +19,12 @@ import (
 // rendered is dropped while others' annotations stay.
 func TestApplyRepairsServiceAccountAndDropsStaleTenant(t *testing.T) {
 	want := mustRender(t, wiConn("kv1"), nil).ServiceAccount
-	live := render.ServiceAccount(ns, clientID, "11111111-1111-4111-8111-111111111111")
+	live := withUID(render.ServiceAccount(ns, clientID, "11111111-1111-4111-8111-111111111111"), "uid-sa")
 	live.Annotations["example.com/theirs"] = "kept"
 	client := newClient(namespace(ns), live)
 	client.ClearActions()
 
-	res, err := New(client, nil).Apply(context.Background(), "kv1", render.Objects{ServiceAccount: want})
+	res, err := New(client, nil).Apply(context.Background(), owning("kv1", render.KindServiceAccount, live), render.Objects{ServiceAccount: want})
 	require.NoError(t, err)
 	assert.Equal(t, Result{Updated: 1}, counts(res))
 	assert.Equal(t, []string{
@@ -46,13 +46,13 @@ func TestApplySecretProviderClassMetadataChangeIsWritten(t *testing.T) {
 	client := newClient(namespace(ns))
 	dyn := newDynamic(crd())
 	a := New(client, dyn)
-	_, err := a.Apply(context.Background(), "kvcsi", mustRender(t, csiConn("kvcsi"), nil))
+	_, err := a.Apply(context.Background(), fresh("kvcsi"), mustRender(t, csiConn("kvcsi"), nil))
 	require.NoError(t, err)
 	dyn.ClearActions()
 
 	c := csiConn("kvcsi")
 	c.Spec.Annotations = map[string]string{"team": "payments"}
-	res, err := a.Apply(context.Background(), "kvcsi", mustRender(t, c, nil))
+	res, err := a.Apply(context.Background(), fresh("kvcsi"), mustRender(t, c, nil))
 	require.NoError(t, err)
 	assert.Equal(t, Result{Updated: 1}, counts(res))
 	assert.Equal(t, []string{
@@ -67,13 +67,14 @@ func TestSecretProviderClassWritesCarryFieldManager(t *testing.T) {
 	dyn := newDynamic(crd())
 	rec := &recordingClient{ResourceInterface: dyn.Resource(SPCResource).Namespace(ns)}
 	want := mustRender(t, csiConn("kvcsi"), nil).SecretProviderClass
-	o, err := write(context.Background(), spcKind, spcClient{ri: rec}, "kvcsi", want)
+	a := New(nil, dyn)
+	o, _, err := write(context.Background(), a, spcKind, spcClient{ri: rec}, fresh("kvcsi"), want)
 	require.NoError(t, err)
 	assert.Equal(t, Created, o)
 
 	c := csiConn("kvcsi")
 	c.Spec.SecretStore.Objects = []string{"b"}
-	o, err = write(context.Background(), spcKind, spcClient{ri: rec}, "kvcsi", mustRender(t, c, nil).SecretProviderClass)
+	o, _, err = write(context.Background(), a, spcKind, spcClient{ri: rec}, fresh("kvcsi"), mustRender(t, c, nil).SecretProviderClass)
 	require.NoError(t, err)
 	assert.Equal(t, Updated, o)
 	assert.Equal(t, []string{"create " + FieldManager, "update " + FieldManager}, rec.writes)
@@ -101,7 +102,7 @@ func TestApplyRefusesSecretProviderClassOfAnotherConnection(t *testing.T) {
 	theirs.SetLabels(labels)
 	client := newClient(namespace(ns))
 	dyn := newDynamic(crd(), theirs)
-	_, err := New(client, dyn).Apply(context.Background(), "kvcsi", mustRender(t, csiConn("kvcsi"), nil))
+	_, err := New(client, dyn).Apply(context.Background(), fresh("kvcsi"), mustRender(t, csiConn("kvcsi"), nil))
 	require.ErrorIs(t, err, ErrSecretProviderClassIsOwned)
 	assert.Empty(t, fakeactions.Writes(dyn.Actions()), "never written")
 }

@@ -12,24 +12,36 @@ import (
 )
 
 // write creates want, updates the live object to want's content, or writes
-// nothing when the live object already matches. An object sc-extension does
-// not own for connection id is refused, never overwritten.
-func write[T object](ctx context.Context, k kind[T], c objectClient[T], id string, want T) (Outcome, error) {
+// nothing when the live object already matches. An object that is not
+// sc-extension's for own (see Applier.owns) is refused, never overwritten.
+// It returns the UID of the object it leaves in place, for own's record.
+func write[T object](ctx context.Context, a *Applier, k kind[T], c objectClient[T], own Owner, want T) (Outcome, string, error) {
 	r := ref(k.name, want.GetNamespace(), want.GetName())
-	var out Outcome
+	var (
+		out Outcome
+		uid string
+	)
 	err := conflict.Retry(conflictBackoff, conflicting, func() error {
 		cur, err := c.Get(ctx, want.GetName(), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			out = Created
-			_, err = c.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager})
-			return err
+			got, err := c.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager})
+			if err != nil {
+				return err
+			}
+			uid = string(got.GetUID())
+			a.created(r, uid)
+			return nil
 		}
 		if err != nil {
 			return err
 		}
-		if err := checkOwner(r, cur.GetLabels(), k.owner(id)); err != nil {
+		// A create that lost a race (AlreadyExists) re-reads and lands
+		// here: whoever won it, the object is judged like any other.
+		if err := a.owns(k.info(), own, r, cur); err != nil {
 			return err
 		}
+		uid = string(cur.GetUID())
 		if upToDate(k, cur, want) {
 			out = Unchanged
 			return nil
@@ -45,9 +57,9 @@ func write[T object](ctx context.Context, k kind[T], c objectClient[T], id strin
 		return err
 	})
 	if err != nil {
-		return out, wrapAPI("write", r, err)
+		return out, "", wrapAPI("write", r, err)
 	}
-	return out, nil
+	return out, uid, nil
 }
 
 // upToDate: the data-hash annotation matches, the content still hashes to
