@@ -211,4 +211,3 @@ func TestStartUpdatesUnboundedStreamsInPlace(t *testing.T) {
 		}
 	}
 }
-
