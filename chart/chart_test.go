@@ -40,6 +40,7 @@ func TestRenderDefaultsInventory(t *testing.T) {
 		"Deployment/sc-agent",
 		"Job/sc-job-render",
 		"NetworkPolicy/sc-agent",
+		"NetworkPolicy/sc-extension-test",
 		"NetworkPolicy/sc-job",
 		"Pod/sc-extension-test-agent-ready",
 		"Role/sc-extension-agent",
