@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -34,7 +35,10 @@ type Options struct {
 	User      string
 	Password  string
 	CredsFile string
-	Cluster   string
+	// TLS is the CA bundle that verifies the server and an optional
+	// client certificate; any file set makes TLS required.
+	TLS     natsbus.TLSFiles
+	Cluster string
 	// Timeout bounds each query and publish; default 5s.
 	Timeout time.Duration
 }
@@ -59,13 +63,11 @@ func Dial(ctx context.Context, o Options) (*Client, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = 5 * time.Second
 	}
-	opts := []nats.Option{nats.Name("scctl"), nats.Timeout(o.Timeout)}
-	switch {
-	case o.CredsFile != "":
-		opts = append(opts, nats.UserCredentials(o.CredsFile))
-	case o.User != "":
-		opts = append(opts, nats.UserInfo(o.User, o.Password))
+	auth, err := natsbus.ClientOptions(o.User, o.Password, o.CredsFile, o.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("connect to control plane: %w", err)
 	}
+	opts := append([]nats.Option{nats.Name("scctl"), nats.Timeout(o.Timeout)}, auth...)
 	type result struct {
 		nc  *nats.Conn
 		err error
