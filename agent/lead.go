@@ -49,11 +49,8 @@ func (a *agent) lead(ctx context.Context) {
 	// them for drift.
 	scope := a.cfg.Scope
 	scope.Denied = append(append([]string(nil), scope.Denied...), a.cfg.Namespace)
-	driftFactories := drift.NewFactories(a.client, scope, 0)
-	factories := []lifecycle.Informers{records, jobs, namespaces}
-	for _, f := range driftFactories {
-		factories = append(factories, f)
-	}
+	driftInformers := drift.NewInformers(a.meta, scope, 0)
+	factories := []lifecycle.Informers{records, jobs, namespaces, driftInformers}
 
 	// Events outlive the term's context until the controllers have stopped.
 	broadcaster := record.NewBroadcaster(record.WithContext(context.WithoutCancel(ctx)))
@@ -63,7 +60,7 @@ func (a *agent) lead(ctx context.Context) {
 	publisher := statuspub.New(a.js, a.cfg.Cluster, statuspub.WithLogger(log))
 
 	recordInformer := records.Core().V1().ConfigMaps()
-	controllers, err := a.components(recordInformer, jobs, namespaces.Core().V1().Namespaces(), driftFactories, scope, recorder, publisher, log)
+	controllers, err := a.components(recordInformer, jobs, namespaces.Core().V1().Namespaces(), driftInformers, scope, recorder, publisher, log)
 	if err != nil {
 		a.proc.Fatal(err)
 		return
@@ -102,7 +99,7 @@ func (a *agent) lead(ctx context.Context) {
 // components builds the leader's controllers. Each registers its event
 // handlers here, before the factories start, so none misses the initial list.
 func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informers.SharedInformerFactory,
-	namespaces coreinformers.NamespaceInformer, driftFactories []informers.SharedInformerFactory, scope drift.Scope, recorder record.EventRecorder,
+	namespaces coreinformers.NamespaceInformer, driftInformers *drift.Informers, scope drift.Scope, recorder record.EventRecorder,
 	publisher *statuspub.Publisher, log zerolog.Logger) ([]lifecycle.Controller, error) {
 	l, err := launcher.New(launcher.Deps{
 		Client: a.client, Records: records, Jobs: jobs.Batch().V1().Jobs(),
@@ -113,7 +110,7 @@ func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informe
 		return nil, err
 	}
 	d, err := drift.New(drift.Deps{
-		Namespace: a.cfg.Namespace, Records: records, Factories: driftFactories, Scope: scope,
+		Namespace: a.cfg.Namespace, Records: records, Informers: driftInformers, Client: a.client, Scope: scope,
 		DriftOf: inspect.DriftOf, Store: a.store,
 		Recorder: recorder, Metrics: a.metrics, Log: log,
 	})

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -31,6 +32,7 @@ type agent struct {
 	cfg     config
 	log     zerolog.Logger
 	client  kubernetes.Interface
+	meta    metadata.Interface // drift's watches: metadata only
 	store   *store.Store
 	key     nkeys.KeyPair
 	nc      *nats.Conn
@@ -69,13 +71,17 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
+	meta, err := metadata.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes metadata client: %w", err)
+	}
 	dyn, err := dynamic.NewForConfig(restCfg)
 	if err != nil {
 		return fmt.Errorf("kubernetes dynamic client: %w", err)
 	}
 
 	proc, ctx := lifecycle.New(ctx, log)
-	a := &agent{cfg: cfg, log: log, client: client, store: store.New(client, cfg.Namespace),
+	a := &agent{cfg: cfg, log: log, client: client, meta: meta, store: store.New(client, cfg.Namespace),
 		metrics: health.NewMetrics(), proc: proc}
 
 	// Probes first (and so stopped last), so that a slow start is visible

@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/rs/zerolog"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
 	coreinformers "k8s.io/client-go/informers/core/v1"
+	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	k8srecord "k8s.io/client-go/tools/record"
@@ -49,15 +50,17 @@ type Deps struct {
 	// Namespace is the agent's, where the records live.
 	Namespace string
 	Records   coreinformers.ConfigMapInformer
-	// Factories are NewFactories' result; New registers its informers on
+	// Informers are NewInformers' result; New registers its handlers on
 	// them, so they must be started after New.
-	Factories []informers.SharedInformerFactory
-	Scope     Scope
-	DriftOf   DriftOf
-	Store     Store
-	Recorder  k8srecord.EventRecorder
-	Metrics   *health.Metrics
-	Log       zerolog.Logger
+	Informers *Informers
+	// Client reads a rendered object in full when its metadata changed.
+	Client   kubernetes.Interface
+	Scope    Scope
+	DriftOf  DriftOf
+	Store    Store
+	Recorder k8srecord.EventRecorder
+	Metrics  *health.Metrics
+	Log      zerolog.Logger
 }
 
 // objectKey names one rendered object.
@@ -72,8 +75,8 @@ type Controller struct {
 	namespace string
 	scope     Scope
 	records   corelisters.ConfigMapLister
-	secrets   []corelisters.SecretLister
-	accounts  []corelisters.ServiceAccountLister
+	informers *Informers
+	client    kubernetes.Interface
 	synced    []cache.InformerSynced
 	driftOf   DriftOf
 	store     Store
@@ -82,6 +85,12 @@ type Controller struct {
 	log       zerolog.Logger
 	worker    *controller.Worker[objectKey]
 	selector  labels.Selector
+
+	// verified holds the resourceVersion of each claimed object last read
+	// and found as rendered: an event that changes nothing drift decides
+	// on (a resync, a new term's initial list) costs no read.
+	mu       sync.Mutex
+	verified map[objectKey]string
 }
 
 // ErrInvalidDeps: New was called without something it needs.
@@ -89,14 +98,16 @@ var ErrInvalidDeps = errors.New("drift: missing dependency")
 
 // New registers the event handlers; call Run to start.
 func New(d Deps) (*Controller, error) {
-	if d.Namespace == "" || d.Records == nil || len(d.Factories) == 0 || d.DriftOf == nil ||
+	if d.Namespace == "" || d.Records == nil || d.Informers == nil || d.Client == nil || d.DriftOf == nil ||
 		d.Store == nil || d.Recorder == nil {
-		return nil, fmt.Errorf("%w: namespace, records, factories, DriftOf, store and recorder are required", ErrInvalidDeps)
+		return nil, fmt.Errorf("%w: namespace, records, informers, client, DriftOf, store and recorder are required", ErrInvalidDeps)
 	}
 	c := &Controller{
 		namespace: d.Namespace,
 		scope:     d.Scope,
 		records:   d.Records.Lister(),
+		informers: d.Informers,
+		client:    d.Client,
 		synced:    []cache.InformerSynced{d.Records.Informer().HasSynced},
 		driftOf:   d.DriftOf,
 		store:     d.Store,
@@ -104,16 +115,13 @@ func New(d Deps) (*Controller, error) {
 		metrics:   d.Metrics,
 		log:       d.Log.With().Str("controller", ControllerName).Logger(),
 		selector:  record.LabelSelector(),
+		verified:  map[objectKey]string{},
 	}
 	c.worker = controller.New(ControllerName, c.reconcile, controller.Options[objectKey]{Log: c.log})
-	for _, f := range d.Factories {
-		s := f.Core().V1().Secrets()
-		sa := f.Core().V1().ServiceAccounts()
-		c.secrets = append(c.secrets, s.Lister())
-		c.accounts = append(c.accounts, sa.Lister())
-		c.synced = append(c.synced, s.Informer().HasSynced, sa.Informer().HasSynced)
-		for kind, inf := range map[string]cache.SharedIndexInformer{KindSecret: s.Informer(), KindServiceAccount: sa.Informer()} {
-			if _, err := inf.AddEventHandler(c.objectHandler(kind)); err != nil {
+	for _, kind := range []string{KindSecret, KindServiceAccount} {
+		for _, inf := range d.Informers.byKind(kind) {
+			c.synced = append(c.synced, inf.Informer().HasSynced)
+			if _, err := inf.Informer().AddEventHandler(c.objectHandler(kind)); err != nil {
 				return nil, fmt.Errorf("drift: watch %ss: %w", kind, err)
 			}
 		}
@@ -147,7 +155,7 @@ func (c *Controller) objectHandler(kind string) cache.ResourceEventHandler {
 			obj = t.Obj
 		}
 		m, ok := obj.(metav1.Object)
-		if !ok || !c.scope.Allows(m.GetNamespace()) {
+		if !ok || !mayBeRendered(kind, m.GetName()) || !c.scope.Allows(m.GetNamespace()) {
 			return
 		}
 		c.worker.Add(objectKey{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})

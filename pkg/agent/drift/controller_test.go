@@ -9,7 +9,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
@@ -35,12 +35,15 @@ func TestDeletedSecretMarksConnectionPending(t *testing.T) {
 	f := newFixture(t, store, Scope{}, recordCM(t, conn), renderedSecret("blob1", cred))
 	f.run()
 
-	require.NoError(t, f.client.CoreV1().Secrets("team-a").Delete(context.Background(), "sc-blob1-secret", metav1.DeleteOptions{}))
+	f.remove(KindSecret, "team-a", "sc-blob1-secret")
 
 	want := "Secret team-a/sc-blob1-secret was deleted; rendering it again"
 	assert.Equal(t, markCall{ID: "blob1", Reason: ReasonDrift, Message: want}, f.waitMark())
 	assert.Equal(t, []string{"Warning Drift " + want}, f.events())
-	assert.Equal(t, []string{"delete secrets team-a/sc-blob1-secret"}, f.writes(), "drift writes nothing through the API client itself")
+	assert.NotEmpty(t, f.reads())
+	for _, r := range f.reads() {
+		assert.Equal(t, "get secrets team-a/sc-blob1-secret", r, "drift only reads the claimed object, and writes nothing through the API client itself")
+	}
 	assert.NotContains(t, f.logs.String(), cred)
 }
 
@@ -50,12 +53,10 @@ func TestEditedSecretMarksConnectionPendingWithoutLeakingData(t *testing.T) {
 	f := newFixture(t, newStore(conn), Scope{}, recordCM(t, conn), renderedSecret("blob1", cred))
 	f.run()
 
-	s, err := f.client.CoreV1().Secrets("team-a").Get(context.Background(), "sc-blob1-secret", metav1.GetOptions{})
-	require.NoError(t, err)
+	s := renderedSecret("blob1", cred)
 	s.Data["AZURE_STORAGEBLOB_CONNECTIONSTRING"] = []byte(edited)
 	s.ResourceVersion = "2"
-	_, err = f.client.CoreV1().Secrets("team-a").Update(context.Background(), s, metav1.UpdateOptions{})
-	require.NoError(t, err)
+	f.update(s)
 
 	m := f.waitMark()
 	assert.Equal(t, "Secret team-a/sc-blob1-secret was modified (data changed since sc-job rendered it (hash mismatch)); rendering it again", m.Message)
@@ -77,9 +78,8 @@ func TestRenderBySCJobIsNotDrift(t *testing.T) {
 
 	rerendered := renderedSecret("a", credValue())
 	rerendered.ResourceVersion = "2"
-	_, err := f.client.CoreV1().Secrets("team-a").Update(context.Background(), rerendered, metav1.UpdateOptions{})
-	require.NoError(t, err)
-	require.NoError(t, f.client.CoreV1().Secrets("team-a").Delete(context.Background(), "sc-b-secret", metav1.DeleteOptions{}))
+	f.update(rerendered)
+	f.remove(KindSecret, "team-a", "sc-b-secret")
 
 	assert.Equal(t, "b", f.waitMark().ID)
 	assert.Equal(t, []markCall{{ID: "b", Reason: ReasonDrift, Message: "Secret team-a/sc-b-secret was deleted; rendering it again"}}, store.calls())
@@ -98,6 +98,7 @@ func TestSharedServiceAccountMarksEveryUser(t *testing.T) {
 	assert.ElementsMatch(t, []string{"a", "b"}, []string{calls[0].ID, calls[1].ID})
 	assert.Equal(t, "ServiceAccount team-a/sc-account-0ab1c2d3-0000-4000-8000-00000000000f was deleted; rendering it again", calls[0].Message)
 	assert.Len(t, f.events(), 2)
+	assert.Equal(t, []string{"get serviceaccounts team-a/" + key.Name}, f.reads(), "one read for both users")
 }
 
 func TestServiceAccountWithoutHashIsModified(t *testing.T) {
@@ -128,6 +129,7 @@ func TestOnlySettledConnectionsDrift(t *testing.T) {
 	}
 	assert.Empty(t, store.calls(), "sc-job owns connections that are not settled")
 	assert.Empty(t, f.events())
+	assert.Empty(t, f.reads(), "an object no settled connection claims is not read")
 }
 
 // The cache can lag: the record still looks Succeeded while sc-job already
@@ -151,6 +153,7 @@ func TestObjectNotClaimedIsIgnored(t *testing.T) {
 	f.index(recordCM(t, a))
 	require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindSecret, Namespace: "team-a", Name: "someone-elses"}))
 	assert.Empty(t, store.calls())
+	assert.Empty(t, f.reads())
 }
 
 func TestMarkPendingFailureIsRetried(t *testing.T) {
@@ -206,24 +209,33 @@ func TestDeniedNamespaceIsNotWatched(t *testing.T) {
 		recordCM(t, a), recordCM(t, other), renderedSecret("a", "v"))
 	sb := renderedSecret("b", "w")
 	sb.Namespace = "team-b"
-	_, err := f.client.CoreV1().Secrets("team-b").Create(context.Background(), sb, metav1.CreateOptions{})
-	require.NoError(t, err)
+	f.create(sb)
 	f.run()
 
-	require.NoError(t, f.client.CoreV1().Secrets("team-a").Delete(context.Background(), "sc-a-secret", metav1.DeleteOptions{}))
-	require.NoError(t, f.client.CoreV1().Secrets("team-b").Delete(context.Background(), "sc-b-secret", metav1.DeleteOptions{}))
+	f.remove(KindSecret, "team-a", "sc-a-secret")
+	f.remove(KindSecret, "team-b", "sc-b-secret")
 	assert.Equal(t, "b", f.waitMark().ID)
 	assert.Len(t, store.calls(), 1, "team-a is denied")
+	for _, r := range f.reads() {
+		assert.Equal(t, "get secrets team-b/sc-b-secret", r, "nothing in a denied namespace is read")
+	}
+	for _, a := range f.meta.Actions() {
+		if l, ok := a.(k8stesting.ListAction); ok {
+			assert.Equal(t, "app.kubernetes.io/managed-by=sc-extension", l.GetListRestrictions().Labels.String(), "%s listed by label", a.GetResource().Resource)
+			assert.Equal(t, "metadata.namespace!=team-a", l.GetListRestrictions().Fields.String(), "%s: denied namespaces left out on the server", a.GetResource().Resource)
+		}
+	}
 }
 
-func TestScopeAndFactories(t *testing.T) {
+func TestScopeAndInformers(t *testing.T) {
 	s := Scope{Watch: []string{"team-a", "team-b"}, Denied: []string{"team-b"}}
 	assert.True(t, s.Allows("team-a"))
 	assert.False(t, s.Allows("team-b"), "denied wins")
 	assert.False(t, s.Allows("team-c"))
 	assert.True(t, Scope{}.Allows("anything"))
 	f := newFixture(t, newStore(), Scope{})
-	assert.Len(t, NewFactories(f.client, s, 0), 1, "one namespaced factory per allowed namespace")
+	assert.Len(t, NewInformers(f.meta, s, 0).factories, 1, "one namespaced factory per allowed namespace")
+	assert.Empty(t, NewInformers(f.meta, Scope{Watch: []string{"team-b"}, Denied: []string{"team-b"}}, 0).factories, "nothing to watch")
 }
 
 func TestNewRejectsMissingDependencies(t *testing.T) {
@@ -244,6 +256,7 @@ func TestEditedServiceAccountIsModified(t *testing.T) {
 
 	edited := sa.DeepCopy()
 	edited.Annotations["azure.workload.identity/client-id"] = "11111111-0000-4000-8000-000000000000"
+	edited.ResourceVersion = "2"
 	f.index(edited)
 	require.NoError(t, f.c.sync(context.Background(), key))
 	require.Len(t, store.calls(), 1)

@@ -7,13 +7,19 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
+	metadatafake "k8s.io/client-go/metadata/fake"
+	k8stesting "k8s.io/client-go/testing"
 	k8srecord "k8s.io/client-go/tools/record"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
@@ -139,13 +145,17 @@ func renderedSA(clientID string) *corev1.ServiceAccount {
 func credValue() string { return fmt.Sprintf("cred-VALUE-%d", rand.Uint64()) }
 
 type fixture struct {
-	t        *testing.T
+	t *testing.T
+	// client is the typed API: the records' ConfigMaps and the objects
+	// drift reads in full. meta serves the same Secrets and
+	// ServiceAccounts as metadata, as one API server would.
 	client   *fake.Clientset
+	meta     *metadatafake.FakeMetadataClient
 	store    *fakeStore
 	recorder *k8srecord.FakeRecorder
 	metrics  *health.Metrics
 	logs     *devservertest.LogBuffer
-	factory  informers.SharedInformerFactory
+	inf      *Informers
 	records  informers.SharedInformerFactory
 	c        *Controller
 }
@@ -154,13 +164,17 @@ type fixture struct {
 // unless the fixture is started, straight into the informer indexers.
 func newFixture(t *testing.T, store *fakeStore, scope Scope, objs ...runtime.Object) *fixture {
 	t.Helper()
-	f := &fixture{t: t, client: fake.NewClientset(objs...), store: store,
+	scheme := metadatafake.NewTestScheme()
+	require.NoError(t, metav1.AddMetaToScheme(scheme))
+	f := &fixture{t: t, client: fake.NewClientset(), meta: metadatafake.NewSimpleMetadataClient(scheme), store: store,
 		recorder: k8srecord.NewFakeRecorder(32), metrics: health.NewMetrics(), logs: &devservertest.LogBuffer{}}
+	for _, o := range objs {
+		f.create(o)
+	}
 	f.records = informers.NewSharedInformerFactoryWithOptions(f.client, 0, informers.WithNamespace(agentNS))
-	factories := NewFactories(f.client, scope, 0)
-	f.factory = factories[0]
+	f.inf = NewInformers(f.meta, scope, 0)
 	c, err := New(Deps{
-		Namespace: agentNS, Records: f.records.Core().V1().ConfigMaps(), Factories: factories, Scope: scope,
+		Namespace: agentNS, Records: f.records.Core().V1().ConfigMaps(), Informers: f.inf, Client: f.client, Scope: scope,
 		DriftOf: inspect.DriftOf, Store: store,
 		Recorder: f.recorder, Metrics: f.metrics, Log: f.logs.Logger(),
 	})
@@ -170,14 +184,84 @@ func newFixture(t *testing.T, store *fakeStore, scope Scope, objs ...runtime.Obj
 	return f
 }
 
-// index puts objects into the caches without starting the informers.
+// resourceFor is the resource a test object is served under.
+func resourceFor(t *testing.T, o runtime.Object) schema.GroupVersionResource {
+	switch o.(type) {
+	case *corev1.Secret:
+		return secretsResource
+	case *corev1.ServiceAccount:
+		return accountsResource
+	case *corev1.ConfigMap:
+		return corev1.SchemeGroupVersion.WithResource("configmaps")
+	}
+	t.Fatalf("no resource for %T", o)
+	return schema.GroupVersionResource{}
+}
+
+// partial is o as the metadata API serves it.
+func partial(t *testing.T, o runtime.Object) *metav1.PartialObjectMetadata {
+	t.Helper()
+	switch x := o.(type) {
+	case *corev1.Secret:
+		return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: KindSecret}, ObjectMeta: *x.ObjectMeta.DeepCopy()}
+	case *corev1.ServiceAccount:
+		return &metav1.PartialObjectMetadata{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: KindServiceAccount}, ObjectMeta: *x.ObjectMeta.DeepCopy()}
+	}
+	t.Fatalf("no metadata for %T", o)
+	return nil
+}
+
+// create, update and remove change the fake API server through its
+// trackers, so the clients record only the controller's own actions.
+func (f *fixture) create(o runtime.Object) {
+	f.t.Helper()
+	require.NoError(f.t, f.client.Tracker().Add(o))
+	if _, ok := o.(*corev1.ConfigMap); !ok {
+		require.NoError(f.t, f.meta.Tracker().Add(partial(f.t, o)))
+	}
+}
+
+func (f *fixture) update(o runtime.Object) {
+	f.t.Helper()
+	m, err := meta.Accessor(o)
+	require.NoError(f.t, err)
+	gvr := resourceFor(f.t, o)
+	require.NoError(f.t, f.client.Tracker().Update(gvr, o, m.GetNamespace()))
+	require.NoError(f.t, f.meta.Tracker().Update(gvr, partial(f.t, o), m.GetNamespace()))
+}
+
+func (f *fixture) remove(kind, namespace, name string) {
+	f.t.Helper()
+	gvr := resourceOf(kind).WithVersion("v1")
+	require.NoError(f.t, f.client.Tracker().Delete(gvr, namespace, name))
+	require.NoError(f.t, f.meta.Tracker().Delete(gvr, namespace, name))
+}
+
+// index puts objects into the caches without starting the informers: a
+// record into the records informer; a Secret or ServiceAccount into drift's
+// metadata cache (as its transform keeps it) and, in full, into the API
+// server drift reads it from.
 func (f *fixture) index(objs ...runtime.Object) {
 	f.t.Helper()
 	for _, o := range objs {
 		if _, ok := o.(*corev1.ConfigMap); ok {
 			records.Index(f.t, f.records, o)
+			continue
+		}
+		m, err := meta.Accessor(o)
+		require.NoError(f.t, err)
+		gvr := resourceFor(f.t, o)
+		if _, err := f.client.Tracker().Get(gvr, m.GetNamespace(), m.GetName()); err == nil {
+			require.NoError(f.t, f.client.Tracker().Update(gvr, o, m.GetNamespace()))
 		} else {
-			records.Index(f.t, f.factory, o)
+			require.NoError(f.t, f.client.Tracker().Add(o))
+		}
+		kept, err := keepIdentity(partial(f.t, o))
+		require.NoError(f.t, err)
+		for _, kind := range []string{KindSecret, KindServiceAccount} {
+			if resourceOf(kind) == gvr.GroupResource() {
+				require.NoError(f.t, f.inf.byKind(kind)[0].Informer().GetIndexer().Update(kept))
+			}
 		}
 	}
 }
@@ -187,21 +271,41 @@ func (f *fixture) index(objs ...runtime.Object) {
 // not replay changes made between an informer's list and its watch.
 func (f *fixture) run() {
 	ctx, cancel := context.WithCancel(context.Background())
-	// records, Secrets and ServiceAccounts
-	records.Start(f.t, f.client, 3, ctx.Done(), f.records, f.factory)
+	metaWatches := make(chan string, 2*len(f.inf.factories))
+	f.meta.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		w, err := f.meta.Tracker().Watch(a.GetResource(), a.GetNamespace())
+		if err != nil {
+			return false, nil, err
+		}
+		select {
+		case metaWatches <- a.GetResource().Resource:
+		default: // a re-watch after the test stopped counting
+		}
+		return true, w, nil
+	})
+	f.inf.Start(ctx.Done())
+	records.Start(f.t, f.client, 1, ctx.Done(), f.records) // records
+	for range cap(metaWatches) {                           // Secrets and ServiceAccounts
+		select {
+		case <-metaWatches:
+		case <-time.After(10 * time.Second):
+			f.t.Fatal("drift's informers did not start watching")
+		}
+	}
 	done := make(chan error, 1)
 	go func() { done <- f.c.Run(ctx) }()
 	f.t.Cleanup(func() {
 		cancel()
 		require.NoError(f.t, <-done)
 		f.records.Shutdown()
-		f.factory.Shutdown()
+		f.inf.Shutdown()
 	})
 }
 
 func (f *fixture) events() []string { return fakeactions.Events(f.recorder) }
 
-// writes lists the client actions other than the informers' list and watch.
-func (f *fixture) writes() []string {
+// reads lists what the controller did through the typed client: the
+// records informer's list and watch left out.
+func (f *fixture) reads() []string {
 	return fakeactions.Format(fakeactions.Without(f.client.Actions(), "list", "watch"))
 }

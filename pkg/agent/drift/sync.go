@@ -14,7 +14,8 @@ import (
 )
 
 // sync decides whether the object named by key drifted and, if so, marks
-// every Succeeded connection that claims it Pending.
+// every Succeeded connection that claims it Pending. Only an object a
+// record claims is ever read from the API server.
 func (c *Controller) sync(ctx context.Context, key objectKey) error {
 	conns, err := c.succeeded()
 	if err != nil {
@@ -27,10 +28,11 @@ func (c *Controller) sync(ctx context.Context, key objectKey) error {
 		}
 	}
 	if len(owners) == 0 {
+		c.forget(key)
 		return nil // not rendered for a settled connection: sc-job's business
 	}
 
-	change, why, err := c.inspect(key)
+	change, why, err := c.inspect(ctx, key)
 	if err != nil || change == "" {
 		return err
 	}
@@ -47,49 +49,83 @@ func (c *Controller) sync(ctx context.Context, key objectKey) error {
 	return nil
 }
 
-// inspect returns "" when the object matches what sc-job rendered.
-func (c *Controller) inspect(key objectKey) (change, why string, err error) {
-	obj, data, err := c.lookup(key)
+// inspect returns "" when the object matches what sc-job rendered. The
+// watch says which version of the object exists; its content is read only
+// when that version was not verified before. A miss in the cache is read
+// too: the record's watch may run ahead of the object's, and a verdict of
+// "deleted" sends the connection back to sc-job.
+func (c *Controller) inspect(ctx context.Context, key objectKey) (change, why string, err error) {
+	if rv, ok := c.cachedVersion(key); ok && rv != "" && rv == c.verifiedVersion(key) {
+		return "", "", nil
+	}
+	obj, data, err := c.get(ctx, key)
 	switch {
 	case apierrors.IsNotFound(err):
-		// Gone, or no longer labelled managed-by sc-extension: either way
-		// the connection's object is not what sc-job rendered. sc-job
-		// refuses to overwrite an object it does not own, and says so.
+		// sc-job refuses to overwrite an object it does not own, and says so.
+		c.forget(key)
 		return health.ChangeDeleted, "", nil
 	case err != nil:
 		return "", "", err
 	}
 	if drifted, reason := c.driftOf(obj, data); drifted {
+		c.forget(key)
 		return health.ChangeModified, reason, nil
 	}
+	c.mu.Lock()
+	c.verified[key] = obj.GetResourceVersion()
+	c.mu.Unlock()
 	return "", "", nil
 }
 
-// lookup finds the object in whichever watched namespace holds it.
-func (c *Controller) lookup(key objectKey) (metav1.Object, map[string][]byte, error) {
-	var lastErr error
+// cachedVersion is the object's resourceVersion in whichever watched
+// namespace's informer holds it.
+func (c *Controller) cachedVersion(key objectKey) (string, bool) {
+	for _, inf := range c.informers.byKind(key.Kind) {
+		o, exists, err := inf.Informer().GetIndexer().GetByKey(key.Namespace + "/" + key.Name)
+		if m, ok := o.(metav1.Object); err == nil && exists && ok {
+			return m.GetResourceVersion(), true
+		}
+	}
+	return "", false
+}
+
+// get reads a claimed object in full: the informers hold metadata only.
+func (c *Controller) get(ctx context.Context, key objectKey) (metav1.Object, map[string][]byte, error) {
+	var obj metav1.Object
+	var data map[string][]byte
+	var err error
 	switch key.Kind {
 	case KindSecret:
-		for _, l := range c.secrets {
-			s, err := l.Secrets(key.Namespace).Get(key.Name)
-			if err == nil {
-				return s, s.Data, nil
-			}
-			lastErr = err
+		var s *corev1.Secret
+		if s, err = c.client.CoreV1().Secrets(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{}); err == nil {
+			obj, data = s, s.Data
 		}
 	case KindServiceAccount:
-		for _, l := range c.accounts {
-			sa, err := l.ServiceAccounts(key.Namespace).Get(key.Name)
-			if err == nil {
-				return sa, nil, nil
-			}
-			lastErr = err
+		var sa *corev1.ServiceAccount
+		if sa, err = c.client.CoreV1().ServiceAccounts(key.Namespace).Get(ctx, key.Name, metav1.GetOptions{}); err == nil {
+			obj = sa
 		}
+	default:
+		return nil, nil, apierrors.NewNotFound(resourceOf(key.Kind), key.Name)
 	}
-	if lastErr == nil || apierrors.IsNotFound(lastErr) {
-		return nil, nil, apierrors.NewNotFound(corev1.Resource(key.Kind), key.Name)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, nil, fmt.Errorf("get %s: %w", key, err)
 	}
-	return nil, nil, fmt.Errorf("get %s from cache: %w", key, lastErr)
+	return obj, data, err
+}
+
+func (c *Controller) verifiedVersion(key objectKey) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.verified[key]
+}
+
+// forget drops key's verified version, so that verified holds only
+// objects a settled connection claims as rendered.
+func (c *Controller) forget(key objectKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.verified, key)
 }
 
 // markPending re-reads the connection from the API server before marking:
