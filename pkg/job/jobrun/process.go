@@ -101,6 +101,9 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 // render applies c's objects and records them in c.Status.Resources, and
 // in learnt the UIDs that prove them c's.
 func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.Connection, all []connection.Connection, learnt *ownership) (apply.Result, string, error) {
+	if err := r.allows(*c); err != nil {
+		return apply.Result{}, StepNamespace, err
+	}
 	var creds connection.Credentials
 	err := r.retry(ctx, func() error {
 		var err error

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/apply"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
@@ -39,6 +40,8 @@ func classify(err error, deleting bool) (reason, sentinel string) {
 		return ReasonSecretProviderClassOwned, "ErrSecretProviderClassIsOwned"
 	case errors.Is(err, apply.ErrNamespaceMissing):
 		return ReasonNamespaceNotFound, "ErrNamespaceMissing"
+	case errors.Is(err, namespaces.ErrNotAllowed):
+		return ReasonNamespaceDenied, "ErrNotAllowed"
 	case errors.Is(err, apply.ErrCSIDriverMissing):
 		return ReasonCSIDriverMissing, "ErrCSIDriverMissing"
 	case errors.Is(err, store.ErrCredentialsStale):
@@ -56,8 +59,11 @@ func classify(err error, deleting bool) (reason, sentinel string) {
 
 // permanent errors make the connection Failed (a person must act); every
 // other error keeps it Pending with reason Retrying and a backoff. See
-// apply.Transient for the split.
-func permanent(err error) bool { return apply.Permanent(err) }
+// apply.Transient for the split; a namespace the policy refuses is sc-job's
+// own refusal, which only a person (or a new policy) can lift.
+func permanent(err error) bool {
+	return errors.Is(err, namespaces.ErrNotAllowed) || apply.Permanent(err)
+}
 
 // parks: the target namespace is missing or being deleted. A render waits
 // for it (Pending, NamespaceNotFound) instead of failing; a deletion does

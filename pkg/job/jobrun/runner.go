@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/apply"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
@@ -37,6 +38,10 @@ type Config struct {
 	Store Store
 	// Namespace holds the records and sc-job's own Job.
 	Namespace string
+	// Namespaces is the agent's namespace policy: a record whose namespace
+	// it refuses is Failed with ReasonNamespaceDenied, never rendered. Its
+	// Release defaults to Namespace.
+	Namespaces namespaces.Policy
 	// JobName is deleted when every connection succeeded; "" never deletes.
 	JobName string
 	// RenderAll marks every stored connection Pending before draining
