@@ -118,7 +118,8 @@ func (s *Status) Own(ref ResourceRef, uid string) bool {
 			if o.UID == uid {
 				return false
 			}
-			s.Owned[i].UID = uid
+			// a new slice: a copy of this Status may share the old one
+			s.Owned = append(append(s.Owned[:i:i], OwnedObject{ResourceRef: ref, UID: uid}), s.Owned[i+1:]...)
 			return true
 		}
 	}
@@ -127,7 +128,8 @@ func (s *Status) Own(ref ResourceRef, uid string) bool {
 }
 
 // Disown forgets ref (sc-job deleted it, or no longer renders it). It
-// reports whether Owned changed.
+// reports whether Owned changed. Like Own, it never writes into the slice
+// it was given.
 func (s *Status) Disown(ref ResourceRef) bool {
 	for i, o := range s.Owned {
 		if o.ResourceRef == ref {

@@ -11,7 +11,9 @@
 //	generation             decimal; bumped when spec or credentials change
 //	credentialsVersion     id of the request whose credential values the Secret holds
 //	deletion               JSON connection.Deletion, present while a delete is pending
-//	status                 JSON connection.Status (incl. attempts, retryAfter, lastFailure)
+//	status                 JSON connection.Status (incl. attempts, retryAfter, lastFailure,
+//	                       and owned: the UID of each object sc-job created, the only
+//	                       proof an object in a target namespace is sc-extension's)
 //	recentRequestIds       JSON list of the request ids applied, oldest first
 //
 // Both objects carry the labels connection.LabelManagedBy=sc-extension and

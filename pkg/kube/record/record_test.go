@@ -107,3 +107,27 @@ func TestEncodeAddsTheStatusFinalizerOnce(t *testing.T) {
 	cm.DeletionTimestamp = &metav1.Time{}
 	assert.True(t, Terminating(cm))
 }
+
+// The UIDs of the objects sc-job created live in the status JSON; a record
+// of an older release has none, which is how the migration rule in
+// pkg/kube/apply tells it apart.
+func TestOwnedUIDsRoundTripAndLegacyHasNone(t *testing.T) {
+	sec := connection.ResourceRef{Kind: "Secret", Namespace: "team-a", Name: "sc-db1-secret"}
+	c := connection.Connection{Spec: connection.Spec{Name: "db1", Scope: "team-a"}, Status: connection.Status{
+		Phase: connection.PhaseSucceeded, Resources: []connection.ResourceRef{sec},
+		Owned: []connection.OwnedObject{{ResourceRef: sec, UID: "0b6f6c1e-uid"}},
+	}}
+	cm, err := New("sc-system", c)
+	require.NoError(t, err)
+	assert.Contains(t, cm.Data[KeyStatus], `"owned":[{"kind":"Secret","namespace":"team-a","name":"sc-db1-secret","uid":"0b6f6c1e-uid"}]`)
+	got, err := Decode(cm)
+	require.NoError(t, err)
+	assert.Equal(t, c.Status.Owned, got.Status.Owned)
+
+	cm.Data[KeyStatus] = `{"phase":"Succeeded","resources":[{"kind":"Secret","namespace":"team-a","name":"sc-db1-secret"}]}`
+	legacy, err := Decode(cm)
+	require.NoError(t, err)
+	assert.Nil(t, legacy.Status.Owned)
+	_, ok := legacy.Status.OwnedUID(sec)
+	assert.False(t, ok)
+}

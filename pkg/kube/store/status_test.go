@@ -77,3 +77,34 @@ func TestMarkPendingMakesAFailedConnectionDue(t *testing.T) {
 	assert.Equal(t, connection.PhasePending, got.Status.Phase)
 	assert.True(t, connection.Due(got, s.now()))
 }
+
+// The UIDs sc-job recorded are the only proof that its objects are its
+// own: no other writer of the record may drop them, whether a new request,
+// a delete request (sc-job deletes by them), or a wake.
+func TestOwnedUIDsSurviveEveryOtherWrite(t *testing.T) {
+	s, _ := newStore()
+	ctx := context.Background()
+	c, _, err := s.Apply(ctx, change("r1"))
+	require.NoError(t, err)
+	id := c.Spec.ID()
+	owned := []connection.OwnedObject{{ResourceRef: connection.ResourceRef{Kind: "Secret", Namespace: "team-a", Name: connection.SecretName(id)}, UID: "uid-1"}}
+	_, err = s.UpdateStatus(ctx, id, func(c *connection.Connection) error {
+		c.Status.Phase, c.Status.Owned = connection.PhaseSucceeded, owned
+		return nil
+	})
+	require.NoError(t, err)
+
+	next := change("r2")
+	next.Spec.Labels = map[string]string{"v": "2"}
+	_, _, err = s.Apply(ctx, next)
+	require.NoError(t, err)
+	require.NoError(t, s.MarkPending(ctx, id, "Drift", "edited"))
+	del := change("r3")
+	del.Delete, del.DeleteResources = true, true
+	_, _, err = s.Apply(ctx, del)
+	require.NoError(t, err)
+
+	got, err := s.Get(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, owned, got.Status.Owned)
+}
