@@ -11,6 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -31,6 +33,8 @@ type ControlPlane interface {
 type DialOptions struct {
 	URL, User, Password, CredsFile, Cluster string
 	Timeout                                 time.Duration
+	// TLS is --tls-ca, --tls-cert and --tls-key.
+	TLS natsbus.TLSFiles
 }
 
 // ServerOptions are `scctl server`'s flags.
@@ -39,6 +43,9 @@ type ServerOptions struct {
 	StoreDir   string
 	Clusters   []string
 	WriteCreds string // directory; "" to skip
+	// TLS is the server's --tls-cert, --tls-key and --tls-ca (the CA
+	// that signs client certificates; set, the server requires one).
+	TLS devserver.TLSOptions
 }
 
 // App is scctl with its process dependencies injected; nil fields get the

@@ -35,7 +35,7 @@ func serveDev(ctx context.Context, o ServerOptions, out io.Writer) error {
 		host = "0.0.0.0"
 	}
 	srv, err := devserver.Start(ctx, devserver.Options{
-		Host: host, Port: port, StoreDir: o.StoreDir, Clusters: o.Clusters,
+		Host: host, Port: port, StoreDir: o.StoreDir, Clusters: o.Clusters, TLS: o.TLS,
 		Logger: zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger(),
 	})
 	if err != nil {
@@ -47,7 +47,7 @@ func serveDev(ctx context.Context, o ServerOptions, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("server URL %q: %w", srv.ClientURL(), err)
 	}
-	reachable := "nats://" + net.JoinHostPort(reachableHost(host), u.Port())
+	reachable := u.Scheme + "://" + net.JoinHostPort(reachableHost(host), u.Port())
 	if o.WriteCreds != "" {
 		if err := writeCreds(o.WriteCreds, srv, reachable, o.Clusters); err != nil {
 			return err
@@ -111,6 +111,12 @@ func printInstructions(out io.Writer, srv *devserver.Server, reachable string, o
 	fmt.Fprintf(out, "sc-extension development control plane\n")
 	fmt.Fprintf(out, "  listening on   %s (JetStream store %s)\n", srv.ClientURL(), srv.StoreDir())
 	fmt.Fprintf(out, "  pods reach it  %s\n", reachable)
+	if o.TLS.Enabled() {
+		fmt.Fprintf(out, "  TLS:           required; clients verify %s against the CA that signed it (scctl --tls-ca FILE, agent --nats-ca-file)\n", o.TLS.CertFile)
+		if o.TLS.ClientCAFile != "" {
+			fmt.Fprintf(out, "  client certs:  required, signed by %s (scctl --tls-cert/--tls-key, agent --nats-cert-file/--nats-key-file)\n", o.TLS.ClientCAFile)
+		}
+	}
 	if ip := net.ParseIP(reachableHost(o.listenHost())); ip != nil && ip.IsLoopback() {
 		fmt.Fprintf(out, "  warning:       a loopback address is not reachable from pods; listen on 0.0.0.0 or the machine's address\n")
 	}

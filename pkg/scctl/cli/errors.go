@@ -2,11 +2,13 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -77,6 +79,11 @@ func (a *App) message(err error, g *globals) string {
 		return fmt.Sprintf("timed out (raise --timeout, or use --no-wait and `scctl connection wait` later): %v", err)
 	case errors.As(err, &reply):
 		return reply.Message
+	case errors.Is(err, natsbus.ErrTLSFiles):
+		return fmt.Sprintf("%v; check --tls-ca, --tls-cert and --tls-key (or SCCTL_TLS_CA, SCCTL_TLS_CERT, SCCTL_TLS_KEY)", err)
+	}
+	if hint := tlsHint(err); hint != "" {
+		return fmt.Sprintf("%v; %s", err, hint)
 	}
 	var verr connection.ValidationError
 	if errors.As(err, &verr) {
@@ -87,6 +94,24 @@ func (a *App) message(err error, g *globals) string {
 		return strings.Join(lines, "\n")
 	}
 	return err.Error()
+}
+
+// tlsHint names the flag that fixes a failed TLS handshake.
+func tlsHint(err error) string {
+	var unknownCA x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	switch {
+	case errors.As(err, &unknownCA):
+		return "pass the CA bundle that signed the server's certificate with --tls-ca (or SCCTL_TLS_CA)"
+	case errors.As(err, &hostname):
+		return "the server's certificate does not name the host in --server; use a name or address it was issued for"
+	case strings.Contains(err.Error(), "remote error: tls:"),
+		strings.Contains(err.Error(), "connection closed by remote after TLS handshake"):
+		// crypto/tls exposes the server's alert only as text; TLS 1.3 may
+		// also report a refused client certificate as a closed connection.
+		return "the server refused the TLS session; if it verifies clients, pass a certificate it trusts with --tls-cert and --tls-key"
+	}
+	return ""
 }
 
 // flagFor maps a Spec field path from connection.Validate to the flag that

@@ -3,11 +3,13 @@ package cli
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -22,6 +24,7 @@ const (
 // environment variable when not given on the command line.
 type globals struct {
 	cluster, server, user, password, creds, output string
+	tlsCA, tlsCert, tlsKey                         string
 	timeout                                        time.Duration
 }
 
@@ -34,6 +37,9 @@ var envFor = map[string]string{
 	"creds":    "SCCTL_CREDS",
 	"output":   "SCCTL_OUTPUT",
 	"timeout":  "SCCTL_TIMEOUT",
+	"tls-ca":   "SCCTL_TLS_CA",
+	"tls-cert": "SCCTL_TLS_CERT",
+	"tls-key":  "SCCTL_TLS_KEY",
 }
 
 const defaultServer = "nats://127.0.0.1:4222"
@@ -55,7 +61,7 @@ func (a *App) rootCommand(g *globals) *cobra.Command {
 			return usagef("scctl needs a command")
 		},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			return a.resolveGlobals(cmd.Flags(), g)
+			return a.resolveGlobals(cmd.Flags(), cmd.Root().PersistentFlags(), g)
 		},
 	}
 	root.CompletionOptions.DisableDefaultCmd = true
@@ -66,6 +72,9 @@ func (a *App) rootCommand(g *globals) *cobra.Command {
 	pf.StringVar(&g.user, "user", "", "NATS user (env SCCTL_USER)")
 	pf.StringVar(&g.password, "password", "", "NATS password; prefer env SCCTL_PASSWORD over the command line")
 	pf.StringVar(&g.creds, "creds", "", "NATS .creds file (env SCCTL_CREDS)")
+	pf.StringVar(&g.tlsCA, "tls-ca", "", "CA bundle (PEM) that signed the server's certificate; implies TLS (env SCCTL_TLS_CA)")
+	pf.StringVar(&g.tlsCert, "tls-cert", "", "client certificate (PEM) for a server that verifies clients (env SCCTL_TLS_CERT)")
+	pf.StringVar(&g.tlsKey, "tls-key", "", "key of --tls-cert (PEM) (env SCCTL_TLS_KEY)")
 	pf.StringVarP(&g.output, "output", "o", outputTable, "output format: table, json or yaml (env SCCTL_OUTPUT)")
 	pf.DurationVar(&g.timeout, "timeout", 2*time.Minute, "give up after this long, waiting included (env SCCTL_TIMEOUT)")
 
@@ -80,10 +89,15 @@ func (a *App) rootCommand(g *globals) *cobra.Command {
 }
 
 // resolveGlobals applies environment fallbacks and checks the values.
-func (a *App) resolveGlobals(fs *pflag.FlagSet, g *globals) error {
+// root holds the global flags: `scctl server` has local --tls-* flags of
+// its own meaning (the server's side), which SCCTL_TLS_* must not set.
+func (a *App) resolveGlobals(fs, root *pflag.FlagSet, g *globals) error {
 	for name, env := range envFor {
 		f := fs.Lookup(name)
 		if f == nil || f.Changed {
+			continue
+		}
+		if strings.HasPrefix(name, "tls-") && f != root.Lookup(name) {
 			continue
 		}
 		if v := a.Getenv(env); v != "" {
@@ -101,6 +115,9 @@ func (a *App) resolveGlobals(fs *pflag.FlagSet, g *globals) error {
 	if g.creds != "" && (g.user != "" || g.password != "") {
 		return usagef("--creds and --user/--password are alternatives; give one")
 	}
+	if (g.tlsCert == "") != (g.tlsKey == "") {
+		return usagef("--tls-cert and --tls-key go together (or SCCTL_TLS_CERT and SCCTL_TLS_KEY)")
+	}
 	return nil
 }
 
@@ -115,5 +132,6 @@ func (a *App) dial(ctx context.Context, g *globals) (ControlPlane, error) {
 	return a.Dial(ctx, DialOptions{
 		URL: g.server, User: g.user, Password: g.password, CredsFile: g.creds,
 		Cluster: g.cluster, Timeout: g.timeout,
+		TLS: natsbus.TLSFiles{CAFile: g.tlsCA, CertFile: g.tlsCert, KeyFile: g.tlsKey},
 	})
 }

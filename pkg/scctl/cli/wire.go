@@ -19,7 +19,7 @@ const maxQueryTimeout = 10 * time.Second
 func dialControlPlane(ctx context.Context, o DialOptions) (ControlPlane, error) {
 	c, err := controlplane.Dial(ctx, controlplane.Options{
 		URL: o.URL, User: o.User, Password: o.Password, CredsFile: o.CredsFile,
-		Cluster: o.Cluster, Timeout: min(o.Timeout, maxQueryTimeout),
+		Cluster: o.Cluster, Timeout: min(o.Timeout, maxQueryTimeout), TLS: o.TLS,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("server %s: %w", redactURL(o.URL), err)
