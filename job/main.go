@@ -47,6 +47,10 @@ func run(args []string) int {
 	failures := fs.String("connection-failures", envOr("SC_CONNECTION_FAILURES", failuresFail),
 		"fail: a connection failing anew exits 1 and keeps the Job for kubectl logs; report: exit 0 and leave the failure in the "+
 			"connection's status and Events (the Helm hook: a tenant's connection never fails helm upgrade) (env SC_CONNECTION_FAILURES)")
+	watch := fs.String("watch-namespaces", envOr("SC_WATCH_NAMESPACES", ""),
+		"comma-separated namespaces connections may render into; empty: all but the denied ones (env SC_WATCH_NAMESPACES)")
+	denied := fs.String("denied-namespaces", envOr("SC_DENIED_NAMESPACES", ""),
+		"comma-separated namespaces connections never render into, besides --namespace, kube-system, kube-public and kube-node-lease (env SC_DENIED_NAMESPACES)")
 	workers := fs.Int("workers", 4, "connections rendered in parallel")
 	qps := fs.Float64("qps", 50, "API requests per second")
 	burst := fs.Int("burst", 100, "API request burst")
@@ -61,6 +65,11 @@ func run(args []string) int {
 	if err != nil || *namespace == "" || *workers < 1 {
 		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --log-format %q, --log-level %q, --namespace %q, --workers %d\n",
 			*logFormat, *logLevel, *namespace, *workers)
+		return exitUsage
+	}
+	policy, err := namespacePolicy(*namespace, *watch, *denied)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: %v\n", err)
 		return exitUsage
 	}
 	// client-go's own messages (throttling, retries) land in the same
@@ -88,7 +97,7 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	runner, err := jobrun.New(jobrun.Config{
-		Client: client, Dynamic: dyn, Namespace: *namespace, JobName: *jobName,
+		Client: client, Dynamic: dyn, Namespace: *namespace, Namespaces: policy, JobName: *jobName,
 		RenderAll: *renderAll, Workers: *workers, Instance: os.Getenv("POD_NAME"), Log: log, Summary: summary,
 	})
 	if err != nil {

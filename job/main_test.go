@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 )
 
 func TestUsageErrorsExitTwo(t *testing.T) {
@@ -39,4 +41,22 @@ func TestLogFormats(t *testing.T) {
 	log.Warn().Str("connection", "db1").Str("reason", "Retrying").Msg(`connection "db1": retrying`)
 	assert.Regexp(t, `^\S+ DBG connection "db1": rendered 1 objects\n\S+ WRN connection "db1": retrying reason=Retrying\n$`, buf.String(),
 		"text lines leave out the fields their words already say")
+}
+
+// sc-job takes the agent's namespace policy from the flags the launcher and
+// the Helm hook pass; --namespace is the release namespace.
+func TestNamespacePolicyFlags(t *testing.T) {
+	p, err := namespacePolicy("sc-system", "team-a, team-b,", "payments")
+	require.NoError(t, err)
+	assert.Equal(t, namespaces.Policy{Release: "sc-system", Watch: []string{"team-a", "team-b"}, Denied: []string{"payments"}}, p)
+	assert.ErrorIs(t, p.Allows("sc-system"), namespaces.ErrNotAllowed)
+	assert.ErrorIs(t, p.Allows("team-c"), namespaces.ErrNotAllowed)
+
+	p, err = namespacePolicy("ext", "", "")
+	require.NoError(t, err)
+	assert.Equal(t, namespaces.Policy{Release: "ext"}, p)
+
+	_, err = namespacePolicy("sc-system", "Team-A", "")
+	require.ErrorIs(t, err, namespaces.ErrInvalidPolicy)
+	assert.Contains(t, err.Error(), `--watch-namespaces/--denied-namespaces: invalid namespace policy: watchNamespaces: "Team-A"`)
 }
