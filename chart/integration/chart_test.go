@@ -61,7 +61,7 @@ func (w *warnings) take() []string {
 }
 
 func TestRenderedChartOnRealAPIServer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	warn := &warnings{}
 	k := kubetest.New(t, kubetest.Warnings(warn))
@@ -73,9 +73,10 @@ func TestRenderedChartOnRealAPIServer(t *testing.T) {
 	}))
 
 	r, err := charttest.Render(map[string]any{
-		"cluster":      map[string]any{"id": "c1"},
-		"nats":         map[string]any{"url": "nats://10.0.0.5:4222", "credentialsSecret": "sc-nats"},
-		"replicaCount": 2,
+		"cluster":          map[string]any{"id": "c1"},
+		"nats":             map[string]any{"url": "nats://10.0.0.5:4222", "credentialsSecret": "sc-nats"},
+		"replicaCount":     2,
+		"deniedNamespaces": []any{deniedNS},
 	}, ns)
 	require.NoError(t, err)
 
@@ -106,6 +107,14 @@ func TestRenderedChartOnRealAPIServer(t *testing.T) {
 
 	t.Run("the API server's RBAC authorizer agrees with the documented grants", func(t *testing.T) {
 		checkRBAC(ctx, t, cs)
+	})
+
+	// What RBAC cannot say (names, types, labels, namespaces, the agent's
+	// Job) the chart's admission policies do: every identity tries what its
+	// job needs and what it must never do, and the test checks which layer
+	// stopped each attempt.
+	t.Run("impersonated identities: needed actions allowed, forbidden ones denied", func(t *testing.T) {
+		checkPolicies(ctx, t, k)
 	})
 }
 
@@ -175,9 +184,12 @@ func checkRBAC(ctx context.Context, t *testing.T, cs kubernetes.Interface) {
 		{"sc-agent", "update", "coordination.k8s.io", "leases", ns, "other", false},
 		{"sc-agent", "create", "events.k8s.io", "events", ns, "", true},
 		{"sc-agent", "create", "", "pods", ns, "", false},
-		// sc-job: Secrets/ServiceAccounts anywhere, little else
+		// sc-job: Secrets/ServiceAccounts anywhere (the admission policy narrows them), little else
 		{"sc-job", "create", "", "secrets", "team-a", "", true},
-		{"sc-job", "patch", "", "serviceaccounts", "team-a", "sc-account-x", true},
+		{"sc-job", "update", "", "serviceaccounts", "team-a", "sc-account-x", true},
+		{"sc-job", "patch", "", "serviceaccounts", "team-a", "sc-account-x", false},
+		{"sc-job", "delete", "", "secrets", ns, "sc-conn-x-cred", true},
+		{"sc-job", "create", "", "serviceaccounts", "kube-system", "", true}, // RBAC allows; the policy denies (policy_test.go)
 		{"sc-job", "delete", "", "secrets", "team-a", "sc-x-secret", true},
 		{"sc-job", "create", "secrets-store.csi.x-k8s.io", "secretproviderclasses", "team-a", "", true},
 		{"sc-job", "get", "apiextensions.k8s.io", "customresourcedefinitions", "", "secretproviderclasses.secrets-store.csi.x-k8s.io", true},
