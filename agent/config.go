@@ -15,6 +15,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/agent/drift"
 	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
 	"github.com/sc-extension/sc-extension/pkg/agent/leader"
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 )
 
 // config is everything the agent is told at start. It holds no secret: the
@@ -35,6 +36,9 @@ type config struct {
 	LogLevel          string
 	HeartbeatInterval time.Duration
 	Scope             drift.Scope
+	// Namespaces is where connections may render: the intake refuses
+	// requests for other namespaces and sc-job records for them.
+	Namespaces namespaces.Policy
 
 	Job launcher.Config
 }
@@ -74,8 +78,10 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("SC_METRICS_ADDR", ":8080"), "address of /healthz, /readyz and /metrics")
 	fs.StringVar(&c.LogLevel, "log-level", env("SC_LOG_LEVEL", "info"), "debug, info, warn or error")
 	fs.StringVar(&heartbeat, "heartbeat-interval", env("SC_HEARTBEAT_INTERVAL", "15s"), "how often the leader publishes a heartbeat")
-	fs.StringVar(&watch, "watch-namespaces", env("SC_WATCH_NAMESPACES", ""), "comma-separated namespaces to watch for drift; empty: all")
-	fs.StringVar(&denied, "denied-namespaces", env("SC_DENIED_NAMESPACES", ""), "comma-separated namespaces never watched")
+	fs.StringVar(&watch, "watch-namespaces", env("SC_WATCH_NAMESPACES", ""),
+		"comma-separated namespaces connections may target (and drift watches); empty: all but the denied ones")
+	fs.StringVar(&denied, "denied-namespaces", env("SC_DENIED_NAMESPACES", ""),
+		"comma-separated namespaces connections may never target, besides --namespace, kube-system, kube-public and kube-node-lease")
 
 	fs.StringVar(&c.Job.Image, "job-image", env("SC_JOB_IMAGE", ""), "sc-job image (required)")
 	fs.StringVar((*string)(&c.Job.ImagePullPolicy), "job-image-pull-policy", env("SC_JOB_IMAGE_PULL_POLICY", string(corev1.PullIfNotPresent)), "sc-job imagePullPolicy")
@@ -143,7 +149,14 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 		errs = append(errs, fmt.Errorf("--job-log-format: %q is not one of %s, %s", c.Job.LogFormat, launcher.LogFormatText, launcher.LogFormatJSON))
 	}
 	c.Scope = drift.Scope{Watch: list(watch), Denied: list(denied)}
+	c.Namespaces = namespaces.Policy{Release: c.Namespace, Watch: list(watch), Denied: list(denied)}
 	c.Job.Namespace = c.Namespace
+	if err := c.Namespaces.Validate(); err != nil {
+		add(err)
+	} else {
+		// Only when valid: the Job template would report the same names again.
+		c.Job.WatchNamespaces, c.Job.DeniedNamespaces = c.Namespaces.Watch, c.Namespaces.Denied
+	}
 	c.Job.ExtraArgs = []string{"--log-level=" + c.LogLevel}
 	c.Job = c.Job.WithDefaults()
 	if c.Job.Image == "" {

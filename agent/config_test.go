@@ -9,6 +9,8 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 )
 
 func envOf(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -94,6 +96,10 @@ func TestParseRejects(t *testing.T) {
 		"bad job log format from env": {[]string{"--cluster=c1", "--nats-url=nats://x:4222", "--job-image=img"},
 			map[string]string{"POD_NAME": "p", "SC_JOB_LOG_FORMAT": "yaml"}, `--job-log-format: "yaml" is not one of text, json`},
 		"stray argument": {append(chartArgs[:len(chartArgs):len(chartArgs)], "extra"), base, "unexpected arguments"},
+		"watch list typo": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--watch-namespaces=team-a,Team_B"), base,
+			`watchNamespaces: "Team_B" is not a namespace name`},
+		"denied list from env": {[]string{"--cluster=c1", "--nats-url=nats://x:4222", "--job-image=img"},
+			map[string]string{"POD_NAME": "p", "SC_DENIED_NAMESPACES": "ok,not ok"}, `deniedNamespaces: "not ok" is not a namespace name`},
 	}
 	for name, tt := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -110,4 +116,29 @@ func TestLogLevel(t *testing.T) {
 	require.NoError(t, err)
 	_, err = newLogger("loud")
 	require.ErrorIs(t, err, errUsage)
+}
+
+// The namespace policy comes from the same flags as drift's scope, with the
+// agent's own namespace as the release namespace, and sc-job is told it.
+func TestNamespacePolicyFlags(t *testing.T) {
+	cfg, _, err := parseConfig(chartArgs, envOf(map[string]string{"POD_NAME": "p"}))
+	require.NoError(t, err)
+	assert.Equal(t, namespaces.Policy{Release: "sc-system", Watch: []string{"team-a", "team-b"}, Denied: []string{"kube-system"}}, cfg.Namespaces)
+	assert.Equal(t, []string{"team-a", "team-b"}, cfg.Job.WatchNamespaces)
+	assert.Equal(t, []string{"kube-system"}, cfg.Job.DeniedNamespaces)
+	require.ErrorIs(t, cfg.Namespaces.Allows("sc-system"), namespaces.ErrNotAllowed, "the release namespace is always denied")
+	require.ErrorIs(t, cfg.Namespaces.Allows("team-c"), namespaces.ErrNotAllowed, "outside the watch list")
+	require.NoError(t, cfg.Namespaces.Allows("team-b"))
+
+	cfg, _, err = parseConfig([]string{"--cluster=c1", "--nats-url=nats://x:4222", "--job-image=img", "--namespace=ext"},
+		envOf(map[string]string{"POD_NAME": "p", "SC_WATCH_NAMESPACES": " team-a , ,team-b", "SC_DENIED_NAMESPACES": "payments"}))
+	require.NoError(t, err)
+	assert.Equal(t, namespaces.Policy{Release: "ext", Watch: []string{"team-a", "team-b"}, Denied: []string{"payments"}}, cfg.Namespaces,
+		"from the environment, blanks dropped")
+
+	cfg, _, err = parseConfig([]string{"--cluster=c1", "--nats-url=nats://x:4222", "--job-image=img"}, envOf(map[string]string{"POD_NAME": "p"}))
+	require.NoError(t, err)
+	assert.Equal(t, namespaces.Policy{Release: "sc-system"}, cfg.Namespaces, "no lists: every namespace but the release and system ones")
+	assert.Empty(t, cfg.Job.WatchNamespaces)
+	assert.Empty(t, cfg.Job.DeniedNamespaces)
 }

@@ -67,7 +67,7 @@ func (a *agent) lead(ctx context.Context) {
 	}
 	in, err := intake.New(a.js, intake.Options{
 		Cluster: a.cfg.Cluster, Key: a.key, Store: lifecycle.CountingStore{Store: a.store, Metrics: a.metrics},
-		Status: publisher, IsNotFound: store.IsNotFound, Logger: log,
+		Status: publisher, IsNotFound: store.IsNotFound, Namespaces: a.cfg.Namespaces, Logger: log,
 	})
 	if err != nil {
 		a.proc.Fatal(fmt.Errorf("intake: %w", err))
