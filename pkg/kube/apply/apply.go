@@ -122,6 +122,8 @@ type Applier struct {
 	// uids are the objects known to be ours: recorded by any connection
 	// (Recorded) or created in this run.
 	uids map[connection.ResourceRef]map[string]bool
+	// writing serialises the writes of each shared object (lock).
+	writing map[connection.ResourceRef]*sync.Mutex
 }
 
 // New returns an Applier; dyn may be nil when no keyvaultCsi connection is

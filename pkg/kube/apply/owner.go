@@ -2,6 +2,7 @@ package apply
 
 import (
 	"fmt"
+	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -104,6 +105,23 @@ func (a *Applier) created(ref connection.ResourceRef, uid string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.remember(ref, uid)
+}
+
+// lock serialises this run's writes of one shared object; it returns the
+// unlock.
+func (a *Applier) lock(ref connection.ResourceRef) func() {
+	a.mu.Lock()
+	if a.writing == nil {
+		a.writing = map[connection.ResourceRef]*sync.Mutex{}
+	}
+	m := a.writing[ref]
+	if m == nil {
+		m = &sync.Mutex{}
+		a.writing[ref] = m
+	}
+	a.mu.Unlock()
+	m.Lock()
+	return m.Unlock
 }
 
 func (a *Applier) remember(ref connection.ResourceRef, uid string) {

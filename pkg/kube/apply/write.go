@@ -17,6 +17,12 @@ import (
 // It returns the UID of the object it leaves in place, for own's record.
 func write[T object](ctx context.Context, a *Applier, k kind[T], c objectClient[T], own Owner, want T) (Outcome, string, error) {
 	r := ref(k.name, want.GetNamespace(), want.GetName())
+	if k.shared {
+		// Two workers rendering connections that share the object must not
+		// both find it missing: the loser's create would meet an object
+		// whose UID the winner has not remembered yet, and refuse it.
+		defer a.lock(r)()
+	}
 	var (
 		out Outcome
 		uid string
