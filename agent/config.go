@@ -16,6 +16,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
 	"github.com/sc-extension/sc-extension/pkg/agent/leader"
 	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
+	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 )
 
 // config is everything the agent is told at start. It holds no secret: the
@@ -30,6 +31,9 @@ type config struct {
 	NATSURL   string
 	NATSCreds string // path of a .creds file
 	NATSUser  string
+	// NATSTLS names the CA bundle and client certificate files; any set
+	// makes TLS required.
+	NATSTLS natsbus.TLSFiles
 
 	LeaseName         string
 	MetricsAddr       string
@@ -74,6 +78,9 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	fs.StringVar(&c.Kubeconfig, "kubeconfig", env("KUBECONFIG", ""), "kubeconfig for running outside a cluster; empty: in-cluster config")
 	fs.StringVar(&c.NATSURL, "nats-url", env("SC_NATS_URL", ""), "control plane NATS URL(s), comma-separated (required)")
 	fs.StringVar(&c.NATSCreds, "nats-creds", env("SC_NATS_CREDS", ""), "path of a NATS .creds file; alternatively SC_NATS_USER and SC_NATS_PASSWORD")
+	fs.StringVar(&c.NATSTLS.CAFile, "nats-ca-file", env("SC_NATS_CA_FILE", ""), "CA bundle (PEM) that signed the NATS server's certificate; set, TLS is required")
+	fs.StringVar(&c.NATSTLS.CertFile, "nats-cert-file", env("SC_NATS_CERT_FILE", ""), "client certificate (PEM) for a NATS server that verifies clients")
+	fs.StringVar(&c.NATSTLS.KeyFile, "nats-key-file", env("SC_NATS_KEY_FILE", ""), "key (PEM) of --nats-cert-file")
 	fs.StringVar(&c.LeaseName, "lease-name", env("SC_LEASE_NAME", leader.DefaultLeaseName), "leader election Lease")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("SC_METRICS_ADDR", ":8080"), "address of /healthz, /readyz and /metrics")
 	fs.StringVar(&c.LogLevel, "log-level", env("SC_LOG_LEVEL", "info"), "debug, info, warn or error")
@@ -129,6 +136,7 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	if (c.NATSUser == "") != (password == "") {
 		errs = append(errs, errors.New("SC_NATS_USER and SC_NATS_PASSWORD must be set together"))
 	}
+	add(natsTLSFlags(c.NATSTLS))
 	var err error
 	c.HeartbeatInterval, err = positiveDuration("--heartbeat-interval", heartbeat)
 	add(err)
@@ -168,6 +176,22 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 		return config{}, "", fmt.Errorf("%w: %w", errUsage, errors.Join(errs...))
 	}
 	return c, password, nil
+}
+
+// natsTLSFlags reads the TLS files once so that a missing or broken one
+// stops the agent at start, naming the flag and the file; the files are
+// read again on every reconnect (rotation).
+func natsTLSFlags(f natsbus.TLSFiles) error {
+	if (f.CertFile == "") != (f.KeyFile == "") {
+		return errors.New("--nats-cert-file and --nats-key-file (SC_NATS_CERT_FILE, SC_NATS_KEY_FILE) must be set together")
+	}
+	if err := (natsbus.TLSFiles{CAFile: f.CAFile}).Validate(); err != nil {
+		return fmt.Errorf("--nats-ca-file: %w", err)
+	}
+	if err := (natsbus.TLSFiles{CertFile: f.CertFile, KeyFile: f.KeyFile}).Validate(); err != nil {
+		return fmt.Errorf("--nats-cert-file/--nats-key-file: %w", err)
+	}
+	return nil
 }
 
 func positiveDuration(name, s string) (time.Duration, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -122,7 +123,7 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 
 	a.nc, a.js, err = natsbus.Connect(ctx, natsbus.Options{
 		URL: cfg.NATSURL, Cluster: cfg.Cluster, User: cfg.NATSUser, Password: string(password),
-		CredsFile: cfg.NATSCreds, Name: "sc-agent " + cfg.PodName, Logger: log,
+		CredsFile: cfg.NATSCreds, TLS: cfg.NATSTLS, Name: "sc-agent " + cfg.PodName, Logger: log,
 	})
 	if err != nil {
 		return proc.Stop(err)
@@ -153,7 +154,7 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 // `kubectl logs` after an upgrade.
 func logStart(log zerolog.Logger, cfg config, password natsSecret) {
 	log.Info().Str("version", version.Version).Str("cluster", cfg.Cluster).Str("namespace", cfg.Namespace).
-		Str("pod", cfg.PodName).Str("natsAuth", natsAuthKind(cfg, password)).Str("jobLogFormat", cfg.Job.LogFormat).
+		Str("pod", cfg.PodName).Str("natsAuth", natsAuthKind(cfg, password)).Str("natsTLS", natsTLSKind(cfg)).Str("jobLogFormat", cfg.Job.LogFormat).
 		Msg("starting")
 }
 
@@ -163,6 +164,20 @@ func natsAuthKind(cfg config, password natsSecret) string {
 		return "creds file"
 	case password != "":
 		return "user " + cfg.NATSUser
+	default:
+		return "none"
+	}
+}
+
+// natsTLSKind says which TLS files are in use, never their content.
+func natsTLSKind(cfg config) string {
+	switch t := cfg.NATSTLS; {
+	case t.CertFile != "":
+		return "client certificate " + t.CertFile
+	case t.CAFile != "":
+		return "CA " + t.CAFile
+	case strings.HasPrefix(cfg.NATSURL, "tls://"):
+		return "system roots"
 	default:
 		return "none"
 	}
