@@ -18,11 +18,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
-	"github.com/sc-extension/sc-extension/pkg/scctl/controlplane"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -108,7 +106,9 @@ func TestNamespaceDeletedAndRecreated(t *testing.T) {
 
 // TestSCJobKilledMidDrain kills the sc-job pod while its log shows it has
 // rendered some connections and not yet written its run summary: the next
-// run resumes, and every connection is rendered exactly once.
+// run resumes, and every connection is rendered exactly once. The gate
+// holds sc-job back until all the connections are stored, so the one pod
+// that starts has all of them to drain and cannot finish before the kill.
 func TestSCJobKilledMidDrain(t *testing.T) {
 	e := product(t)
 	status := e.followStatus(t)
@@ -117,13 +117,18 @@ func TestSCJobKilledMidDrain(t *testing.T) {
 	cs := e.cluster.Clientset
 	ns := e.targetNamespace(t)
 
+	gate := e.closePodGate(t)
+	const n = 80
+	requests := e.createBlobs(ctx, t, "drain", ns, n)
+	awaitStored(t, status, requests)
+	gate.awaitJobHeld(t)
+	require.Equal(t, n, unfinished(status, requests), "nothing is rendered behind the gate")
+
 	start := time.Now().Truncate(time.Second)
 	pods, err := cs.CoreV1().Pods(systemNS).Watch(ctx, metav1.ListOptions{LabelSelector: "job-name=" + jobName})
 	require.NoError(t, err)
 	defer pods.Stop()
-
-	const n = 80
-	requests := e.createBlobs(ctx, t, "drain", ns, n)
+	gate.open(t)
 
 	// The first sc-job pod of this test that runs.
 	var pod string
@@ -184,55 +189,38 @@ func TestSCJobKilledMidDrain(t *testing.T) {
 }
 
 // TestNATSServerRestartWhileConsuming restarts the control plane's NATS
-// server (same store, same port) between two halves of a burst, while the
-// first half is still being applied: every request reaches exactly one
-// final status.
+// server (same store, same port) between two halves of a burst while the
+// agent consumes the first: the gate keeps every request of the first
+// half unfinished, so all of their statuses, and the whole second half,
+// must cross the restarted server. Every request reaches exactly one final
+// status.
 func TestNATSServerRestartWhileConsuming(t *testing.T) {
 	e := product(t)
 	status := e.followStatus(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	ns := e.targetNamespace(t)
-	pub, err := e.cp.PublicKey(ctx)
-	require.NoError(t, err)
+	pub := e.newPublisher(ctx, t, ns)
+	gate := e.closePodGate(t)
 
 	const half = 20
-	requests := map[string]string{}
-	e.deleteAllAtCleanup(t, requests) // filled below; the cleanup reads it at the end
-	send := func(i int) {
-		name := uniq(fmt.Sprintf("natsrs%d", i))
-		spec, creds := buildSpec(t, name, ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
-		sealed, err := protocol.Seal(creds, pub)
-		require.NoError(t, err)
-		req := protocol.Request{Header: protocol.NewHeader(protocol.KindRequest), ID: controlplane.NewRequestID(),
-			Cluster: clusterID, Op: protocol.OpCreate, SentAt: time.Now().UTC(), Connection: spec, Credentials: sealed}
-		// The same id on every try: the stream stores it once however
-		// often a publish that lost its ack is retried.
-		var last error
-		err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-			_, last = e.cp.Publish(ctx, req)
-			return last == nil, nil
-		})
-		require.NoError(t, err, "publish %s: %v", name, last)
-		requests[name] = req.ID
-	}
-	for i := range half {
-		send(i)
-	}
-	awaitAccepted(t, status, requests)
-	left := unfinished(status, requests)
-	require.Positive(t, left, "the first half is still being consumed when the server restarts")
+	first := pub.send(ctx, t, "natsrs", 0, half)
+	awaitAccepted(t, status, first)
+	left := unfinished(status, first)
+	require.Equal(t, half, left, "behind the gate no request can have finished")
 	t.Logf("restarting NATS with %d of %d requests unfinished", left, half)
 	rctx, rcancel := context.WithTimeout(ctx, time.Minute)
 	require.NoError(t, e.nats.Restart(rctx))
 	rcancel()
-	for i := half; i < 2*half; i++ {
-		send(i)
-	}
+	pub.send(ctx, t, "natsrs", half, 2*half)
+	// The agent consumes after the restart: the second half is stored.
+	awaitStored(t, status, pub.requests)
+	gate.awaitJobHeld(t)
+	gate.open(t)
 
-	status.awaitFinals(t, 5*time.Minute, connection.PhaseSucceeded, requests)
-	e.awaitConverged(t, time.Minute, requests)
-	e.assertRenderedSecrets(t, ns, requests)
+	status.awaitFinals(t, 5*time.Minute, connection.PhaseSucceeded, pub.requests)
+	e.awaitConverged(t, time.Minute, pub.requests)
+	e.assertRenderedSecrets(t, ns, pub.requests)
 }
 
 // awaitAccepted waits until the control plane heard the agent accept at

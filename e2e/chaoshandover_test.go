@@ -4,21 +4,39 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	corev1 "k8s.io/api/core/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
+)
+
+const (
+	agentLease = "sc-agent"
+	// leaseGate is the holder the test writes into the agents' Lease to
+	// keep leadership vacant for as long as it needs.
+	leaseGate = "e2e-chaos-lease-gate"
 )
 
 // TestLeaderHandoverDuringDeletes runs two agent replicas and kills the
-// leader right after a burst of deletes was sent, before the control plane
-// heard them all: the other replica takes over and every delete ends
-// Deleted exactly once.
+// leader while a burst of deletes is in flight, in the worst order:
+//
+//  1. the gate holds sc-job back, so every delete is stored and none done;
+//  2. the test takes the Lease (holder leaseGate, one hour) and kills the
+//     leader, so no agent leads;
+//  3. the gate opens: sc-job removes every record while no agent leads;
+//     the records stay terminating (the status finalizer) and the control
+//     plane has heard no Deleted;
+//  4. the test gives the Lease up: the other replica (or the killed one's
+//     replacement) takes over and reports each delete Deleted exactly once.
 func TestLeaderHandoverDuringDeletes(t *testing.T) {
 	e := product(t)
 	status := e.followStatus(t)
@@ -33,7 +51,7 @@ func TestLeaderHandoverDuringDeletes(t *testing.T) {
 
 	t.Cleanup(func() { runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", "--set", "replicaCount=1")...) })
 	runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", "--set", "replicaCount=2")...)
-	lease, err := cs.CoordinationV1().Leases(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
+	lease, err := cs.CoordinationV1().Leases(systemNS).Get(ctx, agentLease, metav1.GetOptions{})
 	require.NoError(t, err)
 	require.NotNil(t, lease.Spec.HolderIdentity)
 	leader := *lease.Spec.HolderIdentity
@@ -41,43 +59,97 @@ func TestLeaderHandoverDuringDeletes(t *testing.T) {
 	require.NoError(t, err, "the Lease holder is a running agent pod")
 	e.keepLogOnFailure(t, leader)
 
-	sentAt := time.Now()
+	gate := e.closePodGate(t)
 	deletes := map[string]string{}
 	for name := range creates {
 		id, err := e.cp.Delete(ctx, name, true)
 		require.NoError(t, err)
 		deletes[name] = id
 	}
-	awaitAccepted(t, status, deletes)
-	// The old leader launched sc-job for the deletes: it removes records
-	// while leadership changes hands.
-	eventually(t, time.Minute, "sc-job running the deletes", func(ctx context.Context) (bool, error) {
-		pods, err := cs.CoreV1().Pods(systemNS).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + jobName})
+	awaitStored(t, status, deletes)
+	gate.awaitJobHeld(t)
+	require.Equal(t, n, unfinished(status, deletes), "behind the gate no delete can have finished")
+
+	e.holdLease(ctx, t)
+	require.NoError(t, cs.CoreV1().Pods(systemNS).Delete(ctx, leader, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}))
+	t.Logf("killed leader %s with %d of %d deletes stored and unfinished; no agent leads", leader, n, n)
+
+	gate.open(t)
+	eventually(t, 3*time.Minute, "sc-job to remove every record while no agent leads", func(ctx context.Context) (bool, error) {
+		cms, err := cs.CoreV1().ConfigMaps(systemNS).List(ctx, metav1.ListOptions{LabelSelector: record.Selector})
 		if err != nil {
 			return false, err
 		}
-		for _, p := range pods.Items {
-			if p.Status.Phase == corev1.PodRunning && p.CreationTimestamp.Time.After(sentAt.Add(-time.Second)) {
-				return true, nil
+		terminating := 0
+		for i := range cms.Items {
+			c, err := record.Decode(&cms.Items[i])
+			if _, ours := deletes[c.Spec.Name]; err == nil && ours && cms.Items[i].DeletionTimestamp != nil {
+				terminating++
 			}
 		}
-		return false, nil
-	})
-	left := unfinished(status, deletes)
-	require.Positive(t, left, "deletes are in flight when the leader dies")
-	require.NoError(t, cs.CoreV1().Pods(systemNS).Delete(ctx, leader, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}))
-	t.Logf("killed leader %s with %d of %d deletes unfinished", leader, left, n)
-
-	status.awaitFinals(t, 5*time.Minute, connection.PhaseDeleted, deletes)
-	recs, err := e.recordsOf(ctx, deletes)
-	require.NoError(t, err)
-	assert.Empty(t, recs, "every record removed")
-	e.assertRenderedSecrets(t, ns, nil)
-	eventually(t, 2*time.Minute, "a new leader", func(ctx context.Context) (bool, error) {
-		l, err := cs.CoordinationV1().Leases(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
-		if err != nil {
-			return false, err
+		if terminating < n {
+			return false, fmt.Errorf("%d of %d records terminating", terminating, n)
 		}
-		return l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != leader && *l.Spec.HolderIdentity != "", nil
+		return true, nil
 	})
+	held, err := cs.CoordinationV1().Leases(systemNS).Get(ctx, agentLease, metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, leaseGate, *held.Spec.HolderIdentity, "still no agent leads")
+	assert.Equal(t, n, unfinished(status, deletes), "with no leader nobody reports Deleted: the finalizer holds every record")
+
+	e.releaseLease(ctx, t)
+	status.awaitFinals(t, 5*time.Minute, connection.PhaseDeleted, deletes)
+	eventually(t, time.Minute, "every record released and gone", func(ctx context.Context) (bool, error) {
+		recs, err := e.recordsOf(ctx, deletes)
+		return err == nil && len(recs) == 0, err
+	})
+	e.assertRenderedSecrets(t, ns, nil)
+	lease, err = cs.CoordinationV1().Leases(systemNS).Get(ctx, agentLease, metav1.GetOptions{})
+	require.NoError(t, err)
+	require.NotNil(t, lease.Spec.HolderIdentity)
+	assert.NotEqual(t, leader, *lease.Spec.HolderIdentity, "another agent leads")
+	t.Logf("new leader %s", *lease.Spec.HolderIdentity)
+}
+
+// holdLease writes leaseGate into the agents' Lease with a one-hour
+// duration: client-go's elector honours the record's duration, so no
+// replica acquires it until releaseLease. Given up at cleanup if the test
+// ends before.
+func (e *env) holdLease(ctx context.Context, t *testing.T) {
+	t.Helper()
+	leases := e.cluster.Clientset.CoordinationV1().Leases(systemNS)
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		l, err := leases.Get(ctx, agentLease, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		now := metav1.NewMicroTime(time.Now())
+		l.Spec = coordinationv1.LeaseSpec{HolderIdentity: new(leaseGate), LeaseDurationSeconds: new(int32(3600)),
+			AcquireTime: &now, RenewTime: &now, LeaseTransitions: l.Spec.LeaseTransitions}
+		_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+		return err
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { e.releaseLease(context.Background(), t) })
+}
+
+// releaseLease deletes the Lease if the test still holds it; the agents
+// create it anew on their next try.
+func (e *env) releaseLease(ctx context.Context, t *testing.T) {
+	leases := e.cluster.Clientset.CoordinationV1().Leases(systemNS)
+	l, err := leases.Get(ctx, agentLease, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return
+	}
+	if err != nil {
+		t.Errorf("releasing the Lease: %v", err)
+		return
+	}
+	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != leaseGate {
+		return
+	}
+	err = leases.Delete(ctx, agentLease, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &l.UID, ResourceVersion: &l.ResourceVersion}})
+	if err != nil && !apierrors.IsNotFound(err) {
+		t.Errorf("releasing the Lease: %v", err)
+	}
 }

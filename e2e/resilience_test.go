@@ -5,9 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,64 +14,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
-
-// TestAgentKilledWithRequestsInFlight deletes the agent pod right after a
-// burst of requests: every request must still be applied, and none twice
-// (each connection ends at generation 1 with its one request id).
-func TestAgentKilledWithRequestsInFlight(t *testing.T) {
-	e := product(t)
-	ns := e.targetNamespace(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cs := e.cluster.Clientset
-
-	const n = 15
-	ids := make([]string, n)
-	for i := range n {
-		spec, creds := buildSpec(t, uniq(fmt.Sprintf("burst%d", i)), ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
-		id, err := e.cp.Create(ctx, spec, creds)
-		require.NoError(t, err)
-		e.deleteAtCleanup(t, spec.Name)
-		ids[i] = id
-	}
-	pods, err := cs.CoreV1().Pods(systemNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=agent"})
-	require.NoError(t, err)
-	require.NotEmpty(t, pods.Items, "agent pods")
-	for _, p := range pods.Items {
-		e.keepLogOnFailure(t, p.Name) // the killed pod's log is gone with it
-		require.NoError(t, cs.CoreV1().Pods(systemNS).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}))
-	}
-
-	var wg sync.WaitGroup
-	results := make([]protocol.StatusEvent, n)
-	errs := make([]error, n)
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = e.cp.Wait(ctx, uniq(fmt.Sprintf("burst%d", i)), ids[i], nil)
-		}()
-	}
-	wg.Wait()
-	for i := range n {
-		require.NoError(t, errs[i], "burst%d", i)
-		assert.Equal(t, connection.PhaseSucceeded, results[i].Phase, "burst%d: %s", i, results[i].Message)
-
-		var view protocol.ConnectionView
-		e.query(t, protocol.VerbShow, uniq(fmt.Sprintf("burst%d", i)), &view)
-		assert.EqualValues(t, 1, view.Generation, "burst%d applied exactly once", i)
-		assert.Equal(t, ids[i], view.Status.LastRequestID)
-		_, err := getSecret(ctx, cs, ns, connection.SecretName(uniq(fmt.Sprintf("burst%d", i))))
-		assert.NoError(t, err)
-	}
-}
 
 // keepLogOnFailure follows a pod's log into memory and prints it if the
 // test fails: a pod about to be killed takes its log with it.

@@ -1,0 +1,81 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNotRestartable is returned for a cluster whose kube-apiserver is not a
+// process of the local test bed (E2E_KUBECONFIG, kind): the test bed cannot
+// restart what it did not start.
+var ErrNotRestartable = errors.New("the cluster's kube-apiserver is not a process of the local test bed")
+
+const apiServerName = "kube-apiserver"
+
+// CanRestartAPIServer returns nil when RestartAPIServer can work on c, and
+// an error wrapping ErrNotRestartable otherwise; a test skips on it before
+// doing any work.
+func (c *Cluster) CanRestartAPIServer() error {
+	_, err := c.apiServerRecord()
+	return err
+}
+
+func (c *Cluster) apiServerRecord() (procRecord, error) {
+	p, ok := c.provider.(localProvider)
+	if !ok {
+		return procRecord{}, fmt.Errorf("%w (the cluster comes from %s)", ErrNotRestartable, c.provider.name())
+	}
+	l := Layout{Dir: p.dir}
+	rec, err := readPidFile(l.PidFile(apiServerName))
+	if err != nil {
+		return procRecord{}, fmt.Errorf("%w: %w", ErrNotRestartable, err)
+	}
+	if st := hostProc.check(rec); st != procRunning {
+		return procRecord{}, fmt.Errorf("%w: %s (pid %d) is %s", ErrNotRestartable, apiServerName, rec.PID, st)
+	}
+	return rec, nil
+}
+
+// RestartAPIServer stops the local cluster's kube-apiserver with SIGTERM
+// (as a control-plane upgrade does), runs whileDown, if not nil, while it
+// is down, then starts it again with the very command line it ran with and
+// waits for /readyz. It returns how long the API was unavailable. The new
+// process is detached like the one `make cluster` started: it outlives the
+// test binary, and its PID file is rewritten so status and teardown find it.
+// The API server is started again even when whileDown fails or ctx ends,
+// because the cluster is shared.
+func (c *Cluster) RestartAPIServer(ctx context.Context, whileDown func(context.Context) error) (time.Duration, error) {
+	rec, err := c.apiServerRecord()
+	if err != nil {
+		return 0, err
+	}
+	l := Layout{Dir: c.provider.(localProvider).dir}
+	t0 := time.Now()
+	if err := stopRecorded(ctx, hostProc, rec, 30*time.Second); err != nil {
+		return 0, fmt.Errorf("stop %s: %w", apiServerName, err)
+	}
+	var downErr error
+	if whileDown != nil {
+		downErr = whileDown(ctx)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	defer cancel()
+	in := &instance{l: l, detach: true}
+	p, err := startProc(procSpec{
+		Name: apiServerName, Path: rec.Cmdline[0], Args: rec.Cmdline[1:], Dir: l.Dir,
+		Log: l.LogFile(apiServerName), PidFile: l.PidFile(apiServerName), Detach: true,
+	})
+	if err != nil {
+		return 0, errors.Join(downErr, err)
+	}
+	cs, err := in.clientset()
+	if err != nil {
+		return 0, errors.Join(downErr, err)
+	}
+	err = in.waitFor(sctx, p, 90*time.Second, "kube-apiserver /readyz after the restart", func(ctx context.Context) (bool, error) {
+		return cs.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error() == nil, nil
+	})
+	return time.Since(t0), errors.Join(downErr, err)
+}
