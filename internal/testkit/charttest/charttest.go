@@ -60,7 +60,20 @@ func Values(c *chart.Chart, user map[string]any, namespace string, validate bool
 // ("group/version/Kind", as `helm template --api-versions` takes them), which
 // templates see through .Capabilities.APIVersions.
 func ValuesWithAPIs(c *chart.Chart, user map[string]any, namespace string, validate bool, apiVersions ...string) (chartutil.Values, error) {
+	return ValuesForCluster(c, user, namespace, validate, "", apiVersions...)
+}
+
+// ValuesForCluster is ValuesWithAPIs against a cluster of kubeVersion
+// ("v1.29.0"; empty: Helm's default, what `helm template` assumes).
+func ValuesForCluster(c *chart.Chart, user map[string]any, namespace string, validate bool, kubeVersion string, apiVersions ...string) (chartutil.Values, error) {
 	caps := chartutil.DefaultCapabilities.Copy()
+	if kubeVersion != "" {
+		kv, err := chartutil.ParseKubeVersion(kubeVersion)
+		if err != nil {
+			return nil, fmt.Errorf("kube version %q: %w", kubeVersion, err)
+		}
+		caps.KubeVersion = *kv
+	}
 	caps.APIVersions = append(slices.Clone(caps.APIVersions), apiVersions...)
 	return chartutil.ToRenderValuesWithSchemaValidation(c, user, chartutil.ReleaseOptions{
 		Name: ReleaseName, Namespace: namespace, Revision: 1, IsInstall: true,
