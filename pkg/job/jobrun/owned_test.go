@@ -7,10 +7,18 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeuid"
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/apply"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 )
 
@@ -215,4 +223,41 @@ func TestRunAdoptsWhatALegacyRecordListsOnce(t *testing.T) {
 	_, err = f.runner(func(c *Config) { c.RenderAll = true }).Run(context.Background())
 	require.ErrorIs(t, err, ErrFailed)
 	assert.Equal(t, ReasonSecretIsOwned, f.get("db1").Status.Reason, "not listed by the record: not adopted")
+}
+
+// A failed run's objects are recorded though Status.Resources (written on
+// success) never lists them; when the connection stops rendering one, it is
+// removed like any stale object instead of lingering.
+func TestRunRemovesWhatAFailedRunCreatedOnceNoLongerRendered(t *testing.T) {
+	spoof := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: target, Name: saRef().Name, UID: "tenant-uid"}}
+	f := newFixture(t, spoof)
+	ch := f.wiChange("kv1")
+	f.apply(ch)
+	_, err := f.runner().Run(context.Background())
+	require.ErrorIs(t, err, ErrFailed)
+	require.Len(t, f.get("kv1").Status.Owned, 1, "the Secret created before the refusal")
+
+	crd := &unstructured.Unstructured{}
+	crd.SetAPIVersion("apiextensions.k8s.io/v1")
+	crd.SetKind("CustomResourceDefinition")
+	crd.SetName(render.SPCCRDName)
+	dyn := fakeuid.Assign(dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{
+		apply.CRDResource: "CustomResourceDefinitionList", apply.SPCResource: "SecretProviderClassList",
+	}, crd))
+	csi := ch
+	csi.RequestID = f.requestID()
+	csi.Spec.AuthInfo.AuthType = catalog.AuthKeyvaultCSI
+	csi.Spec.Configurations = nil
+	csi.Spec.SecretStore = &connection.SecretStore{KeyVaultName: "kv", Objects: []string{"a"}}
+	f.apply(csi)
+	_, err = f.runner(func(c *Config) { c.Dynamic = dyn }).Run(context.Background())
+	require.NoError(t, err)
+
+	_, err = f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-kv1-secret", metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "removed: %v", err)
+	c := f.get("kv1")
+	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase)
+	require.Len(t, c.Status.Owned, 1)
+	assert.Equal(t, render.KindSecretProviderClass, c.Status.Owned[0].Kind)
+	assert.Equal(t, "tenant-uid", f.uid(saRef()), "the tenant's account was never ours")
 }

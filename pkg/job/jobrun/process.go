@@ -135,7 +135,7 @@ func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.C
 	// Objects rendered before but not any more (the client id changed, the
 	// auth type moved away from workload identity) are removed like a delete
 	// with deleteResources, so a stale ServiceAccount does not linger.
-	stale := minus(c.Status.Resources, objs.Refs())
+	stale := minus(union(c.Status.Resources, ownedRefs(c.Status)), objs.Refs())
 	if len(stale) > 0 {
 		cleaned, err := r.applier.Delete(ctx, apply.OwnerOf(*c), stale, r.inUse(*c, all))
 		// Not rendered any more: forgotten whether deleted or kept (a
@@ -155,7 +155,7 @@ func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Co
 	id := c.Spec.ID()
 	var res apply.Result
 	if c.Deletion.DeleteResources {
-		refs := union(c.Status.Resources, render.Refs(c.Spec))
+		refs := union(union(c.Status.Resources, ownedRefs(c.Status)), render.Refs(c.Spec))
 		err := r.retry(ctx, func() error {
 			var err error
 			res, err = r.applier.Delete(ctx, apply.OwnerOf(c), refs, r.inUse(c, all))
@@ -414,6 +414,16 @@ func lower(action string) string {
 		return "delete"
 	}
 	return "render"
+}
+
+// ownedRefs are the objects whose UIDs s records: with a failed run's
+// objects among them, which Resources (written on success) never lists.
+func ownedRefs(s connection.Status) []connection.ResourceRef {
+	out := make([]connection.ResourceRef, 0, len(s.Owned))
+	for _, o := range s.Owned {
+		out = append(out, o.ResourceRef)
+	}
+	return out
 }
 
 func minus(a, b []connection.ResourceRef) []connection.ResourceRef {
