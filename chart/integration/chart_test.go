@@ -21,6 +21,7 @@ import (
 	authorizationv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -80,8 +81,9 @@ func TestRenderedChartOnRealAPIServer(t *testing.T) {
 	}, ns)
 	require.NoError(t, err)
 
+	owner := t
 	t.Run("every object is admitted without warnings", func(t *testing.T) {
-		applyAll(ctx, t, k, r.Objects)
+		applyAll(ctx, t, owner, k, r.Objects)
 		assert.Empty(t, warn.take())
 	})
 
@@ -118,7 +120,8 @@ func TestRenderedChartOnRealAPIServer(t *testing.T) {
 	})
 }
 
-func applyAll(ctx context.Context, t *testing.T, k *kubetest.Clients, objs []runtime.Object) {
+// applyAll creates objs; owner's cleanup deletes the cluster-scoped ones.
+func applyAll(ctx context.Context, t, owner *testing.T, k *kubetest.Clients, objs []runtime.Object) {
 	t.Helper()
 	dc := k.Dynamic
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(k.Clientset.Discovery()))
@@ -135,6 +138,14 @@ func applyAll(ctx context.Context, t *testing.T, k *kubetest.Clients, objs []run
 		}
 		_, err = ri.Create(ctx, u, metav1.CreateOptions{FieldManager: "chart-test"})
 		require.NoError(t, err, "create %s", charttest.Key(o))
+		// Cluster-scoped names are fixed: another test's release needs them.
+		if u.GetNamespace() == "" {
+			owner.Cleanup(func() {
+				if err := ri.Delete(context.Background(), u.GetName(), metav1.DeleteOptions{}); !apierrors.IsNotFound(err) {
+					assert.NoError(owner, err, "delete %s", charttest.Key(o))
+				}
+			})
+		}
 	}
 }
 
