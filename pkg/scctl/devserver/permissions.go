@@ -19,8 +19,8 @@ const ResponseTTL = time.Minute
 //
 //   - its own query subjects (subscribe) and one reply per query received
 //     (allow_responses), so it cannot answer another cluster's queries;
-//   - its own status and heartbeat subjects (publish), which the status
-//     stream captures;
+//   - its own status subjects, one token per connection, and its
+//     heartbeat subject (publish), which the status stream captures;
 //   - read-only use of its own durable consumer: CONSUMER.INFO and
 //     MSG.NEXT for that one name, and acks for its messages. It may not
 //     create consumers: a create request can carry a push deliver subject,
@@ -32,7 +32,9 @@ func ClusterPermissions(cluster string) *server.Permissions {
 	stream, consumer := protocol.RequestStream, protocol.ConsumerName(cluster)
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{Allow: []string{
-			protocol.StatusSubjectAll(cluster),
+			// One token per connection (connection.ObjectID is a DNS-1123
+			// label): deeper subjects are never published, so not granted.
+			protocol.StatusSubject(cluster, "*"),
 			protocol.HeartbeatSubject(cluster),
 			fmt.Sprintf("$JS.API.CONSUMER.INFO.%s.%s", stream, consumer),
 			fmt.Sprintf("$JS.API.CONSUMER.MSG.NEXT.%s.%s", stream, consumer),

@@ -81,9 +81,10 @@ func TestClusterUserIsConfinedToItsOwnSubjects(t *testing.T) {
 		}
 	})
 
-	t.Run("cannot publish requests or b's status", func(t *testing.T) {
+	t.Run("cannot publish requests, b's status, nor subjects of its own it never uses", func(t *testing.T) {
 		for _, subj := range []string{protocol.RequestSubject("a"), protocol.RequestSubject("b"),
-			protocol.StatusSubject("b", "x"), protocol.HeartbeatSubject("b"), "$JS.API.STREAM.INFO." + protocol.StatusStream} {
+			protocol.StatusSubject("b", "x"), protocol.HeartbeatSubject("b"), "$JS.API.STREAM.INFO." + protocol.StatusStream,
+			protocol.StatusSubject("a", "x.y"), "sc.v1.a.status", "sc.v1.a.other"} {
 			require.NoError(t, a.nc.Publish(subj, []byte(`{}`)))
 			a.denied(t, "Publish", subj)
 		}
