@@ -132,6 +132,7 @@ func TestStatusFloodIsBoundedByTheStreamCap(t *testing.T) {
 	info, err := s.Info(ctx)
 	require.NoError(t, err)
 	assert.LessOrEqual(t, info.State.Bytes, uint64(capBytes), "the status stream never exceeds its cap")
+	t.Logf("after a %d KiB flood against a %d KiB cap: %d bytes in %d messages", 3*capBytes>>10, capBytes>>10, info.State.Bytes, info.State.Msgs)
 	hb, err := s.GetLastMsgForSubject(ctx, protocol.HeartbeatSubject("b"))
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"b":"alive"}`, string(hb.Data))
