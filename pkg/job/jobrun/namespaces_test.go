@@ -96,3 +96,32 @@ func TestDeleteOfRecordInDeniedNamespaceCompletes(t *testing.T) {
 	_, err = f.store.Get(context.Background(), connection.ObjectID("sys"))
 	assert.Error(t, err, "the record is gone")
 }
+
+// A delete with deleteResources of a connection whose namespace became
+// denied after it rendered removes the record and keeps the objects: sc-job
+// never writes in a denied namespace, and a delete refused there for good
+// would leave the record stuck.
+func TestDeleteWithResourcesInDeniedNamespaceKeepsThem(t *testing.T) {
+	f := newFixture(t, ownJob())
+	f.apply(f.secretChange("db1"))
+	_, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, connection.PhaseSucceeded, f.get("db1").Status.Phase)
+
+	f.apply(connection.Change{RequestID: f.requestID(), Spec: connection.Spec{Name: "db1"}, Delete: true, DeleteResources: true})
+	f.client.ClearActions()
+	f.logs.Reset()
+	sum, err := f.runner(func(c *Config) { c.Namespaces = namespaces.Policy{Denied: []string{target}} }).Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Deleted)
+	_, err = f.store.Get(context.Background(), connection.ObjectID("db1"))
+	assert.Error(t, err, "the record is gone")
+	for _, a := range fakeactions.Writes(f.client.Actions()) {
+		assert.NotContains(t, a, " "+target+"/", "nothing written or deleted in the denied namespace: %s", a)
+	}
+	_, err = f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
+	assert.NoError(t, err, "the rendered Secret is kept")
+	assert.Contains(t, f.events(), `Warning NamespaceDenied sc-conn-db1: deleting the connection but not its 1 rendered objects: `+
+		`namespace not allowed: "team-a" is in deniedNamespaces; delete them by hand`)
+	assert.Contains(t, f.logs.String(), `keep Secret team-a/sc-db1-secret (kept)`)
+}

@@ -154,8 +154,10 @@ func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.C
 func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Connection, all []connection.Connection, learnt *ownership) (apply.Result, string, error) {
 	id := c.Spec.ID()
 	var res apply.Result
-	if c.Deletion.DeleteResources {
-		refs := union(union(c.Status.Resources, ownedRefs(c.Status)), render.Refs(c.Spec))
+	refs := union(union(c.Status.Resources, ownedRefs(c.Status)), render.Refs(c.Spec))
+	if kept, spared := r.spareDenied(ctx, log, c, refs); spared {
+		res = kept
+	} else if c.Deletion.DeleteResources {
 		err := r.retry(ctx, func() error {
 			var err error
 			res, err = r.applier.Delete(ctx, apply.OwnerOf(c), refs, r.inUse(c, all))
