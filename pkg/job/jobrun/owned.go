@@ -1,6 +1,8 @@
 package jobrun
 
 import (
+	"slices"
+
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/apply"
 )
@@ -41,11 +43,19 @@ func (o *ownership) forget(refs ...connection.ResourceRef) {
 	}
 }
 
-// applyTo records what was learnt in s; it reports whether s changed.
+// applyTo records what was learnt in s; it reports whether s changed. A
+// dropped object leaves Resources too: listed there without a UID it would
+// look like an older release's object to the migration rule (see
+// apply.Owner), and a labelled look-alike created in its place would be
+// adopted.
 func (o ownership) applyTo(s *connection.Status) bool {
 	changed := false
 	for _, r := range o.drop {
 		changed = s.Disown(r) || changed
+		if i := slices.Index(s.Resources, r); i >= 0 {
+			s.Resources = slices.Delete(slices.Clone(s.Resources), i, i+1)
+			changed = true
+		}
 	}
 	for _, x := range o.own {
 		changed = s.Own(x.ResourceRef, x.UID) || changed

@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/fakeuid"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
@@ -283,4 +284,45 @@ func TestRunParallelWorkersShareTheServiceAccount(t *testing.T) {
 		assert.True(t, ok)
 		assert.Equal(t, sa, uid)
 	}
+}
+
+// A delete with --delete-resources that fails half-way forgets what it
+// already deleted, from Owned and from Resources alike: listed without a
+// UID, a labelled look-alike a tenant creates in its place would pass for
+// an older release's object and be deleted on the retry.
+func TestRunHalfDoneDeleteNeverAdoptsALookAlike(t *testing.T) {
+	f := newFixture(t)
+	ch := f.wiChange("kv1")
+	f.apply(ch)
+	_, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+
+	failed := false
+	f.client.PrependReactor("delete", "serviceaccounts", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if failed {
+			return false, nil, nil
+		}
+		failed = true
+		return true, nil, apierrors.NewServiceUnavailable("etcdserver: leader changed")
+	})
+	f.apply(connection.Change{RequestID: f.requestID(), Spec: ch.Spec, Delete: true, DeleteResources: true})
+	_, err = f.runner().Run(context.Background())
+	require.NoError(t, err, "a transient failure does not fail the run")
+	c := f.get("kv1")
+	assert.Equal(t, ReasonRetrying, c.Status.Reason)
+	assert.Equal(t, []connection.ResourceRef{saRef()}, c.Status.Resources)
+	assert.Equal(t, []connection.ResourceRef{saRef()}, ownedRefs(c.Status))
+
+	lookAlike := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: target, Name: "sc-kv1-secret",
+		Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: "kv1"}}}
+	_, err = f.client.CoreV1().Secrets(target).Create(context.Background(), lookAlike, metav1.CreateOptions{})
+	require.NoError(t, err)
+	require.NoError(t, f.store.Wake(context.Background(), "kv1", "Test", "retry now"))
+	sum, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Deleted)
+	_, err = f.client.CoreV1().ServiceAccounts(target).Get(context.Background(), saRef().Name, metav1.GetOptions{})
+	assert.True(t, apierrors.IsNotFound(err), "the account was ours: %v", err)
+	_, err = f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-kv1-secret", metav1.GetOptions{})
+	assert.NoError(t, err, "the look-alike was not")
 }
