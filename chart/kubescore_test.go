@@ -2,6 +2,7 @@ package chart
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,7 +67,8 @@ func TestKubeScoreNoUndocumentedCritical(t *testing.T) {
 			cmd.Stdin = &manifests
 			// kube-score exits 1 when it reports a critical finding.
 			out, err := cmd.Output()
-			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 {
 				require.NoError(t, err, "kube-score: %s", out)
 			}
 			var critical int
