@@ -37,16 +37,23 @@ fmt:
 
 # helm is the real CLI, built from the Go module proxy into bin/ when missing.
 HELM_VERSION ?= v3.19.0
-tools: $(BIN)/helm
+# kube-score (a third-party chart scorer) backs the chart's
+# TestKubeScoreNoUndocumentedCritical; without it that test skips.
+KUBE_SCORE_VERSION ?= v1.20.0
+tools: $(BIN)/helm $(BIN)/kube-score
 $(BIN)/helm:
 	@mkdir -p $(BIN)
 	@echo ">> building helm $(HELM_VERSION) into bin/"
 	GOBIN=$(BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+$(BIN)/kube-score:
+	@mkdir -p $(BIN)
+	@echo ">> building kube-score $(KUBE_SCORE_VERSION) into bin/"
+	GOBIN=$(BIN) $(GO) install github.com/zegl/kube-score/cmd/kube-score@$(KUBE_SCORE_VERSION)
 
 test: test-unit test-integration test-e2e
 	@echo ">> make test: all tiers passed"
 
-test-unit:
+test-unit: tools
 	@echo ">> unit tier: go test ./... (fuzz seed corpora included)"
 	$(GO) test -count=1 -timeout 20m ./...
 
