@@ -209,6 +209,11 @@ func TestVariants(t *testing.T) {
 	assert.Equal(t, map[string]string{"kubernetes.io/os": "linux", "pool": "system"}, d.Spec.Template.Spec.NodeSelector)
 	hook := find[*batchv1.Job](t, r, "sc-job-render")
 	assert.Equal(t, "myregistry.azurecr.io/sc-extension/job:1.2.4", hook.Spec.Template.Spec.Containers[0].Image)
+	// The render hook's sc-job runs under the agent's namespace policy, so a
+	// connection stored before its namespace was denied is not rendered again.
+	hookArgs := argMap(hook.Spec.Template.Spec.Containers[0].Args)
+	assert.Equal(t, "team-a,team-b", hookArgs["--watch-namespaces"])
+	assert.Equal(t, "kube-system", hookArgs["--denied-namespaces"])
 
 	// One replica needs no PDB; one would block every node drain.
 	assert.Empty(t, all[*policyv1.PodDisruptionBudget](render(t, minimal())))
@@ -239,6 +244,8 @@ func TestHooks(t *testing.T) {
 	assert.Contains(t, args, "--render-all")
 	assert.Equal(t, "report", args["--connection-failures"], "a tenant's failed connection never fails helm upgrade")
 	assert.Equal(t, "sc-job-render", args["--job-name"], "the hook must never delete the agent's sc-job")
+	assert.NotContains(t, args, "--watch-namespaces", "empty: every namespace but the denied ones")
+	assert.NotContains(t, args, "--denied-namespaces", "empty: sc-job adds the release and kube-* namespaces itself")
 	assert.EqualValues(t, 1, *hook.Spec.BackoffLimit)
 	assert.EqualValues(t, 600, *hook.Spec.ActiveDeadlineSeconds)
 

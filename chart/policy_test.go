@@ -159,7 +159,7 @@ func egressPorts(rules []networkingv1.NetworkPolicyEgressRule) map[int32][]strin
 }
 
 func TestNetworkPolicies(t *testing.T) {
-	r := render(t, with(map[string]any{"nats.url": "nats://10.0.0.5:4222,tls://nats.example.com:7422"}))
+	r := render(t, with(map[string]any{"nats.url": "nats://10.0.0.5:4222,tls://nats.example.com:7422,tls://10.0.0.6"}))
 	agent := find[*networkingv1.NetworkPolicy](t, r, "sc-agent")
 	assert.Equal(t, "agent", agent.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"])
 	assert.ElementsMatch(t, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}, agent.Spec.PolicyTypes)
@@ -168,8 +168,8 @@ func TestNetworkPolicies(t *testing.T) {
 	assert.EqualValues(t, 8080, agent.Spec.Ingress[0].Ports[0].Port.IntVal, "only the probe/metrics port")
 	assert.Equal(t, map[int32][]string{
 		443: nil, 6443: nil, // the API server
-		4222: {"10.0.0.5/32"}, // NATS by address
-		7422: nil,             // NATS by host name: the port only
+		4222: {"10.0.0.5/32", "10.0.0.6/32"}, // NATS by address; tls:// without a port is 4222 too
+		7422: nil,                            // NATS by host name: the port only
 		53:   nil,
 	}, egressPorts(agent.Spec.Egress))
 

@@ -16,6 +16,7 @@ var variants = map[string]map[string]any{
 	"defaults":      minimal(),
 	"userPassword":  with(map[string]any{"nats.credentialsSecret": "sc-nats"}),
 	"credsFile":     with(map[string]any{"nats.credentialsSecret": "sc-nats", "nats.credentialsFormat": "creds"}),
+	"natsTLS":       with(map[string]any{"nats.url": "tls://nats.example:4222", "nats.tls.caSecret": "nats-ca", "nats.tls.clientSecret": "nats-client"}),
 	"replicas":      with(map[string]any{"replicaCount": 3, "priorityClassName": "system-cluster-critical"}),
 	"noTolerations": with(map[string]any{"tolerations": []any{}, "nodeSelector": map[string]any{}}),
 }
