@@ -66,7 +66,7 @@ func TestAPIServerRestartedDuringBurst(t *testing.T) {
 	t.Logf("agent after the restart:  %s", after)
 }
 
-// awaitRetrying waits (at most a minute) until the control plane heard
+// awaitRetrying waits (at most 20 s: the API is down meanwhile) until the control plane heard
 // Pending/Retrying for one of the requests: the agent tried to store it and
 // failed transiently.
 func awaitRetrying(ctx context.Context, status *statusLog, requests map[string]string) error {
@@ -74,7 +74,7 @@ func awaitRetrying(ctx context.Context, status *statusLog, requests map[string]s
 	for _, id := range requests {
 		ids[id] = true
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

@@ -12,7 +12,13 @@ import (
 // restart what it did not start.
 var ErrNotRestartable = errors.New("the cluster's kube-apiserver is not a process of the local test bed")
 
-const apiServerName = "kube-apiserver"
+const (
+	apiServerName = "kube-apiserver"
+	// stopGrace keeps the outage short and its length predictable: a
+	// client's leader election (10 s renew deadline) still holds when
+	// whileDown runs.
+	stopGrace = 2 * time.Second
+)
 
 // CanRestartAPIServer returns nil when RestartAPIServer can work on c, and
 // an error wrapping ErrNotRestartable otherwise; a test skips on it before
@@ -38,9 +44,11 @@ func (c *Cluster) apiServerRecord() (procRecord, error) {
 	return rec, nil
 }
 
-// RestartAPIServer stops the local cluster's kube-apiserver with SIGTERM
-// (as a control-plane upgrade does), runs whileDown, if not nil, while it
-// is down, then starts it again with the very command line it ran with and
+// RestartAPIServer stops the local cluster's kube-apiserver (SIGTERM, and
+// SIGKILL after stopGrace: its graceful shutdown waits for long-running
+// requests such as watches and log streams, measured at over 30 s, while
+// its listener is closed at once; the state is in etcd, so nothing is
+// lost), runs whileDown, if not nil, while it is down, then starts it again with the very command line it ran with and
 // waits for /readyz. It returns how long the API was unavailable. The new
 // process is detached like the one `make cluster` started: it outlives the
 // test binary, and its PID file is rewritten so status and teardown find it.
@@ -53,7 +61,7 @@ func (c *Cluster) RestartAPIServer(ctx context.Context, whileDown func(context.C
 	}
 	l := Layout{Dir: c.provider.(localProvider).dir}
 	t0 := time.Now()
-	if err := stopRecorded(ctx, hostProc, rec, 30*time.Second); err != nil {
+	if err := stopRecorded(ctx, hostProc, rec, stopGrace); err != nil {
 		return 0, fmt.Errorf("stop %s: %w", apiServerName, err)
 	}
 	var downErr error
