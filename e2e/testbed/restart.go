@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"syscall"
 	"time"
 )
 
@@ -71,6 +74,9 @@ func (c *Cluster) RestartAPIServer(ctx context.Context, whileDown func(context.C
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
 	in := &instance{l: l, detach: true}
+	if err := closeInheritedOnExec(); err != nil {
+		return 0, errors.Join(downErr, err)
+	}
 	p, err := startProc(procSpec{
 		Name: apiServerName, Path: rec.Cmdline[0], Args: rec.Cmdline[1:], Dir: l.Dir,
 		Log: l.LogFile(apiServerName), PidFile: l.PidFile(apiServerName), Detach: true,
@@ -86,4 +92,22 @@ func (c *Cluster) RestartAPIServer(ctx context.Context, whileDown func(context.C
 		return cs.Discovery().RESTClient().Get().AbsPath("/readyz").Do(ctx).Error() == nil, nil
 	})
 	return time.Since(t0), errors.Join(downErr, err)
+}
+
+// closeInheritedOnExec marks every descriptor of this process above stderr
+// close-on-exec. Go opens its own files that way, but a descriptor the test
+// binary inherited is passed on to every child: run under `flock` (as the
+// shared cluster's e2e runs are), the restarted API server kept the lock's
+// descriptor, and with it the lock, for as long as it ran.
+func closeInheritedOnExec() error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("list open descriptors: %w", err)
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
