@@ -19,7 +19,7 @@ func TestRestartedProcessInheritsNoDescriptor(t *testing.T) {
 	lock := filepath.Join(t.TempDir(), "cluster.lock")
 	fd, err := syscall.Open(lock, syscall.O_CREAT|syscall.O_RDWR, 0o600) // no O_CLOEXEC
 	require.NoError(t, err)
-	defer syscall.Close(fd)
+	defer func() { _ = syscall.Close(fd) }()
 
 	// test(1) opens nothing itself, so the number can only be the inherited one.
 	childSees := func() bool {
