@@ -74,8 +74,9 @@ func TestRenderedChartOnRealAPIServer(t *testing.T) {
 	}))
 
 	r, err := charttest.Render(map[string]any{
-		"cluster":          map[string]any{"id": "c1"},
-		"nats":             map[string]any{"url": "nats://10.0.0.5:4222", "credentialsSecret": "sc-nats"},
+		"cluster": map[string]any{"id": "c1"},
+		"nats": map[string]any{"url": "nats://10.0.0.5:4222", "credentialsSecret": "sc-nats",
+			"tls": map[string]any{"caSecret": "sc-agent-nats-tls", "clientSecret": "sc-agent-nats-tls"}},
 		"replicaCount":     2,
 		"deniedNamespaces": []any{deniedNS},
 	}, ns)

@@ -107,6 +107,8 @@ func fixtures(ctx context.Context, t *testing.T, k *kubetest.Clients) {
 	labelled := map[string]string{managedBy: ours}
 	secrets := []*corev1.Secret{
 		secret(ns, "sc-nats", nil, corev1.SecretTypeOpaque),
+		// The agent's NATS client certificate (nats.tls.clientSecret), as cert-manager writes it.
+		secret(ns, "sc-agent-nats-tls", nil, corev1.SecretTypeTLS),
 		secret(ns, "sc-agent-key", labelled, corev1.SecretTypeOpaque),
 		secret(ns, "sc-conn-c1-cred", labelled, corev1.SecretTypeOpaque),
 		secret(ns, "sc-conn-gone-cred", labelled, corev1.SecretTypeOpaque),
@@ -348,6 +350,10 @@ func deleteSecret(namespace, name string) func(context.Context, identity) error 
 
 func rewrite(s *corev1.Secret) { s.Data = map[string][]byte{"k": []byte("attacker")} }
 
+// rewriteTLS swaps the key of a kubernetes.io/tls Secret, keeping the keys
+// its type requires so that only admission can refuse the update.
+func rewriteTLS(s *corev1.Secret) { s.Data[corev1.TLSPrivateKeyKey] = []byte("attacker") }
+
 func addOurLabel(m *metav1.ObjectMeta) {
 	if m.Labels == nil {
 		m.Labels = map[string]string{}
@@ -427,6 +433,8 @@ func jobActions(admin kubernetes.Interface) []action {
 		{name: "create a SecretProviderClass in kube-system", want: policy, policyName: "sc-extension-job", do: createSPC("kube-system", "sc-x-secretproviderclass", true)},
 		{name: "update the NATS credentials sc-nats", want: policy, policyName: "sc-extension-job", do: updateSecret(admin, ns, "sc-nats", rewrite)},
 		{name: "delete the NATS credentials", want: policy, policyName: "sc-extension-job", do: deleteSecret(ns, "sc-nats")},
+		{name: "update the NATS TLS Secret", want: policy, policyName: "sc-extension-job", do: updateSecret(admin, ns, "sc-agent-nats-tls", rewriteTLS)},
+		{name: "delete the NATS TLS Secret", want: policy, policyName: "sc-extension-job", do: deleteSecret(ns, "sc-agent-nats-tls")},
 		{name: "update the agent key sc-agent-key", want: policy, policyName: "sc-extension-job", do: updateSecret(admin, ns, "sc-agent-key", rewrite)},
 		{name: "delete the agent key", want: policy, policyName: "sc-extension-job", do: deleteSecret(ns, "sc-agent-key")},
 		{name: "overwrite a credential Secret", want: policy, policyName: "sc-extension-job", do: updateSecret(admin, ns, "sc-conn-c1-cred", rewrite)},
@@ -551,6 +559,8 @@ func agentActions(admin kubernetes.Interface) []action {
 		// forbidden: the release's other Secrets and objects
 		{name: "update the NATS credentials sc-nats", want: policy, policyName: "sc-extension-agent", do: updateSecret(admin, ns, "sc-nats", rewrite)},
 		{name: "delete the NATS credentials", want: policy, policyName: "sc-extension-agent", do: deleteSecret(ns, "sc-nats")},
+		{name: "update the NATS TLS Secret", want: policy, policyName: "sc-extension-agent", do: updateSecret(admin, ns, "sc-agent-nats-tls", rewriteTLS)},
+		{name: "delete the NATS TLS Secret", want: policy, policyName: "sc-extension-agent", do: deleteSecret(ns, "sc-agent-nats-tls")},
 		{name: "create Secret foo in the release namespace", want: policy, policyName: "sc-extension-agent",
 			do: createSecret(secret(ns, "foo", labelled, corev1.SecretTypeOpaque))},
 		{name: "create a service-account-token credential Secret", want: policy, policyName: "sc-extension-agent",
