@@ -56,7 +56,7 @@ func Validate(ctx context.Context, client kubernetes.Interface, dyn dynamic.Inte
 	default:
 		checkSecret(ctx, r, client, c, creds)
 		if s.AuthInfo.AuthType == catalog.AuthWorkloadIdentity {
-			checkServiceAccount(ctx, r, client, s)
+			checkServiceAccount(ctx, r, client, c)
 		}
 	}
 	if c.Status.Phase == connection.PhaseSucceeded && c.Deletion == nil {
@@ -103,7 +103,11 @@ func checkSecret(ctx context.Context, r *report, client kubernetes.Interface, c 
 		r.fail(CheckSecret, "Secret %s/%s: %s", s.Scope, name, apiReason(err))
 		return
 	}
-	if sec.Labels[render.LabelManagedBy] != render.ManagedByValue || sec.Labels[render.LabelConnection] != s.ID() {
+	ref := connection.ResourceRef{Kind: render.KindSecret, Namespace: s.Scope, Name: name}
+	if notOurs, why := NotOurs(c, ref, sec); notOurs {
+		// The checks below then describe the replacement, not our Secret.
+		r.fail(CheckSecret, "Secret %s/%s exists but is %s (deleted and replaced outside sc-extension; sc-job will not overwrite it)", s.Scope, name, why)
+	} else if sec.Labels[render.LabelManagedBy] != render.ManagedByValue || sec.Labels[render.LabelConnection] != s.ID() {
 		r.fail(CheckSecret, "Secret %s/%s exists but is not managed by sc-extension for this connection", s.Scope, name)
 	} else {
 		r.ok(CheckSecret, "Secret %s/%s exists", s.Scope, name)
@@ -161,7 +165,8 @@ func checkSecret(ctx context.Context, r *report, client kubernetes.Interface, c 
 	}
 }
 
-func checkServiceAccount(ctx context.Context, r *report, client kubernetes.Interface, s connection.Spec) {
+func checkServiceAccount(ctx context.Context, r *report, client kubernetes.Interface, c connection.Connection) {
+	s := c.Spec
 	name := connection.ServiceAccountName(s.AuthInfo.ClientID)
 	sa, err := client.CoreV1().ServiceAccounts(s.Scope).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
@@ -169,6 +174,10 @@ func checkServiceAccount(ctx context.Context, r *report, client kubernetes.Inter
 		return
 	}
 	var problems []string
+	ref := connection.ResourceRef{Kind: render.KindServiceAccount, Namespace: s.Scope, Name: name}
+	if notOurs, why := NotOurs(c, ref, sa); notOurs {
+		problems = append(problems, why)
+	}
 	if sa.Labels[render.LabelManagedBy] != render.ManagedByValue {
 		problems = append(problems, "not managed by sc-extension")
 	}
@@ -202,9 +211,13 @@ func checkSPC(ctx context.Context, r *report, dyn dynamic.Interface, c connectio
 		return
 	}
 	want, err := render.Render(c, nil)
+	ref := connection.ResourceRef{Kind: render.KindSecretProviderClass, Namespace: s.Scope, Name: name}
+	notOurs, why := NotOurs(c, ref, u)
 	switch {
 	case err != nil:
 		r.fail(CheckSPC, "SecretProviderClass %s/%s: the spec does not render: %v", s.Scope, name, err)
+	case notOurs:
+		r.fail(CheckSPC, "SecretProviderClass %s/%s exists but is %s (deleted and replaced outside sc-extension; sc-job will not overwrite it)", s.Scope, name, why)
 	case u.GetLabels()[render.LabelManagedBy] != render.ManagedByValue:
 		r.fail(CheckSPC, "SecretProviderClass %s/%s exists but is not managed by sc-extension", s.Scope, name)
 	case render.SecretProviderClassHash(u) != render.SecretProviderClassHash(want.SecretProviderClass):
