@@ -158,7 +158,8 @@ func (e *env) followIntake(ctx context.Context, t *testing.T, pod string, isBurs
 	ctx, cancel := context.WithCancel(ctx)
 	l := &intakeLog{pod: pod, cancel: cancel, done: make(chan struct{}), accepted: map[string]bool{}, duplicates: map[string]bool{}}
 	var stream io.ReadCloser
-	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+	// The stream lives on ctx, not on the poll's context, which ends with the poll.
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		var err error
 		stream, err = e.cluster.Clientset.CoreV1().Pods(systemNS).GetLogs(pod, &corev1.PodLogOptions{Follow: true}).Stream(ctx)
 		return err == nil, nil
