@@ -10,8 +10,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -99,4 +104,41 @@ func TestSystemNamespaceRunsRestricted(t *testing.T) {
 		hb, err := e.cp.LatestHeartbeat(ctx)
 		return err == nil && hb.Ready, err
 	})
+}
+
+// TestAdmissionPoliciesInPlace: the suite runs against a release whose
+// ValidatingAdmissionPolicies (chart/templates/admission-policies.yaml) are
+// installed, bound with Deny and enforced, so every other e2e test proves the
+// product works with them on.
+func TestAdmissionPoliciesInPlace(t *testing.T) {
+	e := product(t)
+	ctx := context.Background()
+	admission := e.cluster.Clientset.AdmissionregistrationV1()
+	for _, name := range []string{"sc-extension-job", "sc-extension-agent", "sc-extension-agent-jobs", "sc-extension-owner-label"} {
+		p, err := admission.ValidatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
+		require.NoError(t, err, "policy %s", name)
+		assert.Equal(t, release, p.Annotations["meta.helm.sh/release-name"], "%s belongs to this release", name)
+		assert.Equal(t, systemNS, p.Annotations["meta.helm.sh/release-namespace"], name)
+		require.NotNil(t, p.Spec.FailurePolicy, name)
+		assert.Equal(t, admissionregistrationv1.Fail, *p.Spec.FailurePolicy, name)
+		b, err := admission.ValidatingAdmissionPolicyBindings().Get(ctx, name, metav1.GetOptions{})
+		require.NoError(t, err, "binding %s", name)
+		assert.Equal(t, name, b.Spec.PolicyName)
+		assert.Equal(t, []admissionregistrationv1.ValidationAction{admissionregistrationv1.Deny}, b.Spec.ValidationActions, name)
+	}
+
+	// Enforced, not just stored: as sc-job, which RBAC lets create Secrets in
+	// a tenant namespace, a dry-run create of a Secret that is not the
+	// extension's is refused by the policy (dry run: admission runs, nothing
+	// is stored).
+	ns := e.targetNamespace(t)
+	cfg := rest.CopyConfig(e.cluster.RESTConfig)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + systemNS + ":sc-job"}
+	asJob, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	planted := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "planted", Namespace: ns}, Type: corev1.SecretTypeOpaque}
+	_, err = asJob.CoreV1().Secrets(ns).Create(ctx, planted, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
+	require.Error(t, err)
+	assert.True(t, apierrors.IsInvalid(err) || apierrors.IsForbidden(err), "%v", err)
+	assert.Contains(t, err.Error(), "ValidatingAdmissionPolicy 'sc-extension-job'")
 }
