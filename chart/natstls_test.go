@@ -112,3 +112,16 @@ func TestNATSTLSMountsAndFlags(t *testing.T) {
 		}
 	})
 }
+
+// NOTES.txt tells the installer which Secrets the agent's TLS comes from,
+// and says nothing of TLS when none is configured.
+func TestNotesNameTheTLSSecrets(t *testing.T) {
+	n := render(t, with(map[string]any{"nats.credentialsSecret": "sc-nats",
+		"nats.tls.caSecret": "nats-ca", "nats.tls.clientSecret": "sc-agent-nats-tls"})).notes
+	assert.Contains(t, n, "with the credentials in Secret sc-system/sc-nats, over TLS, "+
+		"verifying the server with the CA in Secret sc-system/nats-ca, "+
+		"presenting the client certificate in Secret sc-system/sc-agent-nats-tls.\n")
+	n = render(t, with(map[string]any{"nats.tls.caSecret": "nats-ca"})).notes
+	assert.Contains(t, n, "without credentials, over TLS, verifying the server with the CA in Secret sc-system/nats-ca.\n")
+	assert.Contains(t, render(t, minimal()).notes, "The agent connects to nats://10.0.0.5:4222 without credentials.\n")
+}
