@@ -12,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/sc-extension/sc-extension/pkg/agent/drift"
 	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
 	"github.com/sc-extension/sc-extension/pkg/agent/leader"
 	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
@@ -39,9 +38,9 @@ type config struct {
 	MetricsAddr       string
 	LogLevel          string
 	HeartbeatInterval time.Duration
-	Scope             drift.Scope
 	// Namespaces is where connections may render: the intake refuses
-	// requests for other namespaces and sc-job records for them.
+	// requests for other namespaces, sc-job records for them, and drift
+	// watches no other.
 	Namespaces namespaces.Policy
 
 	Job launcher.Config
@@ -156,7 +155,6 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	if c.Job.LogFormat != launcher.LogFormatText && c.Job.LogFormat != launcher.LogFormatJSON {
 		errs = append(errs, fmt.Errorf("--job-log-format: %q is not one of %s, %s", c.Job.LogFormat, launcher.LogFormatText, launcher.LogFormatJSON))
 	}
-	c.Scope = drift.Scope{Watch: list(watch), Denied: list(denied)}
 	c.Namespaces = namespaces.Policy{Release: c.Namespace, Watch: list(watch), Denied: list(denied)}
 	c.Job.Namespace = c.Namespace
 	if err := c.Namespaces.Validate(); err != nil {

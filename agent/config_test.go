@@ -48,8 +48,8 @@ func TestParseChartArgs(t *testing.T) {
 	assert.True(t, resource.MustParse("256Mi").Equal(cfg.Job.Resources.Limits[corev1.ResourceMemory]))
 	assert.Equal(t, map[string]string{"kubernetes.io/os": "linux"}, cfg.Job.NodeSelector)
 	assert.Equal(t, "CriticalAddonsOnly", cfg.Job.Tolerations[0].Key)
-	assert.Equal(t, []string{"team-a", "team-b"}, cfg.Scope.Watch)
-	assert.Equal(t, []string{"kube-system"}, cfg.Scope.Denied)
+	assert.Equal(t, []string{"team-a", "team-b"}, cfg.Namespaces.Watch)
+	assert.Equal(t, []string{"kube-system"}, cfg.Namespaces.Denied)
 	assert.Equal(t, 15*time.Second, cfg.HeartbeatInterval)
 
 	// The password is kept out of the config and redacts itself.
@@ -118,8 +118,9 @@ func TestLogLevel(t *testing.T) {
 	require.ErrorIs(t, err, errUsage)
 }
 
-// The namespace policy comes from the same flags as drift's scope, with the
-// agent's own namespace as the release namespace, and sc-job is told it.
+// The flags are parsed once into the namespace policy, with the agent's own
+// namespace as the release namespace; the intake, drift and sc-job (told
+// it in its Job args) all use it.
 func TestNamespacePolicyFlags(t *testing.T) {
 	cfg, _, err := parseConfig(chartArgs, envOf(map[string]string{"POD_NAME": "p"}))
 	require.NoError(t, err)

@@ -45,11 +45,9 @@ func (a *agent) lead(ctx context.Context) {
 	// Namespace metadata only: the launcher wakes connections parked on a
 	// namespace that appears.
 	namespaces := launcher.NewNamespacesFactory(a.client, 0)
-	// The agent's own namespace holds the credential Secrets: never cache
-	// them for drift.
-	scope := a.cfg.Scope
-	scope.Denied = append(append([]string(nil), scope.Denied...), a.cfg.Namespace)
-	driftInformers := drift.NewInformers(a.meta, scope, 0)
+	// The policy denies the agent's own namespace, which holds the
+	// credential Secrets: drift never caches them.
+	driftInformers := drift.NewInformers(a.meta, a.cfg.Namespaces, 0)
 	factories := []lifecycle.Informers{records, jobs, namespaces, driftInformers}
 
 	// Events outlive the term's context until the controllers have stopped.
@@ -60,7 +58,7 @@ func (a *agent) lead(ctx context.Context) {
 	publisher := statuspub.New(a.js, a.cfg.Cluster, statuspub.WithLogger(log))
 
 	recordInformer := records.Core().V1().ConfigMaps()
-	controllers, err := a.components(recordInformer, jobs, namespaces.Core().V1().Namespaces(), driftInformers, scope, recorder, publisher, log)
+	controllers, err := a.components(recordInformer, jobs, namespaces.Core().V1().Namespaces(), driftInformers, recorder, publisher, log)
 	if err != nil {
 		a.proc.Fatal(err)
 		return
@@ -99,7 +97,7 @@ func (a *agent) lead(ctx context.Context) {
 // components builds the leader's controllers. Each registers its event
 // handlers here, before the factories start, so none misses the initial list.
 func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informers.SharedInformerFactory,
-	namespaces coreinformers.NamespaceInformer, driftInformers *drift.Informers, scope drift.Scope, recorder record.EventRecorder,
+	namespaces coreinformers.NamespaceInformer, driftInformers *drift.Informers, recorder record.EventRecorder,
 	publisher *statuspub.Publisher, log zerolog.Logger) ([]lifecycle.Controller, error) {
 	l, err := launcher.New(launcher.Deps{
 		Client: a.client, Records: records, Jobs: jobs.Batch().V1().Jobs(),
@@ -110,8 +108,8 @@ func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informe
 		return nil, err
 	}
 	d, err := drift.New(drift.Deps{
-		Namespace: a.cfg.Namespace, Records: records, Informers: driftInformers, Client: a.client, Scope: scope,
-		DriftOf: inspect.DriftOf, Store: a.store,
+		Namespace: a.cfg.Namespace, Records: records, Informers: driftInformers, Client: a.client, Policy: a.cfg.Namespaces,
+		DriftOf: inspect.DriftOf, NotOurs: inspect.NotOurs, Store: a.store,
 		Recorder: recorder, Metrics: a.metrics, Log: log,
 	})
 	if err != nil {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/rs/zerolog"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/controller"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
 )
@@ -45,6 +48,11 @@ type Store interface {
 // wrote, and why (inspect.DriftOf). The reason must never quote data.
 type DriftOf func(obj metav1.Object, data map[string][]byte) (drifted bool, reason string)
 
+// NotOurs says whether obj, found where c's record says ref was rendered,
+// is another object than the one sc-job created (inspect.NotOurs: its UID
+// is not the recorded one), and why.
+type NotOurs func(c connection.Connection, ref connection.ResourceRef, obj metav1.Object) (notOurs bool, reason string)
+
 // Deps are the controller's collaborators.
 type Deps struct {
 	// Namespace is the agent's, where the records live.
@@ -54,9 +62,12 @@ type Deps struct {
 	// them, so they must be started after New.
 	Informers *Informers
 	// Client reads a rendered object in full when its metadata changed.
-	Client   kubernetes.Interface
-	Scope    Scope
+	Client kubernetes.Interface
+	// Policy is where connections may render; objects elsewhere are
+	// never looked at. Its Release must be Namespace.
+	Policy   namespaces.Policy
 	DriftOf  DriftOf
+	NotOurs  NotOurs
 	Store    Store
 	Recorder k8srecord.EventRecorder
 	Metrics  *health.Metrics
@@ -73,12 +84,13 @@ func (k objectKey) String() string { return k.Kind + " " + k.Namespace + "/" + k
 // Controller marks connections Pending when their rendered objects drift.
 type Controller struct {
 	namespace string
-	scope     Scope
+	policy    namespaces.Policy
 	records   corelisters.ConfigMapLister
 	informers *Informers
 	client    kubernetes.Interface
 	synced    []cache.InformerSynced
 	driftOf   DriftOf
+	notOurs   NotOurs
 	store     Store
 	recorder  k8srecord.EventRecorder
 	metrics   *health.Metrics
@@ -86,11 +98,19 @@ type Controller struct {
 	worker    *controller.Worker[objectKey]
 	selector  labels.Selector
 
-	// verified holds the resourceVersion of each claimed object last read
-	// and found as rendered: an event that changes nothing drift decides
-	// on (a resync, a new term's initial list) costs no read.
+	// verified holds the identity of each claimed object last read and
+	// found as rendered: an event that changes nothing drift decides on (a
+	// resync, a new term's initial list) costs no read.
 	mu       sync.Mutex
-	verified map[objectKey]string
+	verified map[objectKey]identity
+}
+
+// identity is what drift keeps of a verified object: its resourceVersion,
+// which names one version of one object, and its UID, which the records'
+// claims are compared with.
+type identity struct {
+	ResourceVersion string
+	UID             types.UID
 }
 
 // ErrInvalidDeps: New was called without something it needs.
@@ -99,23 +119,29 @@ var ErrInvalidDeps = errors.New("drift: missing dependency")
 // New registers the event handlers; call Run to start.
 func New(d Deps) (*Controller, error) {
 	if d.Namespace == "" || d.Records == nil || d.Informers == nil || d.Client == nil || d.DriftOf == nil ||
-		d.Store == nil || d.Recorder == nil {
-		return nil, fmt.Errorf("%w: namespace, records, informers, client, DriftOf, store and recorder are required", ErrInvalidDeps)
+		d.NotOurs == nil || d.Store == nil || d.Recorder == nil {
+		return nil, fmt.Errorf("%w: namespace, records, informers, client, DriftOf, NotOurs, store and recorder are required", ErrInvalidDeps)
+	}
+	if d.Policy.Release != d.Namespace {
+		// The records' namespace holds every credential Secret: a policy
+		// for another release would let drift watch them.
+		return nil, fmt.Errorf("%w: the policy's release namespace %q is not the agent's %q", ErrInvalidDeps, d.Policy.Release, d.Namespace)
 	}
 	c := &Controller{
 		namespace: d.Namespace,
-		scope:     d.Scope,
+		policy:    d.Policy,
 		records:   d.Records.Lister(),
 		informers: d.Informers,
 		client:    d.Client,
 		synced:    []cache.InformerSynced{d.Records.Informer().HasSynced},
 		driftOf:   d.DriftOf,
+		notOurs:   d.NotOurs,
 		store:     d.Store,
 		recorder:  d.Recorder,
 		metrics:   d.Metrics,
 		log:       d.Log.With().Str("controller", ControllerName).Logger(),
 		selector:  record.LabelSelector(),
-		verified:  map[objectKey]string{},
+		verified:  map[objectKey]identity{},
 	}
 	c.worker = controller.New(ControllerName, c.reconcile, controller.Options[objectKey]{Log: c.log})
 	for _, kind := range []string{KindSecret, KindServiceAccount} {
@@ -155,7 +181,7 @@ func (c *Controller) objectHandler(kind string) cache.ResourceEventHandler {
 			obj = t.Obj
 		}
 		m, ok := obj.(metav1.Object)
-		if !ok || !mayBeRendered(kind, m.GetName()) || !c.scope.Allows(m.GetNamespace()) {
+		if !ok || !mayBeRendered(kind, m.GetName()) || c.policy.Allows(m.GetNamespace()) != nil {
 			return
 		}
 		c.worker.Add(objectKey{Kind: kind, Namespace: m.GetNamespace(), Name: m.GetName()})
@@ -178,7 +204,7 @@ func (c *Controller) objectHandler(kind string) cache.ResourceEventHandler {
 
 func (c *Controller) enqueueResources(conn connection.Connection) {
 	for _, r := range conn.Status.Resources {
-		if (r.Kind == KindSecret || r.Kind == KindServiceAccount) && c.scope.Allows(r.Namespace) {
+		if (r.Kind == KindSecret || r.Kind == KindServiceAccount) && c.policy.Allows(r.Namespace) == nil {
 			c.worker.Add(objectKey{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name})
 		}
 	}
@@ -246,10 +272,9 @@ func (c *Controller) succeeded() ([]storedConn, error) {
 }
 
 func claims(conn connection.Connection, key objectKey) bool {
-	for _, r := range conn.Status.Resources {
-		if r.Kind == key.Kind && r.Namespace == key.Namespace && r.Name == key.Name {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(conn.Status.Resources, key.ref())
+}
+
+func (k objectKey) ref() connection.ResourceRef {
+	return connection.ResourceRef{Kind: k.Kind, Namespace: k.Namespace, Name: k.Name}
 }

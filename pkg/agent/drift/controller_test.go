@@ -3,15 +3,20 @@ package drift
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	metadatafake "k8s.io/client-go/metadata/fake"
 	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
+	"github.com/sc-extension/sc-extension/pkg/kube/inspect"
 )
 
 const clientID = "0ab1c2d3-0000-4000-8000-00000000000f"
@@ -32,7 +37,7 @@ func TestDeletedSecretMarksConnectionPending(t *testing.T) {
 	conn := succeeded("blob1", "")
 	cred := credValue()
 	store := newStore(conn)
-	f := newFixture(t, store, Scope{}, recordCM(t, conn), renderedSecret("blob1", cred))
+	f := newFixture(t, store, anywhere, recordCM(t, conn), renderedSecret("blob1", cred))
 	f.run()
 
 	f.remove(KindSecret, "team-a", "sc-blob1-secret")
@@ -50,7 +55,7 @@ func TestDeletedSecretMarksConnectionPending(t *testing.T) {
 func TestEditedSecretMarksConnectionPendingWithoutLeakingData(t *testing.T) {
 	conn := succeeded("blob1", "")
 	cred, edited := credValue(), credValue()
-	f := newFixture(t, newStore(conn), Scope{}, recordCM(t, conn), renderedSecret("blob1", cred))
+	f := newFixture(t, newStore(conn), anywhere, recordCM(t, conn), renderedSecret("blob1", cred))
 	f.run()
 
 	s := renderedSecret("blob1", cred)
@@ -73,7 +78,7 @@ func TestEditedSecretMarksConnectionPendingWithoutLeakingData(t *testing.T) {
 func TestRenderBySCJobIsNotDrift(t *testing.T) {
 	a, b := succeeded("a", ""), succeeded("b", "")
 	store := newStore(a, b)
-	f := newFixture(t, store, Scope{}, recordCM(t, a), recordCM(t, b), renderedSecret("a", credValue()), renderedSecret("b", credValue()))
+	f := newFixture(t, store, anywhere, recordCM(t, a), recordCM(t, b), renderedSecret("a", credValue()), renderedSecret("b", credValue()))
 	f.run()
 
 	rerendered := renderedSecret("a", credValue())
@@ -88,7 +93,7 @@ func TestRenderBySCJobIsNotDrift(t *testing.T) {
 func TestSharedServiceAccountMarksEveryUser(t *testing.T) {
 	a, b := succeeded("a", clientID), succeeded("b", clientID)
 	store := newStore(a, b)
-	f := newFixture(t, store, Scope{})
+	f := newFixture(t, store, anywhere)
 	f.index(recordCM(t, a), recordCM(t, b), renderedSecret("a", "x"), renderedSecret("b", "y"))
 
 	key := objectKey{Kind: KindServiceAccount, Namespace: "team-a", Name: connection.ServiceAccountName(clientID)}
@@ -104,7 +109,7 @@ func TestSharedServiceAccountMarksEveryUser(t *testing.T) {
 func TestServiceAccountWithoutHashIsModified(t *testing.T) {
 	a := succeeded("a", clientID)
 	store := newStore(a)
-	f := newFixture(t, store, Scope{})
+	f := newFixture(t, store, anywhere)
 	sa := renderedSA(clientID)
 	delete(sa.Annotations, annotationHash)
 	f.index(recordCM(t, a), sa)
@@ -121,7 +126,7 @@ func TestOnlySettledConnectionsDrift(t *testing.T) {
 	failed := succeeded("bad", "")
 	failed.Status.Phase = connection.PhaseFailed
 	store := newStore(running, deleting, failed)
-	f := newFixture(t, store, Scope{})
+	f := newFixture(t, store, anywhere)
 	f.index(recordCM(t, running), recordCM(t, deleting), recordCM(t, failed))
 
 	for _, id := range []string{"run", "del", "bad"} {
@@ -139,7 +144,7 @@ func TestStaleCacheIsCheckedAgainstTheStore(t *testing.T) {
 	fresh := cached
 	fresh.Status.Phase = connection.PhaseRunning
 	store := newStore(fresh)
-	f := newFixture(t, store, Scope{})
+	f := newFixture(t, store, anywhere)
 	f.index(recordCM(t, cached))
 	require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindSecret, Namespace: "team-a", Name: "sc-a-secret"}))
 	assert.Empty(t, store.calls())
@@ -149,7 +154,7 @@ func TestStaleCacheIsCheckedAgainstTheStore(t *testing.T) {
 func TestObjectNotClaimedIsIgnored(t *testing.T) {
 	a := succeeded("a", "")
 	store := newStore(a)
-	f := newFixture(t, store, Scope{})
+	f := newFixture(t, store, anywhere)
 	f.index(recordCM(t, a))
 	require.NoError(t, f.c.sync(context.Background(), objectKey{Kind: KindSecret, Namespace: "team-a", Name: "someone-elses"}))
 	assert.Empty(t, store.calls())
@@ -160,7 +165,7 @@ func TestMarkPendingFailureIsRetried(t *testing.T) {
 	a := succeeded("a", "")
 	store := newStore(a)
 	store.failN = 1
-	f := newFixture(t, store, Scope{})
+	f := newFixture(t, store, anywhere)
 	f.index(recordCM(t, a))
 	key := objectKey{Kind: KindSecret, Namespace: "team-a", Name: "sc-a-secret"}
 
@@ -180,7 +185,7 @@ func TestStoreErrorIsRetried(t *testing.T) {
 	a := succeeded("a", "")
 	store := newStore(a)
 	store.failGet = errors.New("connection refused")
-	f := newFixture(t, store, Scope{})
+	f := newFixture(t, store, anywhere)
 	f.index(recordCM(t, a))
 	key := objectKey{Kind: KindSecret, Namespace: "team-a", Name: "sc-a-secret"}
 	f.c.worker.Queue().Add(key)
@@ -193,7 +198,7 @@ func TestStoreErrorIsRetried(t *testing.T) {
 func TestSweepFindsObjectsDeletedWhileNotLeading(t *testing.T) {
 	a, b := succeeded("a", ""), succeeded("b", "")
 	store := newStore(a, b)
-	f := newFixture(t, store, Scope{}, recordCM(t, a), recordCM(t, b), renderedSecret("b", "v"))
+	f := newFixture(t, store, anywhere, recordCM(t, a), recordCM(t, b), renderedSecret("b", "v"))
 	f.run()
 	assert.Equal(t, "a", f.waitMark().ID)
 	assert.Len(t, store.calls(), 1, "b's Secret is in place")
@@ -205,7 +210,7 @@ func TestDeniedNamespaceIsNotWatched(t *testing.T) {
 	other.Spec.Scope = "team-b"
 	other.Status.Resources[0].Namespace = "team-b"
 	store := newStore(a, other)
-	f := newFixture(t, store, Scope{Denied: []string{"team-a"}},
+	f := newFixture(t, store, namespaces.Policy{Release: agentNS, Denied: []string{"team-a", "kube-system"}},
 		recordCM(t, a), recordCM(t, other), renderedSecret("a", "v"))
 	sb := renderedSecret("b", "w")
 	sb.Namespace = "team-b"
@@ -222,31 +227,90 @@ func TestDeniedNamespaceIsNotWatched(t *testing.T) {
 	for _, a := range f.meta.Actions() {
 		if l, ok := a.(k8stesting.ListAction); ok {
 			assert.Equal(t, "app.kubernetes.io/managed-by=sc-extension", l.GetListRestrictions().Labels.String(), "%s listed by label", a.GetResource().Resource)
-			assert.Equal(t, "metadata.namespace!=team-a", l.GetListRestrictions().Fields.String(), "%s: denied namespaces left out on the server", a.GetResource().Resource)
+			assert.Equal(t, "metadata.namespace!=kube-node-lease,metadata.namespace!=kube-public,metadata.namespace!=kube-system,metadata.namespace!=sc-system,metadata.namespace!=team-a",
+				l.GetListRestrictions().Fields.String(), "%s: the release, system and denied namespaces left out on the server, each once (the parsed selector is sorted)", a.GetResource().Resource)
 		}
 	}
 }
 
-func TestScopeAndInformers(t *testing.T) {
-	s := Scope{Watch: []string{"team-a", "team-b"}, Denied: []string{"team-b"}}
-	assert.True(t, s.Allows("team-a"))
-	assert.False(t, s.Allows("team-b"), "denied wins")
-	assert.False(t, s.Allows("team-c"))
-	assert.True(t, Scope{}.Allows("anything"))
-	f := newFixture(t, newStore(), Scope{})
-	assert.Len(t, NewInformers(f.meta, s, 0).factories, 1, "one namespaced factory per allowed namespace")
-	assert.Empty(t, NewInformers(f.meta, Scope{Watch: []string{"team-b"}, Denied: []string{"team-b"}}, 0).factories, "nothing to watch")
+// With a watch list, one namespaced pair of watches per allowed entry: a
+// watched namespace the policy denies anyway (the release namespace, a
+// system one, a denied one) gets none.
+func TestInformersFollowThePolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy namespaces.Policy
+		want   []string // the namespaces listed, once per resource
+	}{
+		{"no watch list: all namespaces", anywhere, []string{""}},
+		{"watch list", namespaces.Policy{Release: agentNS, Watch: []string{"team-a", agentNS, "kube-system", "team-b", "team-a", "team-c"}, Denied: []string{"team-b"}},
+			[]string{"team-a", "team-c"}},
+		{"nothing left to watch", namespaces.Policy{Release: agentNS, Watch: []string{"team-b", agentNS}, Denied: []string{"team-b"}}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			scheme := metadatafake.NewTestScheme()
+			require.NoError(t, metav1.AddMetaToScheme(scheme))
+			meta := metadatafake.NewSimpleMetadataClient(scheme)
+			inf := NewInformers(meta, tc.policy, 0)
+			stop := make(chan struct{})
+			inf.Start(stop)
+			assert.True(t, inf.WaitForCacheSync(stop)[reflect.TypeFor[*metav1.PartialObjectMetadata]()])
+			close(stop)
+			inf.Shutdown()
+			listed := map[string][]string{}
+			for _, a := range meta.Actions() {
+				if l, ok := a.(k8stesting.ListAction); ok {
+					listed[a.GetResource().Resource] = append(listed[a.GetResource().Resource], a.GetNamespace())
+					assert.Contains(t, l.GetListRestrictions().Fields.String(), "metadata.namespace!="+agentNS)
+				}
+			}
+			for _, r := range []string{"secrets", "serviceaccounts"} {
+				assert.ElementsMatch(t, tc.want, listed[r], r)
+			}
+		})
+	}
+}
+
+// Objects in a namespace the policy refuses are not queued, whether an
+// event or a record names them: the field selector already keeps them out
+// of the watch, and a record claiming one is not sc-job's to have rendered.
+func TestDeniedObjectsAreNotQueued(t *testing.T) {
+	f := newFixture(t, newStore(), namespaces.Policy{Release: agentNS, Denied: []string{"payments"}})
+	for _, ns := range []string{agentNS, "kube-system", "kube-public", "kube-node-lease", "payments"} {
+		s := partial(t, renderedSecret("a", "v"))
+		s.Namespace = ns
+		f.c.objectHandler(KindSecret).OnAdd(s, false)
+		conn := succeeded("a", clientID)
+		for i := range conn.Status.Resources {
+			conn.Status.Resources[i].Namespace = ns
+		}
+		f.c.enqueueResources(conn)
+	}
+	assert.Equal(t, 0, f.c.worker.Queue().Len())
+
+	f.c.objectHandler(KindSecret).OnAdd(partial(t, renderedSecret("a", "v")), false)
+	assert.Equal(t, 1, f.c.worker.Queue().Len(), "team-a is allowed")
 }
 
 func TestNewRejectsMissingDependencies(t *testing.T) {
 	_, err := New(Deps{Namespace: agentNS})
 	require.ErrorIs(t, err, ErrInvalidDeps)
+
+	f := newFixture(t, newStore(), anywhere)
+	d := Deps{Namespace: agentNS, Records: f.records.Core().V1().ConfigMaps(), Informers: f.inf, Client: f.client,
+		Policy: namespaces.Policy{Release: "other"}, DriftOf: inspect.DriftOf, NotOurs: inspect.NotOurs, Store: f.store, Recorder: f.recorder}
+	_, err = New(d)
+	require.ErrorIs(t, err, ErrInvalidDeps)
+	assert.Contains(t, err.Error(), `the policy's release namespace "other" is not the agent's "sc-system"`)
+	d.Policy.Release = agentNS
+	_, err = New(d)
+	require.NoError(t, err)
 }
 
 func TestEditedServiceAccountIsModified(t *testing.T) {
 	a := succeeded("a", clientID)
 	store := newStore(a)
-	f := newFixture(t, store, Scope{})
+	f := newFixture(t, store, anywhere)
 	sa := renderedSA(clientID)
 	f.index(recordCM(t, a), sa)
 	key := objectKey{Kind: KindServiceAccount, Namespace: "team-a", Name: sa.Name}

@@ -27,10 +27,14 @@ import (
 	"github.com/sc-extension/sc-extension/internal/testkit/records"
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/inspect"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 )
+
+// anywhere is the policy of an agent with no watch or denied list.
+var anywhere = namespaces.Policy{Release: agentNS}
 
 const (
 	agentNS        = records.Namespace
@@ -162,7 +166,7 @@ type fixture struct {
 
 // newFixture builds the controller; objs go into the fake API server and,
 // unless the fixture is started, straight into the informer indexers.
-func newFixture(t *testing.T, store *fakeStore, scope Scope, objs ...runtime.Object) *fixture {
+func newFixture(t *testing.T, store *fakeStore, policy namespaces.Policy, objs ...runtime.Object) *fixture {
 	t.Helper()
 	scheme := metadatafake.NewTestScheme()
 	require.NoError(t, metav1.AddMetaToScheme(scheme))
@@ -172,10 +176,10 @@ func newFixture(t *testing.T, store *fakeStore, scope Scope, objs ...runtime.Obj
 		f.create(o)
 	}
 	f.records = informers.NewSharedInformerFactoryWithOptions(f.client, 0, informers.WithNamespace(agentNS))
-	f.inf = NewInformers(f.meta, scope, 0)
+	f.inf = NewInformers(f.meta, policy, 0)
 	c, err := New(Deps{
-		Namespace: agentNS, Records: f.records.Core().V1().ConfigMaps(), Informers: f.inf, Client: f.client, Scope: scope,
-		DriftOf: inspect.DriftOf, Store: store,
+		Namespace: agentNS, Records: f.records.Core().V1().ConfigMaps(), Informers: f.inf, Client: f.client, Policy: policy,
+		DriftOf: inspect.DriftOf, NotOurs: inspect.NotOurs, Store: store,
 		Recorder: f.recorder, Metrics: f.metrics, Log: f.logs.Logger(),
 	})
 	require.NoError(t, err)

@@ -32,7 +32,7 @@ func hostileSecret(namespace, name string) *corev1.Secret {
 func TestChangeOfRenderedSecretIsReadOnce(t *testing.T) {
 	a := succeeded("a", "")
 	store := newStore(a)
-	f := newFixture(t, store, Scope{})
+	f := newFixture(t, store, anywhere)
 	ours := renderedSecret("a", credValue())
 	f.index(recordCM(t, a), ours)
 	key := objectKey{Kind: KindSecret, Namespace: "team-a", Name: "sc-a-secret"}
@@ -58,7 +58,7 @@ func TestChangeOfRenderedSecretIsReadOnce(t *testing.T) {
 func TestForeignLabelledObjectsAreNeverRead(t *testing.T) {
 	a := succeeded("a", clientID)
 	store := newStore(a)
-	f := newFixture(t, store, Scope{})
+	f := newFixture(t, store, anywhere)
 	f.index(recordCM(t, a), renderedSecret("a", credValue()), renderedSA(clientID))
 
 	foreign := []*metav1.PartialObjectMetadata{
@@ -103,7 +103,7 @@ func TestHostileSecretsStayMetadataAndUnread(t *testing.T) {
 		}
 		objs = append(objs, hostileSecret(ns, name))
 	}
-	f := newFixture(t, store, Scope{}, objs...)
+	f := newFixture(t, store, anywhere, objs...)
 	f.run()
 
 	// One informer, one handler, one FIFO queue: the hostile objects of the

@@ -2,6 +2,7 @@ package drift
 
 import (
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,34 +15,8 @@ import (
 	"k8s.io/client-go/metadata/metadatainformer"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 )
-
-// Scope narrows what is watched: the chart's watchNamespaces and
-// deniedNamespaces.
-type Scope struct {
-	// Watch, if not empty, lists the only namespaces watched.
-	Watch []string
-	// Denied namespaces are never watched.
-	Denied []string
-}
-
-// Allows reports whether objects in ns are watched.
-func (s Scope) Allows(ns string) bool {
-	for _, d := range s.Denied {
-		if d == ns {
-			return false
-		}
-	}
-	if len(s.Watch) == 0 {
-		return true
-	}
-	for _, w := range s.Watch {
-		if w == ns {
-			return true
-		}
-	}
-	return false
-}
 
 // The resources drift watches.
 var (
@@ -62,30 +37,33 @@ type Informers struct {
 	accounts  []informers.GenericInformer
 }
 
-// NewInformers builds drift's informers. Every list and watch is narrowed
-// on the server to objects labelled managed-by sc-extension, and denied
-// namespaces are excluded by field selector. They must be started after
-// New registered its handlers.
-func NewInformers(client metadata.Interface, scope Scope, resync time.Duration) *Informers {
+// NewInformers builds drift's informers over the namespaces policy allows.
+// Every list and watch is narrowed on the server to objects labelled
+// managed-by sc-extension, and the namespaces the policy denies outright
+// (its Release namespace, which holds every connection's credentials, the
+// system ones and its Denied list) are excluded by field selector; with a
+// Watch list, there is one namespaced pair of watches per allowed entry.
+// They must be started after New registered its handlers.
+func NewInformers(client metadata.Interface, policy namespaces.Policy, resync time.Duration) *Informers {
+	var fs []string
+	for _, ns := range excluded(policy) {
+		fs = append(fs, "metadata.namespace!="+ns)
+	}
 	tweak := func(o *metav1.ListOptions) {
 		o.LabelSelector = connection.LabelManagedBy + "=" + connection.ManagedByValue
-		var fs []string
-		for _, d := range scope.Denied {
-			fs = append(fs, "metadata.namespace!="+d)
-		}
 		o.FieldSelector = strings.Join(fs, ",")
 	}
-	namespaces := []string{metav1.NamespaceAll}
-	if len(scope.Watch) > 0 {
-		namespaces = nil
-		for _, ns := range scope.Watch {
-			if scope.Allows(ns) {
-				namespaces = append(namespaces, ns)
+	watched := []string{metav1.NamespaceAll}
+	if len(policy.Watch) > 0 {
+		watched = nil
+		for _, ns := range policy.Watch {
+			if policy.Allows(ns) == nil && !slices.Contains(watched, ns) {
+				watched = append(watched, ns)
 			}
 		}
 	}
 	i := &Informers{}
-	for _, ns := range namespaces {
+	for _, ns := range watched {
 		f := metadatainformer.NewFilteredSharedInformerFactory(client, resync, ns, tweak)
 		i.factories = append(i.factories, f)
 		i.secrets = append(i.secrets, identityOnly(f.ForResource(secretsResource)))
@@ -188,4 +166,17 @@ func mayBeRendered(kind, name string) bool {
 		return strings.HasPrefix(name, "sc-account-")
 	}
 	return false
+}
+
+// excluded lists every namespace policy denies whatever its Watch list
+// says, once each, in a fixed order: the release namespace, the system
+// ones, then Denied.
+func excluded(policy namespaces.Policy) []string {
+	var out []string
+	for _, ns := range append(append([]string{policy.Release}, namespaces.System()...), policy.Denied...) {
+		if ns != "" && !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -14,8 +15,8 @@ import (
 )
 
 // sync decides whether the object named by key drifted and, if so, marks
-// every Succeeded connection that claims it Pending. Only an object a
-// record claims is ever read from the API server.
+// every Succeeded connection that claims it, and for which it drifted,
+// Pending. Only an object a record claims is ever read from the API server.
 func (c *Controller) sync(ctx context.Context, key objectKey) error {
 	conns, err := c.succeeded()
 	if err != nil {
@@ -32,49 +33,83 @@ func (c *Controller) sync(ctx context.Context, key objectKey) error {
 		return nil // not rendered for a settled connection: sc-job's business
 	}
 
-	change, why, err := c.inspect(ctx, key)
-	if err != nil || change == "" {
+	v, err := c.inspect(ctx, key)
+	if err != nil {
 		return err
 	}
-	msg := fmt.Sprintf("%s was deleted; rendering it again", key)
-	if change == health.ChangeModified {
-		msg = fmt.Sprintf("%s was modified (%s); rendering it again", key, why)
-	}
-	c.metrics.DriftDetected(key.Kind, change)
+	counted := false
 	for _, o := range owners {
-		if err := c.markPending(ctx, o, key, msg); err != nil {
+		change, _ := c.judge(v, o.conn, key)
+		if change == "" {
+			continue
+		}
+		if !counted {
+			c.metrics.DriftDetected(key.Kind, change)
+			counted = true
+		}
+		if err := c.markPending(ctx, o, key, v); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// inspect returns "" when the object matches what sc-job rendered. The
-// watch says which version of the object exists; its content is read only
-// when that version was not verified before. A miss in the cache is read
-// too: the record's watch may run ahead of the object's, and a verdict of
-// "deleted" sends the connection back to sc-job.
-func (c *Controller) inspect(ctx context.Context, key objectKey) (change, why string, err error) {
-	if rv, ok := c.cachedVersion(key); ok && rv != "" && rv == c.verifiedVersion(key) {
-		return "", "", nil
+// verdict is what one look at an object found, before any record is
+// consulted.
+type verdict struct {
+	// change is health.ChangeDeleted or ChangeModified when the object
+	// itself says it drifted, "" when it is as sc-job renders it.
+	change, why string
+	// uid is the object's when it exists.
+	uid types.UID
+}
+
+// judge is v for one claiming connection: the object's own drift, or, for
+// an object as rendered, a UID that is not the one conn's record holds (our
+// object was deleted and a same-named copy, however exact, took its
+// place). A record holding no UID for it (an older release's) keeps the
+// content verdict alone. The message names no value.
+func (c *Controller) judge(v verdict, conn connection.Connection, key objectKey) (change, msg string) {
+	switch v.change {
+	case health.ChangeDeleted:
+		return v.change, fmt.Sprintf("%s was deleted; rendering it again", key)
+	case health.ChangeModified:
+		return v.change, fmt.Sprintf("%s was modified (%s); rendering it again", key, v.why)
+	}
+	if notOurs, why := c.notOurs(conn, key.ref(), &metav1.ObjectMeta{UID: v.uid}); notOurs {
+		return health.ChangeModified, fmt.Sprintf("%s was replaced (%s); rendering it again", key, why)
+	}
+	return "", ""
+}
+
+// inspect looks at the object. The watch says which version of the object
+// exists; its content is read only when that version was not verified
+// before. A miss in the cache is read too: the record's watch may run
+// ahead of the object's, and a verdict of "deleted" sends the connection
+// back to sc-job.
+func (c *Controller) inspect(ctx context.Context, key objectKey) (verdict, error) {
+	if rv, ok := c.cachedVersion(key); ok && rv != "" {
+		if seen, ok := c.verifiedIdentity(key); ok && seen.ResourceVersion == rv {
+			return verdict{uid: seen.UID}, nil
+		}
 	}
 	obj, data, err := c.get(ctx, key)
 	switch {
 	case apierrors.IsNotFound(err):
 		// sc-job refuses to overwrite an object it does not own, and says so.
 		c.forget(key)
-		return health.ChangeDeleted, "", nil
+		return verdict{change: health.ChangeDeleted}, nil
 	case err != nil:
-		return "", "", err
+		return verdict{}, err
 	}
 	if drifted, reason := c.driftOf(obj, data); drifted {
 		c.forget(key)
-		return health.ChangeModified, reason, nil
+		return verdict{change: health.ChangeModified, why: reason, uid: obj.GetUID()}, nil
 	}
 	c.mu.Lock()
-	c.verified[key] = obj.GetResourceVersion()
+	c.verified[key] = identity{ResourceVersion: obj.GetResourceVersion(), UID: obj.GetUID()}
 	c.mu.Unlock()
-	return "", "", nil
+	return verdict{uid: obj.GetUID()}, nil
 }
 
 // cachedVersion is the object's resourceVersion in whichever watched
@@ -114,10 +149,11 @@ func (c *Controller) get(ctx context.Context, key objectKey) (metav1.Object, map
 	return obj, data, err
 }
 
-func (c *Controller) verifiedVersion(key objectKey) string {
+func (c *Controller) verifiedIdentity(key objectKey) (identity, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.verified[key]
+	id, ok := c.verified[key]
+	return id, ok
 }
 
 // forget drops key's verified version, so that verified holds only
@@ -128,10 +164,11 @@ func (c *Controller) forget(key objectKey) {
 	delete(c.verified, key)
 }
 
-// markPending re-reads the connection from the API server before marking:
-// the cache may still show Succeeded after sc-job already took the
-// connection over (and removed the object on purpose).
-func (c *Controller) markPending(ctx context.Context, o storedConn, key objectKey, msg string) error {
+// markPending re-reads the connection from the API server and judges v
+// again for it before marking: the cache may still show Succeeded after
+// sc-job already took the connection over (and removed the object on
+// purpose), or the UID it replaced a deleted object's with.
+func (c *Controller) markPending(ctx context.Context, o storedConn, key objectKey, v verdict) error {
 	log := c.log.With().Str("objectId", o.id).Str("connection", o.conn.Spec.Name).
 		Str("kind", key.Kind).Str("namespace", key.Namespace).Str("name", key.Name).Logger()
 	fresh, err := c.store.Get(ctx, o.id)
@@ -143,6 +180,11 @@ func (c *Controller) markPending(ctx context.Context, o storedConn, key objectKe
 	}
 	if fresh.Status.Phase != connection.PhaseSucceeded || fresh.Deletion != nil || !claims(fresh, key) {
 		log.Debug().Str("phase", string(fresh.Status.Phase)).Msg("connection moved on; not drift")
+		return nil
+	}
+	change, msg := c.judge(v, fresh, key)
+	if change == "" {
+		log.Debug().Msg("the record now holds the object's UID; not drift")
 		return nil
 	}
 	if err := c.store.MarkPending(ctx, o.id, ReasonDrift, msg); err != nil {

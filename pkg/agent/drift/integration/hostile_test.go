@@ -33,6 +33,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/inspect"
 	connrecord "github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
@@ -115,10 +116,11 @@ func TestHostileLabelledSecretsAreNeitherCachedNorRead(t *testing.T) {
 	meta, err := metadata.NewForConfig(watches.wrap(k.Config))
 	require.NoError(t, err)
 	records := launcher.NewRecordsFactory(admin, agentNS, 0)
-	inf := drift.NewInformers(meta, drift.Scope{Denied: []string{agentNS}}, 0)
+	policy := namespaces.Policy{Release: agentNS}
+	inf := drift.NewInformers(meta, policy, 0)
 	c, err := drift.New(drift.Deps{
 		Namespace: agentNS, Records: records.Core().V1().ConfigMaps(), Informers: inf, Client: typed,
-		Scope: drift.Scope{Denied: []string{agentNS}}, DriftOf: inspect.DriftOf, Store: store.New(admin, agentNS),
+		Policy: policy, DriftOf: inspect.DriftOf, NotOurs: inspect.NotOurs, Store: store.New(admin, agentNS),
 		Recorder: record.NewFakeRecorder(100), Metrics: health.NewMetrics(), Log: zerolog.New(zerolog.NewTestWriter(t)),
 	})
 	require.NoError(t, err)
