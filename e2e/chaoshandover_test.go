@@ -31,7 +31,8 @@ const (
 //
 //  1. the gate holds sc-job back, so every delete is stored and none done;
 //  2. the test takes the Lease (holder leaseGate, one hour) and kills the
-//     leader, so no agent leads;
+//     leader, and waits until its process is gone (its log ended), so no
+//     agent leads;
 //  3. the gate opens: sc-job removes every record while no agent leads;
 //     the records stay terminating (the status finalizer) and the control
 //     plane has heard no Deleted;
@@ -57,7 +58,8 @@ func TestLeaderHandoverDuringDeletes(t *testing.T) {
 	leader := *lease.Spec.HolderIdentity
 	_, err = cs.CoreV1().Pods(systemNS).Get(ctx, leader, metav1.GetOptions{})
 	require.NoError(t, err, "the Lease holder is a running agent pod")
-	e.keepLogOnFailure(t, leader)
+	// Kept, and printed if the test fails; its end says the pod is dead.
+	leaderLog := e.followIntake(ctx, t, leader, func(string) bool { return false })
 
 	gate := e.closePodGate(t)
 	deletes := map[string]string{}
@@ -72,6 +74,10 @@ func TestLeaderHandoverDuringDeletes(t *testing.T) {
 
 	e.holdLease(ctx, t)
 	require.NoError(t, cs.CoreV1().Pods(systemNS).Delete(ctx, leader, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}))
+	// A force-deleted pod's process outlives its API object by seconds,
+	// still leading until its renew deadline: the gate opens only once its
+	// log has ended, or it could report the removals itself.
+	leaderLog.awaitEnd(t)
 	t.Logf("killed leader %s with %d of %d deletes stored and unfinished; no agent leads", leader, n, n)
 
 	gate.open(t)
