@@ -30,9 +30,9 @@ const (
 // leader while a burst of deletes is in flight, in the worst order:
 //
 //  1. the gate holds sc-job back, so every delete is stored and none done;
-//  2. the test takes the Lease (holder leaseGate, one hour) and kills the
-//     leader, and waits until its process is gone (its log ended), so no
-//     agent leads;
+//  2. the test takes the Lease (holder leaseGate, one hour); once the
+//     leader logged that it lost it, the test kills it and waits until its
+//     process is gone (its log ended): no agent leads;
 //  3. the gate opens: sc-job removes every record while no agent leads;
 //     the records stay terminating (the status finalizer) and the control
 //     plane has heard no Deleted;
@@ -73,6 +73,12 @@ func TestLeaderHandoverDuringDeletes(t *testing.T) {
 	require.Equal(t, n, unfinished(status, deletes), "behind the gate no delete can have finished")
 
 	e.holdLease(ctx, t)
+	// Killed only once it knows it lost the Lease: client-go's release on
+	// shutdown re-reads the Lease but trusts its stale belief that it
+	// leads, and would overwrite the test's holder with an empty one.
+	eventually(t, time.Minute, "the leader to see it lost the Lease", func(context.Context) (bool, error) {
+		return leaderLog.saw("stopped leading"), nil
+	})
 	require.NoError(t, cs.CoreV1().Pods(systemNS).Delete(ctx, leader, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}))
 	// A force-deleted pod's process outlives its API object by seconds,
 	// still leading until its renew deadline: the gate opens only once its

@@ -148,6 +148,7 @@ type intakeLog struct {
 	text   strings.Builder // the whole log, printed if the test fails
 
 	mu          sync.Mutex
+	messages    map[string]bool // every log message seen
 	accepted    map[string]bool // request ids this pod stored
 	duplicates  map[string]bool // request ids this pod found already stored
 	redelivered int             // attempts at deliveries after the first
@@ -156,7 +157,7 @@ type intakeLog struct {
 func (e *env) followIntake(ctx context.Context, t *testing.T, pod string, isBurst func(string) bool) *intakeLog {
 	t.Helper()
 	ctx, cancel := context.WithCancel(ctx)
-	l := &intakeLog{pod: pod, cancel: cancel, done: make(chan struct{}), accepted: map[string]bool{}, duplicates: map[string]bool{}}
+	l := &intakeLog{pod: pod, cancel: cancel, done: make(chan struct{}), accepted: map[string]bool{}, duplicates: map[string]bool{}, messages: map[string]bool{}}
 	var stream io.ReadCloser
 	// The stream lives on ctx, not on the poll's context, which ends with the poll.
 	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
@@ -189,12 +190,17 @@ func (l *intakeLog) add(line []byte, isBurst func(string) bool) {
 		Connection string `json:"connection"`
 		Delivered  uint64 `json:"delivered"`
 		Outcome    string `json:"outcome"`
+		Message    string `json:"message"`
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.text.Write(line)
 	l.text.WriteByte('\n')
-	if json.Unmarshal(line, &rec) != nil || !isBurst(rec.Connection) {
+	if json.Unmarshal(line, &rec) != nil {
+		return
+	}
+	l.messages[rec.Message] = true
+	if !isBurst(rec.Connection) {
 		return
 	}
 	switch rec.Outcome {
@@ -206,6 +212,13 @@ func (l *intakeLog) add(line []byte, isBurst func(string) bool) {
 	if rec.Outcome != "" && rec.Delivered > 1 {
 		l.redelivered++
 	}
+}
+
+// saw reports whether the pod logged message.
+func (l *intakeLog) saw(message string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.messages[message]
 }
 
 func (l *intakeLog) count() int {
