@@ -216,6 +216,11 @@ type Connection struct {
 	// last, so that a redelivered request is recognised even after a newer
 	// one has been applied.
 	RecentRequestIDs []string `json:"recentRequestIds,omitempty"`
+	// RecordUID is the UID the API server gave the record this connection
+	// was read from; "" for one not read from a record. Only sc-job and
+	// the agent can read records, so sc-job derives from it the creator
+	// token it stamps on what it creates. It is never stored or sent.
+	RecordUID string `json:"-"`
 }
 
 // MaxRecentRequestIDs bounds RecentRequestIDs; JetStream redelivers within

@@ -122,6 +122,8 @@ type Applier struct {
 	// uids are the objects known to be ours: recorded by any connection
 	// (Recorded) or created in this run.
 	uids map[connection.ResourceRef]map[string]bool
+	// records are the UIDs of the records Recorded was told of.
+	records map[string]bool
 	// writing serialises the writes of each shared object (lock).
 	writing map[connection.ResourceRef]*sync.Mutex
 }

@@ -24,11 +24,14 @@ type Owner struct {
 	// listed without a UID was rendered by a release that recorded none;
 	// see adoptable.
 	Rendered []connection.ResourceRef
+	// RecordUID is the UID of its record's ConfigMap, from which the
+	// creator token of what it creates is derived (see Token).
+	RecordUID string
 }
 
 // OwnerOf is the Owner of c as its record stands.
 func OwnerOf(c connection.Connection) Owner {
-	return Owner{ID: c.Spec.ID(), Owned: c.Status.Owned, Rendered: c.Status.Resources}
+	return Owner{ID: c.Spec.ID(), Owned: c.Status.Owned, Rendered: c.Status.Resources, RecordUID: c.RecordUID}
 }
 
 // uid is what o's record holds for ref.
@@ -65,7 +68,8 @@ func (k kindInfo) owner(id string) string {
 // owns decides whether cur, the live object ref names, is sc-extension's
 // for own: its UID was recorded by some connection (a shared
 // ServiceAccount is recorded by each connection that renders it) or
-// created in this run, or it falls under the migration rule.
+// created in this run, or it is an orphan (see orphan), or it falls under
+// the migration rule.
 func (a *Applier) owns(k kindInfo, own Owner, ref connection.ResourceRef, cur metav1.Object) error {
 	uid := string(cur.GetUID())
 	if uid != "" {
@@ -75,6 +79,12 @@ func (a *Applier) owns(k kindInfo, own Owner, ref connection.ResourceRef, cur me
 		if a.known(ref, uid) {
 			return nil
 		}
+	}
+	if a.orphan(k, own, ref, cur) {
+		// Adopted as if created now: its UID goes into own's record, and
+		// connections sharing it in this run know it.
+		a.created(ref, uid)
+		return nil
 	}
 	if own.adoptable(k, ref, cur) {
 		return nil
@@ -86,13 +96,32 @@ func (a *Applier) owns(k kindInfo, own Owner, ref connection.ResourceRef, cur me
 		why: "carries sc-extension's labels but was not created by sc-extension (its UID is in no connection record)"}
 }
 
+// orphan: sc-job created cur (its creator token says so) but the run
+// died before its status write recorded cur's UID. Only an object for
+// which own's record holds no UID qualifies: once a UID is recorded, a
+// replacement is never ours, whatever it carries.
+func (a *Applier) orphan(k kindInfo, own Owner, ref connection.ResourceRef, cur metav1.Object) bool {
+	if _, ok := own.uid(ref); ok {
+		return false
+	}
+	return a.createdFor(k, own, ref, cur.GetAnnotations()[AnnotationCreator])
+}
+
 // Recorded tells the Applier every UID the connections' records hold, so
 // a ServiceAccount one connection created is known as ours to another
-// that shares it. sc-job calls it with each pass's listing.
+// that shares it, and every record's own UID, so a shared ServiceAccount
+// one connection's dead run created is adopted by another. sc-job calls it
+// with each pass's listing.
 func (a *Applier) Recorded(all []connection.Connection) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, c := range all {
+		if c.RecordUID != "" {
+			if a.records == nil {
+				a.records = map[string]bool{}
+			}
+			a.records[c.RecordUID] = true
+		}
 		for _, o := range c.Status.Owned {
 			a.remember(o.ResourceRef, o.UID)
 		}

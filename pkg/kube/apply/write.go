@@ -31,7 +31,10 @@ func write[T object](ctx context.Context, a *Applier, k kind[T], c objectClient[
 		cur, err := c.Get(ctx, want.GetName(), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			out = Created
-			got, err := c.Create(ctx, want, metav1.CreateOptions{FieldManager: FieldManager})
+			// The token is stamped on create only: want, and so the no-op
+			// check, never carries it, so an existing object is not
+			// rewritten just to gain it, and an update keeps it (merged).
+			got, err := c.Create(ctx, stamped(want, own, r), metav1.CreateOptions{FieldManager: FieldManager})
 			if err != nil {
 				return err
 			}

@@ -79,6 +79,7 @@ func Decode(cm *corev1.ConfigMap) (connection.Connection, error) {
 		return c, fmt.Errorf("configmap %s: generation: %w", cm.Name, errors.Join(ErrCorrupt, err))
 	}
 	c.CredentialsVersion = d[KeyCredentialsVersion]
+	c.RecordUID = string(cm.UID)
 	if s := d[KeyDeletion]; s != "" {
 		c.Deletion = &connection.Deletion{}
 		if err := json.Unmarshal([]byte(s), c.Deletion); err != nil {

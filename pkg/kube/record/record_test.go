@@ -39,6 +39,17 @@ func TestRoundTripAndLayout(t *testing.T) {
 	got, err := Decode(cm)
 	require.NoError(t, err)
 	assert.Equal(t, c, got)
+
+	// The record's UID reaches the connection (sc-job's creator token is
+	// derived from it) but is never written into the record's data.
+	cm.UID = "record-uid"
+	got, err = Decode(cm)
+	require.NoError(t, err)
+	assert.Equal(t, "record-uid", got.RecordUID)
+	require.NoError(t, Encode(cm, got))
+	for k, v := range cm.Data {
+		assert.NotContains(t, v, "record-uid", k)
+	}
 }
 
 func TestDecodeRejectsWhatIsNotARecord(t *testing.T) {
