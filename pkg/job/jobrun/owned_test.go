@@ -222,6 +222,14 @@ func TestRunAdoptsWhatALegacyRecordListsOnce(t *testing.T) {
 	assert.Equal(t, []connection.OwnedObject{{ResourceRef: secretRef("db1"), UID: uid}}, f.get("db1").Status.Owned)
 
 	legacy(false)
+	// An older release stamped no creator token either (with it, the
+	// object would be adopted as this record's orphan).
+	sec, err := f.client.CoreV1().Secrets(target).Get(context.Background(), secretRef("db1").Name, metav1.GetOptions{})
+	require.NoError(t, err)
+	require.NotEmpty(t, sec.Annotations[apply.AnnotationCreator])
+	delete(sec.Annotations, apply.AnnotationCreator)
+	_, err = f.client.CoreV1().Secrets(target).Update(context.Background(), sec, metav1.UpdateOptions{})
+	require.NoError(t, err)
 	_, err = f.runner(func(c *Config) { c.RenderAll = true }).Run(context.Background())
 	require.ErrorIs(t, err, ErrFailed)
 	assert.Equal(t, ReasonSecretIsOwned, f.get("db1").Status.Reason, "not listed by the record: not adopted")
