@@ -145,6 +145,11 @@ func TestLegacyRecordAdoptsItsSecretOnce(t *testing.T) {
 	require.NoError(t, err)
 	sec, err := e.client.CoreV1().Secrets(e.target).Get(e.ctx, "sc-db1-secret", metav1.GetOptions{})
 	require.NoError(t, err)
+	// An older release stamped no creator token: without it, only the
+	// migration rule can adopt the Secret.
+	delete(sec.Annotations, apply.AnnotationCreator)
+	sec, err = e.client.CoreV1().Secrets(e.target).Update(e.ctx, sec, metav1.UpdateOptions{})
+	require.NoError(t, err)
 	_, err = e.store.UpdateStatus(e.ctx, "db1", func(c *connection.Connection) error {
 		c.Status.Owned = nil // as an older release wrote it
 		return nil
