@@ -77,7 +77,7 @@ func (c *Controller) judge(v verdict, conn connection.Connection, key objectKey)
 		return v.change, fmt.Sprintf("%s was modified (%s); rendering it again", key, v.why)
 	}
 	if notOurs, why := c.notOurs(conn, key.ref(), &metav1.ObjectMeta{UID: v.uid}); notOurs {
-		return health.ChangeModified, fmt.Sprintf("%s was replaced (%s); rendering it again", key, why)
+		return health.ChangeReplaced, fmt.Sprintf("%s was replaced (%s); rendering it again", key, why)
 	}
 	return "", ""
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
 
@@ -52,7 +53,32 @@ func TestReplacedSecretMarksConnectionPending(t *testing.T) {
 	assert.Equal(t, []string{"get secrets team-a/sc-a-secret", "get secrets team-a/sc-a-secret"}, f.reads(), "one read per version")
 	assert.Equal(t, []markCall{{ID: "a", Reason: ReasonDrift, Message: want}}, store.calls())
 	assert.Equal(t, []string{"Warning Drift " + want}, f.events())
+	assert.Equal(t, 1.0, driftCount(t, f.metrics, KindSecret, health.ChangeReplaced), "counted as replaced, not as an edit")
+	assert.Zero(t, driftCount(t, f.metrics, KindSecret, health.ChangeModified))
 	assert.NotContains(t, f.logs.String(), cred)
+}
+
+// driftCount reads sc_agent_drift_detections_total{kind, change} from what
+// /metrics would serve.
+func driftCount(t *testing.T, m *health.Metrics, kind, change string) float64 {
+	t.Helper()
+	families, err := m.Registry().Gather()
+	require.NoError(t, err)
+	for _, mf := range families {
+		if mf.GetName() != "sc_agent_drift_detections_total" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range s.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["kind"] == kind && labels["change"] == change {
+				return s.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
 
 // A version already verified is judged from its remembered UID without a

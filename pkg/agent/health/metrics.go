@@ -17,6 +17,9 @@ const (
 
 	ChangeDeleted  = "deleted"
 	ChangeModified = "modified"
+	// ChangeReplaced: a same-named object with another UID took the place
+	// of ours. Counted apart because it is a tenant's act, not an edit.
+	ChangeReplaced = "replaced"
 )
 
 // Metrics is every metric the agent exports. Its methods are safe on a nil
@@ -49,7 +52,7 @@ func NewMetrics() *Metrics {
 		}, []string{"reason"}),
 		drift: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "sc_agent", Name: "drift_detections_total",
-			Help: "Rendered objects found deleted or modified outside sc-extension, by kind and change.",
+			Help: "Rendered objects found deleted, modified or replaced outside sc-extension, by kind and change.",
 		}, []string{"kind", "change"}),
 		leader: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "sc_agent", Name: "leader",
@@ -94,7 +97,7 @@ func (m *Metrics) JobLaunched(reason string) {
 	}
 }
 
-// DriftDetected counts one drifted rendered object; change is ChangeDeleted or ChangeModified.
+// DriftDetected counts one drifted rendered object; change is ChangeDeleted, ChangeModified or ChangeReplaced.
 func (m *Metrics) DriftDetected(kind, change string) {
 	if m != nil {
 		m.drift.WithLabelValues(kind, change).Inc()

@@ -85,6 +85,7 @@ func TestMetricsExposeAgentCounters(t *testing.T) {
 	m.JobLaunched(LaunchNew)
 	m.JobLaunched(LaunchReplaced)
 	m.DriftDetected("Secret", ChangeDeleted)
+	m.DriftDetected("ServiceAccount", ChangeReplaced)
 	m.SetLeader(true)
 
 	assert.Equal(t, 2.0, testutil.ToFloat64(m.requests.WithLabelValues(OutcomeApplied)))
@@ -100,6 +101,7 @@ func TestMetricsExposeAgentCounters(t *testing.T) {
 		`sc_agent_jobs_launched_total{reason="new"} 1`,
 		`sc_agent_jobs_launched_total{reason="replaced"} 1`,
 		`sc_agent_drift_detections_total{change="deleted",kind="Secret"} 1`,
+		`sc_agent_drift_detections_total{change="replaced",kind="ServiceAccount"} 1`,
 		`sc_agent_leader 1`,
 		`go_goroutines`,
 	} {
