@@ -58,6 +58,11 @@ func startProc(spec procSpec) (*proc, error) {
 	cmd.Env = append(os.Environ(), spec.Env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if spec.Detach {
+		// A detached process outlives us: it must not keep descriptors we
+		// inherited, such as a flock(1) lock held around `make cluster`.
+		if err := closeInheritedOnExec(); err != nil {
+			return nil, fmt.Errorf("start %s: %w", spec.Name, err)
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 		err = cmd.Start()
 	} else {
