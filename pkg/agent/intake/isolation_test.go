@@ -285,7 +285,10 @@ func TestRedeliveredDeleteOfRemovedConnection(t *testing.T) {
 	for _, ev := range e.stored("bloba", del) {
 		assert.NotEqual(t, connection.PhaseFailed, ev.Phase, "no Failed for the delete: %s", ev.Message)
 	}
-	assert.Contains(t, e.logs.String(), `"delivered":2`, "the delete was redelivered")
+	// The handled line is logged after the ack, so settled() can see the
+	// ack before the line is written: wait for the line itself.
+	assert.Eventually(t, func() bool { return strings.Contains(e.logs.String(), `"delivered":2`) },
+		5*time.Second, 10*time.Millisecond, "the delete was redelivered")
 }
 
 // A request the server redelivers while the agent still holds it (its keep-
