@@ -25,6 +25,9 @@ var (
 	ErrNotFound = record.ErrNotFound
 	// ErrCorrupt: a record cannot be decoded (record.ErrCorrupt).
 	ErrCorrupt = record.ErrCorrupt
+	// ErrUnsupportedVersion: the record was written by a newer release
+	// (record.ErrUnsupportedVersion); it is neither decoded nor written.
+	ErrUnsupportedVersion = record.ErrUnsupportedVersion
 	// ErrCredentialsStale: the credential Secret does not belong to the
 	// record's generation (a write in progress or interrupted); retry later.
 	ErrCredentialsStale = errors.New("credential values do not match the connection's generation")
