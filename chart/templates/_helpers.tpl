@@ -23,19 +23,24 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/*
-sc.image renders registry/repository:tag for one of .Values.image.{agent,job,scctl}.
+sc.image renders registry/repository:tag[@digest] for one of .Values.image.{agent,job,scctl}.
 The tag falls back to the chart's appVersion so a released chart pulls the
-images of its own release (make release stamps appVersion).
+images of its own release (make release stamps appVersion). A digest pins the
+image: the runtime pulls by digest and the tag only tells a reader which
+release it is, so a re-pushed tag cannot swap the code under a running agent.
 */}}
 {{- define "sc.image" -}}
 {{- $img := index .root.Values.image .name -}}
 {{- $registry := default .root.Values.image.registry $img.registry -}}
 {{- $tag := $img.tag | default .root.Values.image.tag | default .root.Chart.AppVersion -}}
+{{- $ref := printf "%s:%s" $img.repository $tag -}}
 {{- if $registry -}}
-{{- printf "%s/%s:%s" $registry $img.repository $tag -}}
-{{- else -}}
-{{- printf "%s:%s" $img.repository $tag -}}
+{{- $ref = printf "%s/%s" $registry $ref -}}
 {{- end -}}
+{{- if $img.digest -}}
+{{- $ref = printf "%s@%s" $ref $img.digest -}}
+{{- end -}}
+{{- $ref -}}
 {{- end -}}
 
 {{- define "sc.pullPolicy" -}}
