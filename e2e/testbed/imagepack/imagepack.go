@@ -68,6 +68,31 @@ type Options struct {
 // directory does not exist are skipped with a message; the paths of the
 // written tarballs are returned.
 func Build(ctx context.Context, specs []Spec, o Options) ([]string, error) {
+	packed, err := BuildImages(ctx, specs, o)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(packed))
+	for i, p := range packed {
+		out[i] = p.Tarball
+	}
+	return out, nil
+}
+
+// Packed is one image Build wrote.
+type Packed struct {
+	Spec    Spec
+	Binary  string   // the stamped binary in BinDir the image holds
+	Tarball string   // OutDir/<name>.tar
+	Tags    []string // the references the tarball names
+	// Digest is the image's manifest digest (sha256:...): the one a registry
+	// serves once the tarball is pushed with go-containerregistry (crane).
+	Digest string
+}
+
+// BuildImages is Build, returning what it packed with the digests, for
+// `make release`'s images.txt.
+func BuildImages(ctx context.Context, specs []Spec, o Options) ([]Packed, error) {
 	var todo []Spec
 	for _, s := range specs {
 		if !hasGoSources(filepath.Join(o.Root, s.Pkg)) {
@@ -104,7 +129,7 @@ func Build(ctx context.Context, specs []Spec, o Options) ([]string, error) {
 		return nil, fmt.Errorf("go build: %w", err)
 	}
 	fmt.Fprintf(o.Progress, "imagepack: built %d binaries (version %s) in %s\n", len(todo), o.Stamp.version(), time.Since(start).Round(100*time.Millisecond))
-	var out []string
+	var out []Packed
 	for _, s := range todo {
 		// go build -o dir/ names the binary after the package directory.
 		bin := filepath.Join(o.BinDir, filepath.Base(s.Pkg))
@@ -113,12 +138,20 @@ func Build(ctx context.Context, specs []Spec, o Options) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
+		tags, err := o.Stamp.Tags(s.Ref)
+		if err != nil {
+			return nil, err
+		}
+		p := Packed{Spec: s, Binary: bin, Tarball: tarPath, Digest: digest}
+		for _, t := range tags {
+			p.Tags = append(p.Tags, t.String())
+		}
 		fi, err := os.Stat(tarPath)
 		if err != nil {
 			return nil, fmt.Errorf("imagepack: %w", err)
 		}
 		fmt.Fprintf(o.Progress, "imagepack: %s -> %s (%.1f MB, %s)\n", s.Ref, tarPath, float64(fi.Size())/1e6, digest)
-		out = append(out, tarPath)
+		out = append(out, p)
 	}
 	return out, nil
 }
