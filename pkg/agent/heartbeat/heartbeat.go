@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/version"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
@@ -74,6 +75,8 @@ func publish(nc *nats.Conn, o Options) error {
 		Header:       protocol.NewHeader(protocol.KindHeartbeat),
 		Cluster:      o.Cluster,
 		AgentVersion: o.Version,
+		APIVersions:  protocol.APIVersions(),
+		RecordSchema: record.SchemaVersion,
 		Pod:          o.Pod,
 		Leader:       st.Leader,
 		Ready:        st.Ready,

@@ -3,6 +3,7 @@ package heartbeat_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
 	"github.com/sc-extension/sc-extension/pkg/agent/heartbeat"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
 	"github.com/sc-extension/sc-extension/pkg/version"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
@@ -66,7 +68,9 @@ func TestHeartbeatsFollowStateAndStopWithContext(t *testing.T) {
 }
 
 // Without an explicit Version the heartbeat carries the binary's own
-// (pkg/version.Version, stamped by the Makefile).
+// (pkg/version.Version, stamped by the Makefile), with the envelope versions
+// the agent decodes and the record schema it writes, under the field names
+// scctl reads (docs/protocol.md "Compatibility and upgrades").
 func TestHeartbeatCarriesTheBuildVersion(t *testing.T) {
 	old := version.Version
 	version.Version = "v3.1.4"
@@ -92,4 +96,8 @@ func TestHeartbeatCarriesTheBuildVersion(t *testing.T) {
 	require.NoError(t, protocol.Decode(m.Data, protocol.KindHeartbeat, &hb))
 	assert.Equal(t, "v3.1.4", hb.AgentVersion)
 	assert.Contains(t, string(m.Data), `"agentVersion":"v3.1.4"`, "the field name the control plane reads")
+	assert.Equal(t, []string{protocol.APIVersion}, hb.APIVersions)
+	assert.Equal(t, record.SchemaVersion, hb.RecordSchema)
+	assert.Contains(t, string(m.Data), `"apiVersions":["sc.v1"]`)
+	assert.Contains(t, string(m.Data), fmt.Sprintf(`"recordSchema":%d`, record.SchemaVersion))
 }

@@ -9,8 +9,19 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
 
-// APIVersion is the only envelope version this build speaks.
+// APIVersion is the envelope version this build writes, and the only one it
+// decodes (APIVersions). Within a version changes are additive only: a new
+// field is optional and every reader ignores fields it does not know, so
+// neither side needs the other's release. A change an older reader would
+// misread (a field removed, renamed, retyped or given a new meaning, a new
+// required field) needs a new version, which an older reader refuses with
+// ErrUnsupportedVersion instead of misreading. See docs/protocol.md
+// "Compatibility and upgrades".
 const APIVersion = "sc.v1"
+
+// APIVersions lists the envelope versions this build decodes; the agent
+// announces them in its heartbeat so scctl can tell whether it may talk to it.
+func APIVersions() []string { return []string{APIVersion} }
 
 // MaxMessageBytes bounds every envelope; NATS' default max payload is 1 MiB
 // and a connection is a few KiB, so anything near this is a mistake or abuse.
@@ -28,7 +39,8 @@ const (
 var (
 	// ErrInvalidEnvelope: the message cannot be understood; redelivery will not help.
 	ErrInvalidEnvelope = errors.New("invalid envelope")
-	// ErrUnsupportedVersion: the envelope's apiVersion is not APIVersion.
+	// ErrUnsupportedVersion: the envelope's apiVersion is not one this
+	// build decodes; its body is not read, since its meaning may differ.
 	ErrUnsupportedVersion = errors.New("unsupported apiVersion")
 	// ErrTooLarge: the message exceeds MaxMessageBytes.
 	ErrTooLarge = errors.New("message too large")
@@ -88,19 +100,6 @@ type StatusEvent struct {
 	Incarnation string `json:"incarnation,omitempty"`
 }
 
-// Heartbeat is what `az k8s-extension show` would report as statuses.
-type Heartbeat struct {
-	Header
-	Cluster      string    `json:"cluster"`
-	AgentVersion string    `json:"agentVersion"`
-	Pod          string    `json:"pod,omitempty"`
-	Leader       bool      `json:"leader"`
-	Ready        bool      `json:"ready"`
-	LastError    string    `json:"lastError,omitempty"`
-	Connections  int       `json:"connections"`
-	Time         time.Time `json:"time"`
-}
-
 // NewHeader fills the header of a kind.
 func NewHeader(kind string) Header { return Header{APIVersion: APIVersion, Kind: kind} }
 
@@ -117,6 +116,10 @@ func Encode(v any) ([]byte, error) {
 }
 
 // Decode checks size, version and kind before unmarshalling into out.
+// Fields out does not know are ignored (encoding/json's default, relied on:
+// it is what lets a sc.v1 envelope grow fields). The version is checked
+// before the kind and the body, so a newer sender learns that it was not
+// understood rather than why a body it never meant for us is invalid.
 func Decode(data []byte, kind string, out any) error {
 	if len(data) > MaxMessageBytes {
 		return fmt.Errorf("message is %d bytes, limit %d: %w", len(data), MaxMessageBytes, ErrTooLarge)
@@ -126,7 +129,7 @@ func Decode(data []byte, kind string, out any) error {
 		return fmt.Errorf("not a JSON envelope: %w", errors.Join(ErrInvalidEnvelope, err))
 	}
 	if h.APIVersion != APIVersion {
-		return fmt.Errorf("apiVersion %q, this agent speaks %q: %w", h.APIVersion, APIVersion, ErrUnsupportedVersion)
+		return fmt.Errorf("apiVersion %q, this build speaks %q: %w", h.APIVersion, APIVersion, ErrUnsupportedVersion)
 	}
 	if h.Kind != kind {
 		return fmt.Errorf("kind %q, expected %q: %w", h.Kind, kind, ErrInvalidEnvelope)
