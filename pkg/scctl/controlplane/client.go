@@ -162,7 +162,10 @@ func (c *Client) PublicKey(ctx context.Context) (string, error) {
 }
 
 // LatestHeartbeat reads the agent's last heartbeat from the status stream;
-// it answers even when the agent is down, which is when it matters.
+// it answers even when the agent is down, which is when it matters. A
+// heartbeat of an envelope version this build does not decode is returned
+// with its version fields only (protocol.DecodeHeartbeat), so the caller can
+// say which versions the agent speaks.
 func (c *Client) LatestHeartbeat(ctx context.Context) (protocol.Heartbeat, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -177,8 +180,8 @@ func (c *Client) LatestHeartbeat(ctx context.Context) (protocol.Heartbeat, error
 	if err != nil {
 		return protocol.Heartbeat{}, fmt.Errorf("heartbeat of cluster %s: %w", c.cluster, err)
 	}
-	var hb protocol.Heartbeat
-	if err := protocol.Decode(raw.Data, protocol.KindHeartbeat, &hb); err != nil {
+	hb, err := protocol.DecodeHeartbeat(raw.Data)
+	if err != nil {
 		return protocol.Heartbeat{}, fmt.Errorf("heartbeat of cluster %s: %w", c.cluster, err)
 	}
 	return hb, nil
