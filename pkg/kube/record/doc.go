@@ -7,6 +7,7 @@
 //
 // Layout of ConfigMap sc-conn-<id> (data keys, all human readable):
 //
+//	schemaVersion          decimal SchemaVersion of the layout; absent means 1
 //	spec                   JSON connection.Spec (never a credential value)
 //	generation             decimal; bumped when spec or credentials change
 //	credentialsVersion     id of the request whose credential values the Secret holds
@@ -22,5 +23,9 @@
 // The record also carries the finalizer Finalizer: deleting it leaves it
 // terminating until the leading agent has published its Deleted status.
 // Secret sc-conn-<id>-cred holds one data key per credential configuration
-// and the annotation VersionAnnotation.
+// and the annotations VersionAnnotation and SchemaAnnotation.
+//
+// A record or Secret of a newer schema than SchemaVersion is neither
+// decoded nor written (ErrUnsupportedVersion); an older one is migrated by
+// its next ordinary write. See docs/store.md, "Schema version".
 package record

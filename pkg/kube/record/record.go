@@ -63,12 +63,16 @@ func IsRecord(cm *corev1.ConfigMap) bool {
 // ID is the connection object id a record (or credential Secret) is labelled with.
 func ID(m metav1.Object) string { return m.GetLabels()[connection.LabelConnection] }
 
-// Decode turns a record ConfigMap into its connection. Every failure wraps
-// ErrCorrupt.
+// Decode turns a record ConfigMap into its connection. A record of a newer
+// schema is ErrUnsupportedVersion and nothing of it is decoded: its fields
+// may mean something else now. Every other failure wraps ErrCorrupt.
 func Decode(cm *corev1.ConfigMap) (connection.Connection, error) {
 	var c connection.Connection
 	if !IsRecord(cm) {
 		return c, fmt.Errorf("configmap %s: not a connection record: %w", cm.GetName(), ErrCorrupt)
+	}
+	if err := checkRecordSchema(cm); err != nil {
+		return c, err
 	}
 	d := cm.Data
 	if err := json.Unmarshal([]byte(d[KeySpec]), &c.Spec); err != nil {
@@ -102,8 +106,14 @@ func Decode(cm *corev1.ConfigMap) (connection.Connection, error) {
 	return c, nil
 }
 
-// Encode writes c into cm's data and labels, keeping cm's other metadata.
+// Encode writes c into cm's data and labels, keeping cm's other metadata,
+// and stamps it SchemaVersion (which migrates a record of an older
+// schema). It refuses cm if a newer release wrote it: Encode replaces all
+// of the data, so it would drop whatever this build does not know.
 func Encode(cm *corev1.ConfigMap, c connection.Connection) error {
+	if err := checkRecordSchema(cm); errors.Is(err, ErrUnsupportedVersion) {
+		return fmt.Errorf("encode: %w", err)
+	}
 	spec, err := json.Marshal(c.Spec)
 	if err != nil {
 		return fmt.Errorf("encode spec: %w", err)
@@ -113,9 +123,10 @@ func Encode(cm *corev1.ConfigMap, c connection.Connection) error {
 		return fmt.Errorf("encode status: %w", err)
 	}
 	cm.Data = map[string]string{
-		KeySpec:       string(spec),
-		KeyGeneration: strconv.FormatInt(c.Generation, 10),
-		KeyStatus:     string(status),
+		KeySchemaVersion: schemaValue,
+		KeySpec:          string(spec),
+		KeyGeneration:    strconv.FormatInt(c.Generation, 10),
+		KeyStatus:        string(status),
 	}
 	if c.CredentialsVersion != "" {
 		cm.Data[KeyCredentialsVersion] = c.CredentialsVersion

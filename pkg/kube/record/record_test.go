@@ -1,6 +1,7 @@
 package record
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 
@@ -29,8 +30,9 @@ func TestRoundTripAndLayout(t *testing.T) {
 	assert.Equal(t, "sc-system", cm.Namespace)
 	assert.Equal(t, map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: id}, cm.Labels)
 	assert.Equal(t, "Blob_1", cm.Annotations[connection.AnnotationConnectionName])
-	assert.ElementsMatch(t, []string{KeySpec, KeyGeneration, KeyCredentialsVersion, KeyDeletion, KeyStatus, KeyRequests}, keys(cm.Data))
+	assert.ElementsMatch(t, []string{KeySchemaVersion, KeySpec, KeyGeneration, KeyCredentialsVersion, KeyDeletion, KeyStatus, KeyRequests}, keys(cm.Data))
 	assert.Equal(t, "3", cm.Data[KeyGeneration])
+	assert.Equal(t, "1", cm.Data[KeySchemaVersion])
 	assert.Equal(t, `["r1","r2","r3"]`, cm.Data[KeyRequests])
 	assert.True(t, IsRecord(cm))
 	assert.Equal(t, id, ID(cm))
@@ -77,14 +79,19 @@ func TestIsNotFound(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	f.Add(`{"name":"a","scope":"b"}`, "1", `{"phase":"Pending"}`, `["r1"]`, "")
-	f.Add("{", "x", "", "", "{")
-	f.Fuzz(func(t *testing.T, spec, gen, status, reqs, deletion string) {
+	f.Add(`{"name":"a","scope":"b"}`, "1", `{"phase":"Pending"}`, `["r1"]`, "", "1")
+	f.Add("{", "x", "", "", "{", "")
+	f.Add(`{"name":"a"}`, "1", "", "", "", "2")
+	f.Fuzz(func(t *testing.T, spec, gen, status, reqs, deletion, schema string) {
 		cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "sc-conn-a", Labels: map[string]string{connection.LabelManagedBy: connection.ManagedByValue, connection.LabelConnection: "a"}},
 			Data: map[string]string{KeySpec: spec, KeyGeneration: gen, KeyStatus: status, KeyRequests: reqs, KeyDeletion: deletion}}
+		if schema != "" {
+			cm.Data[KeySchemaVersion] = schema
+		}
 		c, err := Decode(cm)
 		if err != nil {
-			require.ErrorIs(t, err, ErrCorrupt)
+			// the two are exclusive: a newer record is not corrupt
+			require.True(t, errors.Is(err, ErrCorrupt) != errors.Is(err, ErrUnsupportedVersion), "%v", err)
 			return
 		}
 		// whatever decodes must survive a round trip

@@ -161,6 +161,9 @@ func (s *Store) removeCredentials(ctx context.Context, id, version string) error
 	if err != nil {
 		return fmt.Errorf("remove credentials of %s: %w", id, err)
 	}
+	if err := record.CheckCredentials(sec); err != nil {
+		return fmt.Errorf("remove credentials of %s: %w", id, err) // a newer release's: kept
+	}
 	if version != "" && sec.Annotations[record.VersionAnnotation] != version {
 		return nil // written by a newer request
 	}

@@ -114,6 +114,9 @@ func (s *Store) Credentials(ctx context.Context, c connection.Connection) (conne
 	if err != nil {
 		return nil, fmt.Errorf("get credentials of %s: %w", id, err)
 	}
+	if err := record.CheckCredentials(sec); err != nil {
+		return nil, fmt.Errorf("get credentials of %s: %w", id, err)
+	}
 	if got := sec.Annotations[record.VersionAnnotation]; got != c.CredentialsVersion {
 		return nil, fmt.Errorf("credential Secret of %s holds version %q, record expects %q: %w",
 			id, got, c.CredentialsVersion, ErrCredentialsStale)
@@ -275,6 +278,9 @@ func (s *Store) writeCredentials(ctx context.Context, spec connection.Spec, cred
 	if err != nil {
 		return wrapCredErr(name, err)
 	}
+	if err := record.CheckCredentials(sec); err != nil {
+		return err // a newer release's: never overwritten
+	}
 	sec = sec.DeepCopy()
 	stampCredentials(sec, spec, data, version)
 	_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: connection.FieldManager})
@@ -291,6 +297,7 @@ func wrapCredErr(name string, err error) error {
 
 func stampCredentials(sec *corev1.Secret, spec connection.Spec, data map[string][]byte, version string) {
 	record.SetOwnership(&sec.ObjectMeta, spec)
+	record.StampCredentials(&sec.ObjectMeta)
 	sec.Annotations[record.VersionAnnotation] = version
 	sec.Data = data
 	sec.StringData = nil
