@@ -21,6 +21,10 @@ func (in *Intake) permanentReason(err error) string {
 	switch {
 	case errors.Is(err, record.ErrCorrupt):
 		return ReasonRecordCorrupt
+	case errors.Is(err, record.ErrUnsupportedVersion):
+		// A newer release wrote the record; this agent may not touch it
+		// until that release runs again, so retrying cannot help.
+		return ReasonUnsupportedVersion
 	case in.o.IsPermanent(err):
 		return ReasonRejected
 	}

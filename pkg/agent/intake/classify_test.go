@@ -26,6 +26,8 @@ func TestPermanentReason(t *testing.T) {
 		want string
 	}{
 		{"corrupt record", wrap(fmt.Errorf("decode: %w", record.ErrCorrupt)), ReasonRecordCorrupt},
+		{"newer record", wrap(fmt.Errorf("decode: %w", record.ErrUnsupportedVersion)), ReasonUnsupportedVersion},
+		{"newer record via store", wrap(store.ErrUnsupportedVersion), ReasonUnsupportedVersion},
 		{"quota", wrap(apierrors.NewForbidden(cm, "x", errors.New("exceeded quota"))), ReasonForbidden},
 		{"invalid", wrap(apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, "x", nil)), ReasonInvalid},
 		{"too large", wrap(apierrors.NewRequestEntityTooLargeError("limit is 1MiB")), ReasonTooLarge},
