@@ -186,7 +186,7 @@ func (r *Runner) summarise(out Summary) {
 // record is counted as a failure and the others still run.
 func (r *Runner) pending(ctx context.Context, sum *summary) ([]connection.Connection, []connection.Connection, error) {
 	all, err := r.store.List(ctx)
-	if err != nil {
+	if err = r.skipNewer(err); err != nil {
 		if !errors.Is(err, store.ErrCorrupt) {
 			return nil, nil, fmt.Errorf("list connection records: %w", err)
 		}
@@ -225,7 +225,7 @@ func (r *Runner) noteWaiting(c connection.Connection, sum *summary) {
 
 func (r *Runner) markAll(ctx context.Context) error {
 	all, err := r.store.List(ctx)
-	if err != nil && !errors.Is(err, store.ErrCorrupt) {
+	if err = r.skipNewer(err); err != nil && !errors.Is(err, store.ErrCorrupt) {
 		return fmt.Errorf("list connection records: %w", err)
 	}
 	for _, c := range all {
