@@ -1,0 +1,816 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+
+	"github.com/sc-extension/sc-extension/e2e/testbed"
+	"github.com/sc-extension/sc-extension/e2e/testbed/apiwrites"
+	"github.com/sc-extension/sc-extension/e2e/testbed/previous"
+	"github.com/sc-extension/sc-extension/pkg/agent/drift"
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/job/jobrun"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+)
+
+// mixedVersion is the release the rolling update starts from; the upgrade
+// test builds the same one, so the cache entry is shared.
+const mixedVersion = "v0.1.0"
+
+// mixedReq is one request the test sent and the final phase it expects.
+type mixedReq struct {
+	name, id string
+	want     connection.Phase
+}
+
+// TestMixedVersionRollingUpdate rolls two agent replicas from v0.1.0 to
+// the working tree while requests flow, and counts, from the API server's
+// own view (e2e/testbed/apiwrites), what each version wrote:
+//
+//  1. the shared release is uninstalled and v0.1.0 installed with two
+//     replicas; connections of three auth types are created and Succeed;
+//  2. `helm upgrade` to the working tree (two replicas) runs while a
+//     sequence of creates, credential updates and deletes goes on; pods of
+//     both images are Ready at one moment (seen in a pod watch), and the
+//     Lease holder's image is followed;
+//  3. every record got at most the writes its requests explain (the
+//     store's write path: recordBound), no record went back to an older
+//     request or generation, no rendered object returned to an earlier
+//     content;
+//  4. after convergence a barrier request, rendered by the new leader,
+//     finds zero writes to the settled records and rendered objects since.
+//
+// The shared install is restored (working tree, one replica) at cleanup.
+func TestMixedVersionRollingUpdate(t *testing.T) {
+	e := product(t)
+	if os.Getenv("E2E_KUBECONFIG") != "" {
+		t.Skip("needs the local testbed: the previous release's images are imported into its containerd")
+	}
+	began := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	cs := e.cluster.Clientset
+	status := e.followStatus(t)
+
+	rel, err := previous.Build(ctx, previous.Options{RepoRoot: repoRoot(t), Commit: previous.V010Commit, Version: mixedVersion, Logf: t.Logf})
+	require.NoError(t, err)
+	require.NoError(t, testbed.LoadImages(ctx, testbed.DefaultStateDir(), rel.Images))
+	t.Logf("%s built and loaded in %s", mixedVersion, time.Since(began).Round(time.Second))
+
+	// Cleanups run last-registered first: the shared release is restored,
+	// then the connections are deleted through it, then the namespace goes.
+	ns := e.targetNamespace(t)
+	live := map[string]string{}
+	e.deleteAllAtCleanup(t, live)
+	t.Cleanup(func() { e.restoreSharedRelease(t) })
+
+	out, err := tryHelm(e.cluster.Kubeconfig, e.helm, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
+	require.NoError(t, err, "helm uninstall of the shared release:\n%s", out)
+	runHelm(t, e.cluster.Kubeconfig, e.previousArgs(rel.Chart, rel.ImageTag, 2)...)
+	oldImage := agentImage(ctx, t, e)
+	require.Contains(t, oldImage, ":"+rel.ImageTag)
+
+	roll := e.watchRollout(ctx, t, oldImage)
+	before, err := apiwrites.Scrape(ctx, cs)
+	require.NoError(t, err)
+	targets := []apiwrites.Target{
+		{Resource: apiwrites.ConfigMaps, Namespace: systemNS, LabelSelector: record.Selector},
+		// Unselected: the barrier's marks are unlabelled objects of ns.
+		{Resource: apiwrites.Secrets, Namespace: ns},
+		{Resource: apiwrites.ServiceAccounts, Namespace: ns},
+	}
+	rec, err := apiwrites.Start(ctx, cs, targets...)
+	require.NoError(t, err)
+	t.Cleanup(rec.Stop)
+
+	// On v0.1.0: connections that will be updated (keep*), and ones no
+	// request touches again (still*: secret, workload identity, service
+	// principal).
+	var sent []mixedReq
+	send := func(name string, op string, spec connection.Spec, creds connection.Credentials) {
+		var id string
+		var err error
+		switch op {
+		case "create":
+			id, err = e.cp.Create(ctx, spec, creds)
+		case "update":
+			id, err = e.cp.Update(ctx, spec, creds)
+		}
+		require.NoError(t, err)
+		live[name] = id
+		sent = append(sent, mixedReq{name: name, id: id, want: connection.PhaseSucceeded})
+	}
+	specs := map[string]connection.Spec{}
+	for i, auth := range []catalog.AuthType{catalog.AuthSecret, catalog.AuthSecret, catalog.AuthSecret,
+		catalog.AuthWorkloadIdentity, catalog.AuthWorkloadIdentity, catalog.AuthServicePrincipal} {
+		name := uniq(fmt.Sprintf("mixstill%d", i))
+		if i < 2 {
+			name = uniq(fmt.Sprintf("mixkeep%d", i))
+		}
+		spec, creds := buildSpec(t, name, ns, catalog.TargetStorageBlob, auth, blobID)
+		specs[name] = spec
+		send(name, "create", spec, creds)
+	}
+	awaitMixedFinals(t, status, sent)
+	t.Logf("%d connections Succeeded on %s", len(sent), mixedVersion)
+
+	// The rolling update, with requests flowing until it is over.
+	upgraded := make(chan error, 1)
+	go func() {
+		out, err := tryHelm(e.cluster.Kubeconfig, e.helm, e.helmArgs("upgrade", "--set", "replicaCount=2")...)
+		if err != nil {
+			err = fmt.Errorf("helm upgrade to the working tree: %w\n%s", err, out)
+		}
+		upgraded <- err
+	}()
+	flow, err := e.mixedFlow(ctx, ns, specs, live, upgraded)
+	sent = append(sent, flow...)
+	require.NoError(t, err)
+	awaitMixedFinals(t, status, sent)
+	newImage := agentImage(ctx, t, e)
+	require.NotEqual(t, oldImage, newImage)
+
+	// Converged: only new agents, no sc-job, every live record Succeeded
+	// at its last request, every deleted one gone.
+	e.awaitMixedConverged(t, live, sent, newImage)
+	settledAt, err := apiwrites.Revision(ctx, cs, systemNS)
+	require.NoError(t, err)
+	settled, err := apiwrites.Scrape(ctx, cs)
+	require.NoError(t, err)
+
+	// Both versions ran at once, and who led when.
+	spells, overlap, jobImages := roll.report()
+	for _, s := range spells {
+		t.Logf("leader %s (%s) from %s", s.holder, s.image, s.since.Format(time.RFC3339Nano))
+	}
+	require.NotEmpty(t, overlap, "pods of both images Ready at one moment")
+	t.Logf("both versions Ready at once: %s", overlap)
+	assert.Equal(t, oldImage, spells[0].image, "an old agent led first")
+	assert.Equal(t, newImage, spells[len(spells)-1].image, "a new agent leads at the end")
+	t.Logf("sc-job and render-hook pods by image: %v", jobImages)
+
+	// The barrier: one more request through the new leader.
+	barrier := uniq("mixbarrier")
+	bspec, bcreds := buildSpec(t, barrier, ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
+	bid, err := e.cp.Create(ctx, bspec, bcreds)
+	require.NoError(t, err)
+	live[barrier] = bid
+	awaitMixedFinals(t, status, []mixedReq{{name: barrier, id: bid, want: connection.PhaseSucceeded}})
+	lease, err := cs.CoordinationV1().Leases(systemNS).Get(ctx, agentLease, metav1.GetOptions{})
+	require.NoError(t, err)
+	leader, err := cs.CoreV1().Pods(systemNS).Get(ctx, *lease.Spec.HolderIdentity, metav1.GetOptions{})
+	require.NoError(t, err)
+	require.Equal(t, newImage, leader.Spec.Containers[0].Image, "the barrier went through a new leader")
+	ends := e.markStreams(ctx, t, rec, ns, barrier)
+	after, err := apiwrites.Scrape(ctx, cs)
+	require.NoError(t, err)
+	require.NoError(t, rec.Err(), "a watch ended: counts would be incomplete")
+
+	writes := rec.Writes()
+	window := mixedWindow(writes, rec, targets, settledAt)
+	e.assertRecordWrites(t, window, sent, roll.hookPods())
+	assertRenderedWrites(t, window, sent, specs)
+	assertBarrier(t, writes, settledAt, ends, barrier)
+
+	d1, err := settled.Sub(before)
+	require.NoError(t, err)
+	d2, err := after.Sub(settled)
+	require.NoError(t, err)
+	t.Logf("apiserver_request_total, %s install to convergence: %s", mixedVersion, d1.Summary())
+	t.Logf("apiserver_request_total, convergence to barrier: %s", d2.Summary())
+	t.Logf("mixed-version test: %d requests, %s", len(sent)+1, time.Since(began).Round(time.Second))
+}
+
+// previousArgs installs the previous release with only the values it
+// knows (its schema may refuse newer ones).
+func (e *env) previousArgs(chart, tag string, replicas int) []string {
+	return []string{"upgrade", "--install", release, chart, "-n", systemNS, "--wait", "--timeout", "3m",
+		"--set", "cluster.id=" + clusterID,
+		"--set", "nats.url=" + e.podNATSURL,
+		"--set", "nats.credentialsSecret=" + devserver.SecretName,
+		"--set", "logLevel=debug",
+		"--set-string", "podAnnotations." + strings.ReplaceAll(runAnnotation, ".", `\.`) + "=" + runID,
+		"--set", "job.keepFailedFor=10m",
+		"--set", "image.tag=" + tag,
+		"--set", fmt.Sprintf("replicaCount=%d", replicas)}
+}
+
+// restoreSharedRelease puts the suite's install back (working tree, one
+// replica), from whatever state the test left: upgraded, on the previous
+// release, or uninstalled.
+func (e *env) restoreSharedRelease(t *testing.T) {
+	out, err := tryHelm(e.cluster.Kubeconfig, e.helm, e.helmArgs("upgrade", "--install")...)
+	if err != nil {
+		// A release whose only revision failed cannot be upgraded.
+		t.Logf("restoring the shared release: %v\n%s; reinstalling", err, out)
+		_, _ = tryHelm(e.cluster.Kubeconfig, e.helm, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
+		if out, err = tryHelm(e.cluster.Kubeconfig, e.helm, e.helmArgs("upgrade", "--install")...); err != nil {
+			t.Errorf("restoring the shared release: %v\n%s", err, out)
+			return
+		}
+	}
+	eventually(t, 3*time.Minute, "the shared release's one agent Ready", func(ctx context.Context) (bool, error) {
+		d, err := e.cluster.Clientset.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
+		return err == nil && *d.Spec.Replicas == 1 && deploymentReady(d), err
+	})
+}
+
+func agentImage(ctx context.Context, t *testing.T, e *env) string {
+	t.Helper()
+	d, err := e.cluster.Clientset.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
+	require.NoError(t, err)
+	return d.Spec.Template.Spec.Containers[0].Image
+}
+
+// mixedFlow sends, one after the other and each awaited, a create, a
+// credential update of a keep* connection and a delete of the previous
+// create, until the upgrade returned and one more round finished: requests
+// are in flight during the whole rollout and after it.
+func (e *env) mixedFlow(ctx context.Context, ns string, specs map[string]connection.Spec, live map[string]string,
+	upgraded <-chan error) ([]mixedReq, error) {
+	var sent []mixedReq
+	await := func(name, id string, want connection.Phase) error {
+		sent = append(sent, mixedReq{name: name, id: id, want: want})
+		wctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		ev, err := e.cp.Wait(wctx, name, id, nil)
+		if err != nil {
+			return fmt.Errorf("%s (request %s): %w", name, id, err)
+		}
+		if ev.Phase != want {
+			return fmt.Errorf("%s (request %s): %s/%s %s, want %s", name, id, ev.Phase, ev.Reason, ev.Message, want)
+		}
+		return nil
+	}
+	var keeps []string
+	for name := range specs {
+		if strings.HasPrefix(name, "mixkeep") {
+			keeps = append(keeps, name)
+		}
+	}
+	sort.Strings(keeps)
+	var upErr error
+	done, prev := false, ""
+	for i := 0; ; i++ {
+		if done {
+			break // the round after the upgrade returned has finished
+		}
+		select {
+		case upErr = <-upgraded:
+			done = true
+		default:
+		}
+		if i >= 40 {
+			return sent, errors.New("the upgrade did not end within 40 rounds of requests")
+		}
+		name := uniq(fmt.Sprintf("mixflow%d", i))
+		spec, creds, err := specFor(name, ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
+		if err != nil {
+			return sent, err
+		}
+		id, err := e.cp.Create(ctx, spec, creds)
+		if err != nil {
+			return sent, err
+		}
+		live[name] = id
+		if err := await(name, id, connection.PhaseSucceeded); err != nil {
+			return sent, err
+		}
+		keep := keeps[i%len(keeps)]
+		_, creds, err = specFor(keep, ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
+		if err != nil {
+			return sent, err
+		}
+		if id, err = e.cp.Update(ctx, specs[keep], creds); err != nil {
+			return sent, err
+		}
+		live[keep] = id
+		if err := await(keep, id, connection.PhaseSucceeded); err != nil {
+			return sent, err
+		}
+		if prev != "" {
+			if id, err = e.cp.Delete(ctx, prev, true); err != nil {
+				return sent, err
+			}
+			delete(live, prev)
+			if err := await(prev, id, connection.PhaseDeleted); err != nil {
+				return sent, err
+			}
+		}
+		prev = name
+	}
+	return sent, upErr
+}
+
+// awaitMixedFinals waits until every request has a final status the
+// control plane heard, then checks there is exactly one, of the phase
+// wanted.
+func awaitMixedFinals(t *testing.T, status *statusLog, reqs []mixedReq) {
+	t.Helper()
+	eventually(t, 5*time.Minute, fmt.Sprintf("a final status for each of %d requests", len(reqs)), func(context.Context) (bool, error) {
+		for _, r := range reqs {
+			if len(status.finals(r.id)) == 0 {
+				return false, fmt.Errorf("%s (request %s) has no final status", r.name, r.id)
+			}
+		}
+		return true, nil
+	})
+	for _, r := range reqs {
+		finals := status.finals(r.id)
+		if assert.Len(t, finals, 1, "%s (request %s): exactly one final status", r.name, r.id) {
+			assert.Equal(t, r.want, finals[0].Phase, "%s: %s %s", r.name, finals[0].Reason, finals[0].Message)
+		}
+	}
+}
+
+// awaitMixedConverged waits until only new agents run (two, Ready, none
+// terminating), no sc-job or render hook exists, every live connection's
+// record is Succeeded at its last request and every deleted one is gone.
+func (e *env) awaitMixedConverged(t *testing.T, live map[string]string, sent []mixedReq, newImage string) {
+	t.Helper()
+	cs := e.cluster.Clientset
+	deleted := map[string]string{}
+	for _, r := range sent {
+		if r.want == connection.PhaseDeleted {
+			deleted[r.name] = r.id
+		}
+	}
+	eventually(t, 5*time.Minute, "the rollout and every connection to converge", func(ctx context.Context) (bool, error) {
+		pods, err := cs.CoreV1().Pods(systemNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=agent"})
+		if err != nil {
+			return false, err
+		}
+		n := 0
+		for _, p := range pods.Items {
+			if p.Spec.Containers[0].Image != newImage || p.DeletionTimestamp != nil || !podReady(&p) {
+				return false, fmt.Errorf("agent pod %s (%s) is not a Ready new agent", p.Name, p.Spec.Containers[0].Image)
+			}
+			n++
+		}
+		if n != 2 {
+			return false, fmt.Errorf("%d agents", n)
+		}
+		jobs, err := cs.BatchV1().Jobs(systemNS).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, j := range jobs.Items {
+			if j.Status.CompletionTime == nil || j.Name == jobName {
+				return false, fmt.Errorf("Job %s still there", j.Name)
+			}
+		}
+		recs, err := e.recordsOf(ctx, live)
+		if err != nil {
+			return false, err
+		}
+		for name, id := range live {
+			c, ok := recs[name]
+			if !ok || c.Status.Phase != connection.PhaseSucceeded || c.Status.LastRequestID != id {
+				return false, fmt.Errorf("%s is not Succeeded at its last request %s: %+v", name, id, c.Status)
+			}
+		}
+		gone, err := e.recordsOf(ctx, deleted)
+		if err != nil || len(gone) > 0 {
+			return false, fmt.Errorf("%d deleted records left (%v)", len(gone), err)
+		}
+		return true, nil
+	})
+}
+
+func podReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// rolloutLog follows sc-system's pods and the agents' Lease from the API:
+// which agent pods of which image were Ready together, who held the
+// Lease, and which sc-job and render-hook pods ran with which image.
+type rolloutLog struct {
+	oldImage string
+
+	mu      sync.Mutex
+	agents  map[string]corev1.Pod
+	overlap string // the first moment both images were Ready at once
+	spells  []leaderSpell
+	jobPods map[string]string // pod -> "job image", runs that started after the watch did
+}
+
+type leaderSpell struct {
+	holder, image string
+	since         time.Time
+}
+
+func (e *env) watchRollout(ctx context.Context, t *testing.T, oldImage string) *rolloutLog {
+	t.Helper()
+	cs := e.cluster.Clientset
+	l := &rolloutLog{oldImage: oldImage, agents: map[string]corev1.Pod{}, jobPods: map[string]string{}}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	follow := func(what string, lw *cache.ListWatch, on func(o runtime.Object, gone, listed bool)) {
+		list, err := lw.ListWithContext(ctx, metav1.ListOptions{})
+		require.NoError(t, err, "list %s", what)
+		items, err := meta.ExtractList(list)
+		require.NoError(t, err)
+		for _, o := range items {
+			on(o, false, true)
+		}
+		lm, err := meta.ListAccessor(list)
+		require.NoError(t, err)
+		w, err := watchtools.NewRetryWatcherWithContext(ctx, lm.GetResourceVersion(), lw)
+		require.NoError(t, err, "watch %s", what)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer w.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case ev, ok := <-w.ResultChan():
+					if !ok {
+						return
+					}
+					if ev.Type == watch.Added || ev.Type == watch.Modified || ev.Type == watch.Deleted {
+						on(ev.Object, ev.Type == watch.Deleted, false)
+					}
+				}
+			}
+		}()
+	}
+	pods := cs.CoreV1().Pods(systemNS)
+	follow("pods", &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return pods.List(ctx, o) },
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return pods.Watch(ctx, o)
+		},
+	}, func(o runtime.Object, gone, listed bool) { l.onPod(o.(*corev1.Pod), gone, listed) })
+	leases := cs.CoordinationV1().Leases(systemNS)
+	byName := fields.OneTermEqualSelector("metadata.name", agentLease).String()
+	follow("the Lease", &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = byName
+			return leases.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = byName
+			return leases.Watch(ctx, o)
+		},
+	}, func(o runtime.Object, _, _ bool) { l.onLease(o.(*coordinationv1.Lease)) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		if t.Failed() {
+			spells, overlap, jobs := l.report()
+			t.Logf("rollout: overlap %q, leaders %+v, job pods %v", overlap, spells, jobs)
+		}
+	})
+	return l
+}
+
+func (l *rolloutLog) onPod(p *corev1.Pod, gone, listed bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if job := p.Labels["job-name"]; job != "" {
+		// A run that existed before the watch (the previous release's
+		// install hook) is not one of the window's.
+		if _, seen := l.jobPods[p.Name]; !listed || seen {
+			l.jobPods[p.Name] = job + " " + p.Spec.Containers[0].Image
+		}
+		return
+	}
+	if p.Labels["app.kubernetes.io/component"] != "agent" {
+		return
+	}
+	if gone {
+		delete(l.agents, p.Name)
+	} else {
+		l.agents[p.Name] = *p
+	}
+	if l.overlap != "" {
+		return
+	}
+	var old, other []string
+	for _, a := range l.agents {
+		if a.DeletionTimestamp != nil || !podReady(&a) {
+			continue
+		}
+		if img := a.Spec.Containers[0].Image; img == l.oldImage {
+			old = append(old, a.Name)
+		} else {
+			other = append(other, a.Name+" ("+img+")")
+		}
+	}
+	if len(old) > 0 && len(other) > 0 {
+		sort.Strings(old)
+		sort.Strings(other)
+		l.overlap = fmt.Sprintf("%s: %s (%s) and %s", time.Now().Format(time.RFC3339Nano), strings.Join(old, ", "), l.oldImage,
+			strings.Join(other, ", "))
+	}
+}
+
+func (l *rolloutLog) onLease(lease *coordinationv1.Lease) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	holder := ""
+	if lease.Spec.HolderIdentity != nil {
+		holder = *lease.Spec.HolderIdentity
+	}
+	if holder == "" || (len(l.spells) > 0 && l.spells[len(l.spells)-1].holder == holder) {
+		return
+	}
+	image := "unknown"
+	if p, ok := l.agents[holder]; ok {
+		image = p.Spec.Containers[0].Image
+	}
+	l.spells = append(l.spells, leaderSpell{holder: holder, image: image, since: time.Now()})
+}
+
+func (l *rolloutLog) report() ([]leaderSpell, string, map[string]string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	jobs := map[string]string{}
+	for k, v := range l.jobPods {
+		jobs[k] = v
+	}
+	return append([]leaderSpell(nil), l.spells...), l.overlap, jobs
+}
+
+// hookPods is how many render-hook pods ran (each marks every record
+// Pending once).
+func (l *rolloutLog) hookPods() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, v := range l.jobPods {
+		if !strings.HasPrefix(v, jobName+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+// markStreams ends the barrier on every watched stream: the barrier's
+// Succeeded record write ends the records' stream; an unlabelled Secret
+// and ServiceAccount the test writes into ns after it end the others (a
+// watch delivers a resource's writes in order, so once a mark is seen,
+// every write before it was). It returns the end revision per resource.
+func (e *env) markStreams(ctx context.Context, t *testing.T, rec *apiwrites.Recorder, ns, barrier string) map[apiwrites.Resource]uint64 {
+	t.Helper()
+	cs := e.cluster.Clientset
+	cmName := connection.ConfigMapName(connection.ObjectID(barrier))
+	ends := map[apiwrites.Resource]uint64{}
+	require.NoError(t, rec.Await(ctx, func(ws []apiwrites.Write) bool {
+		for _, w := range ws {
+			if w.Key.Name != cmName || w.Key.Resource != apiwrites.ConfigMaps {
+				continue
+			}
+			if c, err := record.Decode(w.Object.(*corev1.ConfigMap)); err == nil && c.Status.Phase == connection.PhaseSucceeded {
+				ends[apiwrites.ConfigMaps] = w.Revision
+				return true
+			}
+		}
+		return false
+	}), "the barrier's Succeeded write seen")
+	const mark = "e2e-mixed-barrier-mark"
+	sec, err := cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: mark}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	sa, err := cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: mark}}, metav1.CreateOptions{})
+	require.NoError(t, err)
+	for res, rv := range map[apiwrites.Resource]string{apiwrites.Secrets: sec.ResourceVersion, apiwrites.ServiceAccounts: sa.ResourceVersion} {
+		require.NoError(t, rec.Await(ctx, func(ws []apiwrites.Write) bool {
+			for _, w := range ws {
+				if w.Key.Resource == res && w.Key.Name == mark && w.ResourceVersion == rv {
+					ends[res] = w.Revision
+					return true
+				}
+			}
+			return false
+		}), "the %s mark seen", res)
+	}
+	return ends
+}
+
+// mixedWindow keeps the writes from the recorder's start to settledAt.
+func mixedWindow(ws []apiwrites.Write, rec *apiwrites.Recorder, targets []apiwrites.Target, settledAt uint64) []apiwrites.Write {
+	var out []apiwrites.Write
+	for _, t := range targets {
+		for _, w := range apiwrites.Between(ws, rec.StartRevision(t), settledAt) {
+			if w.Key.Resource == t.Resource {
+				out = append(out, w)
+			}
+		}
+	}
+	return out
+}
+
+// recordBound is how many writes the store's write path allows one record
+// (docs/store.md) for the requests it got and the render-hook pods that
+// ran while it existed:
+//   - each request: the intake's one POST or PUT of the record (the commit
+//     point; the credential Secret is another object);
+//   - each render-hook pod: one MarkPending (a PUT);
+//   - each of those makes the record due once, and each runner that
+//     processes it writes at most three times: the claim (Running), the
+//     outcome (Succeeded, Failed or Pending/Retrying), and the owned UIDs
+//     alone when a newer request overtook it. The launcher keeps one
+//     sc-job at a time (leaders never act at once), but a render-hook pod
+//     may run beside it, and a Running record is due, so each of them may
+//     claim it: runners = 1 + hook pods;
+//   - a delete adds the API server's own: the DELETE that leaves the
+//     record terminating, the leader's release of the status finalizer,
+//     and the deletion that release lets finish.
+//
+// Fighting writers are unbounded; a single undo stays within it, which is
+// what the no-going-back checks are for.
+func recordBound(requests, deletes, hookPods int) int {
+	runners := 1 + hookPods
+	return (requests+hookPods)*(1+3*runners) + 3*deletes
+}
+
+// assertRecordWrites checks each record's writes against recordBound and
+// that no write took a record back to an older request or generation (a
+// writer undoing another's write), and logs the counts.
+func (e *env) assertRecordWrites(t *testing.T, window []apiwrites.Write, sent []mixedReq, hookPods int) {
+	t.Helper()
+	requests, deletes := map[string]int{}, map[string]int{}
+	order := map[string][]string{} // request ids per connection, in sending order
+	for _, r := range sent {
+		requests[r.name]++
+		if r.want == connection.PhaseDeleted {
+			deletes[r.name]++
+		}
+		order[r.name] = append(order[r.name], r.id)
+	}
+	byRecord := map[string][]apiwrites.Write{}
+	for _, w := range window {
+		if w.Key.Resource == apiwrites.ConfigMaps {
+			byRecord[w.Key.Name] = append(byRecord[w.Key.Name], w)
+		}
+	}
+	total, names := 0, make([]string, 0, len(requests))
+	for name := range requests {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		cm := connection.ConfigMapName(connection.ObjectID(name))
+		ws := byRecord[cm]
+		delete(byRecord, cm)
+		total += len(ws)
+		bound := recordBound(requests[name], deletes[name], hookPods)
+		var trail []string
+		classes := map[string]int{}
+		lastReq, lastGen, lastObserved := -1, int64(0), int64(0)
+		for _, w := range ws {
+			c, err := record.Decode(w.Object.(*corev1.ConfigMap))
+			if w.Type == watch.Deleted || err != nil {
+				trail = append(trail, fmt.Sprintf("%s@%d", w.Type, w.Revision))
+				continue
+			}
+			trail = append(trail, fmt.Sprintf("%s@%d:%s/%s gen=%d req=%s", w.Type, w.Revision, c.Status.Phase, c.Status.Reason,
+				c.Generation, short(c.Status.LastRequestID)))
+			if cm := w.Object.(*corev1.ConfigMap); cm.DeletionTimestamp != nil {
+				classes["terminating"]++
+			} else {
+				classes[writeClass(c)]++
+			}
+			// Only sc-job writes rendered objects here: a drift mark means
+			// two sc-job versions disagree on one (or drift misjudged it).
+			assert.NotEqual(t, drift.ReasonDrift, c.Status.Reason, "%s marked drifted at revision %d: %s", name, w.Revision, c.Status.Message)
+			idx := indexOf(order[name], c.Status.LastRequestID)
+			assert.GreaterOrEqual(t, idx, lastReq, "%s went back to an older request at revision %d", name, w.Revision)
+			assert.GreaterOrEqual(t, c.Generation, lastGen, "%s went back to an older generation at revision %d", name, w.Revision)
+			assert.GreaterOrEqual(t, c.Status.ObservedGeneration, lastObserved, "%s's observedGeneration went back at revision %d", name, w.Revision)
+			lastReq, lastGen, lastObserved = max(lastReq, idx), c.Generation, c.Status.ObservedGeneration
+		}
+		if !assert.LessOrEqual(t, len(ws), bound, "%s: writes beyond what its %d requests and %d render-hook runs explain", name, requests[name], hookPods) {
+			t.Logf("%s: %s", name, strings.Join(trail, " | "))
+		}
+		t.Logf("record %s: %d writes for %d requests (bound %d): %v", name, len(ws), requests[name], bound, classes)
+	}
+	for cm, ws := range byRecord {
+		t.Errorf("record %s written %d times, though the test sent it no request", cm, len(ws))
+	}
+	t.Logf("records: %d writes for %d requests and %d render-hook pods", total, len(sent), hookPods)
+}
+
+// assertRenderedWrites checks that no rendered object returned to an
+// earlier content (data-hash), which two writers fighting over it would
+// do, and that each was written at most once per request of its
+// connection plus once for a rendering the new release changed.
+func assertRenderedWrites(t *testing.T, window []apiwrites.Write, sent []mixedReq, specs map[string]connection.Spec) {
+	t.Helper()
+	requests := map[string]int{}
+	wiRequests := 0
+	for _, r := range sent {
+		requests[connection.SecretName(connection.ObjectID(r.name))]++
+		if s, ok := specs[r.name]; ok && s.AuthInfo.AuthType == catalog.AuthWorkloadIdentity {
+			wiRequests++
+		}
+	}
+	byObject := map[apiwrites.Key][]apiwrites.Write{}
+	for _, w := range window {
+		if w.Key.Resource != apiwrites.ConfigMaps {
+			byObject[w.Key] = append(byObject[w.Key], w)
+		}
+	}
+	for key, ws := range byObject {
+		if key.Name == "default" || strings.HasPrefix(key.Name, "default-token") {
+			continue // the namespace's own, not rendered
+		}
+		var hashes []string
+		for _, w := range ws {
+			if w.Type == watch.Deleted {
+				continue
+			}
+			m, err := meta.Accessor(w.Object)
+			require.NoError(t, err)
+			h := m.GetAnnotations()[connection.AnnotationDataHash]
+			if len(hashes) > 0 && hashes[len(hashes)-1] != h {
+				assert.NotContains(t, hashes, h, "%s returned to an earlier content at revision %d", key, w.Revision)
+			}
+			hashes = append(hashes, h)
+		}
+		bound := requests[key.Name] + 1
+		if key.Resource == apiwrites.ServiceAccounts {
+			bound = wiRequests + 1
+		}
+		assert.LessOrEqual(t, len(ws), bound, "%s: %d writes", key, len(ws))
+		t.Logf("rendered %s: %d writes (bound %d)", key, len(ws), bound)
+	}
+}
+
+// assertBarrier: between convergence and the barrier's end on each stream
+// nothing but the barrier's own objects and the test's marks was written.
+func assertBarrier(t *testing.T, ws []apiwrites.Write, settledAt uint64, ends map[apiwrites.Resource]uint64, barrier string) {
+	t.Helper()
+	id := connection.ObjectID(barrier)
+	own := map[string]bool{
+		connection.ConfigMapName(id): true, connection.SecretName(id): true, "e2e-mixed-barrier-mark": true,
+	}
+	n := 0
+	for _, w := range ws {
+		end, ok := ends[w.Key.Resource]
+		if !ok || w.Revision <= settledAt || w.Revision > end {
+			continue
+		}
+		if own[w.Key.Name] || (w.Key.Resource == apiwrites.ServiceAccounts && w.Type == watch.Added) {
+			n++
+			continue // the barrier's own writes (and a ServiceAccount it may create)
+		}
+		t.Errorf("%s written (%s, revision %d) after convergence, before the barrier finished", w.Key, w.Type, w.Revision)
+	}
+	t.Logf("barrier: %d writes of its own, none to settled objects, in revisions (%d, %v]", n, settledAt, ends)
+}
+
+// writeClass names what a record write was, by the status it left.
+func writeClass(c connection.Connection) string {
+	switch {
+	case c.Status.Reason == jobrun.ReasonRenderAll:
+		return "renderAll"
+	case c.Status.Phase == connection.PhaseRunning:
+		return "claim"
+	case c.Status.Phase == connection.PhasePending && (c.Status.Reason == "Accepted" || c.Status.Reason == "DeleteRequested"):
+		return "intake"
+	default:
+		return "outcome:" + string(c.Status.Phase)
+	}
+}
+
+func indexOf(ids []string, id string) int {
+	for i, x := range ids {
+		if x == id {
+			return i
+		}
+	}
+	return -1
+}
+
+func short(id string) string { return id[:min(len(id), 8)] }
