@@ -20,6 +20,7 @@ import (
 
 	"github.com/sc-extension/sc-extension/pkg/agent/agentkey"
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
+	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
 	"github.com/sc-extension/sc-extension/pkg/agent/leader"
 	"github.com/sc-extension/sc-extension/pkg/agent/lifecycle"
 	"github.com/sc-extension/sc-extension/pkg/agent/query"
@@ -97,6 +98,17 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 		}
 		return nil
 	})
+	// Every replica answers queries from its own cache of the records.
+	records, err := query.NewCache(launcher.NewRecordsFactory(client, cfg.Namespace, 0), cfg.Namespace, log)
+	if err != nil {
+		return err
+	}
+	hs.AddReadyCheck("query-cache", func(context.Context) error {
+		if !records.Synced() {
+			return query.ErrNotSynced
+		}
+		return nil
+	})
 	hs.AddReadyCheck("informers", func(context.Context) error {
 		if a.leading.Load() && !a.synced.Load() {
 			return errors.New("leader informer caches not synced")
@@ -104,6 +116,9 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 		return nil
 	})
 	proc.Go("health", hs.Run)
+	// Started before the key is loaded, so it syncs meanwhile; stopped
+	// after the query service that reads it.
+	proc.Go("query-cache", records.Run)
 	defer func() { _ = proc.Stop(nil) }() // on an early return; a no-op after the Stop below
 
 	a.key, err = lifecycle.Retry(ctx, keyBackoff,
@@ -134,7 +149,7 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 	// Every replica answers queries; only the leader does the rest.
 	proc.Go("query", func(ctx context.Context) error {
 		return query.Serve(ctx, a.nc, query.Options{
-			Cluster: cfg.Cluster, Reader: reader{Store: a.store, client: client, dyn: dyn, log: log}, PublicKey: pub,
+			Cluster: cfg.Cluster, Cache: records, Reader: reader{Store: a.store, client: client, dyn: dyn, log: log}, PublicKey: pub,
 			IsNotFound: store.IsNotFound, Logger: log,
 		})
 	})

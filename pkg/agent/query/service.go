@@ -21,7 +21,10 @@ const QueueGroup = "agent"
 
 // Options wires a Service.
 type Options struct {
-	Cluster   string
+	Cluster string
+	// Cache answers list, show and list-configuration; nil: Reader does,
+	// listing on every query.
+	Cache     *Cache
 	Reader    Reader
 	PublicKey string
 	// IsNotFound recognises the Reader's "no such connection" error.
@@ -37,9 +40,10 @@ type Options struct {
 
 // Service is a running query responder.
 type Service struct {
-	o   Options
-	log zerolog.Logger
-	sem chan struct{}
+	o       Options
+	records records
+	log     zerolog.Logger
+	sem     chan struct{}
 }
 
 // Serve subscribes to the cluster's query subjects and answers until ctx is
@@ -61,7 +65,10 @@ func Serve(ctx context.Context, nc *nats.Conn, o Options) error {
 		o.MaxInFlight = 16
 	}
 	s := &Service{o: o, log: o.Logger.With().Str("controller", ControllerName).Str("cluster", o.Cluster).Logger(),
-		sem: make(chan struct{}, o.MaxInFlight)}
+		sem: make(chan struct{}, o.MaxInFlight), records: readerRecords{o.Reader}}
+	if o.Cache != nil {
+		s.records = o.Cache
+	}
 	sub, err := nc.QueueSubscribe(protocol.QuerySubjectAll(o.Cluster), QueueGroup, func(m *nats.Msg) { s.dispatch(ctx, m) })
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", protocol.QuerySubjectAll(o.Cluster), err)

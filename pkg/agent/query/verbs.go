@@ -2,17 +2,19 @@ package query
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
-// Reader is the agent's read-only view of its stored connections (pkg/kube/store
-// implements it). It never returns credential values: a Spec has none.
+// Reader is the agent's read-only view of its stored connections through the
+// API server (pkg/kube/store implements it). It never returns credential
+// values: a Spec has none. With a Cache, only validate and a cache miss read
+// it; without one, every query does (tests).
 type Reader interface {
 	List(ctx context.Context) ([]connection.Connection, error)
 	// Get takes the connection's object id (connection.ObjectID).
@@ -20,13 +22,32 @@ type Reader interface {
 	Validate(ctx context.Context, c connection.Connection) (protocol.ValidateResult, error)
 }
 
-// errInvalid marks a query the agent cannot answer as asked.
-var errInvalid = errors.New("invalid query")
+// records is what list, show and list-configuration read: the Cache, or a
+// Reader listing on every query.
+type records interface {
+	Snapshot(ctx context.Context) (*Snapshot, error)
+	// Lookup is false if the records do not hold id (yet).
+	Lookup(ctx context.Context, id string) (*entry, bool, error)
+}
+
+var (
+	// errInvalid marks a query the agent cannot answer as asked.
+	errInvalid = errors.New("invalid query")
+	// errTooLarge marks an answer that does not fit in one reply.
+	errTooLarge = errors.New("answer too large")
+	// errUnreadable marks a list that cannot be answered in its shape
+	// because a record cannot be read.
+	errUnreadable = errors.New("unreadable records")
+)
 
 func (s *Service) run(ctx context.Context, q protocol.Query) protocol.Reply {
 	result, err := s.result(ctx, q)
 	switch {
 	case err == nil:
+		if raw, ok := result.(json.RawMessage); ok {
+			// encoded already: Encode validates it once, as part of the reply
+			return protocol.Reply{Header: protocol.NewHeader(protocol.KindReply), Result: raw}
+		}
 		r, err := protocol.NewReply(result)
 		if err != nil {
 			return protocol.ErrorReply(protocol.CodeInternal, err.Error())
@@ -34,6 +55,8 @@ func (s *Service) run(ctx context.Context, q protocol.Query) protocol.Reply {
 		return r
 	case errors.Is(err, errInvalid), errors.Is(err, connection.ErrInvalid):
 		return protocol.ErrorReply(protocol.CodeInvalid, err.Error())
+	case errors.Is(err, errTooLarge):
+		return protocol.ErrorReply(protocol.CodeTooLarge, err.Error())
 	case s.o.IsNotFound(err):
 		return protocol.ErrorReply(protocol.CodeNotFound, fmt.Sprintf("connection %q not found in cluster %s", q.Connection, s.o.Cluster))
 	default:
@@ -49,28 +72,35 @@ func (s *Service) result(ctx context.Context, q protocol.Query) (any, error) {
 		}
 		return protocol.PubKeyResult{PublicKey: s.o.PublicKey}, nil
 	case protocol.VerbList:
-		all, err := s.o.Reader.List(ctx)
+		snap, err := s.records.Snapshot(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("list connections: %w", err)
 		}
-		views := []protocol.ConnectionView{}
-		for _, c := range all {
-			if q.Namespace == "" || c.Spec.Scope == q.Namespace {
-				views = append(views, View(c))
-			}
+		var raw []byte
+		if q.Paged() {
+			raw, err = snap.page(q.Namespace, q.Continue, q.Limit)
+		} else {
+			raw, err = snap.all(q.Namespace)
 		}
-		sort.Slice(views, func(i, j int) bool { return views[i].Spec.Name < views[j].Spec.Name })
-		return views, nil
-	case protocol.VerbShow, protocol.VerbListConfiguration, protocol.VerbValidate:
-		c, err := s.get(ctx, q.Connection)
+		return json.RawMessage(raw), err
+	case protocol.VerbShow, protocol.VerbListConfiguration:
+		e, err := s.lookup(ctx, q.Connection)
 		if err != nil {
 			return nil, err
 		}
-		switch q.Verb {
-		case protocol.VerbShow:
-			return View(c), nil
-		case protocol.VerbListConfiguration:
-			return Configuration(c.Spec), nil
+		if q.Verb == protocol.VerbShow {
+			return json.RawMessage(e.raw), nil
+		}
+		var v protocol.ConnectionView
+		if err := json.Unmarshal(e.raw, &v); err != nil {
+			return nil, fmt.Errorf("decode view of %s: %w", q.Connection, err)
+		}
+		return Configuration(v.Spec), nil
+	case protocol.VerbValidate:
+		// What validate compares must be current: read through the API.
+		c, err := s.get(ctx, q.Connection)
+		if err != nil {
+			return nil, err
 		}
 		res, err := s.o.Reader.Validate(ctx, c)
 		if err != nil {
@@ -79,6 +109,32 @@ func (s *Service) result(ctx context.Context, q protocol.Query) (any, error) {
 		return res, nil
 	}
 	return nil, fmt.Errorf("%w: unknown verb %q", errInvalid, q.Verb)
+}
+
+// lookup reads a connection from the records; one the cache has not seen
+// (a record written a moment ago, or none) is read through the API, so a
+// show right after a create finds it.
+func (s *Service) lookup(ctx context.Context, name string) (*entry, error) {
+	if err := connection.ValidateName(name); err != nil {
+		return nil, fmt.Errorf("%w: %w", errInvalid, err)
+	}
+	e, ok, err := s.records.Lookup(ctx, connection.ObjectID(name))
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", name, err)
+	}
+	if !ok {
+		c, err := s.get(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if e, err = newEntry(c); err != nil {
+			return nil, err
+		}
+	}
+	if e.failed() {
+		return nil, fmt.Errorf("get %s: %w", name, e.cause)
+	}
+	return e, nil
 }
 
 func (s *Service) get(ctx context.Context, name string) (connection.Connection, error) {
@@ -90,6 +146,35 @@ func (s *Service) get(ctx context.Context, name string) (connection.Connection, 
 		return connection.Connection{}, fmt.Errorf("get %s: %w", name, err)
 	}
 	return c, nil
+}
+
+// readerRecords lists through a Reader on every query: the records of a
+// Service without a Cache.
+type readerRecords struct{ r Reader }
+
+func (a readerRecords) Snapshot(ctx context.Context) (*Snapshot, error) {
+	all, err := a.r.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	entries := make([]*entry, 0, len(all))
+	for _, c := range all {
+		e, err := newEntry(c)
+		if err != nil {
+			return nil, err
+		}
+		entries = append(entries, e)
+	}
+	return newSnapshot(entries), nil
+}
+
+func (a readerRecords) Lookup(ctx context.Context, id string) (*entry, bool, error) {
+	c, err := a.r.Get(ctx, id)
+	if err != nil {
+		return nil, false, err
+	}
+	e, err := newEntry(c)
+	return e, err == nil, err
 }
 
 // View is what list and show return for a stored connection.

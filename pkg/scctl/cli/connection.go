@@ -172,27 +172,6 @@ func newQuery(verb protocol.Verb, name, namespace string) protocol.Query {
 	return protocol.Query{Header: protocol.NewHeader(protocol.KindQuery), Verb: verb, Connection: name, Namespace: namespace}
 }
 
-func (a *App) listCommand(g *globals) *cobra.Command {
-	var namespace string
-	cmd := &cobra.Command{
-		Use:   "list [--kube-namespace NS]",
-		Short: "List the cluster's connections",
-		Args:  usageArgs(cobra.NoArgs),
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.withSession(cmd, g, func(s *session) error {
-				var views []protocol.ConnectionView
-				if err := s.cp.Query(s.ctx, newQuery(protocol.VerbList, "", namespace), &views); err != nil {
-					return err
-				}
-				sort.Slice(views, func(i, j int) bool { return views[i].Spec.Name < views[j].Spec.Name })
-				return s.out.connections(views)
-			})
-		},
-	}
-	cmd.Flags().StringVar(&namespace, "kube-namespace", "", "only connections rendering into this namespace")
-	return cmd
-}
-
 // nameQueryCommand is a query about one connection: show, list-configuration, validate.
 func (a *App) nameQueryCommand(g *globals, use, short string, run func(s *session, name string) error) *cobra.Command {
 	var name string

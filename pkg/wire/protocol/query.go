@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -25,11 +26,74 @@ func Verbs() []Verb {
 
 // Query asks the agent something; Connection is empty for list and pubkey,
 // Namespace optionally narrows list.
+//
+// Limit or Continue set asks list for one page (ListPage). Neither set is
+// how scctl v0.1.0 (commit ad02d28) asks: it gets the whole list as a bare
+// array of ConnectionView, or an error if that would not fit in one reply.
 type Query struct {
 	Header
 	Verb       Verb   `json:"verb"`
 	Connection string `json:"connection,omitempty"`
 	Namespace  string `json:"namespace,omitempty"`
+	// Limit is the most records one page holds (the agent caps it at
+	// MaxPageSize, and ends a page early rather than pass MaxMessageBytes);
+	// 0 with Continue set means DefaultPageSize.
+	Limit int `json:"limit,omitempty"`
+	// Continue is the previous page's ListPage.Continue, unchanged.
+	Continue string `json:"continue,omitempty"`
+}
+
+// Page sizes of list. A page also ends before its reply would pass
+// MaxMessageBytes: the only hard bound on one connection's size is the
+// request that carried it (MaxMessageBytes), so no count can bound a page's
+// bytes. A typical view is 1-2 KiB; DefaultPageSize of those is well under
+// the limit, so a default page is count-bound in practice.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 1000
+)
+
+// Paged tells whether q asks list for a page rather than the v0.1.0 array.
+func (q Query) Paged() bool { return q.Limit != 0 || q.Continue != "" }
+
+// ListPage is one page of list: Items and Errors sorted by connection name,
+// Continue set while records after this page may remain. Every record is in
+// exactly one page of a walk, either as an item or as an error, however the
+// records change meanwhile: a record created behind the walk's position is
+// not seen, one removed ahead of it is not listed.
+type ListPage struct {
+	Items    []ConnectionView `json:"items"`
+	Continue string           `json:"continue,omitempty"`
+	Errors   []RecordError    `json:"errors,omitempty"`
+}
+
+// UnmarshalJSON also reads the bare array an agent of v0.1.0 answers with
+// (it ignores Limit and Continue): that is the whole list, one page.
+func (p *ListPage) UnmarshalJSON(b []byte) error {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '[' {
+		*p = ListPage{}
+		return json.Unmarshal(b, &p.Items)
+	}
+	type plain ListPage // without this method
+	return json.Unmarshal(b, (*plain)(p))
+}
+
+// Reasons of a RecordError.
+const (
+	// RecordCorrupt: the record does not decode; only a human can fix it.
+	RecordCorrupt = "RecordCorrupt"
+	// RecordUnsupportedVersion: a newer release wrote the record.
+	RecordUnsupportedVersion = "UnsupportedVersion"
+	// RecordTooLarge: the record's view alone is more than a reply carries.
+	RecordTooLarge = "TooLarge"
+)
+
+// RecordError is a stored record list could not return; the rest of the
+// list is answered regardless.
+type RecordError struct {
+	ObjectID string `json:"objectId"`
+	Reason   string `json:"reason"`
+	Message  string `json:"message"`
 }
 
 // Reply error codes; scctl maps them to exit codes and messages.
@@ -37,6 +101,9 @@ const (
 	CodeNotFound = "NotFound"
 	CodeInvalid  = "Invalid"
 	CodeInternal = "Internal"
+	// CodeTooLarge: the answer would not fit in MaxMessageBytes (a list
+	// asked for without paging, by scctl v0.1.0).
+	CodeTooLarge = "TooLarge"
 )
 
 // ReplyError is a failed query's answer.
