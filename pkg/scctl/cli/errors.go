@@ -52,7 +52,7 @@ func (a *App) exitCode(err error) int {
 	switch {
 	case err == nil:
 		return ExitOK
-	case errors.Is(err, ErrUsage), errors.Is(err, connection.ErrInvalid):
+	case errors.Is(err, ErrUsage), errors.Is(err, connection.ErrInvalid), errors.Is(err, ErrIncompatibleAgent):
 		return ExitUsage
 	case a.unreachable(err), a.serverUnreachable(err):
 		return ExitUnreachable

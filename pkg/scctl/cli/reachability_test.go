@@ -13,7 +13,9 @@ import (
 
 	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
 	"github.com/sc-extension/sc-extension/pkg/agent/heartbeat"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
 // A control plane that is down is exit 3, like an agent that does not
@@ -69,6 +71,9 @@ func TestOverNATSVersionFromHeartbeat(t *testing.T) {
 	var got versionInfo
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &got))
 	require.NotNil(t, got.Agent)
-	assert.Equal(t, agentVersion{Cluster: "c1", Version: "v2.0.1", Pod: "sc-agent-0", Ready: true, Time: got.Agent.Time}, *got.Agent,
-		"an agent built from this tree reports pkg/version.Version")
+	assert.Equal(t, agentVersion{Cluster: "c1", Version: "v2.0.1", APIVersions: []string{protocol.APIVersion},
+		RecordSchema: record.SchemaVersion, Pod: "sc-agent-0", Ready: true, Time: got.Agent.Time, AgeSeconds: got.Agent.AgeSeconds}, *got.Agent,
+		"an agent built from this tree reports pkg/version.Version, the envelope versions it decodes and its record schema")
+	assert.Equal(t, clientVersion{Version: "v2.0.1", APIVersion: protocol.APIVersion}, got.Client)
+	assert.Empty(t, r.stderr, "same release: no warning")
 }

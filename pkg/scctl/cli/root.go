@@ -26,6 +26,10 @@ type globals struct {
 	cluster, server, user, password, creds, output string
 	tlsCA, tlsCert, tlsKey                         string
 	timeout                                        time.Duration
+	// checkAgent is set for `scctl connection ...` commands: after
+	// connecting, dial reads the agent's heartbeat once and refuses an
+	// incompatible agent or warns about another release (compat.go).
+	checkAgent bool
 }
 
 // envFor lists the environment variable behind each global flag.
@@ -61,6 +65,7 @@ func (a *App) rootCommand(g *globals) *cobra.Command {
 			return usagef("scctl needs a command")
 		},
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			g.checkAgent = talksToAgent(cmd)
 			return a.resolveGlobals(cmd.Flags(), cmd.Root().PersistentFlags(), g)
 		},
 	}
@@ -121,7 +126,9 @@ func (a *App) resolveGlobals(fs, root *pflag.FlagSet, g *globals) error {
 	return nil
 }
 
-// dial connects with the global flags; only commands that talk to a cluster call it.
+// dial connects with the global flags; only commands that talk to a cluster
+// call it. For a connection command it also checks the agent's versions
+// before anything is sent.
 func (a *App) dial(ctx context.Context, g *globals) (ControlPlane, error) {
 	if g.cluster == "" {
 		return nil, usagef("--cluster is required (or set SCCTL_CLUSTER)")
@@ -129,9 +136,17 @@ func (a *App) dial(ctx context.Context, g *globals) (ControlPlane, error) {
 	if protocol.ValidateCluster(g.cluster) != nil {
 		return nil, usagef("--cluster: %q must be lowercase letters, digits and '-', 1 to 63 characters", g.cluster)
 	}
-	return a.Dial(ctx, DialOptions{
+	cp, err := a.Dial(ctx, DialOptions{
 		URL: g.server, User: g.user, Password: g.password, CredsFile: g.creds,
 		Cluster: g.cluster, Timeout: g.timeout,
 		TLS: natsbus.TLSFiles{CAFile: g.tlsCA, CertFile: g.tlsCert, KeyFile: g.tlsKey},
 	})
+	if err != nil || !g.checkAgent {
+		return cp, err
+	}
+	if err := a.checkAgent(ctx, cp, g.cluster); err != nil {
+		cp.Close()
+		return nil, err
+	}
+	return cp, nil
 }

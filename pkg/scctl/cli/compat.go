@@ -1,0 +1,202 @@
+package cli
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/sc-extension/sc-extension/pkg/version"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
+)
+
+// ErrIncompatibleAgent: the cluster's agent does not decode the envelope
+// version this scctl writes, so scctl sends nothing. Exit code 2, like a
+// usage error: retrying cannot help, another scctl release can.
+var ErrIncompatibleAgent = errors.New("agent does not speak this scctl's protocol")
+
+// agentCheckTimeout bounds the heartbeat read before a connection command:
+// it is one stream get, and a slow answer must not hold up the command,
+// which then runs without the check.
+const agentCheckTimeout = 3 * time.Second
+
+// devVersion is pkg/version.Version of a build without the Makefile's
+// LDFLAGS: it names no release, so it is never compared.
+const devVersion = "dev"
+
+// talksToAgent reports whether cmd is a `scctl connection ...` command,
+// the ones that check the agent's heartbeat before they talk to it.
+func talksToAgent(cmd *cobra.Command) bool {
+	for c := cmd; c != nil && c.HasParent(); c = c.Parent() {
+		if c.Name() == "connection" && !c.Parent().HasParent() {
+			return true
+		}
+	}
+	return false
+}
+
+// checkAgent reads the agent's last heartbeat once, before a connection
+// command sends anything. An agent that does not decode protocol.APIVersion
+// is an error (ErrIncompatibleAgent); a release other than scctl's is one
+// warning line on stderr. Without a readable heartbeat there is nothing to
+// compare and the command goes ahead: whether the agent answers is the
+// command's own business (exit 3 if it does not).
+func (a *App) checkAgent(ctx context.Context, cp ControlPlane, cluster string) error {
+	ctx, cancel := context.WithTimeout(ctx, agentCheckTimeout)
+	defer cancel()
+	hb, err := cp.LatestHeartbeat(ctx)
+	if err != nil {
+		return nil //nolint:nilerr // no heartbeat: nothing to judge, see above
+	}
+	if err := incompatibility(cluster, hb); err != nil {
+		return err
+	}
+	if w := releaseSkew(cluster, hb.AgentVersion, version.Version); w != "" {
+		fmt.Fprintf(a.Stderr, "scctl: warning: %s\n", w)
+	}
+	return nil
+}
+
+// incompatibility is ErrIncompatibleAgent, naming both sides' releases and
+// protocols, when the agent does not decode what this scctl writes.
+func incompatibility(cluster string, hb protocol.Heartbeat) error {
+	if hb.Speaks(protocol.APIVersion) {
+		return nil
+	}
+	speaks := strings.Join(hb.Versions(), ", ")
+	return &sentenceError{kind: ErrIncompatibleAgent, msg: fmt.Sprintf(
+		"the agent of cluster %q (release %s) speaks %s, not %s, which this scctl (release %s) speaks; nothing was sent: "+
+			"use an scctl that speaks %s, such as release %s",
+		cluster, orUnknown(hb.AgentVersion), speaks, protocol.APIVersion, version.Version, speaks, orUnknown(hb.AgentVersion))}
+}
+
+// releaseSkew is the warning for an agent of another release than scctl's,
+// or "" when there is none to give: same release, or either side unknown
+// ("" from an agent older than the field) or a development build.
+func releaseSkew(cluster, agent, client string) string {
+	if agent == client || agent == "" || agent == unknownVersion || agent == devVersion || client == devVersion || client == "" {
+		return ""
+	}
+	order, ordered := compareReleases(agent, client)
+	switch {
+	case !ordered:
+		return fmt.Sprintf("the agent of cluster %q runs release %s, this scctl %s; neither is known to be newer", cluster, agent, client)
+	case order < 0:
+		return fmt.Sprintf("the agent of cluster %q runs release %s, older than this scctl (%s): what %s added is not there "+
+			"until the agent is upgraded (helm upgrade)", cluster, agent, client, client)
+	case order > 0:
+		return fmt.Sprintf("the agent of cluster %q runs release %s, newer than this scctl (%s): upgrade scctl to use what %s added",
+			cluster, agent, client, agent)
+	}
+	return "" // the same release spelled differently (v0.1.0 and 0.1.0)
+}
+
+// releaseRE parses what the Makefile stamps, `git describe --tags --always
+// --dirty`: a tag vX.Y.Z[-PRE], then -N-gHASH when N commits past it, then
+// -dirty. A bare commit hash (no tag in reach) does not parse.
+var releaseRE = regexp.MustCompile(`^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+?))??(?:-(\d+)-g[0-9a-f]+)?(?:-dirty)?$`)
+
+type release struct {
+	core  [3]int
+	pre   []string // semver pre-release identifiers; a release without sorts after one with
+	ahead int      // commits past the tag
+}
+
+func parseRelease(s string) (release, bool) {
+	m := releaseRE.FindStringSubmatch(s)
+	if m == nil {
+		return release{}, false
+	}
+	var r release
+	for i := range r.core {
+		n, err := strconv.Atoi(m[i+1])
+		if err != nil {
+			return release{}, false
+		}
+		r.core[i] = n
+	}
+	if m[4] != "" {
+		r.pre = strings.Split(m[4], ".")
+	}
+	if m[5] != "" {
+		n, err := strconv.Atoi(m[5])
+		if err != nil {
+			return release{}, false
+		}
+		r.ahead = n
+	}
+	return r, true
+}
+
+// compareReleases orders two stamped versions: semver precedence of the
+// tags, then commits past the tag. ordered is false when either does not
+// parse, or both are the same distance past the same tag yet differ (other
+// commits, or one dirty): neither is known to be newer.
+func compareReleases(a, b string) (order int, ordered bool) {
+	ra, okA := parseRelease(a)
+	rb, okB := parseRelease(b)
+	if !okA || !okB {
+		return 0, false
+	}
+	for i := range ra.core {
+		if c := cmp.Compare(ra.core[i], rb.core[i]); c != 0 {
+			return c, true
+		}
+	}
+	if c := comparePre(ra.pre, rb.pre); c != 0 {
+		return c, true
+	}
+	if c := cmp.Compare(ra.ahead, rb.ahead); c != 0 {
+		return c, true
+	}
+	if strings.TrimPrefix(a, "v") == strings.TrimPrefix(b, "v") {
+		return 0, true
+	}
+	return 0, false
+}
+
+// comparePre is semver's pre-release precedence: none is highest; numeric
+// identifiers compare as numbers and below alphanumeric ones; a shorter
+// list that is a prefix of a longer one is lower.
+func comparePre(a, b []string) int {
+	switch {
+	case len(a) == 0 && len(b) == 0:
+		return 0
+	case len(a) == 0:
+		return 1
+	case len(b) == 0:
+		return -1
+	}
+	for i := 0; i < len(a) && i < len(b); i++ {
+		na, errA := strconv.Atoi(a[i])
+		nb, errB := strconv.Atoi(b[i])
+		switch {
+		case errA == nil && errB == nil:
+			if c := cmp.Compare(na, nb); c != 0 {
+				return c
+			}
+		case errA == nil:
+			return -1
+		case errB == nil:
+			return 1
+		default:
+			if c := strings.Compare(a[i], b[i]); c != 0 {
+				return c
+			}
+		}
+	}
+	return cmp.Compare(len(a), len(b))
+}
+
+func orUnknown(v string) string {
+	if v == "" {
+		return unknownVersion
+	}
+	return v
+}
