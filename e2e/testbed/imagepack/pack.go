@@ -3,10 +3,12 @@ package imagepack
 import (
 	"archive/tar"
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -33,12 +35,8 @@ func Pack(spec Spec, binary, out string, caBundle []byte, stamp Stamp) (string, 
 	if err != nil {
 		return "", fmt.Errorf("pack %s: %w", ref, err)
 	}
-	refs := make(map[name.Reference]v1.Image, len(tags))
-	for _, t := range tags {
-		refs[t] = img
-	}
 	tmp := out + ".tmp"
-	if err := tarball.MultiRefWriteToFile(tmp, refs); err != nil {
+	if err := writeTarball(tmp, img, tags); err != nil {
 		return "", fmt.Errorf("pack %s: %w", ref, err)
 	}
 	if err := os.Rename(tmp, out); err != nil {
@@ -116,4 +114,57 @@ func layer(files []File) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(b)), nil
 	})
+}
+
+// writeTarball writes the docker archive of img tagged tags at path, with
+// each image's RepoTags sorted: tarball.MultiRefWrite lists them in map
+// order, so two packs of one image would differ in manifest.json alone and
+// a release's SHA256SUMS would change from run to run.
+func writeTarball(path string, img v1.Image, tags []name.Tag) error {
+	refs := make(map[name.Reference]v1.Image, len(tags))
+	for _, t := range tags {
+		refs[t] = img
+	}
+	var buf bytes.Buffer
+	if err := tarball.MultiRefWrite(refs, &buf); err != nil {
+		return err
+	}
+	var out bytes.Buffer
+	tr, tw := tar.NewReader(&buf), tar.NewWriter(&out)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		body, err := io.ReadAll(tr)
+		if err != nil {
+			return err
+		}
+		if h.Name == "manifest.json" {
+			var m tarball.Manifest
+			if err := json.Unmarshal(body, &m); err != nil {
+				return fmt.Errorf("manifest.json: %w", err)
+			}
+			for i := range m {
+				sort.Strings(m[i].RepoTags)
+			}
+			if body, err = json.Marshal(m); err != nil {
+				return fmt.Errorf("manifest.json: %w", err)
+			}
+			h.Size = int64(len(body))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+		if _, err := tw.Write(body); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(path, out.Bytes(), 0o644)
 }
