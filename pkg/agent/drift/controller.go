@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/rs/zerolog"
@@ -50,7 +51,9 @@ type DriftOf func(obj metav1.Object, data map[string][]byte) (drifted bool, reas
 
 // NotOurs says whether obj, found where c's record says ref was rendered,
 // is another object than the one sc-job created (inspect.NotOurs: its UID
-// is not the recorded one), and why.
+// is not the recorded one), and why. c is either the Store's fresh read or
+// drift's compact copy of a cached record: its name, phase, deletion,
+// status.resources and status.owned, nothing else.
 type NotOurs func(c connection.Connection, ref connection.ResourceRef, obj metav1.Object) (notOurs bool, reason string)
 
 // Deps are the controller's collaborators.
@@ -86,6 +89,10 @@ type Controller struct {
 	namespace string
 	policy    namespaces.Policy
 	records   corelisters.ConfigMapLister
+	// claimed is the records informer's indexer, ClaimsIndex among its
+	// indices; decoded holds what it decoded.
+	claimed   cache.Indexer
+	decoded   *decodeCache
 	informers *Informers
 	client    kubernetes.Interface
 	synced    []cache.InformerSynced
@@ -131,6 +138,7 @@ func New(d Deps) (*Controller, error) {
 		namespace: d.Namespace,
 		policy:    d.Policy,
 		records:   d.Records.Lister(),
+		claimed:   d.Records.Informer().GetIndexer(),
 		informers: d.Informers,
 		client:    d.Client,
 		synced:    []cache.InformerSynced{d.Records.Informer().HasSynced},
@@ -143,6 +151,10 @@ func New(d Deps) (*Controller, error) {
 		selector:  record.LabelSelector(),
 		verified:  map[objectKey]identity{},
 	}
+	c.decoded = newDecodeCache(c.log)
+	if err := addClaimsIndex(d.Records.Informer(), c.decoded); err != nil {
+		return nil, fmt.Errorf("%w: index records by claimed object: %w", ErrInvalidDeps, err)
+	}
 	c.worker = controller.New(ControllerName, c.reconcile, controller.Options[objectKey]{Log: c.log})
 	for _, kind := range []string{KindSecret, KindServiceAccount} {
 		for _, inf := range d.Informers.byKind(kind) {
@@ -152,27 +164,38 @@ func New(d Deps) (*Controller, error) {
 			}
 		}
 	}
-	// A record that just became Succeeded may already miss an object that
-	// was deleted while sc-job was still running: check its objects then.
-	_, err := d.Records.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+	if _, err := d.Records.Informer().AddEventHandler(c.recordHandler()); err != nil {
+		return nil, fmt.Errorf("drift: watch records: %w", err)
+	}
+	return c, nil
+}
+
+// recordHandler checks the objects of a record that just became Succeeded:
+// one may already be missing, deleted while sc-job was still running. It
+// also drops a deleted record's decoded versions.
+func (c *Controller) recordHandler() cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(oldObj, newObj any) {
 			oldCM, ok1 := oldObj.(*corev1.ConfigMap)
 			newCM, ok2 := newObj.(*corev1.ConfigMap)
 			if !ok1 || !ok2 || oldCM.ResourceVersion == newCM.ResourceVersion {
 				return
 			}
-			oldConn, err1 := record.Decode(oldCM)
-			newConn, err2 := record.Decode(newCM)
-			if err1 == nil && err2 == nil && oldConn.Status.Phase != connection.PhaseSucceeded &&
-				newConn.Status.Phase == connection.PhaseSucceeded {
-				c.enqueueResources(newConn)
+			was, is := c.decoded.lookup(oldCM), c.decoded.lookup(newCM)
+			if was.err == nil && is.err == nil && was.conn.Status.Phase != connection.PhaseSucceeded &&
+				is.conn.Status.Phase == connection.PhaseSucceeded {
+				c.enqueueResources(is.conn)
 			}
 		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("drift: watch records: %w", err)
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if cm, ok := obj.(*corev1.ConfigMap); ok {
+				c.decoded.forget(cm.UID)
+			}
+		},
 	}
-	return c, nil
 }
 
 func (c *Controller) objectHandler(kind string) cache.ResourceEventHandler {
@@ -251,7 +274,9 @@ type storedConn struct {
 
 // succeeded lists the connections whose rendered objects are meant to be
 // in place: only those can drift. Pending, Running and Failed ones are
-// sc-job's, and a connection being deleted may remove its own objects.
+// sc-job's, and a connection being deleted may remove its own objects. The
+// start-up sweep is its only caller; an event looks its record up in
+// ClaimsIndex (owners).
 func (c *Controller) succeeded() ([]storedConn, error) {
 	cms, err := c.records.ConfigMaps(c.namespace).List(c.selector)
 	if err != nil {
@@ -259,16 +284,43 @@ func (c *Controller) succeeded() ([]storedConn, error) {
 	}
 	var out []storedConn
 	for _, cm := range cms {
-		conn, err := record.Decode(cm)
-		if err != nil {
-			c.log.Warn().Err(err).Str("objectId", record.ID(cm)).Msg("skipping undecodable record")
-			continue
-		}
-		if conn.Status.Phase == connection.PhaseSucceeded && conn.Deletion == nil {
-			out = append(out, storedConn{id: record.ID(cm), record: cm, conn: conn})
+		if sc, ok := c.settled(cm); ok {
+			out = append(out, sc)
 		}
 	}
 	return out, nil
+}
+
+// owners are the settled connections whose records claim key, by id: the
+// index finds the records, their cached decoded version says whether they
+// are settled. An undecodable record is in no index entry.
+func (c *Controller) owners(key objectKey) ([]storedConn, error) {
+	objs, err := c.claimed.ByIndex(ClaimsIndex, key.String())
+	if err != nil {
+		return nil, fmt.Errorf("look up records claiming %s: %w", key, err)
+	}
+	var out []storedConn
+	for _, o := range objs {
+		cm, ok := o.(*corev1.ConfigMap)
+		if !ok || cm.Namespace != c.namespace || !c.selector.Matches(labels.Set(cm.Labels)) {
+			continue
+		}
+		if sc, ok := c.settled(cm); ok && claims(sc.conn, key) {
+			out = append(out, sc)
+		}
+	}
+	slices.SortFunc(out, func(a, b storedConn) int { return strings.Compare(a.id, b.id) })
+	return out, nil
+}
+
+// settled is cm's connection if it decodes (once per version) and is
+// Succeeded with no deletion pending.
+func (c *Controller) settled(cm *corev1.ConfigMap) (storedConn, bool) {
+	v := c.decoded.lookup(cm)
+	if v.err != nil || v.conn.Status.Phase != connection.PhaseSucceeded || v.conn.Deletion != nil {
+		return storedConn{}, false
+	}
+	return storedConn{id: record.ID(cm), record: cm, conn: v.conn}, true
 }
 
 func claims(conn connection.Connection, key objectKey) bool {

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
 	metadatafake "k8s.io/client-go/metadata/fake"
 	k8stesting "k8s.io/client-go/testing"
 
@@ -32,6 +33,19 @@ func (f *fixture) waitMark() markCall {
 	}
 }
 
+// waitEvent returns the next Event the controller records: it records it
+// after the mark waitMark saw.
+func (f *fixture) waitEvent() string {
+	f.t.Helper()
+	select {
+	case e := <-f.recorder.Events:
+		return e
+	case <-time.After(10 * time.Second):
+		f.t.Fatal("no Event was recorded")
+		return ""
+	}
+}
+
 // The watch path end to end: a user deletes a rendered Secret.
 func TestDeletedSecretMarksConnectionPending(t *testing.T) {
 	conn := succeeded("blob1", "")
@@ -44,7 +58,8 @@ func TestDeletedSecretMarksConnectionPending(t *testing.T) {
 
 	want := "Secret team-a/sc-blob1-secret was deleted; rendering it again"
 	assert.Equal(t, markCall{ID: "blob1", Reason: ReasonDrift, Message: want}, f.waitMark())
-	assert.Equal(t, []string{"Warning Drift " + want}, f.events())
+	assert.Equal(t, "Warning Drift "+want, f.waitEvent(), "the Event follows the mark")
+	assert.Empty(t, f.events())
 	assert.NotEmpty(t, f.reads())
 	for _, r := range f.reads() {
 		assert.Equal(t, "get secrets team-a/sc-blob1-secret", r, "drift only reads the claimed object, and writes nothing through the API client itself")
@@ -303,6 +318,10 @@ func TestNewRejectsMissingDependencies(t *testing.T) {
 	require.ErrorIs(t, err, ErrInvalidDeps)
 	assert.Contains(t, err.Error(), `the policy's release namespace "other" is not the agent's "sc-system"`)
 	d.Policy.Release = agentNS
+	_, err = New(d)
+	require.ErrorIs(t, err, ErrInvalidDeps, "f.c already indexes this records informer")
+	assert.Contains(t, err.Error(), "index records by claimed object")
+	d.Records = informers.NewSharedInformerFactoryWithOptions(f.client, 0, informers.WithNamespace(agentNS)).Core().V1().ConfigMaps()
 	_, err = New(d)
 	require.NoError(t, err)
 }

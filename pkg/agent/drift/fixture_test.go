@@ -119,7 +119,7 @@ func succeeded(name, clientID string) connection.Connection {
 }
 
 // recordCM is c's record as pkg/kube/store writes it.
-func recordCM(t *testing.T, c connection.Connection) *corev1.ConfigMap {
+func recordCM(t testing.TB, c connection.Connection) *corev1.ConfigMap {
 	return records.ConfigMap(t, c)
 }
 
@@ -149,7 +149,7 @@ func renderedSA(clientID string) *corev1.ServiceAccount {
 func credValue() string { return fmt.Sprintf("cred-VALUE-%d", rand.Uint64()) }
 
 type fixture struct {
-	t *testing.T
+	t testing.TB
 	// client is the typed API: the records' ConfigMaps and the objects
 	// drift reads in full. meta serves the same Secrets and
 	// ServiceAccounts as metadata, as one API server would.
@@ -166,7 +166,7 @@ type fixture struct {
 
 // newFixture builds the controller; objs go into the fake API server and,
 // unless the fixture is started, straight into the informer indexers.
-func newFixture(t *testing.T, store *fakeStore, policy namespaces.Policy, objs ...runtime.Object) *fixture {
+func newFixture(t testing.TB, store *fakeStore, policy namespaces.Policy, objs ...runtime.Object) *fixture {
 	t.Helper()
 	scheme := metadatafake.NewTestScheme()
 	require.NoError(t, metav1.AddMetaToScheme(scheme))
@@ -189,7 +189,7 @@ func newFixture(t *testing.T, store *fakeStore, policy namespaces.Policy, objs .
 }
 
 // resourceFor is the resource a test object is served under.
-func resourceFor(t *testing.T, o runtime.Object) schema.GroupVersionResource {
+func resourceFor(t testing.TB, o runtime.Object) schema.GroupVersionResource {
 	switch o.(type) {
 	case *corev1.Secret:
 		return secretsResource
@@ -203,7 +203,7 @@ func resourceFor(t *testing.T, o runtime.Object) schema.GroupVersionResource {
 }
 
 // partial is o as the metadata API serves it.
-func partial(t *testing.T, o runtime.Object) *metav1.PartialObjectMetadata {
+func partial(t testing.TB, o runtime.Object) *metav1.PartialObjectMetadata {
 	t.Helper()
 	switch x := o.(type) {
 	case *corev1.Secret:

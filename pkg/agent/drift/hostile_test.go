@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
@@ -104,12 +106,28 @@ func TestHostileSecretsStayMetadataAndUnread(t *testing.T) {
 		objs = append(objs, hostileSecret(ns, name))
 	}
 	f := newFixture(t, store, anywhere, objs...)
+	// The mark may come from the initial list's event for sc-a-secret,
+	// synced after the deletion below but before the watch delivered it:
+	// the cache is inspected only once the informer dropped the object,
+	// which it does before notifying any handler.
+	gone := make(chan struct{}, 1)
+	_, err := f.inf.secrets[0].Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if m, ok := obj.(metav1.Object); ok && m.GetName() == "sc-a-secret" {
+			gone <- struct{}{}
+		}
+	}})
+	require.NoError(t, err)
 	f.run()
 
 	// One informer, one handler, one FIFO queue: the hostile objects of the
 	// initial list are processed before this deletion.
 	f.remove(KindSecret, "team-a", "sc-a-secret")
 	assert.Equal(t, "a", f.waitMark().ID)
+	select {
+	case <-gone:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the deletion never reached drift's cache")
+	}
 
 	for _, r := range f.reads() {
 		assert.Equal(t, "get secrets team-a/sc-a-secret", r, "only the claimed Secret is read")

@@ -18,16 +18,16 @@ import (
 // every Succeeded connection that claims it, and for which it drifted,
 // Pending. Only an object a record claims is ever read from the API server.
 func (c *Controller) sync(ctx context.Context, key objectKey) error {
-	conns, err := c.succeeded()
+	owners, err := c.owners(key)
 	if err != nil {
 		return err
 	}
-	var owners []storedConn
-	for _, sc := range conns {
-		if claims(sc.conn, key) {
-			owners = append(owners, sc)
-		}
-	}
+	return c.check(ctx, key, owners)
+}
+
+// check inspects the object named by key for owners, the settled
+// connections claiming it.
+func (c *Controller) check(ctx context.Context, key objectKey, owners []storedConn) error {
 	if len(owners) == 0 {
 		c.forget(key)
 		return nil // not rendered for a settled connection: sc-job's business
