@@ -264,6 +264,10 @@ func (c *Controller) dueWork(now time.Time) (work, error) {
 			continue // removed, only its Deleted event is owed (statuswatch); sc-job's store skips it
 		}
 		conn, err := record.Decode(cm)
+		if errors.Is(err, record.ErrUnsupportedVersion) {
+			c.log.Warn().Err(err).Str("namespace", cm.Namespace).Str("configMap", cm.Name).Msg("skipping a record written by a newer release")
+			continue
+		}
 		if err != nil {
 			// sc-job cannot read it either; launching for it would fail
 			// the same way every time.

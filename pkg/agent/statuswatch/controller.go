@@ -201,9 +201,12 @@ func (c *Controller) sync(ctx context.Context, id string) error {
 		return c.finish(ctx, id, cm)
 	}
 	conn, err := record.Decode(cm)
+	if errors.Is(err, record.ErrUnsupportedVersion) {
+		c.log.Warn().Err(err).Str("objectId", id).Msg("record written by a newer release; skipped, not publishing")
+		return nil
+	}
 	if err != nil {
-		// A record being written by a newer agent or sc-job, or corrupt:
-		// nothing truthful to publish. Its next change brings it back.
+		// Corrupt: nothing truthful to publish. Its next change brings it back.
 		c.log.Warn().Err(err).Str("objectId", id).Msg("undecodable record; not publishing")
 		return nil
 	}
@@ -249,6 +252,12 @@ func (c *Controller) finish(ctx context.Context, id string, cm *corev1.ConfigMap
 		return nil // released already; the delete event follows
 	}
 	conn, err := record.Decode(cm)
+	if errors.Is(err, record.ErrUnsupportedVersion) {
+		// Its release owes the Deleted event and the release of the
+		// finalizer: this build can say neither what it was nor write it.
+		c.log.Warn().Err(err).Str("objectId", id).Msg("removed record written by a newer release; skipped, left for that release")
+		return nil
+	}
 	if err != nil {
 		// Still release it: a corrupt record must not stay forever.
 		c.log.Warn().Err(err).Str("objectId", id).Msg("removed record is undecodable; reporting Deleted by id only")
