@@ -41,8 +41,8 @@ func runImagepack(ctx context.Context, src, out, version string) ([]string, erro
 }
 
 // Retag rewrites the single-image tarball in as out, tagged only
-// <repository>:version (the repository of its first tag). The image, and
-// so its digest, is unchanged.
+// <repository>:version (the repository of its first tag). Its config and
+// layers are unchanged.
 func Retag(in, out, version string) error {
 	m, err := tarball.LoadManifest(func() (io.ReadCloser, error) { return os.Open(in) })
 	if err != nil {
