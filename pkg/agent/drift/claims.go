@@ -20,12 +20,35 @@ import (
 // map lookup instead of decoding every record.
 const ClaimsIndex = "drift.sc-extension.io/claims"
 
-// decoded is one version of one record as drift keeps it: the connection
-// in compact form (compact), or why it could not be decoded.
+// decoded is one version of one record as drift keeps it: what drift
+// decides on (phase, pending deletion, the claimed objects and their UIDs)
+// and the name it logs, or why it could not be decoded. A record's spec
+// and request history stay in the informer's ConfigMap only.
 type decoded struct {
 	resourceVersion string
-	conn            connection.Connection
 	err             error
+	name            string
+	phase           connection.Phase
+	deleting        bool
+	resources       []connection.ResourceRef
+	owned           []connection.OwnedObject
+}
+
+func newDecoded(rv string, c connection.Connection, err error) decoded {
+	return decoded{resourceVersion: rv, err: err, name: c.Spec.Name, phase: c.Status.Phase, deleting: c.Deletion != nil,
+		resources: c.Status.Resources, owned: c.Status.Owned}
+}
+
+// conn is the connection as far as d knows it: enough for NotOurs and for
+// queueing its objects.
+func (d decoded) conn() connection.Connection {
+	var c connection.Connection
+	c.Spec.Name = d.name
+	c.Status.Phase, c.Status.Resources, c.Status.Owned = d.phase, d.resources, d.owned
+	if d.deleting {
+		c.Deletion = &connection.Deletion{}
+	}
+	return c
 }
 
 // recordVersions holds the latest version of a record the index saw and
@@ -102,7 +125,7 @@ func (d *decodeCache) lookup(cm *corev1.ConfigMap) decoded {
 		return d.observe(cm)
 	}
 	conn, err := d.decode(cm)
-	return decoded{resourceVersion: cm.ResourceVersion, conn: compact(conn), err: err}
+	return newDecoded(cm.ResourceVersion, conn, err)
 }
 
 // forget drops a deleted record.
@@ -129,22 +152,7 @@ func (d *decodeCache) decodeOne(cm *corev1.ConfigMap) decoded {
 			log.Msg("skipping undecodable record")
 		}
 	}
-	return decoded{resourceVersion: cm.ResourceVersion, conn: compact(conn), err: err}
-}
-
-// compact keeps what drift decides on (phase, pending deletion, the claimed
-// objects and their UIDs) and the name it logs; a record's spec and request
-// history stay in the informer's ConfigMap only.
-func compact(c connection.Connection) connection.Connection {
-	return connection.Connection{
-		Spec:     connection.Spec{Name: c.Spec.Name},
-		Deletion: c.Deletion,
-		Status: connection.Status{
-			Phase:     c.Status.Phase,
-			Resources: c.Status.Resources,
-			Owned:     c.Status.Owned,
-		},
-	}
+	return newDecoded(cm.ResourceVersion, conn, err)
 }
 
 // claimKeys is ClaimsIndex's index function. It never fails: an error
@@ -159,7 +167,7 @@ func (d *decodeCache) claimKeys(obj any) ([]string, error) {
 		return nil, nil
 	}
 	var keys []string
-	for _, r := range v.conn.Status.Resources {
+	for _, r := range v.resources {
 		if r.Kind == KindSecret || r.Kind == KindServiceAccount {
 			keys = append(keys, objectKey{Kind: r.Kind, Namespace: r.Namespace, Name: r.Name}.String())
 		}

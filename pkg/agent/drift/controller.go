@@ -52,8 +52,8 @@ type DriftOf func(obj metav1.Object, data map[string][]byte) (drifted bool, reas
 // NotOurs says whether obj, found where c's record says ref was rendered,
 // is another object than the one sc-job created (inspect.NotOurs: its UID
 // is not the recorded one), and why. c is either the Store's fresh read or
-// drift's compact copy of a cached record: its name, phase, deletion,
-// status.resources and status.owned, nothing else.
+// what drift keeps of a cached record: its name, phase, status.resources
+// and status.owned, nothing else.
 type NotOurs func(c connection.Connection, ref connection.ResourceRef, obj metav1.Object) (notOurs bool, reason string)
 
 // Deps are the controller's collaborators.
@@ -182,9 +182,8 @@ func (c *Controller) recordHandler() cache.ResourceEventHandler {
 				return
 			}
 			was, is := c.decoded.lookup(oldCM), c.decoded.lookup(newCM)
-			if was.err == nil && is.err == nil && was.conn.Status.Phase != connection.PhaseSucceeded &&
-				is.conn.Status.Phase == connection.PhaseSucceeded {
-				c.enqueueResources(is.conn)
+			if was.err == nil && is.err == nil && was.phase != connection.PhaseSucceeded && is.phase == connection.PhaseSucceeded {
+				c.enqueueResources(is.conn())
 			}
 		},
 		DeleteFunc: func(obj any) {
@@ -317,10 +316,10 @@ func (c *Controller) owners(key objectKey) ([]storedConn, error) {
 // Succeeded with no deletion pending.
 func (c *Controller) settled(cm *corev1.ConfigMap) (storedConn, bool) {
 	v := c.decoded.lookup(cm)
-	if v.err != nil || v.conn.Status.Phase != connection.PhaseSucceeded || v.conn.Deletion != nil {
+	if v.err != nil || v.phase != connection.PhaseSucceeded || v.deleting {
 		return storedConn{}, false
 	}
-	return storedConn{id: record.ID(cm), record: cm, conn: v.conn}, true
+	return storedConn{id: record.ID(cm), record: cm, conn: v.conn()}, true
 }
 
 func claims(conn connection.Connection, key objectKey) bool {
