@@ -20,8 +20,15 @@ import (
 const replyReserve = 2 << 10
 
 // pageBudget bounds the items and errors of one reply, commas included, so
-// that every reply encodes under protocol.MaxMessageBytes.
+// that every reply encodes under protocol.MaxMessageBytes: one record larger
+// than this cannot be listed at all.
 const pageBudget = protocol.MaxMessageBytes - replyReserve
+
+// pageFill is where a page of more than one record ends: half the message
+// limit keeps every such reply well under it, and holds DefaultPageSize
+// typical connections (1-1.3 KiB each). Only a page of one record may be
+// larger, up to pageBudget.
+const pageFill = protocol.MaxMessageBytes / 2
 
 // maxErrorMessage bounds a RecordError's message: a JSON decoder's error
 // can quote much of what it choked on.
@@ -129,12 +136,13 @@ func (e *entry) in(namespace string) bool {
 
 // page is the encoded protocol.ListPage of at most limit records of
 // namespace ("" for all) after token ("" for the first page). A page also
-// ends before pageBudget; a record too large for any page is reported as a
-// RecordError instead, so the walk always moves on.
-func (s *Snapshot) page(namespace, token string, limit int) ([]byte, error) {
+// ends before pageFill, unless its first record alone is larger; a record
+// larger than pageBudget is reported as a RecordError instead, so the walk
+// always moves on.
+func (s *Snapshot) page(namespace, token string, limit int) (raw []byte, next string, err error) {
 	switch {
 	case limit < 0:
-		return nil, fmt.Errorf("%w: limit %d is negative", errInvalid, limit)
+		return nil, "", fmt.Errorf("%w: limit %d is negative", errInvalid, limit)
 	case limit == 0:
 		limit = protocol.DefaultPageSize
 	case limit > protocol.MaxPageSize:
@@ -144,7 +152,7 @@ func (s *Snapshot) page(namespace, token string, limit int) ([]byte, error) {
 	if token != "" {
 		after, err := parseCursor(token)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		start = sort.Search(len(s.entries), func(i int) bool {
 			e := s.entries[i]
@@ -168,7 +176,7 @@ func (s *Snapshot) page(namespace, token string, limit int) ([]byte, error) {
 				Message: fmt.Sprintf("connection %q is %d bytes encoded, more than a reply carries (%d); read its record "+
 					"ConfigMap %s instead", e.name, len(e.raw), pageBudget, connection.ConfigMapName(e.id))}), true
 		}
-		if size+len(raw)+1 > pageBudget {
+		if n > 0 && size+len(raw)+1 > pageFill {
 			break
 		}
 		size += len(raw) + 1
@@ -181,20 +189,21 @@ func (s *Snapshot) page(namespace, token string, limit int) ([]byte, error) {
 		last = i
 	}
 	var b bytes.Buffer
-	b.Grow(size + 64)
+	b.Grow(size + 512)
 	b.WriteString(`{"items":[`)
-	b.Write(bytes.Join(items, []byte{','}))
+	join(&b, items)
 	b.WriteString(`]`)
 	if i < len(s.entries) && last >= 0 {
-		b.WriteString(`,"continue":"` + s.entries[last].cursor().encode() + `"`)
+		next = s.entries[last].cursor().encode()
+		b.WriteString(`,"continue":"` + next + `"`)
 	}
 	if len(errs) > 0 {
 		b.WriteString(`,"errors":[`)
-		b.Write(bytes.Join(errs, []byte{','}))
+		join(&b, errs)
 		b.WriteString(`]`)
 	}
 	b.WriteString(`}`)
-	return b.Bytes(), nil
+	return b.Bytes(), next, nil
 }
 
 // all is the v0.1.0 answer to list: every view of namespace as one bare
@@ -226,9 +235,19 @@ func (s *Snapshot) all(namespace string) ([]byte, error) {
 	var b bytes.Buffer
 	b.Grow(size)
 	b.WriteByte('[')
-	b.Write(bytes.Join(items, []byte{','}))
+	join(&b, items)
 	b.WriteByte(']')
 	return b.Bytes(), nil
+}
+
+// join writes parts separated by commas.
+func join(b *bytes.Buffer, parts [][]byte) {
+	for i, p := range parts {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(p)
+	}
 }
 
 func first(ids []string, n int) []string {

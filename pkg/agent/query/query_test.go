@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -73,19 +74,30 @@ func conn(name, ns string) connection.Connection {
 
 func serve(t *testing.T, r query.Reader, deadline time.Duration) *controlplane.Client {
 	t.Helper()
+	cp, _ := serveWith(t, query.Options{Reader: r, Deadline: deadline})
+	return cp
+}
+
+// serveWith runs the query service on a development control plane with o
+// (Cluster, PublicKey and a default IsNotFound filled in) and returns a
+// control plane client and a raw admin NATS connection (scctl's user).
+func serveWith(t testing.TB, o query.Options) (*controlplane.Client, *nats.Conn) {
+	t.Helper()
 	srv := devservertest.Start(t, devserver.Options{Clusters: []string{cluster}})
 	nc, _ := devservertest.Agent(t, srv, cluster, zerolog.Nop())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() {
-		done <- query.Serve(ctx, nc, query.Options{Cluster: cluster, Reader: r, PublicKey: "XPUB",
-			IsNotFound: func(err error) bool { return errors.Is(err, errNotFound) }, Deadline: deadline})
-	}()
+	o.Cluster, o.PublicKey = cluster, "XPUB"
+	if o.IsNotFound == nil {
+		o.IsNotFound = func(err error) bool { return errors.Is(err, errNotFound) }
+	}
+	go func() { done <- query.Serve(ctx, nc, o) }()
 	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
-	cp := devservertest.ControlPlane(t, srv, cluster, 3*time.Second)
+	cp := devservertest.ControlPlane(t, srv, cluster, 10*time.Second)
 	require.Eventually(t, func() bool { _, err := cp.PublicKey(context.Background()); return err == nil },
 		10*time.Second, 10*time.Millisecond)
-	return cp
+	admin, _ := devservertest.AdminConn(t, srv)
+	return cp, admin
 }
 
 func TestVerbs(t *testing.T) {

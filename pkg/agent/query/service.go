@@ -134,7 +134,13 @@ func (s *Service) answer(ctx context.Context, m *nats.Msg) {
 }
 
 func (s *Service) respond(m *nats.Msg, r protocol.Reply, verb string, start time.Time) {
-	data, err := protocol.Encode(r)
+	var data []byte
+	var err error
+	if r.Error == nil && r.Result != nil {
+		data, err = protocol.EncodeResult(r.Result) // encoded by encoding/json already
+	} else {
+		data, err = protocol.Encode(r)
+	}
 	if err != nil {
 		data, _ = protocol.Encode(protocol.ErrorReply(protocol.CodeInternal, err.Error()))
 	}

@@ -78,7 +78,7 @@ func (s *Service) result(ctx context.Context, q protocol.Query) (any, error) {
 		}
 		var raw []byte
 		if q.Paged() {
-			raw, err = snap.page(q.Namespace, q.Continue, q.Limit)
+			raw, _, err = snap.page(q.Namespace, q.Continue, q.Limit)
 		} else {
 			raw, err = snap.all(q.Namespace)
 		}

@@ -36,20 +36,21 @@ type Query struct {
 	Connection string `json:"connection,omitempty"`
 	Namespace  string `json:"namespace,omitempty"`
 	// Limit is the most records one page holds (the agent caps it at
-	// MaxPageSize, and ends a page early rather than pass MaxMessageBytes);
+	// MaxPageSize, and ends a page early by bytes);
 	// 0 with Continue set means DefaultPageSize.
 	Limit int `json:"limit,omitempty"`
 	// Continue is the previous page's ListPage.Continue, unchanged.
 	Continue string `json:"continue,omitempty"`
 }
 
-// Page sizes of list. A page also ends before its reply would pass
-// MaxMessageBytes: the only hard bound on one connection's size is the
-// request that carried it (MaxMessageBytes), so no count can bound a page's
-// bytes. A typical view is 1-2 KiB; DefaultPageSize of those is well under
-// the limit, so a default page is count-bound in practice.
+// Page sizes of list. The agent also ends a page at half MaxMessageBytes:
+// the only bound on one connection's size is the request that carried it
+// (MaxMessageBytes), so no count can bound a page's bytes. A typical view
+// is 1-1.3 KiB, so a default page is count-bound in practice; a page of
+// larger ones ends by bytes, and one record too large for any reply is
+// reported in Errors (RecordTooLarge).
 const (
-	DefaultPageSize = 100
+	DefaultPageSize = 80
 	MaxPageSize     = 1000
 )
 
@@ -70,8 +71,8 @@ type ListPage struct {
 // UnmarshalJSON also reads the bare array an agent of v0.1.0 answers with
 // (it ignores Limit and Continue): that is the whole list, one page.
 func (p *ListPage) UnmarshalJSON(b []byte) error {
+	*p = ListPage{} // a page replaces, never merges into, what p held
 	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) > 0 && t[0] == '[' {
-		*p = ListPage{}
 		return json.Unmarshal(b, &p.Items)
 	}
 	type plain ListPage // without this method
@@ -166,6 +167,27 @@ func NewReply(result any) (Reply, error) {
 		return Reply{}, fmt.Errorf("encode reply: %w", err)
 	}
 	return Reply{Header: NewHeader(KindReply), Result: b}, nil
+}
+
+// EncodeResult is Encode of a successful Reply whose result is JSON the
+// caller encoded with encoding/json (or spliced from such pieces). Encode
+// would scan the whole result again to check and compact it, which costs
+// more than building a list page; here it is copied once.
+func EncodeResult(result json.RawMessage) ([]byte, error) {
+	head, err := json.Marshal(NewHeader(KindReply))
+	if err != nil {
+		return nil, fmt.Errorf("encode envelope: %w", err)
+	}
+	const key = `,"result":`
+	n := len(head) + len(key) + len(result)
+	if n > MaxMessageBytes {
+		return nil, fmt.Errorf("envelope is %d bytes, limit %d: %w", n, MaxMessageBytes, ErrTooLarge)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, head[:len(head)-1]...) // without its closing brace
+	b = append(b, key...)
+	b = append(b, result...)
+	return append(b, '}'), nil
 }
 
 // ErrorReply wraps a failure.
