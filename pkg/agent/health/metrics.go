@@ -1,6 +1,8 @@
 package health
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -20,6 +22,23 @@ const (
 	// ChangeReplaced: a same-named object with another UID took the place
 	// of ours. Counted apart because it is a tenant's act, not an edit.
 	ChangeReplaced = "replaced"
+
+	// How a request the intake held ended (sc_agent_request_duration_seconds).
+	RequestAcked      = "acked"      // stored (or a duplicate, or a delete already done) and acked
+	RequestTerminated = "terminated" // ended Failed: rejected, or expired
+
+	// How an sc-job run ended (sc_agent_job_run_duration_seconds).
+	JobSucceeded = "succeeded"
+	JobFailed    = "failed"
+)
+
+// Histogram buckets, in seconds. A request is applied in milliseconds
+// when the API server answers and waits out a backoff (up to an hour)
+// when it does not; an sc-job run is a pod's start plus the work, seconds
+// to minutes, bounded by its activeDeadlineSeconds.
+var (
+	requestBuckets = []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}
+	jobRunBuckets  = []float64{1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600}
 )
 
 // Metrics is every metric the agent exports. Its methods are safe on a nil
@@ -31,11 +50,19 @@ type Metrics struct {
 	jobsLaunched    *prometheus.CounterVec
 	drift           *prometheus.CounterVec
 	leader          prometheus.Gauge
+	requestDuration *prometheus.HistogramVec
+	requestsHeld    prometheus.Gauge
+	jobRunDuration  *prometheus.HistogramVec
 }
 
-// NewMetrics creates a registry holding the agent's metrics plus the Go
-// runtime and process collectors.
+// NewMetrics creates a registry holding the agent's metrics, client-go's
+// workqueue_* metrics and the Go runtime and process collectors. It also
+// sets client-go's workqueue metrics provider, which a process sets once
+// and before its first queue: call it at start, before any controller is
+// built. Several registries (tests) share the one set of workqueue_*
+// series.
 func NewMetrics() *Metrics {
+	installWorkqueueMetrics()
 	m := &Metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -58,12 +85,36 @@ func NewMetrics() *Metrics {
 			Namespace: "sc_agent", Name: "leader",
 			Help: "1 while this agent replica holds the leader Lease.",
 		}),
+		requestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "sc_agent", Name: "request_duration_seconds",
+			Help:    "Seconds from a request's delivery to this agent to its ack or termination, retries and the wait behind its connection's earlier requests included, by outcome.",
+			Buckets: requestBuckets,
+		}, []string{"outcome"}),
+		requestsHeld: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "sc_agent", Name: "requests_held",
+			Help: "Requests delivered and not yet acked or terminated: queued behind their connection, being applied, or waiting to retry.",
+		}),
+		jobRunDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "sc_agent", Name: "job_run_duration_seconds",
+			Help:    "Seconds an sc-job Job ran, from its start to its end, as the leader saw it end; by result.",
+			Buckets: jobRunBuckets,
+		}, []string{"result"}),
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.statusPublished, m.jobsLaunched, m.drift, m.leader,
+		m.requestDuration, m.requestsHeld, m.jobRunDuration,
 	)
+	m.registry.MustRegister(workqueueCollectors...)
+	// Every known label value from the start, so that a scrape before the
+	// first request or run shows zeros rather than no series at all.
+	for _, o := range []string{RequestAcked, RequestTerminated} {
+		m.requestDuration.WithLabelValues(o)
+	}
+	for _, r := range []string{JobSucceeded, JobFailed} {
+		m.jobRunDuration.WithLabelValues(r)
+	}
 	return m
 }
 
@@ -113,5 +164,29 @@ func (m *Metrics) SetLeader(leading bool) {
 		m.leader.Set(1)
 	} else {
 		m.leader.Set(0)
+	}
+}
+
+// RequestFinished observes one request the intake held, from its delivery
+// to its ack or termination; outcome is RequestAcked or RequestTerminated.
+func (m *Metrics) RequestFinished(outcome string, d time.Duration) {
+	if m != nil {
+		m.requestDuration.WithLabelValues(outcome).Observe(d.Seconds())
+	}
+}
+
+// AddRequestsHeld moves the count of held requests by delta: +1 for a
+// delivery taken, -1 for each request finished or handed back.
+func (m *Metrics) AddRequestsHeld(delta int) {
+	if m != nil {
+		m.requestsHeld.Add(float64(delta))
+	}
+}
+
+// JobRunFinished observes one finished sc-job run; result is JobSucceeded
+// or JobFailed.
+func (m *Metrics) JobRunFinished(result string, d time.Duration) {
+	if m != nil {
+		m.jobRunDuration.WithLabelValues(result).Observe(max(d, 0).Seconds())
 	}
 }

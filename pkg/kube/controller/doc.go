@@ -4,5 +4,6 @@
 // Done on every key, Forget on success (which resets the key's backoff),
 // AddRateLimited on failure. Optimistic-concurrency conflicts and ErrRequeue
 // are expected and retried without an error log. Controllers keep only their
-// event handlers and their sync function.
+// event handlers and their sync function. Each queue is named after its
+// controller, which labels client-go's workqueue_* metrics.
 package controller

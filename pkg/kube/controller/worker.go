@@ -66,7 +66,11 @@ type Worker[K comparable] struct {
 	log   zerolog.Logger
 }
 
-// New returns a Worker whose queue is named name (in workqueue metrics).
+// New returns a Worker whose queue is named name: the name label of the
+// queue's workqueue_* metrics, which client-go reports for every named
+// queue once a process has set its metrics provider (the agent does, in
+// pkg/agent/health). One name per controller: queues sharing a name share
+// their series.
 func New[K comparable](name string, sync SyncFunc[K], o Options[K]) *Worker[K] {
 	if o.RateLimiter == nil {
 		o.RateLimiter = DefaultRateLimiter[K]()
