@@ -11,12 +11,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	batchinformers "k8s.io/client-go/informers/batch/v1"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	batchlisters "k8s.io/client-go/listers/batch/v1"
-	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	k8srecord "k8s.io/client-go/tools/record"
 	"k8s.io/utils/clock"
@@ -26,6 +24,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/controller"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/kube/recordcache"
 )
 
 // ControllerName names the controller in logs, the workqueue and Events.
@@ -58,6 +57,10 @@ type Deps struct {
 	// their metadata (NewNamespacesFactory): a namespace that appears wakes
 	// the connections parked on it.
 	Namespaces coreinformers.NamespaceInformer
+	// Versions is the decoded-record cache of Records (recordcache.New);
+	// nil builds one. Controllers that share an informer share its cache,
+	// so each record version is decoded once.
+	Versions *recordcache.Cache
 	// Waker makes a parked connection due now (pkg/kube/store's Wake).
 	Waker    Waker
 	Recorder k8srecord.EventRecorder
@@ -70,10 +73,13 @@ type Deps struct {
 
 // Controller reconciles the single Job sc-job against the pending work.
 type Controller struct {
-	cfg      Config
-	key      string
-	client   kubernetes.Interface
-	records  corelisters.ConfigMapLister
+	cfg    Config
+	key    string
+	client kubernetes.Interface
+	// records is the records informer's indexer, read through WorkIndex;
+	// versions holds each record version decoded.
+	records  cache.Indexer
+	versions *recordcache.Cache
 	jobs     batchlisters.JobLister
 	synced   []cache.InformerSynced
 	recorder k8srecord.EventRecorder
@@ -81,7 +87,6 @@ type Controller struct {
 	metrics  *health.Metrics
 	log      zerolog.Logger
 	worker   *controller.Worker[string]
-	selector labels.Selector
 	// wake wakes parked connections; its queue is keyed by namespace name.
 	wake *waker
 }
@@ -98,19 +103,30 @@ func New(d Deps, cfg Config) (*Controller, error) {
 	if d.Clock == nil {
 		d.Clock = clock.RealClock{}
 	}
+	log := d.Log.With().Str("controller", ControllerName).Logger()
+	if d.Versions == nil {
+		v, err := recordcache.New(d.Records.Informer(), log)
+		if err != nil {
+			return nil, fmt.Errorf("launcher: %w", err)
+		}
+		d.Versions = v
+	}
+	if err := addIndexes(d.Records.Informer(), d.Versions); err != nil {
+		return nil, fmt.Errorf("launcher: index records: %w", err)
+	}
 	c := &Controller{
-		cfg:     cfg,
-		key:     cfg.Namespace + "/" + cfg.JobName,
-		client:  d.Client,
-		records: d.Records.Lister(),
-		jobs:    d.Jobs.Lister(),
+		cfg:      cfg,
+		key:      cfg.Namespace + "/" + cfg.JobName,
+		client:   d.Client,
+		records:  d.Records.Informer().GetIndexer(),
+		versions: d.Versions,
+		jobs:     d.Jobs.Lister(),
 		synced: []cache.InformerSynced{d.Records.Informer().HasSynced, d.Jobs.Informer().HasSynced,
 			d.Namespaces.Informer().HasSynced},
 		recorder: d.Recorder,
 		clock:    d.Clock,
 		metrics:  d.Metrics,
-		log:      d.Log.With().Str("controller", ControllerName).Logger(),
-		selector: record.LabelSelector(),
+		log:      log,
 	}
 	c.worker = controller.New(ControllerName, c.reconcile, controller.Options[string]{Clock: d.Clock, Log: c.log})
 	// Every change to a record or to the Job can change the answer, and
@@ -134,7 +150,7 @@ func New(d Deps, cfg Config) (*Controller, error) {
 	if _, err := d.Jobs.Informer().AddEventHandler(handler); err != nil {
 		return nil, fmt.Errorf("launcher: watch jobs: %w", err)
 	}
-	wk, err := newWaker(d, cfg.Namespace, c.records, c.selector, c.log)
+	wk, err := newWaker(d, c.records, d.Versions, c.log)
 	if err != nil {
 		return nil, err
 	}
@@ -181,15 +197,18 @@ func (c *Controller) reconcile(ctx context.Context, _ string) (controller.Result
 // or a failed Job's keep time does. Connections that wait are never a
 // reason to start sc-job: it would find nothing due, exit and delete
 // itself, and the launcher would start it again.
+//
+// The Job is looked at first: while sc-job runs, which is while most
+// record writes happen, the due work is not needed at all.
 func (c *Controller) sync(ctx context.Context) (time.Duration, error) {
 	now := c.clock.Now()
-	w, err := c.dueWork(now)
-	if err != nil {
-		return 0, err
-	}
 	job, err := c.jobs.Jobs(c.cfg.Namespace).Get(c.cfg.JobName)
 	switch {
 	case apierrors.IsNotFound(err):
+		w, err := c.dueWork(now)
+		if err != nil {
+			return 0, err
+		}
 		if len(w.items) == 0 {
 			c.logWaiting(w, now)
 			return w.wait(now), nil
@@ -212,6 +231,10 @@ func (c *Controller) sync(ctx context.Context) (time.Duration, error) {
 		// arrived after it started; if it misses some, its own deletion
 		// brings us back here.
 		return 0, nil
+	}
+	w, err := c.dueWork(now)
+	if err != nil {
+		return 0, err
 	}
 	if len(w.items) == 0 {
 		// Nothing due. A failed Job stays for `kubectl logs`; a completed
@@ -249,43 +272,35 @@ type replaced struct {
 }
 
 // dueWork lists the records sc-job has work for at now (connection.Due),
-// and when the earliest of the others that wait becomes due.
+// and when the earliest of the others that wait becomes due. It reads
+// WorkIndex: settled records cost nothing, and no record is decoded here.
 func (c *Controller) dueWork(now time.Time) (work, error) {
-	cms, err := c.records.ConfigMaps(c.cfg.Namespace).List(c.selector)
-	if err != nil {
-		return work{}, fmt.Errorf("list records from cache: %w", err)
-	}
 	var (
 		items []workItem
 		next  time.Time
 	)
-	for _, cm := range cms {
-		if record.Terminating(cm) {
-			continue // removed, only its Deleted event is owed (statuswatch); sc-job's store skips it
-		}
-		conn, err := record.Decode(cm)
-		if errors.Is(err, record.ErrUnsupportedVersion) {
-			c.log.Warn().Err(err).Str("namespace", cm.Namespace).Str("configMap", cm.Name).Msg("skipping a record written by a newer release")
-			continue
-		}
+	for _, value := range []string{WorkDue, WorkWaiting} {
+		objs, err := c.records.ByIndex(WorkIndex, value)
 		if err != nil {
-			// sc-job cannot read it either; launching for it would fail
-			// the same way every time.
-			c.log.Warn().Err(err).Str("namespace", cm.Namespace).Str("configMap", cm.Name).Msg("skipping undecodable record")
-			continue
+			return work{}, fmt.Errorf("list records with work from cache: %w", err)
 		}
-		at, ok := connection.DueAt(conn)
-		switch {
-		case !ok:
-			continue
-		case now.Before(at):
-			if next.IsZero() || at.Before(next) {
-				next = at
+		for _, obj := range objs {
+			cm, ok := obj.(*corev1.ConfigMap)
+			if !ok {
+				continue
 			}
-			continue
+			v := c.versions.Get(cm)
+			switch {
+			case v.Err != nil || !v.HasWork:
+				continue // filed from this very version: never, unless the cache was not fed
+			case now.Before(v.DueAt):
+				if next.IsZero() || v.DueAt.Before(next) {
+					next = v.DueAt
+				}
+				continue
+			}
+			items = append(items, workItem{id: record.ID(cm), generation: v.Generation, requestID: v.LastRequestID, record: cm})
 		}
-		id := record.ID(cm)
-		items = append(items, workItem{id: id, generation: conn.Generation, requestID: conn.Status.LastRequestID, record: cm})
 	}
 	w := newWork(items)
 	w.next = next

@@ -10,15 +10,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	k8srecord "k8s.io/client-go/tools/record"
 
-	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/controller"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/kube/recordcache"
 )
 
 // WakeControllerName names the namespace wake's queue in logs and metrics.
@@ -41,10 +40,10 @@ type Waker interface {
 // parked looks for its namespace, so a namespace created between sc-job's
 // check and its status write is not missed.
 type waker struct {
-	namespace  string
-	records    corelisters.ConfigMapLister
+	// records is the records informer's indexer, read through ParkedIndex.
+	records    cache.Indexer
+	versions   *recordcache.Cache
 	namespaces corelisters.NamespaceLister
-	selector   labels.Selector
 	wake       Waker
 	recorder   k8srecord.EventRecorder
 	log        zerolog.Logger
@@ -67,12 +66,11 @@ type wakeMark struct {
 	resourceVersion string
 }
 
-func newWaker(d Deps, namespace string, records corelisters.ConfigMapLister, selector labels.Selector, log zerolog.Logger) (*waker, error) {
+func newWaker(d Deps, records cache.Indexer, versions *recordcache.Cache, log zerolog.Logger) (*waker, error) {
 	w := &waker{
-		namespace:  namespace,
 		records:    records,
+		versions:   versions,
 		namespaces: d.Namespaces.Lister(),
-		selector:   selector,
 		wake:       d.Waker,
 		recorder:   d.Recorder,
 		log:        log,
@@ -120,11 +118,9 @@ func (w *waker) recordChanged(obj any) {
 	if !ok {
 		return
 	}
-	c, err := record.Decode(cm)
-	if err != nil || !parked(c) {
-		return // the launcher logs undecodable records
+	if v := w.versions.Get(cm); v.Parked() {
+		w.worker.Add(v.Scope)
 	}
-	w.worker.Add(c.Spec.Scope)
 }
 
 func (w *waker) recordDeleted(obj any) {
@@ -138,11 +134,6 @@ func (w *waker) recordDeleted(obj any) {
 	w.mu.Lock()
 	delete(w.woken, record.ID(cm))
 	w.mu.Unlock()
-}
-
-// parked: sc-job left c waiting for its target namespace.
-func parked(c connection.Connection) bool {
-	return c.Status.Reason == connection.ReasonNamespaceNotFound && c.Status.RetryAfter != nil
 }
 
 // sync wakes every connection parked on namespace name if it exists and is
@@ -159,18 +150,22 @@ func (w *waker) sync(ctx context.Context, name string) (controller.Result, error
 	case ns.DeletionTimestamp != nil:
 		return controller.Result{}, nil
 	}
-	cms, err := w.records.ConfigMaps(w.namespace).List(w.selector)
+	objs, err := w.records.ByIndex(ParkedIndex, name)
 	if err != nil {
-		return controller.Result{}, fmt.Errorf("list records from cache: %w", err)
+		return controller.Result{}, fmt.Errorf("list records parked on %s from cache: %w", name, err)
 	}
 	var errs []error
-	for _, cm := range cms {
-		c, err := record.Decode(cm)
-		if err != nil || !parked(c) || c.Spec.Scope != name {
+	for _, obj := range objs {
+		cm, ok := obj.(*corev1.ConfigMap)
+		if !ok {
 			continue
 		}
+		v := w.versions.Get(cm)
+		if !v.Parked() || v.Scope != name {
+			continue // filed from this very version: never, unless the cache was not fed
+		}
 		id := record.ID(cm)
-		log := w.log.With().Str("connection", c.Spec.Name).Str("objectId", id).Str("targetNamespace", name).Logger()
+		log := w.log.With().Str("connection", v.Name).Str("objectId", id).Str("targetNamespace", name).Logger()
 		if last := w.lastWake(id); last.namespace == ns.UID {
 			if last.resourceVersion != cm.ResourceVersion {
 				log.Info().Str("namespaceUID", string(ns.UID)).

@@ -76,6 +76,7 @@ func TestNamespaceCreatedWakesParkedConnectionThenJob(t *testing.T) {
 	// The informer delivers the woken record; the launcher acts on it.
 	cm, err := f.client.CoreV1().ConfigMaps(ns).Get(context.Background(), "sc-conn-db1", metav1.GetOptions{})
 	require.NoError(t, err)
+	cm.ResourceVersion = "2" // the fake's tracker leaves it unchanged; an API server would not
 	require.NoError(t, f.factory.Core().V1().ConfigMaps().Informer().GetIndexer().Update(cm))
 	f.client.ClearActions()
 	f.process()

@@ -1,0 +1,7 @@
+// Package recordcache decodes each version of each connection record once,
+// as the records informer stores it, and keeps a small summary of that
+// version (Version) for the controllers that decide from a record's state
+// without rendering it: a sync or an event handler then reads the summary
+// instead of decoding the ConfigMap again, and a version that cannot be
+// decoded is logged once, when it is stored, not on every look.
+package recordcache
