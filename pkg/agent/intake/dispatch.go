@@ -28,6 +28,7 @@ type held struct {
 	seq    uint64    // stream sequence: the request's place in the cluster's order
 	key    string    // the connection's object id; "seq/<n>" when no name can be read
 	stored time.Time // when the stream stored it (the server's clock)
+	taken  time.Time // when this agent took it (metrics.go)
 
 	// guarded by dispatcher.mu: a redelivery replaces the message, since
 	// the server counts deliveries by the newest one
@@ -45,9 +46,10 @@ type held struct {
 // hands one key to two workers, so a connection's requests are applied one
 // at a time and in order, while other connections' requests go ahead.
 type dispatcher struct {
-	log   zerolog.Logger
-	add   func(key string) // the worker queue's Add
-	every atomic.Int64     // keep-alive interval, nanoseconds
+	log     zerolog.Logger
+	add     func(key string) // the worker queue's Add
+	metrics requestMetrics
+	every   atomic.Int64 // keep-alive interval, nanoseconds
 
 	mu       sync.Mutex
 	keys     map[string][]*held // per connection, ascending seq
@@ -93,7 +95,7 @@ func (d *dispatcher) offer(msg jetstream.Msg) {
 			Msg("redelivery of a finished request; answered again")
 		return
 	}
-	h := &held{seq: seq, key: keyOf(msg.Data(), seq), stored: md.Timestamp, msg: msg, delivered: md.NumDelivered}
+	h := &held{seq: seq, key: keyOf(msg.Data(), seq), stored: md.Timestamp, taken: time.Now(), msg: msg, delivered: md.NumDelivered}
 	q := d.keys[h.key]
 	// Deliveries arrive in stream order, except a redelivery of a request
 	// an earlier agent held; sort it in, but never ahead of the head,
@@ -103,6 +105,7 @@ func (d *dispatcher) offer(msg jetstream.Msg) {
 	d.bySeq[seq] = h
 	first := len(q) == 0
 	d.mu.Unlock()
+	d.metrics.taken()
 	if first {
 		// Otherwise the key is queued, being worked on or backing off,
 		// and its worker re-adds it when the head is done; adding it now
@@ -146,6 +149,7 @@ func (d *dispatcher) finish(h *held, terminated bool) {
 		d.order = d.order[1:]
 	}
 	d.mu.Unlock()
+	d.metrics.finished(h, terminated)
 	if len(q) > 0 {
 		d.add(h.key)
 	}
@@ -194,6 +198,7 @@ func (d *dispatcher) handBack() {
 	}
 	d.keys, d.bySeq = map[string][]*held{}, map[uint64]*held{}
 	d.mu.Unlock()
+	d.metrics.handedBack(len(all))
 	if len(all) == 0 {
 		return
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nkeys"
 	"github.com/rs/zerolog"
 
+	"github.com/sc-extension/sc-extension/pkg/agent/health"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/controller"
@@ -94,6 +95,9 @@ type Options struct {
 	// which doubles per attempt of the same request; defaults
 	// DefaultRetryBase and DefaultRetryMax.
 	RetryBase, RetryMax time.Duration
+	// Metrics receives the held-request gauge and the request duration
+	// histogram (metrics.go); optional.
+	Metrics *health.Metrics
 
 	// now is the clock expiry reads; time.Now unless a test sets it.
 	now func() time.Time
@@ -154,6 +158,7 @@ func New(js jetstream.JetStream, o Options) (*Intake, error) {
 // once instead of after AckWait.
 func (in *Intake) Run(ctx context.Context) error {
 	d := newDispatcher(in.log)
+	d.metrics = requestMetrics{in.o.Metrics}
 	every := in.o.InProgressEvery
 	if every <= 0 {
 		every = natsbus.DefaultAckWait / 3
