@@ -53,25 +53,21 @@ func TestMissingNamespaceParksTheConnectionAndTheRunSucceeds(t *testing.T) {
 	assert.Equal(t, []string{
 		"list configmaps sc-system/",
 		"get configmaps sc-system/sc-conn-db1",
-		"update configmaps sc-system/sc-conn-db1",
-		"create events sc-system/*",
 		"get secrets sc-system/sc-conn-db1-cred",
 		"get namespaces /team-a",
 		"get secrets team-a/sc-db1-secret",
 		"create secrets team-a/sc-db1-secret",
 		"get configmaps sc-system/sc-conn-db1",
-		"update configmaps sc-system/sc-conn-db1",
-		"create events sc-system/*",
+		"update configmaps sc-system/sc-conn-db1", // Succeeded, no Event
 		"get configmaps sc-system/sc-conn-gone1",
-		"update configmaps sc-system/sc-conn-gone1", // Running
-		"create events sc-system/*",
 		"get secrets sc-system/sc-conn-gone1-cred",
 		"get namespaces /team-gone", // nothing is written into it
 		"get configmaps sc-system/sc-conn-gone1",
 		"update configmaps sc-system/sc-conn-gone1", // parked
-		"create events sc-system/*",
+		"create events sc-system/*",                 // its Warning
 		"list configmaps sc-system/",
 		"get jobs sc-system/sc-job",
+		"create events sc-system/*", // the run's
 		"delete jobs sc-system/sc-job",
 	}, fakeactions.Of(f.client))
 	assert.False(t, jobExists(t, f), "the run deleted its Job")

@@ -47,11 +47,11 @@ func TestTextLogReadsAsOneLinePerStep(t *testing.T) {
 	ctx1 := `connection=db1 generation=1 namespace=team-a objectId=db1`
 	ctx2 := `connection=db2 generation=1 namespace=team-a objectId=db2`
 	assert.Equal(t, []string{
-		`INF connection "db1": started to render generation 1 ` + ctx1 + ` phase=Running requestId=req-1 step=claim`,
+		`INF connection "db1": started to render generation 1 ` + ctx1 + ` phase=Pending requestId=req-1 step=claim`,
 		`INF connection "db1": rendered Secret team-a/sc-db1-secret (created) ` +
 			`connection=db1 generation=1 kind=Secret namespace=team-a object=team-a/sc-db1-secret objectId=db1 outcome=created requestId=req-1 step=apply`,
 		`INF connection "db1": succeeded (1 created, 0 updated, 0 unchanged) ` + ctx1 + ` phase=Succeeded requestId=req-1 step=write-status writes=1`,
-		`INF connection "db2": started to render generation 1 ` + ctx2 + ` phase=Running requestId=req-2 step=claim`,
+		`INF connection "db2": started to render generation 1 ` + ctx2 + ` phase=Pending requestId=req-2 step=claim`,
 		`ERR connection "db2": failed: SecretIsOwned: Secret team-a/sc-db2-secret exists and is not managed by sc-extension attempt=1 ` + ctx2 +
 			` phase=Failed reason=SecretIsOwned requestId=req-2 retryAfter=2026-01-02T03:05:05Z step=apply-secret`,
 	}, lines())
@@ -63,15 +63,13 @@ func TestTextLogReadsAsOneLinePerStep(t *testing.T) {
 	_, err = f.runner(func(c *Config) { c.Log = log; c.RenderAll = true }).Run(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, []string{
-		`INF connection "db1": marked for re-render connection=db1 objectId=db1 step=mark-pending`,
-		`INF connection "db2": marked for re-render connection=db2 objectId=db2 step=mark-pending`,
-		`INF connection "db1": started to render generation 1 ` + ctx1 + ` phase=Running requestId=req-1 step=claim`,
+		`INF connection "db1": started to re-render generation 1 (Succeeded) ` + ctx1 + ` phase=Succeeded requestId=req-1 step=claim`,
 		`INF connection "db1": rendered Secret team-a/sc-db1-secret (unchanged) ` +
 			`connection=db1 generation=1 kind=Secret namespace=team-a object=team-a/sc-db1-secret objectId=db1 outcome=unchanged requestId=req-1 step=apply`,
-		`INF connection "db1": succeeded (0 created, 0 updated, 1 unchanged) ` + ctx1 + ` phase=Succeeded requestId=req-1 step=write-status writes=0`,
+		`INF connection "db1": unchanged (1 objects as rendered); nothing written ` + ctx1 + ` phase=Succeeded requestId=req-1 step=write-status writes=0`,
 		`INF connection "db2": still failing since 2026-01-02T03:04:05Z: SecretIsOwned; retrying (attempt 2) attempt=2 ` +
 			`connection=db2 failingSince=2026-01-02T03:04:05Z generation=1 namespace=team-a objectId=db2 reason=SecretIsOwned requestId=req-2 step=claim`,
-		`INF connection "db2": started to render generation 1 ` + ctx2 + ` phase=Running requestId=req-2 step=claim`,
+		`INF connection "db2": started to re-render generation 1 (Failed) ` + ctx2 + ` phase=Failed requestId=req-2 step=claim`,
 		`INF connection "db2": rendered Secret team-a/sc-db2-secret (created) ` +
 			`connection=db2 generation=1 kind=Secret namespace=team-a object=team-a/sc-db2-secret objectId=db2 outcome=created requestId=req-2 step=apply`,
 		`INF connection "db2": succeeded (1 created, 0 updated, 0 unchanged) ` + ctx2 + ` phase=Succeeded requestId=req-2 step=write-status writes=1`,
@@ -130,6 +128,6 @@ func TestDeleteLogsEachObjectRemovedOrKept(t *testing.T) {
 		`connection "kv1": started to delete generation 1`,
 		`connection "kv1": delete Secret team-a/sc-kv1-secret (deleted)`,
 		`connection "kv1": delete ServiceAccount team-a/` + sa + ` (kept)`,
-		`connection "kv1": deleted`,
+		`connection "kv1": deleted with its rendered objects: 1 deleted, 1 kept (shared, gone or not ours)`,
 	}, msgs)
 }

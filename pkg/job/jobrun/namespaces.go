@@ -52,7 +52,7 @@ func (r *Runner) spareDenied(ctx context.Context, log zerolog.Logger, c connecti
 	logObjects(log, c, StepNamespace, "keep", res.Objects)
 	log.Warn().Str("step", StepNamespace).Int("kept", len(refs)).Err(err).
 		Msg(say(c, "%d rendered objects kept, not deleted: %v", len(refs), err))
-	r.event(ctx, log, c.Spec.ID(), "Warning", ReasonNamespaceDenied, actionDelete,
+	r.event(ctx, log, c, "Warning", ReasonNamespaceDenied, actionDelete,
 		fmt.Sprintf("deleting the connection but not its %d rendered objects: %v; delete them by hand", len(refs), err))
 	return res, true
 }

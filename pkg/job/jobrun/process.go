@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -31,6 +32,7 @@ const (
 const (
 	actionRender = "Render"
 	actionDelete = "Delete"
+	actionRun    = "Run"
 )
 
 // errMovedOn: the record changed while sc-job worked on it; the status
@@ -41,41 +43,47 @@ var errMovedOn = errors.New("connection changed while it was processed")
 // Secret mid-write, an API server hiccup).
 var retryBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jitter: 0.2}
 
-func (r *Runner) process(ctx context.Context, c connection.Connection, all []connection.Connection) result {
+// process does one connection's work: rerender says it was listed only
+// because of RenderAll (settled, not due).
+func (r *Runner) process(ctx context.Context, c connection.Connection, all []connection.Connection, rerender bool) result {
 	id := c.Spec.ID()
 	log := r.log.With().Str("connection", c.Spec.Name).Str("objectId", id).Str("namespace", c.Spec.Scope).
 		Int64("generation", c.Generation).Str("requestId", c.Status.LastRequestID).Logger()
 
+	// A fresh read, not a claim: the listing may be a pass old, and a
+	// newer request, another run's outcome or a removal since then decides
+	// whether there is still work and which version of it. Nothing is
+	// written to say the run started: the outcome below is the one status
+	// write of this connection's run, and every status write checks that the
+	// record is still the version read here (sameWork).
+	fresh, err := r.store.Get(ctx, id)
+	if err != nil {
+		lvl := log.Error()
+		if store.IsNotFound(err) {
+			lvl = log.Info()
+		}
+		lvl.Str("step", StepClaim).Err(err).Msg(say(c, "could not read the connection again; skipped"))
+		return result{kind: outSkipped}
+	}
+	if !r.wanted(fresh, rerender) {
+		log.Info().Str("step", StepClaim).Str("phase", string(fresh.Status.Phase)).Msg(say(c, "no longer pending (%s); skipped", fresh.Status.Phase))
+		return result{kind: outSkipped}
+	}
+	c = fresh
 	action := actionRender
 	if c.Deletion != nil {
 		action = actionDelete
 	}
-	claimed, err := r.store.UpdateStatus(ctx, id, func(cur *connection.Connection) error {
-		if !connection.Due(*cur, r.cfg.Now()) {
-			return store.ErrUnchanged
-		}
-		// Attempts and LastFailure stay: they carry the backoff and the
-		// evidence across runs until this work succeeds.
-		cur.Status.Phase, cur.Status.Reason, cur.Status.Message = connection.PhaseRunning, ReasonRunning, ""
-		cur.Status.RetryAfter = nil
-		return nil
-	})
-	if err != nil {
-		log.Error().Str("step", StepClaim).Err(err).Msg(say(c, "could not mark the connection Running"))
-		return result{kind: outSkipped}
-	}
-	if claimed.Status.Phase != connection.PhaseRunning {
-		log.Info().Str("step", StepClaim).Str("phase", string(claimed.Status.Phase)).Msg(say(c, "no longer pending (%s); skipped", claimed.Status.Phase))
-		return result{kind: outSkipped}
-	}
-	c = claimed
 	started := fmt.Sprintf("started to %s generation %d", lower(action), c.Generation)
+	if !connection.Due(c, r.cfg.Now()) {
+		started = fmt.Sprintf("started to re-render generation %d (%s)", c.Generation, c.Status.Phase)
+	}
 	if lf := c.Status.LastFailure; lf != nil && c.Status.Attempts > 0 && sameStreak(lf, c) {
 		log.Info().Str("step", StepClaim).Int("attempt", c.Status.Attempts+1).Time("failingSince", lf.Since).Str("reason", lf.Reason).
 			Msg(say(c, "still failing since %s: %s; retrying (attempt %d)", stamp(lf.Since), lf.Reason, c.Status.Attempts+1))
 	}
-	log.Info().Str("step", StepClaim).Str("phase", string(connection.PhaseRunning)).Msg(say(c, "%s", started))
-	r.event(ctx, log, id, "Normal", ReasonRunning, action, "sc-job "+started)
+	log.Info().Str("step", StepClaim).Str("phase", string(c.Status.Phase)).Msg(say(c, "%s", started))
+	read := c // as read: render fills in c.Status.Resources
 
 	var (
 		res    apply.Result
@@ -91,11 +99,26 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 		return r.setback(ctx, log, c, action, step, err, res.Writes(), learnt)
 	}
 	if c.Deletion != nil {
-		log.Info().Str("step", StepRemove).Str("phase", string(connection.PhaseDeleted)).Msg(say(c, "deleted"))
-		r.event(ctx, log, id, "Normal", ReasonDeleted, action, deletedNote(c, res))
-		return result{kind: outDeleted, writes: res.Writes()}
+		// No Event: the run's summary Event counts it, and the record is gone.
+		log.Info().Str("step", StepRemove).Str("phase", string(connection.PhaseDeleted)).Msg(say(c, "%s", deletedNote(c, res)))
+		return result{kind: outDeleted, writes: res.Writes(), wrote: true}
 	}
-	return r.succeed(ctx, log, c, res, learnt)
+	return r.succeed(ctx, log, read, c, res, learnt)
+}
+
+// wanted: c, freshly read, still has work for this run: it is due, or
+// RenderAll listed it settled and it still is (a newer request since made
+// it due, which is wanted too).
+func (r *Runner) wanted(c connection.Connection, rerender bool) bool {
+	return connection.Due(c, r.cfg.Now()) || (rerender && settled(c))
+}
+
+// settled: nothing is pending for c, so only RenderAll renders it again:
+// Succeeded, or Failed and waiting out its backoff. A connection waiting
+// out a transient error or its namespace (Pending) is left to its backoff,
+// as the release before this one did (its MarkPending left them alone).
+func settled(c connection.Connection) bool {
+	return c.Deletion == nil && (c.Status.Phase == connection.PhaseSucceeded || c.Status.Phase == connection.PhaseFailed)
 }
 
 // render applies c's objects and records them in c.Status.Resources, and
@@ -206,18 +229,28 @@ func (r *Runner) inUse(c connection.Connection, all []connection.Connection) app
 	}
 }
 
-func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, c connection.Connection, res apply.Result, learnt ownership) result {
+// succeed records c's outcome: read is the record as this run read it,
+// c the same with the rendered resources. When the record already says
+// exactly this (a re-render that changed nothing), nothing is written, not
+// even read: a settled connection costs no write per run.
+func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, read, c connection.Connection, res apply.Result, learnt ownership) result {
 	id := c.Spec.ID()
 	refs := c.Status.Resources
+	msg := fmt.Sprintf("rendered generation %d: %d created, %d updated, %d unchanged", c.Generation, res.Created, res.Updated, res.Unchanged)
+	if res.Writes() == 0 && upToDate(read, c, refs, learnt) {
+		log.Info().Str("step", StepStatus).Str("phase", string(connection.PhaseSucceeded)).Int("writes", 0).
+			Msg(say(c, "unchanged (%d objects as rendered); nothing written", res.Unchanged))
+		return result{kind: outRendered, unchanged: true}
+	}
 	ownedOnly := false
 	_, err := r.store.UpdateStatus(ctx, id, func(cur *connection.Connection) error {
 		var err error
-		if ownedOnly, err = recordOwnership(cur, c, learnt); ownedOnly || err != nil {
+		if ownedOnly, err = recordOwnership(cur, c, learnt, false); ownedOnly || err != nil {
 			return err
 		}
 		cur.Status.Phase = connection.PhaseSucceeded
 		cur.Status.Reason = ReasonRendered
-		cur.Status.Message = fmt.Sprintf("rendered generation %d: %d created, %d updated, %d unchanged", c.Generation, res.Created, res.Updated, res.Unchanged)
+		cur.Status.Message = msg
 		cur.Status.ObservedGeneration = c.Generation
 		cur.Status.Resources = refs
 		cur.Status.Attempts, cur.Status.RetryAfter = 0, nil // LastFailure stays as history
@@ -225,17 +258,32 @@ func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, c connection.C
 	})
 	if errors.Is(err, errMovedOn) || (err == nil && ownedOnly) {
 		log.Info().Str("step", StepStatus).Msg(say(c, "a newer request arrived while rendering; the next pass renders it"))
-		return result{kind: outSkipped, writes: res.Writes()}
+		return result{kind: outSkipped, writes: res.Writes(), wrote: err == nil}
 	}
 	if err != nil {
 		log.Error().Str("step", StepStatus).Err(err).Msg(say(c, "rendered, but could not record Succeeded"))
 		return result{kind: outSkipped, writes: res.Writes()}
 	}
+	// No Event per success: the run's summary Event counts it, and the
+	// status (scctl connection show) holds the message.
 	log.Info().Str("step", StepStatus).Str("phase", string(connection.PhaseSucceeded)).Int("writes", res.Writes()).
 		Msg(say(c, "succeeded (%d created, %d updated, %d unchanged)", res.Created, res.Updated, res.Unchanged))
-	r.event(ctx, log, id, "Normal", string(connection.PhaseSucceeded), actionRender,
-		fmt.Sprintf("rendered generation %d into %s: %d created, %d updated, %d unchanged", c.Generation, c.Spec.Scope, res.Created, res.Updated, res.Unchanged))
-	return result{kind: outRendered, writes: res.Writes()}
+	return result{kind: outRendered, writes: res.Writes(), wrote: true}
+}
+
+// upToDate: the record as read already says what a Succeeded write for c
+// would say, apart from its message and time: Succeeded for this
+// generation, no backoff, the same resources, and every UID learnt already
+// recorded.
+func upToDate(read, c connection.Connection, refs []connection.ResourceRef, learnt ownership) bool {
+	st := read.Status
+	if st.Phase != connection.PhaseSucceeded || st.ObservedGeneration != c.Generation || st.Attempts != 0 || st.RetryAfter != nil {
+		return false
+	}
+	if !slices.Equal(st.Resources, refs) {
+		return false
+	}
+	return !learnt.applyTo(&st) // applyTo never writes into the slices it was given
 }
 
 // setback records work that did not finish, in one of three ways:
@@ -268,8 +316,13 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.C
 	now := r.cfg.Now()
 	ownedOnly := false
 	_, err := r.store.UpdateStatus(ctx, id, func(cur *connection.Connection) error {
+		// Another run (the render hook and a launched run may overlap)
+		// finished this very work meanwhile: this run's failure is stale.
+		// A re-render of a Succeeded connection that fails now is news.
+		finished := c.Status.Phase != connection.PhaseSucceeded && cur.Status.Phase == connection.PhaseSucceeded &&
+			cur.Status.ObservedGeneration == c.Generation
 		var err error
-		if ownedOnly, err = recordOwnership(cur, c, learnt); ownedOnly || err != nil {
+		if ownedOnly, err = recordOwnership(cur, c, learnt, finished); ownedOnly || err != nil {
 			return err
 		}
 		f.Attempts, f.Since = 1, now
@@ -294,8 +347,8 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.C
 	})
 	switch {
 	case errors.Is(err, errMovedOn), err == nil && ownedOnly:
-		log.Info().Str("step", StepStatus).Msg(say(c, "a newer request arrived meanwhile; the next pass handles it"))
-		return result{kind: outSkipped, writes: writes}
+		log.Info().Str("step", StepStatus).Msg(say(c, "the record moved on meanwhile (a newer request, or another run finished it); the next pass handles it"))
+		return result{kind: outSkipped, writes: writes, wrote: err == nil}
 	case err != nil:
 		// The status still says Running: the next run picks it up again.
 		log.Error().Str("step", StepStatus).Err(err).Msg(say(c, "could not record %s", statusReason))
@@ -317,8 +370,8 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.C
 	if kind != outFailed {
 		note += retryNote(kind, f)
 	}
-	r.event(ctx, log, id, "Warning", statusReason, action, note)
-	return result{kind: kind, failure: f, writes: writes}
+	r.event(ctx, log, c, "Warning", statusReason, action, note)
+	return result{kind: kind, failure: f, writes: writes, wrote: true}
 }
 
 func verbOf(k outcomeKind) string {
@@ -352,10 +405,13 @@ func sameStreak(lf *connection.Failure, c connection.Connection) bool {
 // errMovedOn when there is nothing to record (no write), and otherwise
 // only=true: the caller writes them and nothing else, and reports the run
 // overtaken.
-func recordOwnership(cur *connection.Connection, c connection.Connection, learnt ownership) (only bool, err error) {
+//
+// overtaken says the record, though the same work, was finished by
+// another run: it is treated like a newer request.
+func recordOwnership(cur *connection.Connection, c connection.Connection, learnt ownership, overtaken bool) (only bool, err error) {
 	changed := learnt.applyTo(&cur.Status)
 	switch {
-	case sameWork(cur, c):
+	case sameWork(cur, c) && !overtaken:
 		return false, nil
 	case changed:
 		return true, nil
@@ -363,10 +419,15 @@ func recordOwnership(cur *connection.Connection, c connection.Connection, learnt
 	return false, errMovedOn
 }
 
-// sameWork: the record is still the version this run claimed.
+// sameWork: the record is still the version this run read: the same
+// generation, request and deletion. A new request changes the request id
+// (and the generation when the spec or credentials changed), so its work
+// is never marked done by an older one's result. A record another run
+// finished meanwhile is the same work: writing the same outcome again is
+// harmless, and what this run learnt (UIDs) belongs in it.
 func sameWork(cur *connection.Connection, c connection.Connection) bool {
-	return cur.Status.Phase == connection.PhaseRunning && cur.Generation == c.Generation &&
-		cur.Status.LastRequestID == c.Status.LastRequestID && (cur.Deletion == nil) == (c.Deletion == nil)
+	return cur.Generation == c.Generation && cur.Status.LastRequestID == c.Status.LastRequestID &&
+		(cur.Deletion == nil) == (c.Deletion == nil)
 }
 
 // retry repeats f for errors that retrying may fix, a few times.
@@ -390,8 +451,10 @@ func (r *Runner) retry(ctx context.Context, f func() error) error {
 	return err
 }
 
-func (r *Runner) event(ctx context.Context, log zerolog.Logger, id, eventType, reason, action, note string) {
-	if err := r.events.record(ctx, id, eventType, reason, action, note); err != nil {
+// event reports a failure on c's record ConfigMap, with the record's UID so
+// that `kubectl describe configmap` lists it.
+func (r *Runner) event(ctx context.Context, log zerolog.Logger, c connection.Connection, eventType, reason, action, note string) {
+	if err := r.events.record(ctx, c.Spec.ID(), c.RecordUID, eventType, reason, action, note); err != nil {
 		log.Warn().Str("step", "event").Err(err).Msg("could not record Event")
 	}
 }
@@ -406,9 +469,9 @@ func stepOf(err error, fallback string) string {
 
 func deletedNote(c connection.Connection, res apply.Result) string {
 	if !c.Deletion.DeleteResources {
-		return "connection deleted; rendered objects kept as requested"
+		return "deleted; rendered objects kept as requested"
 	}
-	return fmt.Sprintf("connection deleted with its rendered objects: %d deleted, %d kept (shared, gone or not ours)", res.Deleted, res.Kept)
+	return fmt.Sprintf("deleted with its rendered objects: %d deleted, %d kept (shared, gone or not ours)", res.Deleted, res.Kept)
 }
 
 func lower(action string) string {

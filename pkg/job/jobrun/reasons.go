@@ -12,6 +12,10 @@ import (
 
 // Status reasons a run writes (connection.Status.Reason, Event reasons).
 const (
+	// ReasonRunning and ReasonRenderAll are no longer written: a run reads
+	// a record fresh instead of claiming it Running, and --render-all no
+	// longer marks every record Pending. Records (and Events) of earlier
+	// releases carry them; Running stays due (connection.Due).
 	ReasonRunning                  = "Running"
 	ReasonRendered                 = "Rendered"
 	ReasonDeleted                  = "Deleted"
@@ -26,6 +30,12 @@ const (
 	ReasonApplyFailed              = "ApplyFailed"
 	ReasonDeleteFailed             = "DeleteFailed"
 	ReasonRenderAll                = "RenderAll"
+)
+
+// Reasons of the run's summary Event, on its Job.
+const (
+	ReasonRunCompleted = "RunCompleted"
+	ReasonRunFailed    = "RunFailed"
 )
 
 // classify maps an error to its status reason and the sentinel's name that

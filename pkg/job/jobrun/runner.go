@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	batchv1 "k8s.io/api/batch/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
@@ -23,10 +24,10 @@ import (
 
 // Store is the part of pkg/kube/store a run needs.
 type Store interface {
+	Get(ctx context.Context, id string) (connection.Connection, error)
 	List(ctx context.Context) ([]connection.Connection, error)
 	Credentials(ctx context.Context, c connection.Connection) (connection.Credentials, error)
 	UpdateStatus(ctx context.Context, id string, mutate func(*connection.Connection) error) (connection.Connection, error)
-	MarkPending(ctx context.Context, id, reason, message string) error
 	Remove(ctx context.Context, id string) error
 }
 
@@ -44,8 +45,9 @@ type Config struct {
 	Namespaces namespaces.Policy
 	// JobName is deleted when every connection succeeded; "" never deletes.
 	JobName string
-	// RenderAll marks every stored connection Pending before draining
-	// (the Helm install/upgrade hook).
+	// RenderAll renders every settled connection (Succeeded or Failed)
+	// once besides the due ones (the Helm install/upgrade hook), writing
+	// only what changed: an unchanged connection costs no write.
 	RenderAll bool
 	// Workers render connections in parallel (default 4).
 	Workers int
@@ -126,11 +128,6 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	start := r.cfg.Now()
 	sum := newSummary()
 	sum.maxTries = r.cfg.Attempts
-	if r.cfg.RenderAll {
-		if err := r.markAll(ctx); err != nil {
-			return sum.finish(r.cfg.Now().Sub(start)), err
-		}
-	}
 	for sum.Passes < r.cfg.MaxPasses {
 		pending, listed, err := r.pending(ctx, sum)
 		if err != nil {
@@ -155,13 +152,17 @@ func (r *Runner) Run(ctx context.Context) (Summary, error) {
 		}
 	}
 	r.summarise(out)
-	switch {
-	case ctx.Err() != nil:
+	if ctx.Err() != nil {
 		return out, ctx.Err()
-	case !out.OK():
+	}
+	job, jobErr := r.ownJob(ctx)
+	if sum.acted() || !out.OK() {
+		r.runEvent(ctx, job, out)
+	}
+	if !out.OK() {
 		return out, ErrFailed
 	}
-	return out, r.deleteOwnJob(ctx, out)
+	return out, r.deleteOwnJob(ctx, out, job, jobErr)
 }
 
 // summarise writes the run's one-sentence summary: as a plain line when
@@ -182,9 +183,17 @@ func (r *Runner) summarise(out Summary) {
 		Dur("duration", out.Duration).Msg(out.Line())
 }
 
-// pending lists the records and keeps those that need work. A corrupt
-// record is counted as a failure and the others still run.
-func (r *Runner) pending(ctx context.Context, sum *summary) ([]connection.Connection, []connection.Connection, error) {
+// work is one connection a pass processes; rerender: listed only because
+// of RenderAll (settled, not due).
+type work struct {
+	c        connection.Connection
+	rerender bool
+}
+
+// pending lists the records and keeps those that need work: the due ones
+// and, with RenderAll, every settled one this run has not rendered yet. A
+// corrupt record is counted as a failure and the others still run.
+func (r *Runner) pending(ctx context.Context, sum *summary) ([]work, []connection.Connection, error) {
 	all, err := r.store.List(ctx)
 	if err = r.skipNewer(err); err != nil {
 		if !errors.Is(err, store.ErrCorrupt) {
@@ -194,13 +203,15 @@ func (r *Runner) pending(ctx context.Context, sum *summary) ([]connection.Connec
 		r.log.Error().Str("step", "list").Err(err).Msg("skipping corrupt connection records")
 	}
 	now := r.cfg.Now()
-	var out []connection.Connection
+	var out []work
 	for _, c := range all {
 		switch {
 		case connection.Due(c, now):
 			if !sum.givenUp(c) {
-				out = append(out, c)
+				out = append(out, work{c: c})
 			}
+		case r.cfg.RenderAll && settled(c) && !sum.processed(c):
+			out = append(out, work{c: c, rerender: true})
 		case c.Status.LastFailure != nil && c.Status.RetryAfter != nil:
 			r.noteWaiting(c, sum)
 		}
@@ -223,63 +234,72 @@ func (r *Runner) noteWaiting(c connection.Connection, sum *summary) {
 		Msg(say(c, "still failing since %s: %s: %s (last run %s; next try at %s)", stamp(lf.Since), lf.Reason, lf.Message, lf.Run, stamp(f.RetryAfter)))
 }
 
-func (r *Runner) markAll(ctx context.Context) error {
-	all, err := r.store.List(ctx)
-	if err = r.skipNewer(err); err != nil && !errors.Is(err, store.ErrCorrupt) {
-		return fmt.Errorf("list connection records: %w", err)
-	}
-	for _, c := range all {
-		id := c.Spec.ID()
-		if err := r.store.MarkPending(ctx, id, ReasonRenderAll, "re-rendering every connection after install or upgrade"); err != nil && !store.IsNotFound(err) {
-			return fmt.Errorf("mark connection %s pending: %w", id, err)
-		}
-		r.log.Info().Str("connection", c.Spec.Name).Str("objectId", id).Str("step", "mark-pending").Msg(say(c, "marked for re-render"))
-	}
-	return nil
-}
-
 // drain processes one pass's pending connections with a bounded pool.
-func (r *Runner) drain(ctx context.Context, pending, all []connection.Connection, sum *summary) {
+func (r *Runner) drain(ctx context.Context, pending []work, all []connection.Connection, sum *summary) {
 	// Every record's UIDs: a ServiceAccount one connection created is ours
 	// to the others that share it.
 	r.applier.Recorded(all)
-	work := make(chan connection.Connection)
+	queue := make(chan work)
 	var wg sync.WaitGroup
 	for range min(r.cfg.Workers, len(pending)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for c := range work {
-				sum.record(c, r.process(ctx, c, all))
+			for w := range queue {
+				sum.record(w.c, r.process(ctx, w.c, all, w.rerender))
 			}
 		}()
 	}
-	for _, c := range pending {
+	for _, w := range pending {
 		select {
-		case work <- c:
+		case queue <- w:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
 			break
 		}
 	}
-	close(work)
+	close(queue)
 	wg.Wait()
 }
 
-func (r *Runner) deleteOwnJob(ctx context.Context, out Summary) error {
+// ownJob reads the Job this run is (JobName), for its summary Event and
+// its self-deletion; nil when there is none (a run outside a Job).
+func (r *Runner) ownJob(ctx context.Context) (*batchv1.Job, error) {
 	if r.cfg.JobName == "" {
-		return nil
+		return nil, nil
 	}
-	jobs := r.cfg.Client.BatchV1().Jobs(r.cfg.Namespace)
-	job, err := jobs.Get(ctx, r.cfg.JobName, metav1.GetOptions{})
+	job, err := r.cfg.Client.BatchV1().Jobs(r.cfg.Namespace).Get(ctx, r.cfg.JobName, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil // run outside a Job (kubeconfig), or already deleted
+		return nil, nil // run outside a Job (kubeconfig), or already deleted
+	case err != nil:
+		return nil, fmt.Errorf("read own Job %s: %w", r.cfg.JobName, err)
+	}
+	return job, nil
+}
+
+// runEvent writes the run's one Event: the summary line, on its Job. A
+// success of a connection has no Event of its own (a failure does, on the
+// connection's record), so a run's Events do not grow with its work.
+func (r *Runner) runEvent(ctx context.Context, job *batchv1.Job, out Summary) {
+	eventType, reason := "Normal", ReasonRunCompleted
+	if !out.OK() {
+		eventType, reason = "Warning", ReasonRunFailed
+	}
+	if err := r.events.run(ctx, r.cfg.JobName, job, eventType, reason, out.Line()); err != nil {
+		r.log.Warn().Str("step", "event").Err(err).Msg("could not record the run's Event")
+	}
+}
+
+func (r *Runner) deleteOwnJob(ctx context.Context, out Summary, job *batchv1.Job, err error) error {
+	switch {
 	case err != nil:
 		// Deleting blind could erase the evidence of an earlier failed pod
 		// of this Job: keep the Job and say why.
-		return fmt.Errorf("read own Job %s before deleting it: %w", r.cfg.JobName, err)
+		return fmt.Errorf("before deleting it: %w", err)
+	case job == nil:
+		return nil
 	}
 	if f, ok := failedInJob(out, job.CreationTimestamp.Time); ok {
 		// The Job is the run, its pods are attempts: a failure an earlier
@@ -302,7 +322,7 @@ func (r *Runner) deleteOwnJob(ctx context.Context, out Summary) error {
 	bg := metav1.DeletePropagationBackground
 	// The UID precondition: never a Job of the same name created after this run's.
 	opts := metav1.DeleteOptions{PropagationPolicy: &bg, Preconditions: &metav1.Preconditions{UID: &job.UID}}
-	err = jobs.Delete(ctx, r.cfg.JobName, opts)
+	err = r.cfg.Client.BatchV1().Jobs(r.cfg.Namespace).Delete(ctx, r.cfg.JobName, opts)
 	switch {
 	case err == nil:
 		r.log.Info().Str("step", "delete-job").Str("namespace", r.cfg.Namespace).Str("job", r.cfg.JobName).Msg("no connection newly failed; deleted own Job")

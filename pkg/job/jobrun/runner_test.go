@@ -3,6 +3,7 @@ package jobrun
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -38,21 +39,22 @@ func TestRunRendersNewConnection(t *testing.T) {
 	assert.Equal(t, 1, sum.Writes)
 	assert.Equal(t, []string{
 		"list configmaps sc-system/",
-		"get configmaps sc-system/sc-conn-db1",    // claim: re-read
-		"update configmaps sc-system/sc-conn-db1", // Running
-		"create events sc-system/*",
+		"get configmaps sc-system/sc-conn-db1", // a fresh read, no claim written
 		"get secrets sc-system/sc-conn-db1-cred",
 		"get namespaces /team-a",
 		"get secrets team-a/sc-db1-secret",
 		"create secrets team-a/sc-db1-secret",
 		"get configmaps sc-system/sc-conn-db1",
-		"update configmaps sc-system/sc-conn-db1", // Succeeded
-		"create events sc-system/*",
-		"list configmaps sc-system/", // nothing left
-		"get jobs sc-system/sc-job",  // no earlier pod of it failed
+		"update configmaps sc-system/sc-conn-db1", // Succeeded: the one status write
+		"list configmaps sc-system/",              // nothing left
+		"get jobs sc-system/sc-job",               // no earlier pod of it failed
+		"create events sc-system/*",               // the run's one Event
 		"delete jobs sc-system/sc-job",
 	}, fakeactions.Of(f.client))
-	t.Logf("API writes per created connection: store %d + sc-job %d", len(fakeactions.Writes(storeActions)), len(fakeactions.Writes(f.client.Actions())))
+	assert.Equal(t, []string{"create secrets sc-system/sc-conn-db1-cred", "create configmaps sc-system/sc-conn-db1"},
+		fakeactions.Writes(storeActions), "the store: the credential Secret, then the record with its first status")
+	t.Logf("API writes per created connection: store %d + sc-job %d (the run's Event and its Job's delete are per run)",
+		len(fakeactions.Writes(storeActions)), len(fakeactions.Writes(f.client.Actions())))
 
 	c := f.get("db1")
 	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase)
@@ -61,10 +63,8 @@ func TestRunRendersNewConnection(t *testing.T) {
 	sec, err := f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, ch.Credentials["AZURE_REDIS_CONNECTIONSTRING"], string(sec.Data["AZURE_REDIS_CONNECTIONSTRING"]))
-	assert.Equal(t, []string{
-		"Normal Running sc-conn-db1: sc-job started to render generation 1",
-		"Normal Succeeded sc-conn-db1: rendered generation 1 into team-a: 1 created, 0 updated, 0 unchanged",
-	}, f.events())
+	assert.Equal(t, []string{"Normal RunCompleted sc-job: sc-job: 1 connection rendered, 0 deleted, 0 failed"}, f.events(),
+		"one Event for the run, none per successful connection")
 	assert.Equal(t, "sc-job: 1 connection rendered, 0 deleted, 0 failed\n", f.out.String())
 	for _, a := range f.client.Actions() {
 		if d, ok := a.(k8stesting.DeleteActionImpl); ok && a.GetResource().Resource == "jobs" {
@@ -79,19 +79,109 @@ func TestRunRenderAllNoOpMakesNoObjectWrites(t *testing.T) {
 	f.apply(f.secretChange("db1"))
 	_, err := f.runner().Run(context.Background())
 	require.NoError(t, err)
+	before := f.get("db1")
 	f.client.ClearActions()
+	f.out.Reset()
 
 	sum, err := f.runner(func(c *Config) { c.RenderAll = true }).Run(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, 0, sum.Writes, "re-rendering an intact connection writes no rendered object")
-	var targetWrites []string
-	for _, a := range f.client.Actions() {
-		if a.GetNamespace() == target && a.GetVerb() != "get" {
-			targetWrites = append(targetWrites, a.GetVerb()+" "+a.GetResource().Resource)
+	assert.Equal(t, 1, sum.Rendered)
+	assert.Equal(t, 1, sum.Unchanged)
+	assert.Equal(t, []string{
+		"list configmaps sc-system/",
+		"get configmaps sc-system/sc-conn-db1",
+		"get secrets sc-system/sc-conn-db1-cred",
+		"get namespaces /team-a",
+		"get secrets team-a/sc-db1-secret",
+		"list configmaps sc-system/",
+		"get jobs sc-system/sc-job",
+	}, fakeactions.Of(f.client), "reads only: no status, no Event, no object")
+	after := f.get("db1")
+	assert.Equal(t, before.Status, after.Status, "the record is as it was")
+	assert.Equal(t, "sc-job: 1 connection rendered, 0 deleted, 0 failed; 1 unchanged, nothing written\n", f.out.String())
+}
+
+// A re-render that does change an object (a hand edit the drift watch
+// missed, a release that renders differently) records it.
+func TestRunRenderAllRecordsWhatItChanged(t *testing.T) {
+	f := newFixture(t)
+	f.apply(f.secretChange("db1"))
+	_, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	sec, err := f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
+	require.NoError(t, err)
+	sec.Data = map[string][]byte{"AZURE_REDIS_CONNECTIONSTRING": []byte("edited")}
+	_, err = f.client.CoreV1().Secrets(target).Update(context.Background(), sec, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	f.client.ClearActions()
+
+	sum, err := f.runner(func(c *Config) { c.RenderAll = true }).Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Writes)
+	assert.Equal(t, 0, sum.Unchanged)
+	assert.Equal(t, []string{
+		"update secrets team-a/sc-db1-secret",
+		"update configmaps sc-system/sc-conn-db1",
+		"create events sc-system/*",
+	}, fakeactions.Writes(f.client.Actions()), "the repair, its status, the run's Event")
+	assert.Equal(t, "rendered generation 1: 0 created, 1 updated, 0 unchanged", f.get("db1").Status.Message)
+}
+
+// The listing may be a pass old: each connection is read again before it
+// is rendered, so a request that arrived meanwhile is what gets rendered.
+func TestRunRendersTheRecordAsItIsNotAsListed(t *testing.T) {
+	f := newFixture(t)
+	ch := f.secretChange("db1")
+	f.apply(ch)
+	newer := f.secretChange("db1")
+	st := &arrivingStore{Store: f.store, arrive: func() { f.apply(newer) }}
+	sum, err := f.runner(func(c *Config) { c.Store = st }).Run(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, 1, sum.Passes, "rendered the newer request at once, not one pass later")
+	c := f.get("db1")
+	assert.Equal(t, int64(2), c.Status.ObservedGeneration)
+	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase)
+	sec, err := f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, newer.Credentials["AZURE_REDIS_CONNECTIONSTRING"], string(sec.Data["AZURE_REDIS_CONNECTIONSTRING"]))
+	var renders int
+	for _, a := range fakeactions.Writes(f.client.Actions()) {
+		if strings.HasSuffix(a, "team-a/sc-db1-secret") {
+			renders++
 		}
 	}
-	assert.Empty(t, targetWrites)
-	assert.Equal(t, connection.PhaseSucceeded, f.get("db1").Status.Phase)
+	assert.Equal(t, 1, renders, "the listed, older generation was never rendered")
+}
+
+// Two runs may overlap (the render hook and a launched run): when the
+// other finished this very work while this one failed it, the stale
+// failure is not written over the success.
+func TestRunFailureDoesNotOverwriteAnotherRunsSuccess(t *testing.T) {
+	f := newFixture(t)
+	f.apply(f.secretChange("db1"))
+	done := false
+	st := &credsHookStore{Store: f.store, hook: func() {
+		if done {
+			return
+		}
+		done = true
+		// The other run's outcome, then what makes this one fail.
+		_, err := f.store.UpdateStatus(context.Background(), "db1", func(c *connection.Connection) error {
+			c.Status.Phase, c.Status.Reason, c.Status.ObservedGeneration = connection.PhaseSucceeded, ReasonRendered, c.Generation
+			return nil
+		})
+		require.NoError(t, err)
+		_, err = f.client.CoreV1().Secrets(target).Create(context.Background(),
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: target, Name: "sc-db1-secret"}}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}}
+	sum, err := f.runner(func(c *Config) { c.Store = st }).Run(context.Background())
+	require.NoError(t, err, "the failure is not this run's news: the work was done")
+	assert.Empty(t, sum.Failures)
+	c := f.get("db1")
+	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase)
+	assert.Nil(t, c.Status.LastFailure)
 }
 
 func TestRunFailsOnForeignSecretAndKeepsJob(t *testing.T) {
@@ -112,6 +202,19 @@ func TestRunFailsOnForeignSecretAndKeepsJob(t *testing.T) {
 	assert.Equal(t, ReasonSecretIsOwned, c.Status.Reason)
 	assert.Equal(t, `connection "db1" failed at step apply-secret: Secret team-a/sc-db1-secret exists and is not managed by sc-extension`, c.Status.Message)
 	assert.Contains(t, f.events(), "Warning SecretIsOwned sc-conn-db1: "+c.Status.Message)
+	cm, err := f.client.CoreV1().ConfigMaps(sys).Get(context.Background(), "sc-conn-db1", metav1.GetOptions{})
+	require.NoError(t, err)
+	evs, err := f.client.EventsV1().Events(sys).List(context.Background(), metav1.ListOptions{})
+	require.NoError(t, err)
+	regarding := map[string]string{}
+	for _, ev := range evs.Items {
+		regarding[ev.Reason] = ev.Regarding.Kind + " " + ev.Regarding.Name + " " + string(ev.Regarding.UID)
+	}
+	assert.Equal(t, map[string]string{
+		// with the record's UID: kubectl describe configmap lists it
+		ReasonSecretIsOwned: "ConfigMap sc-conn-db1 " + string(cm.UID),
+		ReasonRunFailed:     "Job sc-job " + string(ownJob().UID),
+	}, regarding, "one Event per failure and one for the run; none for kv1's success")
 
 	_, err = f.client.BatchV1().Jobs(sys).Get(context.Background(), "sc-job", metav1.GetOptions{})
 	assert.NoError(t, err, "a failed run keeps its Job for kubectl logs/describe")
@@ -227,12 +330,11 @@ func TestRunStatusConflictIsRetriedByReRead(t *testing.T) {
 	_, err := f.runner().Run(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, []string{
-		"list configmaps sc-system/",
 		"get configmaps sc-system/sc-conn-db1",
 		"update configmaps sc-system/sc-conn-db1", // conflict
 		"get configmaps sc-system/sc-conn-db1",    // re-read
 		"update configmaps sc-system/sc-conn-db1",
-	}, fakeactions.Of(f.client)[:5])
+	}, fakeactions.Of(f.client)[6:10])
 	assert.Equal(t, connection.PhaseSucceeded, f.get("db1").Status.Phase)
 }
 

@@ -38,7 +38,10 @@ type Failure struct {
 // never on a connection that was already failing before it started.
 type Summary struct {
 	Rendered int
-	Deleted  int
+	// Unchanged of the Rendered were re-rendered (RenderAll) and found as
+	// rendered: nothing was written for them, not even their status.
+	Unchanged int
+	Deleted   int
 	// Failures are connections this run failed permanently, and not in the
 	// same way as their standing failure: news a person must act on.
 	Failures []Failure
@@ -95,6 +98,9 @@ func (s Summary) Line() string {
 	if s.StillPending > 0 {
 		fmt.Fprintf(&b, "; %d connections still pending after %d passes", s.StillPending, s.Passes)
 	}
+	if s.Unchanged > 0 {
+		fmt.Fprintf(&b, "; %d unchanged, nothing written", s.Unchanged)
+	}
 	return b.String()
 }
 
@@ -134,6 +140,10 @@ type result struct {
 	kind    outcomeKind
 	failure Failure
 	writes  int
+	// wrote: the run wrote the connection's status (or removed it).
+	wrote bool
+	// unchanged: re-rendered and found as rendered; nothing written.
+	unchanged bool
 }
 
 // summary collects results from the worker pool.
@@ -144,6 +154,8 @@ type summary struct {
 	waiting  map[string]Failure
 	attempts map[attemptKey]int
 	writes   int
+	// wrote counts connections whose status this run wrote.
+	wrote    int
 	corruptN int
 	Passes   int
 	maxTries int
@@ -171,6 +183,25 @@ func (s *summary) record(c connection.Connection, r result) {
 	s.last[c.Spec.ID()] = r
 	s.attempts[keyOf(c)]++
 	s.writes += r.writes
+	if r.wrote {
+		s.wrote++
+	}
+}
+
+// processed: this run already processed c (in any version).
+func (s *summary) processed(c connection.Connection) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, done := s.last[c.Spec.ID()]
+	return done
+}
+
+// acted: the run wrote something (an object, a status, a removal). A run
+// that only found everything as rendered has nothing to report in an Event.
+func (s *summary) acted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writes > 0 || s.wrote > 0
 }
 
 // givenUp: this version of the connection was already tried maxTries times
@@ -228,6 +259,9 @@ func (s *summary) finish(d time.Duration) Summary {
 		switch r.kind {
 		case outRendered:
 			out.Rendered++
+			if r.unchanged {
+				out.Unchanged++
+			}
 		case outDeleted:
 			out.Deleted++
 		case outFailed:

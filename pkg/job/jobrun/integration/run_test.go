@@ -84,11 +84,12 @@ func TestRunRendersIntoRealNamespace(t *testing.T) {
 	reasons := map[string]int{}
 	for _, ev := range evs.Items {
 		if ev.ReportingController == jobrun.ReportingController { // the job controller reports on the Job too
-			assert.Equal(t, "ConfigMap", ev.Regarding.Kind)
+			assert.Equal(t, "Job", ev.Regarding.Kind, "the run's summary is on its Job")
+			assert.Equal(t, "sc-job: 2 connections rendered, 0 deleted, 0 failed", ev.Note)
 			reasons[ev.Reason]++
 		}
 	}
-	assert.Equal(t, map[string]int{"Running": 2, "Succeeded": 2}, reasons)
+	assert.Equal(t, map[string]int{jobrun.ReasonRunCompleted: 1}, reasons, "one Event for the run, none per successful connection")
 }
 
 func TestRunRefusesForeignSecretOnRealAPI(t *testing.T) {
