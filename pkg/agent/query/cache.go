@@ -119,9 +119,10 @@ func (c *Cache) Snapshot(ctx context.Context) (*Snapshot, error) {
 	return c.snap, nil
 }
 
-// Lookup is the record of object id; false if the cache has none (not
-// stored, removed, or written so recently the cache has not seen it).
-func (c *Cache) Lookup(ctx context.Context, id string) (*entry, bool, error) {
+// lookup is the cached record of object id; false if the cache has none
+// (not stored, removed, or written so recently the cache has not seen it).
+// Queries never use it (see Service.lookup); tests read the cache with it.
+func (c *Cache) lookup(ctx context.Context, id string) (*entry, bool, error) {
 	if err := c.wait(ctx); err != nil {
 		return nil, false, err
 	}

@@ -63,7 +63,7 @@ func TestCacheDecodesOncePerVersionAndHoldsNoConfigMaps(t *testing.T) {
 	_, err = client.CoreV1().ConfigMaps(testrecords.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		e, ok, err := c.Lookup(ctx, "alpha")
+		e, ok, err := c.lookup(ctx, "alpha")
 		return err == nil && ok && string(e.raw) != string(held.(*compactRecord).entry.raw)
 	}, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, int64(3), c.decodes.Load())
@@ -76,7 +76,7 @@ func TestCacheDecodesOncePerVersionAndHoldsNoConfigMaps(t *testing.T) {
 	_, err = client.CoreV1().ConfigMaps(testrecords.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { s, err := c.Snapshot(ctx); return err == nil && s.Len() == 1 }, 10*time.Second, 5*time.Millisecond)
-	_, ok, err = c.Lookup(ctx, "alpha")
+	_, ok, err = c.lookup(ctx, "alpha")
 	require.NoError(t, err)
 	assert.False(t, ok)
 }
@@ -90,7 +90,7 @@ func TestCacheBeforeSyncFailsAtTheDeadline(t *testing.T) {
 	defer cancel()
 	_, err = c.Snapshot(ctx)
 	require.ErrorIs(t, err, ErrNotSynced)
-	_, _, err = c.Lookup(ctx, "x")
+	_, _, err = c.lookup(ctx, "x")
 	require.ErrorIs(t, err, ErrNotSynced)
 	assert.False(t, c.Synced())
 }

@@ -22,12 +22,10 @@ type Reader interface {
 	Validate(ctx context.Context, c connection.Connection) (protocol.ValidateResult, error)
 }
 
-// records is what list, show and list-configuration read: the Cache, or a
-// Reader listing on every query.
+// records is what list reads: the Cache, or a Reader listing on every
+// query.
 type records interface {
 	Snapshot(ctx context.Context) (*Snapshot, error)
-	// Lookup is false if the records do not hold id (yet).
-	Lookup(ctx context.Context, id string) (*entry, bool, error)
 }
 
 var (
@@ -111,25 +109,18 @@ func (s *Service) result(ctx context.Context, q protocol.Query) (any, error) {
 	return nil, fmt.Errorf("%w: unknown verb %q", errInvalid, q.Verb)
 }
 
-// lookup reads a connection from the records; one the cache has not seen
-// (a record written a moment ago, or none) is read through the API, so a
-// show right after a create finds it.
+// lookup reads one connection through the API, not the cache: a show or
+// list-configuration right after `scctl connection create --wait` must see
+// the state the wait returned, and a replica's cache may be a moment behind
+// the leader's (a list is the one answer worth serving from the cache).
 func (s *Service) lookup(ctx context.Context, name string) (*entry, error) {
-	if err := connection.ValidateName(name); err != nil {
-		return nil, fmt.Errorf("%w: %w", errInvalid, err)
-	}
-	e, ok, err := s.records.Lookup(ctx, connection.ObjectID(name))
+	c, err := s.get(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", name, err)
+		return nil, err
 	}
-	if !ok {
-		c, err := s.get(ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		if e, err = newEntry(c); err != nil {
-			return nil, err
-		}
+	e, err := newEntry(c)
+	if err != nil {
+		return nil, err
 	}
 	if e.failed() {
 		return nil, fmt.Errorf("get %s: %w", name, e.cause)
@@ -168,14 +159,6 @@ func (a readerRecords) Snapshot(ctx context.Context) (*Snapshot, error) {
 	return newSnapshot(entries), nil
 }
 
-func (a readerRecords) Lookup(ctx context.Context, id string) (*entry, bool, error) {
-	c, err := a.r.Get(ctx, id)
-	if err != nil {
-		return nil, false, err
-	}
-	e, err := newEntry(c)
-	return e, err == nil, err
-}
 
 // View is what list and show return for a stored connection.
 func View(c connection.Connection) protocol.ConnectionView {
