@@ -254,6 +254,21 @@ func TestMixedVersionRollingUpdate(t *testing.T) {
 
 	d1, err := settled.Sub(before)
 	require.NoError(t, err)
+	// The two views agree: the watch cannot see more record writes than
+	// the API server served ConfigMap write requests (a finalizer release
+	// is a PUT the watch shows as DELETED).
+	seen := 0
+	for _, w := range window {
+		if w.Key.Resource == apiwrites.ConfigMaps {
+			seen++
+		}
+	}
+	served := 0.0
+	for _, verb := range apiwrites.WriteVerbs {
+		served += d1.Count(verb, apiwrites.ConfigMaps, "")
+	}
+	assert.LessOrEqual(t, float64(seen), served, "record writes seen by the watch vs ConfigMap write requests served")
+	t.Logf("record writes: %d seen by the watch, %g ConfigMap write requests served", seen, served)
 	d2, err := after.Sub(settled)
 	require.NoError(t, err)
 	t.Logf("apiserver_request_total, %s install to convergence: %s; of them PUT configmaps refused with 409: %g", mixedVersion,
@@ -262,9 +277,10 @@ func TestMixedVersionRollingUpdate(t *testing.T) {
 	t.Logf("mixed-version test: %d requests, %s", len(sent)+1, time.Since(began).Round(time.Second))
 }
 
-// previousRenderJob is the previous release's render-hook Job, renamed so
-// that neither helm nor the launcher owns it.
-const previousRenderJob = "e2e-previous-render-all"
+// previousRenderJob is the render hook's own name: sc-job may read and
+// delete only its own Job by name (RBAC), and helm deleted its hook Job
+// once it succeeded, so the name is free again.
+const previousRenderJob = "sc-job-render"
 
 // runPreviousRenderAll runs the previous release's `sc-job --render-all`
 // (its chart's hook Job, rendered by helm template) once, and waits until
@@ -272,20 +288,17 @@ const previousRenderJob = "e2e-previous-render-all"
 func (e *env) runPreviousRenderAll(ctx context.Context, t *testing.T, rel *previous.Release) {
 	t.Helper()
 	jobs := e.cluster.Clientset.BatchV1().Jobs(systemNS)
-	out, err := tryHelm(e.cluster.Kubeconfig, e.helm, "template", release, rel.Chart, "-n", systemNS,
+	sv, err := e.cluster.Clientset.Discovery().ServerVersion()
+	require.NoError(t, err)
+	out, err := tryHelm(e.cluster.Kubeconfig, e.helm, "template", release, rel.Chart, "-n", systemNS, "--kube-version", sv.GitVersion,
 		"--show-only", "templates/job-render-hook.yaml", "--set", "cluster.id="+clusterID, "--set", "nats.url="+e.podNATSURL,
 		"--set", "image.tag="+rel.ImageTag, "--set", "logLevel=debug")
 	require.NoError(t, err, "helm template of the previous render hook:\n%s", out)
 	var job batchv1.Job
 	require.NoError(t, yaml.Unmarshal([]byte(out), &job))
 	require.Equal(t, "Job", job.Kind)
-	job.Name, job.Annotations = previousRenderJob, nil // no helm hook
-	args := job.Spec.Template.Spec.Containers[0].Args
-	for i, a := range args {
-		if strings.HasPrefix(a, "--job-name=") {
-			args[i] = "--job-name=" + previousRenderJob // it deletes its own Job on success
-		}
-	}
+	require.Equal(t, previousRenderJob, job.Name)
+	job.Annotations = nil // not a hook: helm is not running
 	_, err = jobs.Create(ctx, &job, metav1.CreateOptions{})
 	require.NoError(t, err)
 	t.Cleanup(func() {
@@ -798,6 +811,8 @@ func mixedWindow(ws []apiwrites.Write, rec *apiwrites.Recorder, targets []apiwri
 //   - terminating: the DELETE of each delete request (the finalizer's
 //     release then ends in DELETED, counted apart).
 //
+// These follow v0.1.0's write path, the looser of the two releases' (this
+// one writes one status per run and nothing for an unchanged re-render).
 // Two writers fighting exceed them; a single undo may not, which is what
 // the no-going-back checks are for.
 func recordBounds(requests, deletes, hookPods int) map[string]int {
