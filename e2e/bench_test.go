@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -29,15 +30,21 @@ import (
 
 // TestBenchReport is `make bench`: it measures the product on the local
 // cluster and reports each figure as a ratio against a baseline measured in
-// the same run. It asserts nothing about speed; it runs only when
-// SC_BENCH_OUT names the report file.
+// the same run, External Secrets Operator's included (docs/bench.md). It
+// asserts nothing about speed; it runs only when SC_BENCH_OUT names the
+// report file, and writes bench.svg beside it. BENCH_SCALE=N adds the
+// N-connection run (issue 9: 10000), which is not part of CI.
 func TestBenchReport(t *testing.T) {
 	out := os.Getenv("SC_BENCH_OUT")
 	if out == "" {
 		t.Skip("set SC_BENCH_OUT (make bench) to run the benchmark report")
 	}
+	scale, err := benchScale(os.Getenv("BENCH_SCALE"))
+	require.NoError(t, err)
+	outDir := filepath.Dir(out)
+	require.NoError(t, os.MkdirAll(outDir, 0o755))
 	e := product(t)
-	var rep report
+	rep := report{machine: machine()}
 
 	lat := e.benchCreateToSecret(t, 20)
 	base := e.benchNoopJob(t, 5)
@@ -46,30 +53,132 @@ func TestBenchReport(t *testing.T) {
 	rep.add("create -> Secret ready, p50 (20 runs)", p50, "no-op Job + 2 writes, p50", b50)
 	rep.add("create -> Secret ready, p95 (20 runs)", p95, "no-op Job + 2 writes, p50", b50)
 
-	idle := e.agentRSS(t)
+	const n, nsCount = 1000, 50
+	mem := e.agentMemory(t)
+	idle := mem.read(t)
+	peakFromHere := mem.resetPeak(t)
 	stopCount := e.watchJobRuns(t)
-	wall := e.benchBulk(t, 1000, 50)
+	bulk := e.benchBulk(t, "bulk", n, nsCount)
 	runs := stopCount()
-	after := e.agentRSS(t)
-	baseWall := e.benchPlainClient(t, 1000, 50)
-	rep.add("1000 connections / 50 namespaces, wall", wall, "plain client-go loop, same objects", baseWall)
-	rep.rows = append(rep.rows, fmt.Sprintf("| sc-job runs for the 1000 | %d | | |", runs))
-	rep.rows = append(rep.rows, fmt.Sprintf("| agent RSS idle / after 1000 | %.1f MiB / %.1f MiB | | %.2fx |", idle/1048576, after/1048576, after/idle))
+	after := mem.read(t)
+	plain := e.benchPlainClient(t, n, nsCount)
+	w := esoWorkload(t, n, nsCount)
+	plainSecrets := e.benchPlainSecrets(t, w, nsCount)
+	esoRuns := e.benchESO(t, w, nsCount, outDir)
+
+	what := fmt.Sprintf("%d connections / %d namespaces, requests sent -> all Succeeded", n, nsCount)
+	rep.add(what, bulk.wall, "plain client-go loop, same objects", plain)
+	for _, r := range esoRuns {
+		rep.add(fmt.Sprintf("the same %d, against %s: its start -> %d Secrets", n, r.label, n), bulk.wall, "ESO", r.wall)
+	}
+	for _, r := range esoRuns {
+		rep.add(r.label+", against a plain loop writing its Secrets", r.wall, fmt.Sprintf("plain client-go loop, the same %d Secrets", n), plainSecrets)
+	}
+	rep.row(fmt.Sprintf("sc-job runs for the %d", n), strconv.Itoa(runs), "", "")
+	rep.row(fmt.Sprintf("agent RSS idle / after %d / peak%s", n, peakNote(peakFromHere, n)),
+		fmt.Sprintf("%s / %s / %s", mib(idle.RSS), mib(after.RSS), mib(after.Peak)), "", "")
+	for _, r := range esoRuns {
+		rep.row(r.label+", RSS at the end / peak", fmt.Sprintf("%s / %s", mib(r.mem.RSS), mib(r.mem.Peak)), "", "")
+	}
+	bars := []chartBar{{label: "sc-extension, default settings", wall: bulk.wall, kind: "ours"}}
+	for _, r := range esoRuns {
+		bars = append(bars, chartBar{label: strings.TrimPrefix(r.label, "ESO v0.16.2, ") + ": ESO", wall: r.wall, kind: "peer",
+			note: fmt.Sprintf("(sc-extension %.2fx)", ratio(bulk.wall, r.wall))})
+	}
+	bars = append(bars,
+		chartBar{label: "plain client-go loop, sc-extension's objects", wall: plain, kind: "baseline", note: fmt.Sprintf("(sc-extension %.2fx)", ratio(bulk.wall, plain))},
+		chartBar{label: "plain client-go loop, the Secrets only", wall: plainSecrets, kind: "baseline"})
+	chart := barChart(fmt.Sprintf("%d connections / Secrets in %d namespaces, start to all ready", n, nsCount), rep.machine, bars)
+
+	// The scale run starts from a cluster without the thousand.
+	bulk.remove()
+	if scale > 0 {
+		e.benchAtScale(t, &rep, scale, nsCount)
+	}
 
 	text := rep.String()
 	fmt.Println(text)
-	require.NoError(t, os.MkdirAll(filepath.Dir(out), 0o755))
 	require.NoError(t, os.WriteFile(out, []byte(text), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(outDir, "bench.svg"), []byte(chart), 0o644))
 }
 
-type report struct{ rows []string }
+// benchScale reads BENCH_SCALE: empty or 0 for no scale run.
+func benchScale(v string) (int, error) {
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("BENCH_SCALE=%q: want a number of connections", v)
+	}
+	return n, nil
+}
+
+func peakNote(fromHere bool, n int) string {
+	if fromHere {
+		return fmt.Sprintf(" (VmHWM during the %d)", n)
+	}
+	return " (VmHWM since the agent started)"
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(b) }
+
+// machine names where the figures were taken.
+func machine() string {
+	host, _ := os.Hostname()
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				model = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s on %s: %d CPUs (%s), %s", time.Now().UTC().Format("2006-01-02 15:04 MST"), host, runtime.NumCPU(), model, memTotal())
+}
+
+func memTotal() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "memory unknown"
+	}
+	m, err := parseMemTotal(string(b))
+	if err != nil {
+		return "memory unknown"
+	}
+	return fmt.Sprintf("%.1f GiB RAM", m/(1<<30))
+}
+
+func parseMemTotal(s string) (float64, error) {
+	for _, line := range strings.Split(s, "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == "MemTotal" {
+			f := strings.Fields(v)
+			if len(f) == 2 {
+				kb, err := strconv.ParseFloat(f[0], 64)
+				return kb * 1024, err
+			}
+		}
+	}
+	return 0, fmt.Errorf("no MemTotal")
+}
+
+// report is the benchmark's markdown: where it ran, then one table.
+type report struct {
+	machine string
+	rows    []string
+}
 
 func (r *report) add(what string, v time.Duration, baseline string, b time.Duration) {
-	r.rows = append(r.rows, fmt.Sprintf("| %s | %s | %s = %s | %.2fx |", what, v.Round(time.Millisecond), baseline, b.Round(time.Millisecond), float64(v)/float64(b)))
+	r.row(what, v.Round(time.Millisecond).String(), baseline+" = "+b.Round(time.Millisecond).String(), fmt.Sprintf("%.2fx", ratio(v, b)))
+}
+
+func (r *report) row(cells ...string) {
+	r.rows = append(r.rows, "| "+strings.Join(cells, " | ")+" |")
 }
 
 func (r *report) String() string {
-	return "| measure | value | baseline (same run) | ratio |\n|---|---|---|---|\n" + strings.Join(r.rows, "\n") + "\n"
+	return "Measured " + r.machine + ".\n\n| measure | value | baseline (same run) | ratio |\n|---|---|---|---|\n" + strings.Join(r.rows, "\n") + "\n"
 }
 
 func percentile(d []time.Duration, p int) time.Duration {
@@ -151,68 +260,93 @@ func (e *env) benchNoopJob(t *testing.T, runs int) []time.Duration {
 	return out
 }
 
+// bulkRun is one bulk of connections sent and Succeeded.
+type bulkRun struct {
+	wall   time.Duration // first request sent -> all Succeeded
+	names  []string
+	nss    []string
+	remove func() // deletes them and waits until they are gone; once
+}
+
 // benchBulk sends n creates spread over nsCount namespaces (every fourth
-// with workload identity) and waits until all succeeded.
-func (e *env) benchBulk(t *testing.T, n, nsCount int) time.Duration {
+// with workload identity) and waits until all succeeded. Completion is read
+// from the records through an informer, not from queries or polls.
+func (e *env) benchBulk(t *testing.T, prefix string, n, nsCount int) *bulkRun {
 	ctx := context.Background()
-	nss := make([]string, nsCount)
-	for i := range nss {
-		nss[i] = e.targetNamespace(t)
+	b := &bulkRun{nss: make([]string, nsCount)}
+	for i := range b.nss {
+		b.nss[i] = e.targetNamespace(t)
 	}
-	start := time.Now()
-	var names []string
+	specs := make([]connection.Spec, n)
+	creds := make([]connection.Credentials, n)
+	want := map[string]bool{}
 	for i := range n {
 		auth := catalog.AuthSecret
 		if i%4 == 0 {
 			auth = catalog.AuthWorkloadIdentity
 		}
-		spec, creds := buildSpec(t, uniq(fmt.Sprintf("bulk%d", i)), nss[i%nsCount], catalog.TargetStorageBlob, auth, blobID)
-		_, err := e.cp.Create(ctx, spec, creds)
-		require.NoError(t, err)
-		names = append(names, spec.Name)
+		specs[i], creds[i] = buildSpec(t, uniq(fmt.Sprintf("%s%d", prefix, i)), b.nss[i%nsCount], catalog.TargetStorageBlob, auth, blobID)
+		b.names = append(b.names, specs[i].Name)
+		want[specs[i].Name] = true
 	}
-	t.Cleanup(func() { e.deleteAll(t, names) })
-	// Completion is read from the records themselves: one list query
-	// reply is bounded (protocol.MaxMessageBytes) below 1000 connections.
-	eventually(t, 20*time.Minute, "all bulk connections to succeed", func(ctx context.Context) (bool, error) {
-		cms, err := e.cluster.Clientset.CoreV1().ConfigMaps(systemNS).List(ctx, metav1.ListOptions{LabelSelector: record.Selector})
-		if err != nil {
-			return false, err
+	var once sync.Once
+	b.remove = func() { once.Do(func() { e.deleteAll(t, b.names) }) }
+	t.Cleanup(b.remove)
+	done := countObjects(t, listWatch(e.cluster.Clientset, "ConfigMap", systemNS, record.Selector), &corev1.ConfigMap{}, recordIn(want, true))
+	start := time.Now()
+	for i := range n {
+		_, err := e.cp.Create(ctx, specs[i], creds[i])
+		require.NoError(t, err)
+	}
+	done.await(t, atLeast(n), bulkTimeout(n), fmt.Sprintf("all %d connections to succeed", n), nil, nil)
+	b.wall = time.Since(start)
+	done.Stop()
+	return b
+}
+
+// bulkTimeout bounds a bulk's wait: generous, it only stops a stuck run.
+func bulkTimeout(n int) time.Duration { return 20*time.Minute + time.Duration(n)*200*time.Millisecond }
+
+// recordIn follows the records of the named connections; with succeeded,
+// one counts once Succeeded, otherwise while it exists.
+func recordIn(names map[string]bool, succeeded bool) func(any) (string, bool) {
+	return func(o any) (string, bool) {
+		cm, ok := o.(*corev1.ConfigMap)
+		if !ok {
+			return "", false
 		}
-		done := 0
-		for i := range cms.Items {
-			c, err := record.Decode(&cms.Items[i])
-			if err == nil && strings.HasPrefix(c.Spec.Name, "bulk") && strings.HasSuffix(c.Spec.Name, runID) && c.Status.Phase == connection.PhaseSucceeded {
-				done++
+		if !succeeded {
+			name := cm.Annotations[connection.AnnotationConnectionName]
+			if !names[name] {
+				return "", false
 			}
+			return name, true
 		}
-		return done == n, nil
-	})
-	return time.Since(start)
+		c, err := record.Decode(cm)
+		if err != nil || !names[c.Spec.Name] {
+			return "", false
+		}
+		return c.Spec.Name, c.Status.Phase == connection.PhaseSucceeded
+	}
 }
 
 // deleteAll sends every delete at once and waits for the records to go: one
 // Wait per connection would serialise a thousand sc-job round trips.
 func (e *env) deleteAll(t *testing.T, names []string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), bulkTimeout(len(names)))
 	defer cancel()
+	set := map[string]bool{}
+	for _, name := range names {
+		set[name] = true
+	}
+	left := countObjects(t, listWatch(e.cluster.Clientset, "ConfigMap", systemNS, record.Selector), &corev1.ConfigMap{}, recordIn(set, false))
+	defer left.Stop()
 	for _, name := range names {
 		if _, err := e.cp.Delete(ctx, name, true); err != nil {
 			t.Errorf("cleanup: delete %s: %v", name, err)
 		}
 	}
-	eventually(t, 20*time.Minute, "bulk connections to be deleted", func(ctx context.Context) (bool, error) {
-		cms, err := e.cluster.Clientset.CoreV1().ConfigMaps(systemNS).List(ctx, metav1.ListOptions{LabelSelector: record.Selector})
-		if err != nil {
-			return false, err
-		}
-		for i := range cms.Items {
-			if strings.HasPrefix(cms.Items[i].Annotations[connection.AnnotationConnectionName], "bulk") {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
+	left.await(t, none, bulkTimeout(len(names)), fmt.Sprintf("%d bulk connections to be deleted", len(names)), nil, nil)
 }
 
 // benchPlainClient writes what the product writes for the same n
@@ -288,4 +422,19 @@ func (e *env) agentRSS(t *testing.T) float64 {
 	}
 	t.Fatal("agent /metrics has no process_resident_memory_bytes")
 	return 0
+}
+
+func TestBenchScaleKnob(t *testing.T) {
+	for v, want := range map[string]int{"": 0, "0": 0, "10000": 10000} {
+		n, err := benchScale(v)
+		require.NoError(t, err, v)
+		require.Equal(t, want, n, v)
+	}
+	for _, v := range []string{"-1", "10k"} {
+		_, err := benchScale(v)
+		require.Error(t, err, v)
+	}
+	m, err := parseMemTotal("MemTotal:        8048576 kB\nMemFree: 1 kB\n")
+	require.NoError(t, err)
+	require.Equal(t, 8048576.0*1024, m)
 }

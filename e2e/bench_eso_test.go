@@ -1,0 +1,244 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+
+	"github.com/sc-extension/sc-extension/e2e/testbed/eso"
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/render"
+)
+
+// esoConfig is one way of running ESO in the comparison.
+type esoConfig struct {
+	label string // how the report names it
+	args  []string
+}
+
+// esoConfigs are issue 9's two: ESO's defaults (--concurrent=1, client QPS
+// 50, burst 100) and the flags its users tune for large clusters.
+var esoConfigs = []esoConfig{
+	{label: "ESO v0.16.2, default flags (--concurrent=1, QPS 50/burst 100)"},
+	{label: "ESO v0.16.2, tuned (--concurrent=50 --client-qps=100 --client-burst=200)", args: []string{"--concurrent=50", "--client-qps=100", "--client-burst=200"}},
+}
+
+// esoResult is one measured ESO run.
+type esoResult struct {
+	esoConfig
+	wall time.Duration // ESO's start -> all Secrets present
+	mem  procMem       // at the end of the run; Peak is VmHWM over its life
+}
+
+// benchESOStore is the fake ClusterSecretStore every ExternalSecret reads.
+const benchESOStore = "sc-bench-fake"
+
+// esoSecrets is what ESO is asked to render: the Secrets benchBulk's
+// connections render (same names, keys and value sizes), by namespace
+// slot. Every fourth uses workload identity, as in benchBulk.
+type esoSecrets struct {
+	store map[string]string // remote key -> value
+	items []esoItem
+}
+
+type esoItem struct {
+	slot   int               // namespace index
+	name   string            // connection name: the ExternalSecret's
+	secret string            // the rendered Secret's name
+	keys   map[string]string // Secret key -> remote key
+	want   map[string][]byte // the Secret's data
+}
+
+// esoWorkload renders n connections like benchBulk's and turns each into
+// an ExternalSecret reading a fake store. Credential values are a fixed
+// stand-in of a credential's length: the store is a benchmark prop.
+func esoWorkload(t *testing.T, n, nsCount int) esoSecrets {
+	w := esoSecrets{store: map[string]string{}}
+	for i := range n {
+		auth := catalog.AuthSecret
+		if i%4 == 0 {
+			auth = catalog.AuthWorkloadIdentity
+		}
+		name := uniq(fmt.Sprintf("bulk%d", i))
+		spec, _, err := specFor(name, "eso-bench", catalog.TargetStorageBlob, auth, blobID)
+		require.NoError(t, err)
+		creds := connection.Credentials{}
+		for _, c := range spec.Configurations {
+			if c.Credential {
+				creds[c.Name] = "bench-credential-0123456789" // as long as newCredential's
+			}
+		}
+		objs, err := render.Render(connection.Connection{Spec: spec}, creds)
+		require.NoError(t, err)
+		it := esoItem{slot: i % nsCount, name: name, secret: objs.Secret.Name, keys: map[string]string{}, want: objs.Secret.Data}
+		for k, v := range objs.Secret.Data {
+			remote := string(auth) + "/" + k
+			w.store[remote] = string(v)
+			it.keys[k] = remote
+		}
+		w.items = append(w.items, it)
+	}
+	return w
+}
+
+// benchESO measures ESO on the same cluster: for each config, the
+// workload's ExternalSecrets in nsCount fresh namespaces are created while ESO is
+// not running, then ESO is started and timed until all their Secrets exist.
+// ESO's CRDs, store and objects are removed before it returns.
+func (e *env) benchESO(t *testing.T, w esoSecrets, nsCount int, logDir string) []esoResult {
+	ctx := context.Background()
+	bctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	rel, err := eso.Build(bctx, eso.Options{Logf: t.Logf})
+	cancel()
+	require.NoError(t, err)
+
+	cfg := rest.CopyConfig(e.cluster.RESTConfig)
+	cfg.QPS, cfg.Burst = 200, 400 // setup only: it is not timed
+	dyn, err := dynamic.NewForConfig(cfg)
+	require.NoError(t, err)
+	crds, err := eso.LoadCRDs(rel.CRDs)
+	require.NoError(t, err)
+	names, err := eso.InstallCRDs(ctx, dyn, crds)
+	removed := false
+	remove := func() {
+		if removed {
+			return
+		}
+		removed = true
+		rctx, cancel := context.WithTimeout(ctx, 6*time.Minute)
+		defer cancel()
+		if err := eso.RemoveCRDs(rctx, dyn, names); err != nil {
+			t.Errorf("removing ESO's CRDs: %v", err)
+		}
+	}
+	t.Cleanup(remove)
+	require.NoError(t, err)
+
+	_, err = dyn.Resource(eso.ClusterSecretStores).Create(ctx, eso.FakeClusterSecretStore(benchESOStore, w.store), metav1.CreateOptions{})
+	require.NoError(t, err)
+
+	var out []esoResult
+	for i, c := range esoConfigs {
+		logPath := filepath.Join(logDir, fmt.Sprintf("eso-%d.log", i+1))
+		out = append(out, e.benchESORun(t, dyn, rel.Binary, c, w, nsCount, logPath))
+	}
+	remove()
+	return out
+}
+
+// benchESORun is one timed run of ESO with config c.
+func (e *env) benchESORun(t *testing.T, dyn dynamic.Interface, binary string, c esoConfig, w esoSecrets, nsCount int, logPath string) esoResult {
+	ctx := context.Background()
+	nss := make([]string, nsCount)
+	inRun := map[string]bool{}
+	for i := range nss {
+		nss[i] = e.cluster.TestNamespace(t)
+		inRun[nss[i]] = true
+	}
+	createAll(t, len(w.items), func(i int) error {
+		it := w.items[i]
+		_, err := dyn.Resource(eso.ExternalSecrets).Namespace(nss[it.slot]).Create(ctx,
+			eso.ExternalSecret(nss[it.slot], it.name, benchESOStore, it.secret, it.keys), metav1.CreateOptions{})
+		return err
+	})
+	secrets := countObjects(t, listWatch(e.cluster.Clientset, "Secret", "", eso.LabelManaged+"=true"), &corev1.Secret{}, secretIn(inRun))
+	require.Zero(t, secrets.count(), "no Secret before ESO runs")
+
+	_ = os.Remove(logPath)
+	p, err := eso.Start(binary, e.cluster.Kubeconfig, logPath, c.args...)
+	require.NoError(t, err)
+	t.Cleanup(func() { p.Stop(30 * time.Second) })
+	secrets.await(t, atLeast(len(w.items)), 20*time.Minute, c.label+": all Secrets", p.Exited(), func() error {
+		return fmt.Errorf("%w; log %s:\n%s", p.Err(), logPath, logTail(logPath))
+	})
+	res := esoResult{esoConfig: c, wall: time.Since(p.Started)}
+	res.mem, err = readProcMem(p.Pid())
+	require.NoError(t, err)
+	p.Stop(30 * time.Second)
+
+	// ESO rendered what it was asked: spot-check one of each auth kind.
+	for _, it := range w.items[:2] {
+		s, err := e.cluster.Clientset.CoreV1().Secrets(nss[it.slot]).Get(ctx, it.secret, metav1.GetOptions{})
+		require.NoError(t, err)
+		assert.Equal(t, it.want, s.Data, "ESO's Secret %s/%s", s.Namespace, s.Name)
+	}
+
+	// The next run must find only its own ExternalSecrets, and no garbage
+	// collection of this run's Secrets running under it.
+	for _, ns := range nss {
+		require.NoError(t, dyn.Resource(eso.ExternalSecrets).Namespace(ns).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}))
+	}
+	secrets.await(t, none, 5*time.Minute, c.label+": owned Secrets collected", nil, nil)
+	secrets.Stop()
+	return res
+}
+
+// createAll runs create(0..n-1) on a few workers; the first error fails
+// the test.
+func createAll(t *testing.T, n int, create func(i int) error) {
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	next := make(chan int)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := create(i); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+}
+
+func logTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.Join(lines[max(0, len(lines)-20):], "\n")
+}
+
+// benchPlainSecrets is ESO's floor: a plain sequential client-go loop
+// writing the workload's Secrets (the same names, keys and values) into
+// nsCount fresh namespaces.
+func (e *env) benchPlainSecrets(t *testing.T, w esoSecrets, nsCount int) time.Duration {
+	ctx := context.Background()
+	cs := e.cluster.Clientset
+	nss := make([]string, nsCount)
+	for i := range nss {
+		nss[i] = e.cluster.TestNamespace(t)
+	}
+	start := time.Now()
+	for _, it := range w.items {
+		_, err := cs.CoreV1().Secrets(nss[it.slot]).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: it.secret}, Data: it.want}, metav1.CreateOptions{})
+		require.NoError(t, err)
+	}
+	return time.Since(start)
+}
