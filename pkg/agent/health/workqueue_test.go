@@ -3,9 +3,11 @@ package health
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,13 +44,16 @@ func scrape(t *testing.T, m *Metrics) (samples map[string]float64, types map[str
 	return samples, types
 }
 
+var runs atomic.Int64
+
 // TestWorkqueueMetricsFollowARealQueue drives a real pkg/kube/controller
 // queue and reads client-go's workqueue_* metrics off the agent's /metrics:
 // NewMetrics set the provider, so a queue created afterwards reports under
 // its name, with name as its only label.
 func TestWorkqueueMetricsFollowARealQueue(t *testing.T) {
 	m := NewMetrics()
-	const name = "test-workqueue-metrics" // no other test uses it: the series are process-wide
+	// The series are process-wide: a name of its own per run (-count=N).
+	name := fmt.Sprintf("test-workqueue-metrics-%d", runs.Add(1))
 	failedOnce := false
 	w := controller.New(name, func(_ context.Context, key string) (controller.Result, error) {
 		if key == "a" && !failedOnce {
