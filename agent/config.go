@@ -71,6 +71,7 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 		backoff, deadline                              string
 		resources, nodeSelector, tolerations, pullSecs string
 		watch, denied                                  string
+		jobQPS, jobBurst, jobWorkers                   string
 	)
 	fs.StringVar(&c.Cluster, "cluster", env("SC_CLUSTER", ""), "this cluster's id on the control plane (required)")
 	fs.StringVar(&c.Namespace, "namespace", env("SC_NAMESPACE", env("POD_NAMESPACE", "sc-system")), "the agent's namespace: records, Job and Lease live here")
@@ -101,6 +102,9 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	fs.StringVar(&tolerations, "job-tolerations", env("SC_JOB_TOLERATIONS", ""), "sc-job tolerations as JSON")
 	fs.StringVar(&c.Job.LogFormat, "job-log-format", env("SC_JOB_LOG_FORMAT", launcher.LogFormatText), "sc-job log format: text or json")
 	fs.StringVar(&c.Job.PriorityClassName, "job-priority-class-name", env("SC_JOB_PRIORITY_CLASS_NAME", ""), "sc-job priorityClassName")
+	fs.StringVar(&jobQPS, "job-qps", env("SC_JOB_QPS", ""), "sc-job's API requests per second (its --qps); empty: sc-job's default")
+	fs.StringVar(&jobBurst, "job-burst", env("SC_JOB_BURST", ""), "sc-job's API request burst (its --burst); empty: sc-job's default")
+	fs.StringVar(&jobWorkers, "job-workers", env("SC_JOB_WORKERS", ""), "connections sc-job renders in parallel (its --workers); empty: sc-job's default")
 
 	if err := fs.Parse(args); err != nil {
 		return config{}, "", fmt.Errorf("%w: %w", errUsage, err)
@@ -146,6 +150,9 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	c.Job.BackoffLimit = int32(b)
 	c.Job.ActiveDeadlineSeconds, err = strconv.ParseInt(deadline, 10, 64)
 	add(wrapFlag("--job-active-deadline-seconds", err))
+	add(optionalPositive("--job-qps", jobQPS, &c.Job.QPS))
+	add(optionalPositive("--job-burst", jobBurst, &c.Job.Burst))
+	add(optionalPositive("--job-workers", jobWorkers, &c.Job.Workers))
 	add(jsonFlag("--job-resources", resources, &c.Job.Resources))
 	add(jsonFlag("--job-node-selector", nodeSelector, &c.Job.NodeSelector))
 	add(jsonFlag("--job-tolerations", tolerations, &c.Job.Tolerations))
@@ -201,6 +208,30 @@ func positiveDuration(name, s string) (time.Duration, error) {
 		return 0, fmt.Errorf("%s must be positive, got %s", name, s)
 	}
 	return d, nil
+}
+
+// optionalPositive parses s into *v when s is set: a number (an integer
+// for an int) greater than zero.
+func optionalPositive[T int | float64](name, s string, v *T) error {
+	if s == "" {
+		return nil
+	}
+	var x T
+	var err error
+	switch p := any(&x).(type) {
+	case *int:
+		*p, err = strconv.Atoi(s)
+	case *float64:
+		*p, err = strconv.ParseFloat(s, 64)
+	}
+	if err != nil {
+		return wrapFlag(name, err)
+	}
+	if x <= 0 {
+		return fmt.Errorf("%s must be positive, got %s", name, s)
+	}
+	*v = x
+	return nil
 }
 
 func wrapFlag(name string, err error) error {

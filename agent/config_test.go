@@ -26,6 +26,7 @@ var chartArgs = []string{
 	`--job-node-selector={"kubernetes.io/os":"linux"}`,
 	`--job-tolerations=[{"key":"CriticalAddonsOnly","operator":"Exists"}]`,
 	"--watch-namespaces=team-a,team-b", "--denied-namespaces=kube-system",
+	"--job-qps=500", "--job-burst=1000", "--job-workers=16",
 }
 
 func TestParseChartArgs(t *testing.T) {
@@ -51,6 +52,9 @@ func TestParseChartArgs(t *testing.T) {
 	assert.Equal(t, []string{"team-a", "team-b"}, cfg.Namespaces.Watch)
 	assert.Equal(t, []string{"kube-system"}, cfg.Namespaces.Denied)
 	assert.Equal(t, 15*time.Second, cfg.HeartbeatInterval)
+	assert.Equal(t, 500.0, cfg.Job.QPS)
+	assert.Equal(t, 1000, cfg.Job.Burst)
+	assert.Equal(t, 16, cfg.Job.Workers)
 
 	// The password is kept out of the config and redacts itself.
 	for _, s := range []string{fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg),
@@ -91,6 +95,9 @@ func TestParseRejects(t *testing.T) {
 		"user without password": {chartArgs, map[string]string{"POD_NAME": "p", "SC_NATS_USER": "u"}, "must be set together"},
 		"creds and user": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--nats-creds=/x"),
 			map[string]string{"POD_NAME": "p", "SC_NATS_USER": "u", "SC_NATS_PASSWORD": "cred-VALUE-1"}, "not both"},
+		"bad job qps":      {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-qps=fast"), base, "--job-qps"},
+		"zero job workers": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-workers=0"), base, "--job-workers must be positive"},
+		"fractional burst": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-burst=1.5"), base, "--job-burst"},
 		"bad job log format": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-log-format=xml"), base,
 			`--job-log-format: "xml" is not one of text, json`},
 		"bad job log format from env": {[]string{"--cluster=c1", "--nats-url=nats://x:4222", "--job-image=img"},

@@ -16,6 +16,9 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	assert.Equal(t, exitUsage, run([]string{"--log-level=loud"}))
 	assert.Equal(t, exitUsage, run([]string{"--log-format=yaml"}))
 	assert.Equal(t, exitUsage, run([]string{"--namespace="}))
+	assert.Equal(t, exitUsage, run([]string{"--workers=0"}))
+	assert.Equal(t, exitUsage, run([]string{"--qps=0"}))
+	assert.Equal(t, exitUsage, run([]string{"--burst=0"}))
 	// Outside a cluster and without a kubeconfig there is nothing to talk to.
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	assert.Equal(t, exitUsage, run([]string{"--kubeconfig="}))

@@ -46,6 +46,11 @@ type Config struct {
 	// ExtraArgs follow the --namespace, --job-name and namespace policy
 	// arguments the launcher always passes (for example --log-level=debug).
 	ExtraArgs []string
+	// QPS, Burst and Workers size sc-job's API client and its worker pool
+	// (its --qps, --burst and --workers); zero leaves sc-job's defaults.
+	QPS     float64
+	Burst   int
+	Workers int
 	// LogFormat is sc-job's log format (LogFormatText or LogFormatJSON),
 	// passed as SC_LOG_FORMAT; empty leaves sc-job's own default.
 	LogFormat         string
@@ -93,6 +98,9 @@ func (c Config) Validate() error {
 	}
 	if c.ActiveDeadlineSeconds < 0 {
 		errs = append(errs, fmt.Errorf("active deadline %ds is negative", c.ActiveDeadlineSeconds))
+	}
+	if c.QPS < 0 || c.Burst < 0 || c.Workers < 0 {
+		errs = append(errs, fmt.Errorf("qps %g, burst %d and workers %d must not be negative", c.QPS, c.Burst, c.Workers))
 	}
 	if c.LogFormat != "" && c.LogFormat != LogFormatText && c.LogFormat != LogFormatJSON {
 		errs = append(errs, fmt.Errorf("log format %q is not one of %s, %s", c.LogFormat, LogFormatText, LogFormatJSON))

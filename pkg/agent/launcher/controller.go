@@ -350,11 +350,9 @@ func (c *Controller) launch(ctx context.Context, w work, prev *replaced) error {
 			c.cfg.JobName, finishedVerb(prev.cond), prev.cond.Reason, prev.why, len(w.items), w.ids(10))
 	}
 	c.metrics.JobLaunched(metric)
+	// One Event, on the Job: one per due record would cost an API write per
+	// connection per launch (the message names the first ten).
 	c.recorder.Event(created, corev1.EventTypeNormal, reason, msg)
-	for _, it := range w.items {
-		c.recorder.Eventf(it.record, corev1.EventTypeNormal, reason,
-			"%s started to render generation %d", c.cfg.JobName, it.generation)
-	}
 	c.log.Info().Str("namespace", created.Namespace).Str("job", created.Name).Int("pending", len(w.items)).
 		Str("digest", w.digest).Bool("replaced", prev != nil).Msg("launched sc-job")
 	return nil

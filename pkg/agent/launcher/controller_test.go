@@ -98,8 +98,6 @@ func TestPendingWorkCreatesOneHardenedJob(t *testing.T) {
 
 	assert.Equal(t, []string{
 		"Normal JobLaunched Started sc-job for 2 pending connection(s): a, b",
-		"Normal JobLaunched sc-job started to render generation 1",
-		"Normal JobLaunched sc-job started to render generation 4",
 	}, events)
 	assert.Equal(t, 1.0, counter(t, f.metrics, "sc_agent_jobs_launched_total", "new"))
 	assert.Equal(t, 0, f.c.worker.Queue().NumRequeues(f.c.key))

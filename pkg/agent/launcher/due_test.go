@@ -63,7 +63,6 @@ func TestRetryingConnectionDueNowStartsJob(t *testing.T) {
 	assert.Equal(t, newWork([]workItem{item("r1", 1)}).digest, job.Annotations[AnnotationDigest], "only the due connection")
 	assert.Equal(t, []string{
 		"Normal JobLaunched Started sc-job for 1 pending connection(s): r1",
-		"Normal JobLaunched sc-job started to render generation 1",
 	}, f.events())
 }
 

@@ -34,6 +34,7 @@ func jobFor(c Config, w work) *batchv1.Job {
 		LabelComponent:            "job",
 	}
 	args := append([]string{"--namespace=" + c.Namespace, "--job-name=" + c.JobName}, policyArgs(c)...)
+	args = append(args, sizeArgs(c)...)
 	args = append(args, c.ExtraArgs...)
 	job := &batchv1.Job{
 		ObjectMeta: metav1.ObjectMeta{
@@ -121,6 +122,21 @@ func finished(job *batchv1.Job) (done bool, cond batchv1.JobCondition) {
 
 func ownedByUs(job *batchv1.Job) bool {
 	return job.Labels[connection.LabelManagedBy] == connection.ManagedByValue
+}
+
+// sizeArgs passes sc-job's client rate and worker count on, when set.
+func sizeArgs(c Config) []string {
+	var args []string
+	if c.QPS > 0 {
+		args = append(args, "--qps="+strconv.FormatFloat(c.QPS, 'f', -1, 64))
+	}
+	if c.Burst > 0 {
+		args = append(args, "--burst="+strconv.Itoa(c.Burst))
+	}
+	if c.Workers > 0 {
+		args = append(args, "--workers="+strconv.Itoa(c.Workers))
+	}
+	return args
 }
 
 // policyArgs passes the namespace policy on; namespace names never hold a

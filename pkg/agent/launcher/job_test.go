@@ -50,8 +50,20 @@ func TestJobSpecCarriesNamespacePolicy(t *testing.T) {
 	job = jobFor(testConfig().WithDefaults(), newWork([]workItem{item("a", 1)}))
 	assert.Equal(t, []string{"--namespace=" + ns, "--job-name=sc-job", "--log-level=info"}, job.Spec.Template.Spec.Containers[0].Args)
 
-	c.DeniedNamespaces = []string{"a,b"}
+	c.QPS, c.Burst, c.Workers = 250.5, 500, 12
+	job = jobFor(c.WithDefaults(), newWork([]workItem{item("a", 1)}))
+	assert.Equal(t, []string{"--namespace=" + ns, "--job-name=sc-job", "--watch-namespaces=team-a,team-b", "--denied-namespaces=payments",
+		"--qps=250.5", "--burst=500", "--workers=12", "--log-level=info"},
+		job.Spec.Template.Spec.Containers[0].Args, "sc-job's client rate and workers, when set")
+	c.QPS, c.Burst, c.Workers = 0, 0, 0
+
+	c.Workers = -1
 	err := c.WithDefaults().Validate()
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	c.Workers = 0
+
+	c.DeniedNamespaces = []string{"a,b"}
+	err = c.WithDefaults().Validate()
 	require.ErrorIs(t, err, ErrInvalidConfig)
 	assert.Contains(t, err.Error(), `deniedNamespaces: "a,b" is not a namespace name`)
 }
