@@ -42,6 +42,12 @@ func (a *agent) lead(ctx context.Context) {
 
 	records := launcher.NewRecordsFactory(a.client, a.cfg.Namespace, 0)
 	jobs := launcher.NewJobsFactory(a.client, a.cfg.Namespace, a.cfg.Job.JobName, 0)
+	// sc-job exits before Prometheus could scrape it: the leader observes
+	// each run's duration from the Job the launcher watches anyway.
+	if _, err := jobs.Batch().V1().Jobs().Informer().AddEventHandler(lifecycle.JobRuns{Metrics: a.metrics}); err != nil {
+		a.proc.Fatal(fmt.Errorf("sc-job run metrics: %w", err))
+		return
+	}
 	// Namespace metadata only: the launcher wakes connections parked on a
 	// namespace that appears.
 	namespaces := launcher.NewNamespacesFactory(a.client, 0)
@@ -66,6 +72,7 @@ func (a *agent) lead(ctx context.Context) {
 	in, err := intake.New(a.js, intake.Options{
 		Cluster: a.cfg.Cluster, Key: a.key, Store: lifecycle.CountingStore{Store: a.store, Metrics: a.metrics},
 		Status: publisher, IsNotFound: store.IsNotFound, Namespaces: a.cfg.Namespaces, Logger: log,
+		Metrics: a.metrics,
 	})
 	if err != nil {
 		a.proc.Fatal(fmt.Errorf("intake: %w", err))
