@@ -162,6 +162,10 @@ func TestAgentEndToEnd(t *testing.T) {
 	assert.Contains(t, out, `sc_agent_requests_processed_total{outcome="applied"} 1`)
 	assert.Contains(t, out, `sc_agent_jobs_launched_total{reason="new"} 1`)
 	assert.Contains(t, out, "sc_agent_leader 1")
+	// The leader's term wires the intake's own metrics and the workqueue provider.
+	assert.Contains(t, out, `sc_agent_request_duration_seconds_count{outcome="acked"} 1`)
+	assert.Contains(t, out, "sc_agent_requests_held 0")
+	assert.Contains(t, out, `workqueue_adds_total{name="intake"} 1`)
 
 	// SIGTERM: clean exit, Lease released.
 	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
