@@ -77,6 +77,23 @@ func TestApplyCreateWritesSecretThenRecord(t *testing.T) {
 	assert.Equal(t, credValue, creds["AZURE_STORAGEBLOB_CONNECTIONSTRING"])
 }
 
+// A connection without credentials (workload identity) has no credential
+// Secret: its record, with its first status, is its one write.
+func TestApplyCreateWithoutCredentialsWritesOnlyTheRecord(t *testing.T) {
+	s, cs := newStore()
+	ch := change("r1")
+	ch.Spec.AuthInfo = connection.AuthInfo{AuthType: catalog.AuthWorkloadIdentity, ClientID: "00000000-0000-4000-8000-0000000000ab"}
+	ch.Spec.Configurations = []connection.Configuration{{Name: "AZURE_STORAGEBLOB_CLIENTID", Value: "00000000-0000-4000-8000-0000000000ab"}}
+	ch.Credentials = nil
+	c, applied, err := s.Apply(context.Background(), ch)
+	require.NoError(t, err)
+	assert.True(t, applied)
+	id := connection.ObjectID("Blob_1")
+	assert.Equal(t, []string{"get configmaps sc-system/sc-conn-" + id, "create configmaps sc-system/sc-conn-" + id}, fakeactions.Of(cs))
+	assert.Equal(t, connection.PhasePending, c.Status.Phase, "the first status rides on the create")
+	assert.Empty(t, c.CredentialsVersion)
+}
+
 func TestApplySameRequestTwiceAppliesOnce(t *testing.T) {
 	s, cs := newStore()
 	_, _, err := s.Apply(context.Background(), change("r1"))
