@@ -50,13 +50,13 @@ func testConfig() Config {
 }
 
 // recordCM is the record of connection id, as pkg/kube/store writes it.
-func recordCM(t *testing.T, id string, phase connection.Phase, generation int64) *corev1.ConfigMap {
+func recordCM(t testing.TB, id string, phase connection.Phase, generation int64) *corev1.ConfigMap {
 	return records.ConfigMap(t, records.Connection(id, phase, generation))
 }
 
 // waitingCM is the record of connection id that sc-job left in phase with
 // reason, holding it until retryAfter after attempts runs of generation 1.
-func waitingCM(t *testing.T, id string, phase connection.Phase, reason string, attempts int, retryAfter time.Time) *corev1.ConfigMap {
+func waitingCM(t testing.TB, id string, phase connection.Phase, reason string, attempts int, retryAfter time.Time) *corev1.ConfigMap {
 	c := records.Connection(id, phase, 1)
 	c.Status.Reason, c.Status.Attempts, c.Status.RetryAfter = reason, attempts, &retryAfter
 	c.Status.LastFailure = &connection.Failure{Since: epoch.Add(-time.Hour), Time: epoch.Add(-time.Minute),
@@ -99,7 +99,7 @@ func withCondition(j *batchv1.Job, t batchv1.JobConditionType, reason string, at
 func item(id string, gen int64) workItem { return workItem{id: id, generation: gen} }
 
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	client   *fake.Clientset
 	factory  informers.SharedInformerFactory
 	clock    *clocktesting.FakeClock
@@ -112,7 +112,7 @@ type fixture struct {
 // newFixture builds a controller whose caches hold objs, sample-controller
 // style: the informers are not started, the objects go straight into their
 // indexers, so the fake client records only the controller's own actions.
-func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
+func newFixture(t testing.TB, objs ...runtime.Object) *fixture {
 	t.Helper()
 	f := &fixture{
 		t:        t,
@@ -205,11 +205,11 @@ func (f *fixture) awaitQueued(get func() (string, bool), done func(string), key 
 	}
 }
 
-func decode(t *testing.T, cm *corev1.ConfigMap) connection.Connection {
+func decode(t testing.TB, cm *corev1.ConfigMap) connection.Connection {
 	t.Helper()
 	c, err := connrecord.Decode(cm)
 	require.NoError(t, err)
 	return c
 }
 
-func encode(t *testing.T, c connection.Connection) *corev1.ConfigMap { return records.ConfigMap(t, c) }
+func encode(t testing.TB, c connection.Connection) *corev1.ConfigMap { return records.ConfigMap(t, c) }
