@@ -1,6 +1,8 @@
 // Package jobrun is sc-job's logic: drain every connection that is due
 // (connection.Due: render and apply, or apply a deletion and remove the
-// record), write each outcome into the record with an Event, log one
+// record; with RenderAll, every settled connection too), write each outcome
+// into the record in one status write (none when a re-render changed
+// nothing), a Warning Event per failure and one Event per run, log one
 // readable line per step and per object, and summarise the run in one
 // sentence for `kubectl logs`. A failure belongs to its connection: it is
 // retried with a per-connection backoff (transient: Pending/Retrying;

@@ -350,7 +350,8 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.C
 		log.Info().Str("step", StepStatus).Msg(say(c, "the record moved on meanwhile (a newer request, or another run finished it); the next pass handles it"))
 		return result{kind: outSkipped, writes: writes, wrote: err == nil}
 	case err != nil:
-		// The status still says Running: the next run picks it up again.
+		// The status still says what it said (due, unless this was a
+		// re-render of a settled connection): a later pass or run tries again.
 		log.Error().Str("step", StepStatus).Err(err).Msg(say(c, "could not record %s", statusReason))
 		// Without the status, this run's Job is the only evidence: keep it.
 		if kind == outStillFailed {
@@ -400,7 +401,7 @@ func sameStreak(lf *connection.Failure, c connection.Connection) bool {
 }
 
 // recordOwnership adds learnt to cur's status, in the write the caller
-// makes anyway. When cur is no longer the work this run claimed, nothing
+// makes anyway. When cur is no longer the work this run read, nothing
 // else of this run's belongs in it, but the UIDs still do: it returns
 // errMovedOn when there is nothing to record (no write), and otherwise
 // only=true: the caller writes them and nothing else, and reports the run
