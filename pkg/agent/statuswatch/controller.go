@@ -22,6 +22,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/controller"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/kube/recordcache"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -41,7 +42,11 @@ type Deps struct {
 	// event is published.
 	Client kubernetes.Interface
 	// Records is an informer on the record ConfigMaps in Namespace.
-	Records   coreinformers.ConfigMapInformer
+	Records coreinformers.ConfigMapInformer
+	// Versions is the decoded-record cache of Records (recordcache.New);
+	// nil builds one. Controllers that share an informer share its cache,
+	// so each record version is decoded once.
+	Versions  *recordcache.Cache
 	Publisher Publisher
 	Metrics   *health.Metrics
 	Log       zerolog.Logger
@@ -55,6 +60,7 @@ type Controller struct {
 	namespace string
 	client    kubernetes.Interface
 	records   corelisters.ConfigMapLister
+	versions  *recordcache.Cache
 	synced    cache.InformerSynced
 	publisher Publisher
 	metrics   *health.Metrics
@@ -84,15 +90,24 @@ func New(d Deps) (*Controller, error) {
 		// sooner and allow more than the API-writing controllers do.
 		rl = controller.RateLimiter[string](200*time.Millisecond, 2*time.Minute, 20, 200)
 	}
+	log := d.Log.With().Str("controller", ControllerName).Logger()
+	if d.Versions == nil {
+		v, err := recordcache.New(d.Records.Informer(), log)
+		if err != nil {
+			return nil, fmt.Errorf("statuswatch: %w", err)
+		}
+		d.Versions = v
+	}
 	c := &Controller{
 		cluster:   d.Cluster,
 		namespace: d.Namespace,
 		client:    d.Client,
 		records:   d.Records.Lister(),
+		versions:  d.Versions,
 		synced:    d.Records.Informer().HasSynced,
 		publisher: d.Publisher,
 		metrics:   d.Metrics,
-		log:       d.Log.With().Str("controller", ControllerName).Logger(),
+		log:       log,
 		removed:   map[string]connection.Connection{},
 	}
 	c.worker = controller.New(ControllerName, c.reconcile, controller.Options[string]{RateLimiter: rl, Log: c.log})
@@ -136,9 +151,9 @@ func (c *Controller) onUpdate(oldObj, newObj any) {
 		c.worker.Add(record.ID(newCM))
 		return
 	}
-	oldConn, errOld := record.Decode(oldCM)
-	newConn, errNew := record.Decode(newCM)
-	if errOld != nil || errNew != nil || statuspub.Changed(oldConn, newConn) {
+	// Both versions come decoded from the cache: an update costs no decode.
+	was, is := c.versions.Get(oldCM), c.versions.Get(newCM)
+	if was.Err != nil || is.Err != nil || statuspub.Changed(was.Connection(), is.Connection()) {
 		// An undecodable side cannot be compared; the worker decides.
 		c.worker.Add(record.ID(newCM))
 	}
@@ -200,13 +215,19 @@ func (c *Controller) sync(ctx context.Context, id string) error {
 	if record.Terminating(cm) {
 		return c.finish(ctx, id, cm)
 	}
-	conn, err := record.Decode(cm)
-	if errors.Is(err, record.ErrUnsupportedVersion) {
-		c.log.Warn().Err(err).Str("objectId", id).Msg("record written by a newer release; skipped, not publishing")
+	// A version that does not decode was logged once, as a warning, by the
+	// cache when it was stored; the event needs what the cache does not
+	// keep (message, resources, seq), so a publish decodes once more.
+	if v := c.versions.Get(cm); v.Err != nil {
+		msg := "undecodable record; not publishing" // nothing truthful to say; its next change brings it back
+		if errors.Is(v.Err, record.ErrUnsupportedVersion) {
+			msg = "record written by a newer release; skipped, not publishing"
+		}
+		c.log.Debug().Err(v.Err).Str("objectId", id).Msg(msg)
 		return nil
 	}
+	conn, err := record.Decode(cm)
 	if err != nil {
-		// Corrupt: nothing truthful to publish. Its next change brings it back.
 		c.log.Warn().Err(err).Str("objectId", id).Msg("undecodable record; not publishing")
 		return nil
 	}
