@@ -118,15 +118,8 @@ func TestMixedVersionRollingUpdate(t *testing.T) {
 	// request touches again (still*: secret, workload identity, service
 	// principal).
 	var sent []mixedReq
-	send := func(name string, op string, spec connection.Spec, creds connection.Credentials) {
-		var id string
-		var err error
-		switch op {
-		case "create":
-			id, err = e.cp.Create(ctx, spec, creds)
-		case "update":
-			id, err = e.cp.Update(ctx, spec, creds)
-		}
+	create := func(name string, spec connection.Spec, creds connection.Credentials) {
+		id, err := e.cp.Create(ctx, spec, creds)
 		require.NoError(t, err)
 		live[name] = id
 		sent = append(sent, mixedReq{name: name, id: id, want: connection.PhaseSucceeded})
@@ -140,14 +133,18 @@ func TestMixedVersionRollingUpdate(t *testing.T) {
 		}
 		spec, creds := buildSpec(t, name, ns, catalog.TargetStorageBlob, auth, blobID)
 		specs[name] = spec
-		send(name, "create", spec, creds)
+		create(name, spec, creds)
 	}
 	awaitMixedFinals(t, status, sent)
 	t.Logf("%d connections Succeeded on %s", len(sent), mixedVersion)
 
 	// The rolling update, with requests flowing until it is over.
-	upgraded := make(chan error, 1)
+	upgraded, helmDone := make(chan error, 1), make(chan struct{})
+	// A failing test restores the release only once helm has returned
+	// (helm refuses a second operation on a release in progress).
+	t.Cleanup(func() { <-helmDone })
 	go func() {
+		defer close(helmDone)
 		out, err := tryHelm(e.cluster.Kubeconfig, e.helm, e.helmArgs("upgrade", "--set", "replicaCount=2")...)
 		if err != nil {
 			err = fmt.Errorf("helm upgrade to the working tree: %w\n%s", err, out)
