@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ type fixture struct {
 	t      *testing.T
 	client *fake.Clientset
 	store  *store.Store
-	logs   *bytes.Buffer
+	logs   *syncBuffer // written by the run's workers concurrently
 	out    *bytes.Buffer
 	creds  []string // every credential value handed to the store
 	seq    int
@@ -46,9 +47,33 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: target}})
 	// Creates get UIDs like the API server's: ownership rests on them.
 	client := fakeuid.Assign(fake.NewClientset(objs...))
-	f := &fixture{t: t, client: client, store: store.New(client, sys), logs: &bytes.Buffer{}, out: &bytes.Buffer{}}
+	f := &fixture{t: t, client: client, store: store.New(client, sys), logs: &syncBuffer{}, out: &bytes.Buffer{}}
 	t.Cleanup(f.assertNoCredentialLeak)
 	return f
+}
+
+// syncBuffer is a bytes.Buffer the run's workers may log to at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
 
 func (f *fixture) runner(mod ...func(*Config)) *Runner {
