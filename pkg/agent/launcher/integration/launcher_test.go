@@ -7,10 +7,13 @@
 package launcher_integration
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +50,26 @@ type env struct {
 	cancel context.CancelFunc
 	client kubernetes.Interface
 	ns     string
+	// logs is everything the launcher logged.
+	logs logBuffer
+}
+
+// logBuffer collects the launcher's log lines from its goroutines.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func setup(t *testing.T) *env {
@@ -86,7 +109,7 @@ func (e *env) startLauncher() {
 		Client: e.client, Records: records.Core().V1().ConfigMaps(), Jobs: jobs.Batch().V1().Jobs(),
 		Namespaces: namespaces.Core().V1().Namespaces(), Waker: store.New(e.client, e.ns),
 		Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "sc-extension-agent"}),
-		Log:      zerolog.New(zerolog.NewTestWriter(e.t)),
+		Log:      zerolog.New(io.MultiWriter(zerolog.NewTestWriter(e.t), &e.logs)),
 	}, launcher.Config{
 		Namespace: e.ns, Image: "localhost/sc-extension/job:dev", ServiceAccount: "sc-job",
 		ExtraArgs: []string{"--log-level=debug"}, BackoffLimit: 1, ActiveDeadlineSeconds: 600, KeepFailedFor: keepFailedFor,
