@@ -21,6 +21,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
 	"github.com/sc-extension/sc-extension/pkg/agent/statuswatch"
 	"github.com/sc-extension/sc-extension/pkg/kube/inspect"
+	"github.com/sc-extension/sc-extension/pkg/kube/recordcache"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
 	"github.com/sc-extension/sc-extension/pkg/version"
 )
@@ -106,8 +107,14 @@ func (a *agent) lead(ctx context.Context) {
 func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informers.SharedInformerFactory,
 	namespaces coreinformers.NamespaceInformer, driftInformers *drift.Informers, recorder record.EventRecorder,
 	publisher *statuspub.Publisher, log zerolog.Logger) ([]lifecycle.Controller, error) {
+	// One decoded-record cache for the launcher and statuswatch: each record
+	// version is decoded once per term, not once per controller.
+	versions, err := recordcache.New(records.Informer(), log)
+	if err != nil {
+		return nil, err
+	}
 	l, err := launcher.New(launcher.Deps{
-		Client: a.client, Records: records, Jobs: jobs.Batch().V1().Jobs(),
+		Client: a.client, Records: records, Versions: versions, Jobs: jobs.Batch().V1().Jobs(),
 		Namespaces: namespaces, Waker: a.store,
 		Recorder: recorder, Metrics: a.metrics, Log: log,
 	}, a.cfg.Job)
@@ -123,7 +130,7 @@ func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informe
 		return nil, err
 	}
 	sw, err := statuswatch.New(statuswatch.Deps{
-		Cluster: a.cfg.Cluster, Namespace: a.cfg.Namespace, Client: a.client, Records: records,
+		Cluster: a.cfg.Cluster, Namespace: a.cfg.Namespace, Client: a.client, Records: records, Versions: versions,
 		// One attempt per sync: the controller's workqueue already backs
 		// off per connection, and in-publisher retries would hold one of
 		// its two workers for every other connection's events.
