@@ -159,7 +159,6 @@ func (a readerRecords) Snapshot(ctx context.Context) (*Snapshot, error) {
 	return newSnapshot(entries), nil
 }
 
-
 // View is what list and show return for a stored connection.
 func View(c connection.Connection) protocol.ConnectionView {
 	return protocol.ConnectionView{
