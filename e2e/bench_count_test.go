@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -79,26 +80,36 @@ func (c *objectCount) count() int {
 	return len(c.matched)
 }
 
-// await waits until cond holds for the number of matching objects, failing
-// the test after timeout, or when abort is closed first (abortErr says
-// why; a nil abort never is).
-func (c *objectCount) await(t *testing.T, cond func(n int) bool, timeout time.Duration, what string, abort <-chan struct{}, abortErr func() error) {
-	t.Helper()
+// errAborted: the abort channel of a wait was closed first.
+var errAborted = errors.New("aborted")
+
+// wait waits until cond holds for the number of matching objects; it
+// returns errAborted when abort is closed first (a nil abort never is) and
+// an error after timeout.
+func (c *objectCount) wait(cond func(n int) bool, timeout time.Duration, abort <-chan struct{}) error {
 	deadline := time.After(timeout)
 	for {
 		c.mu.Lock()
 		n, changed := len(c.matched), c.changed
 		c.mu.Unlock()
 		if cond(n) {
-			return
+			return nil
 		}
 		select {
 		case <-changed:
 		case <-abort:
-			t.Fatalf("%s: stopped at %d: %v", what, c.count(), abortErr())
+			return fmt.Errorf("%w at %d", errAborted, c.count())
 		case <-deadline:
-			t.Fatalf("timed out after %s waiting for %s: at %d", timeout, what, c.count())
+			return fmt.Errorf("timed out after %s at %d", timeout, c.count())
 		}
+	}
+}
+
+// await is wait failing the test.
+func (c *objectCount) await(t *testing.T, cond func(n int) bool, timeout time.Duration, what string) {
+	t.Helper()
+	if err := c.wait(cond, timeout, nil); err != nil {
+		t.Fatalf("waiting for %s: %v", what, err)
 	}
 }
 

@@ -82,12 +82,15 @@ func TestBenchReport(t *testing.T) {
 	rep.row(fmt.Sprintf("agent RSS idle / after %d / peak%s", n, peakNote(peakFromHere, n)),
 		fmt.Sprintf("%s / %s / %s", mib(idle.RSS), mib(after.RSS), mib(after.Peak)), "", "")
 	for _, r := range esoRuns {
-		rep.row(r.label+", RSS at the end / peak", fmt.Sprintf("%s / %s", mib(r.mem.RSS), mib(r.mem.Peak)), "", "")
+		rep.row(r.label+": RSS at the end / peak; restarts after it died", fmt.Sprintf("%s / %s; %d", mib(r.mem.RSS), mib(r.mem.Peak), r.restarts), "", "")
 	}
 	bars := []chartBar{{label: "sc-extension, default settings", wall: bulk.wall, kind: "ours"}}
 	for _, r := range esoRuns {
-		bars = append(bars, chartBar{label: r.short, wall: r.wall, kind: "peer",
-			note: fmt.Sprintf("(sc-extension %.2fx)", ratio(bulk.wall, r.wall))})
+		note := fmt.Sprintf("(sc-extension %.2fx)", ratio(bulk.wall, r.wall))
+		if r.restarts > 0 {
+			note += fmt.Sprintf(", %d restarts", r.restarts)
+		}
+		bars = append(bars, chartBar{label: r.short, wall: r.wall, kind: "peer", note: note})
 	}
 	bars = append(bars,
 		chartBar{label: "plain client-go loop, sc-extension's objects", wall: plain, kind: "baseline", note: fmt.Sprintf("(sc-extension %.2fx)", ratio(bulk.wall, plain))},
@@ -304,7 +307,7 @@ func (e *env) benchBulk(t *testing.T, prefix string, n, nsCount int) *bulkRun {
 		_, err := e.cp.Create(ctx, specs[i], creds[i])
 		require.NoError(t, err)
 	}
-	done.await(t, atLeast(n), bulkTimeout(n), fmt.Sprintf("all %d connections to succeed", n), nil, nil)
+	done.await(t, atLeast(n), bulkTimeout(n), fmt.Sprintf("all %d connections to succeed", n))
 	b.wall = time.Since(start)
 	done.Stop()
 	return b
@@ -352,7 +355,7 @@ func (e *env) deleteAll(t *testing.T, names []string) {
 			t.Errorf("cleanup: delete %s: %v", name, err)
 		}
 	}
-	left.await(t, none, bulkTimeout(len(names)), fmt.Sprintf("%d bulk connections to be deleted", len(names)), nil, nil)
+	left.await(t, none, bulkTimeout(len(names)), fmt.Sprintf("%d bulk connections to be deleted", len(names)))
 }
 
 // benchPlainClient writes what the product writes for the same n

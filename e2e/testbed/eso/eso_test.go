@@ -107,17 +107,14 @@ func TestObjectsReadTheFakeStore(t *testing.T) {
 	data, _, _ := unstructured.NestedSlice(store.Object, "spec", "provider", "fake", "data")
 	assert.Equal(t, []any{map[string]any{"key": "a", "value": "1"}, map[string]any{"key": "b", "value": "2"}}, data)
 
-	es := ExternalSecret("ns1", "es1", "bench", "sec1", map[string]string{"K2": "b", "K1": "a"})
+	es := ExternalSecret("ns1", "es1", "bench", "sec1", "secret")
 	assert.Equal(t, "ns1", es.GetNamespace())
 	ref, _, _ := unstructured.NestedStringMap(es.Object, "spec", "secretStoreRef")
 	assert.Equal(t, map[string]string{"name": "bench", "kind": "ClusterSecretStore"}, ref)
 	target, _, _ := unstructured.NestedStringMap(es.Object, "spec", "target")
 	assert.Equal(t, map[string]string{"name": "sec1", "creationPolicy": "Owner"}, target)
-	got, _, _ := unstructured.NestedSlice(es.Object, "spec", "data")
-	assert.Equal(t, []any{
-		map[string]any{"secretKey": "K1", "remoteRef": map[string]any{"key": "a"}},
-		map[string]any{"secretKey": "K2", "remoteRef": map[string]any{"key": "b"}},
-	}, got)
+	got, _, _ := unstructured.NestedSlice(es.Object, "spec", "dataFrom")
+	assert.Equal(t, []any{map[string]any{"extract": map[string]any{"key": "secret"}}}, got)
 }
 
 // TestProcessGetsKubeconfigAndBaseArgs runs a stand-in for ESO that

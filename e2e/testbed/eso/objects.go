@@ -20,10 +20,13 @@ const LabelManaged = "reconcile.external-secrets.io/managed"
 const apiVersion = "external-secrets.io/v1"
 
 // FakeClusterSecretStore is a ClusterSecretStore of ESO's fake provider
-// holding data (remote key -> value). ESO's fake provider copies the whole
-// store into a shared map on every reconcile without a lock, so a store
-// of a handful of keys keeps its concurrent reconciles (--concurrent=50)
-// from racing on a large map.
+// holding data (remote key -> value).
+//
+// ESO v0.16.2's fake provider copies the whole store into a map shared by
+// every reconcile, without a lock, each time a reconcile asks for a
+// client; with --concurrent above 1 that can end the process ("fatal
+// error: concurrent map writes"). A store of few keys makes the window
+// small; it does not close it (see Process and the benchmark's restarts).
 func FakeClusterSecretStore(name string, data map[string]string) *unstructured.Unstructured {
 	var entries []any
 	for _, k := range sortedKeys(data) {
@@ -40,14 +43,10 @@ func FakeClusterSecretStore(name string, data map[string]string) *unstructured.U
 }
 
 // ExternalSecret asks ESO for Secret target in namespace ns, owned by the
-// ExternalSecret, each key (Secret key -> remote key) read from the
-// ClusterSecretStore store. Everything else is ESO's default (refresh every
-// hour, merge policy Replace).
-func ExternalSecret(ns, name, store, target string, keys map[string]string) *unstructured.Unstructured {
-	var data []any
-	for _, k := range sortedKeys(keys) {
-		data = append(data, map[string]any{"secretKey": k, "remoteRef": map[string]any{"key": keys[k]}})
-	}
+// ExternalSecret, holding every key of the JSON object stored under
+// remoteKey in the ClusterSecretStore store (dataFrom extract). Everything
+// else is ESO's default (refresh every hour, merge policy Replace).
+func ExternalSecret(ns, name, store, target, remoteKey string) *unstructured.Unstructured {
 	return &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": apiVersion,
 		"kind":       "ExternalSecret",
@@ -55,7 +54,7 @@ func ExternalSecret(ns, name, store, target string, keys map[string]string) *uns
 		"spec": map[string]any{
 			"secretStoreRef": map[string]any{"name": store, "kind": "ClusterSecretStore"},
 			"target":         map[string]any{"name": target, "creationPolicy": "Owner"},
-			"data":           data,
+			"dataFrom":       []any{map[string]any{"extract": map[string]any{"key": remoteKey}}},
 		},
 	}}
 }
