@@ -24,7 +24,7 @@ func textLog(t *testing.T, f *fixture) (zerolog.Logger, func() []string) {
 	log, err := logging.New(&buf, logging.FormatText)
 	require.NoError(t, err)
 	return log.Level(zerolog.InfoLevel), func() []string {
-		f.logs.Write(buf.Bytes()) // scanned for credential values at cleanup
+		_, _ = f.logs.Write(buf.Bytes()) // scanned for credential values at cleanup
 		var lines []string
 		for _, l := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
 			_, rest, _ := strings.Cut(l, " ")
@@ -84,7 +84,7 @@ func TestJSONLogCarriesTheSummaryAndStableFields(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.runner(func(c *Config) { c.Log = log; c.Summary = nil }).Run(context.Background())
 	require.NoError(t, err)
-	f.logs.Write(buf.Bytes())
+	_, _ = f.logs.Write(buf.Bytes())
 
 	var entries []map[string]any
 	for _, l := range strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n") {
