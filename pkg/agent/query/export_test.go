@@ -21,3 +21,13 @@ func SnapshotOf(conns []connection.Connection) (*Snapshot, error) {
 func (s *Snapshot) Page(namespace, token string, limit int) ([]byte, string, error) {
 	return s.page(namespace, token, limit)
 }
+
+// Has tells whether the snapshot holds the record named name.
+func (s *Snapshot) Has(name string) bool {
+	for _, e := range s.entries {
+		if e.name == name {
+			return true
+		}
+	}
+	return false
+}
