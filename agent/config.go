@@ -34,8 +34,12 @@ type config struct {
 	// makes TLS required.
 	NATSTLS natsbus.TLSFiles
 
-	LeaseName         string
-	MetricsAddr       string
+	LeaseName   string
+	MetricsAddr string
+	// KubeQPS and KubeBurst size the agent's one Kubernetes client, shared
+	// by the intake's store writes, informers and Lease renewals.
+	KubeQPS           float64
+	KubeBurst         int
 	LogLevel          string
 	HeartbeatInterval time.Duration
 	// Namespaces is where connections may render: the intake refuses
@@ -72,6 +76,7 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 		resources, nodeSelector, tolerations, pullSecs string
 		watch, denied                                  string
 		jobQPS, jobBurst, jobWorkers                   string
+		kubeQPS, kubeBurst                             string
 	)
 	fs.StringVar(&c.Cluster, "cluster", env("SC_CLUSTER", ""), "this cluster's id on the control plane (required)")
 	fs.StringVar(&c.Namespace, "namespace", env("SC_NAMESPACE", env("POD_NAMESPACE", "sc-system")), "the agent's namespace: records, Job and Lease live here")
@@ -102,6 +107,8 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	fs.StringVar(&tolerations, "job-tolerations", env("SC_JOB_TOLERATIONS", ""), "sc-job tolerations as JSON")
 	fs.StringVar(&c.Job.LogFormat, "job-log-format", env("SC_JOB_LOG_FORMAT", launcher.LogFormatText), "sc-job log format: text or json")
 	fs.StringVar(&c.Job.PriorityClassName, "job-priority-class-name", env("SC_JOB_PRIORITY_CLASS_NAME", ""), "sc-job priorityClassName")
+	fs.StringVar(&kubeQPS, "kube-api-qps", env("SC_KUBE_API_QPS", "100"), "the agent's Kubernetes API requests per second")
+	fs.StringVar(&kubeBurst, "kube-api-burst", env("SC_KUBE_API_BURST", "200"), "the agent's Kubernetes API request burst")
 	fs.StringVar(&jobQPS, "job-qps", env("SC_JOB_QPS", ""), "sc-job's API requests per second (its --qps); empty: sc-job's default")
 	fs.StringVar(&jobBurst, "job-burst", env("SC_JOB_BURST", ""), "sc-job's API request burst (its --burst); empty: sc-job's default")
 	fs.StringVar(&jobWorkers, "job-workers", env("SC_JOB_WORKERS", ""), "connections sc-job renders in parallel (its --workers); empty: sc-job's default")
@@ -150,6 +157,8 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	c.Job.BackoffLimit = int32(b)
 	c.Job.ActiveDeadlineSeconds, err = strconv.ParseInt(deadline, 10, 64)
 	add(wrapFlag("--job-active-deadline-seconds", err))
+	add(optionalPositive("--kube-api-qps", kubeQPS, &c.KubeQPS))
+	add(optionalPositive("--kube-api-burst", kubeBurst, &c.KubeBurst))
 	add(optionalPositive("--job-qps", jobQPS, &c.Job.QPS))
 	add(optionalPositive("--job-burst", jobBurst, &c.Job.Burst))
 	add(optionalPositive("--job-workers", jobWorkers, &c.Job.Workers))

@@ -27,6 +27,7 @@ var chartArgs = []string{
 	`--job-tolerations=[{"key":"CriticalAddonsOnly","operator":"Exists"}]`,
 	"--watch-namespaces=team-a,team-b", "--denied-namespaces=kube-system",
 	"--job-qps=500", "--job-burst=1000", "--job-workers=16",
+	"--kube-api-qps=150", "--kube-api-burst=300",
 }
 
 func TestParseChartArgs(t *testing.T) {
@@ -55,6 +56,8 @@ func TestParseChartArgs(t *testing.T) {
 	assert.Equal(t, 500.0, cfg.Job.QPS)
 	assert.Equal(t, 1000, cfg.Job.Burst)
 	assert.Equal(t, 16, cfg.Job.Workers)
+	assert.Equal(t, 150.0, cfg.KubeQPS)
+	assert.Equal(t, 300, cfg.KubeBurst)
 
 	// The password is kept out of the config and redacts itself.
 	for _, s := range []string{fmt.Sprintf("%v", cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%#v", cfg),
@@ -96,6 +99,8 @@ func TestParseRejects(t *testing.T) {
 		"creds and user": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--nats-creds=/x"),
 			map[string]string{"POD_NAME": "p", "SC_NATS_USER": "u", "SC_NATS_PASSWORD": "cred-VALUE-1"}, "not both"},
 		"bad job qps":      {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-qps=fast"), base, "--job-qps"},
+		"zero kube qps":    {append(chartArgs[:len(chartArgs):len(chartArgs)], "--kube-api-qps=0"), base, "--kube-api-qps must be positive"},
+		"bad kube burst":   {append(chartArgs[:len(chartArgs):len(chartArgs)], "--kube-api-burst=lots"), base, "--kube-api-burst"},
 		"zero job workers": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-workers=0"), base, "--job-workers must be positive"},
 		"fractional burst": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-burst=1.5"), base, "--job-burst"},
 		"bad job log format": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-log-format=xml"), base,
@@ -149,4 +154,15 @@ func TestNamespacePolicyFlags(t *testing.T) {
 	assert.Equal(t, namespaces.Policy{Release: "sc-system"}, cfg.Namespaces, "no lists: every namespace but the release and system ones")
 	assert.Empty(t, cfg.Job.WatchNamespaces)
 	assert.Empty(t, cfg.Job.DeniedNamespaces)
+}
+
+// Without the flags the agent's client gets room for the intake's store
+// writes next to its informers and Lease renewals (30 QPS held a burst of
+// requests near 7/s).
+func TestKubeClientRateDefaults(t *testing.T) {
+	cfg, _, err := parseConfig([]string{"--cluster=c1", "--nats-url=nats://x:4222", "--job-image=img"},
+		envOf(map[string]string{"POD_NAME": "p"}))
+	require.NoError(t, err)
+	assert.Equal(t, 100.0, cfg.KubeQPS)
+	assert.Equal(t, 200, cfg.KubeBurst)
 }
