@@ -12,9 +12,11 @@ import (
 	"github.com/stretchr/testify/require"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	authv1 "k8s.io/api/authorization/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -32,26 +34,62 @@ func TestHelmTestPasses(t *testing.T) {
 
 // TestHelmUpgradeRerendersEverything: the post-upgrade hook runs sc-job over
 // every stored connection (the seed: "during the extension installation or
-// update, sc-job creates the Kubernetes resources").
+// update, sc-job creates the Kubernetes resources"), and a connection whose
+// rendering did not change costs no write: neither its record nor what it
+// rendered is rewritten (the repair of a changed rendering by --render-all
+// is jobrun's TestRunRenderAllRecordsWhatItChanged).
 func TestHelmUpgradeRerendersEverything(t *testing.T) {
 	e := product(t)
+	ctx := context.Background()
+	cs := e.cluster.Clientset
 	ns := e.targetNamespace(t)
 	spec, creds := buildSpec(t, uniq("upgraded"), ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
 	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
-	var before protocol.ConnectionView
-	e.query(t, protocol.VerbShow, uniq("upgraded"), &before)
+	recordRV := func() string {
+		cm, err := cs.CoreV1().ConfigMaps(systemNS).Get(ctx, connection.ConfigMapName(spec.ID()), metav1.GetOptions{})
+		require.NoError(t, err)
+		return cm.ResourceVersion
+	}
+	secretRV := func() string {
+		s, err := cs.CoreV1().Secrets(ns).Get(ctx, connection.SecretName(spec.ID()), metav1.GetOptions{})
+		require.NoError(t, err)
+		return s.ResourceVersion
+	}
+	beforeRecord, beforeSecret := recordRV(), secretRV()
+
+	// Every Job change from now on: the hook's Job must be seen to finish
+	// without failing (complete, or deleted by its own sc-job on success).
+	jobs, err := cs.BatchV1().Jobs(systemNS).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	w, err := cs.BatchV1().Jobs(systemNS).Watch(ctx, metav1.ListOptions{ResourceVersion: jobs.ResourceVersion})
+	require.NoError(t, err)
+	defer w.Stop()
 
 	runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", "--set", "logLevel=info")...)
 
+	hookDone := false
+	for !hookDone {
+		select {
+		case ev, ok := <-w.ResultChan():
+			require.True(t, ok, "the Job watch ended before the hook's Job was seen complete")
+			if j, isJob := ev.Object.(*batchv1.Job); isJob && strings.HasPrefix(j.Name, "sc-job-render") {
+				require.False(t, jobFailed(j), "the render hook failed")
+				// sc-job deletes its own Job once every connection
+				// succeeded, often before the Job controller counts the pod.
+				hookDone = j.Status.Succeeded > 0 || ev.Type == watch.Deleted
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("helm upgrade returned but no render hook Job was seen to finish")
+		}
+	}
 	var after protocol.ConnectionView
 	e.query(t, protocol.VerbShow, uniq("upgraded"), &after)
 	assert.Equal(t, connection.PhaseSucceeded, after.Status.Phase)
-	assert.True(t, after.Status.UpdatedAt.After(before.Status.UpdatedAt),
-		"the upgrade hook rendered the connection again (updatedAt %s -> %s)", before.Status.UpdatedAt, after.Status.UpdatedAt)
-	ctx := context.Background()
-	jobs, err := e.cluster.Clientset.BatchV1().Jobs(systemNS).List(ctx, metav1.ListOptions{})
+	assert.Equal(t, beforeRecord, recordRV(), "the hook rewrote the record of an unchanged connection")
+	assert.Equal(t, beforeSecret, secretRV(), "the hook rewrote the rendered Secret of an unchanged connection")
+	all, err := cs.BatchV1().Jobs(systemNS).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
-	for _, j := range jobs.Items {
+	for _, j := range all.Items {
 		assert.False(t, strings.HasPrefix(j.Name, "sc-job-render") && j.DeletionTimestamp == nil && !jobFailed(&j),
 			"the successful hook Job %s is deleted by its hook-delete-policy", j.Name)
 	}

@@ -145,12 +145,21 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	u.burst(t, "upgrade", "upb", e.helmArgs("upgrade"))
 	u.awaitAgentVersion(t, prev.Version, false)
 	assert.Equal(t, rendered, u.renderedObjects(ctx, t, stableNS), "the upgrade re-rendered nothing of the untouched connections")
-	u.logRecordChanges(ctx, t, records, "upgrade")
-	for name, cm := range u.recordMaps(ctx, t, namesOf(u.stable)) {
-		// the post-upgrade hook re-rendered every record (TestHelmUpgradeRerendersEverything)
+	// The post-upgrade hook renders every record, and writes none whose
+	// rendering did not change: not even to migrate it.
+	assert.Equal(t, records, u.recordVersions(ctx, t), "the upgrade rewrote no record of an untouched connection")
+	u.awaitStableUnchanged(t, 1)
+
+	// The working tree now writes the untouched connections' records (an
+	// update each), so the rollback meets records only it wrote.
+	seqs := u.lastSeqs(namesOf(u.stable))
+	updates := u.updateStable(ctx, t, "after-upgrade")
+	u.assertUpdated(ctx, t, updates, 2, seqs)
+	for name, cm := range u.recordMaps(ctx, t, updates) {
 		assert.Equal(t, strconv.Itoa(record.SchemaVersion), cm.Data[record.KeySchemaVersion], "%s: the working tree rewrote the record", name)
 	}
-	u.awaitStableUnchanged(t)
+	rendered = u.renderedObjects(ctx, t, stableNS)
+	records = u.recordVersions(ctx, t)
 
 	// Roll back to v0.1.0 with requests in flight: it takes over records
 	// and requests the working tree wrote.
@@ -158,29 +167,37 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	u.awaitAgentVersion(t, prev.Version, true)
 	assert.Equal(t, rendered, u.renderedObjects(ctx, t, stableNS), "the rollback re-rendered nothing of the untouched connections")
 	u.logRecordChanges(ctx, t, records, "rollback")
-	u.awaitStableUnchanged(t)
+	u.awaitStableUnchanged(t, 2)
 
 	// v0.1.0 reads and rewrites records only the working tree wrote: the
-	// untouched connections', last written by the upgrade's hook.
+	// untouched connections', last updated after the upgrade.
 	for name, cm := range u.recordMaps(ctx, t, namesOf(u.stable)) {
 		require.Contains(t, cm.Data, record.KeySchemaVersion, "%s: last written by the working tree", name)
 	}
-	seqs := u.lastSeqs(namesOf(u.stable))
-	updates := map[string]string{}
-	for name, spec := range u.stable {
-		spec = changed(spec, "after-rollback")
-		u.stable[name] = spec
-		id, err := e.cp.Update(ctx, spec, u.rotate(name))
-		require.NoError(t, err)
-		updates[name] = id
-	}
-	u.awaitOutcomes(t, updates)
-	u.assertUpdated(ctx, t, updates, 2, seqs)
+	seqs = u.lastSeqs(namesOf(u.stable))
+	updates = u.updateStable(ctx, t, "after-rollback")
+	u.assertUpdated(ctx, t, updates, 3, seqs)
 	for name, cm := range u.recordMaps(ctx, t, updates) {
 		assert.NotContains(t, cm.Data, record.KeySchemaVersion, "%s: v0.1.0 rewrote the record", name)
 	}
 	t.Logf("upgrade and rollback: %d burst creates, %d updates of churned and %d of untouched connections; total %s",
-		len(u.creates), 2*len(u.churn), len(updates), time.Since(start).Round(time.Second))
+		len(u.creates), 2*len(u.churn), 2*len(updates), time.Since(start).Round(time.Second))
+}
+
+// updateStable changes every untouched connection's spec and credentials
+// once and waits for each request's outcome.
+func (u *upgradeRun) updateStable(ctx context.Context, t *testing.T, tag string) map[string]string {
+	t.Helper()
+	updates := map[string]string{}
+	for name, spec := range u.stable {
+		spec = changed(spec, tag)
+		u.stable[name] = spec
+		id, err := u.e.cp.Update(ctx, spec, u.rotate(name))
+		require.NoError(t, err)
+		updates[name] = id
+	}
+	u.awaitOutcomes(t, updates)
+	return updates
 }
 
 // burst runs helm with args and, from the moment the rollout starts a new
@@ -372,13 +389,13 @@ func (u *upgradeRun) assertUpdated(ctx context.Context, t *testing.T, updates ma
 
 // awaitStableUnchanged: the untouched connections are still Succeeded at
 // generation 1, and the running agent reads their records.
-func (u *upgradeRun) awaitStableUnchanged(t *testing.T) {
+func (u *upgradeRun) awaitStableUnchanged(t *testing.T, gen int64) {
 	t.Helper()
 	for name := range u.stable {
 		var view protocol.ConnectionView
 		u.e.query(t, protocol.VerbShow, name, &view)
 		assert.Equal(t, connection.PhaseSucceeded, view.Status.Phase, "%s: %s", name, view.Status.Message)
-		assert.EqualValues(t, 1, view.Generation, name)
+		assert.EqualValues(t, gen, view.Generation, name)
 	}
 }
 
