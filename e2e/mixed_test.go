@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -28,7 +27,6 @@ import (
 	watchtools "k8s.io/client-go/tools/watch"
 	"sigs.k8s.io/yaml"
 
-	"github.com/sc-extension/sc-extension/e2e/testbed"
 	"github.com/sc-extension/sc-extension/e2e/testbed/apiwrites"
 	"github.com/sc-extension/sc-extension/e2e/testbed/previous"
 	"github.com/sc-extension/sc-extension/pkg/agent/drift"
@@ -36,12 +34,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/job/jobrun"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
-	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
 )
-
-// mixedVersion is the release the rolling update starts from; the upgrade
-// test builds the same one, so the cache entry is shared.
-const mixedVersion = "v0.1.0"
 
 // mixedReq is one request the test sent and the final phase it expects.
 type mixedReq struct {
@@ -74,30 +67,19 @@ type mixedReq struct {
 // The shared install is restored (working tree, one replica) at cleanup.
 func TestMixedVersionRollingUpdate(t *testing.T) {
 	e := product(t)
-	if os.Getenv("E2E_KUBECONFIG") != "" {
-		t.Skip("needs the local testbed: the previous release's images are imported into its containerd")
-	}
 	began := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
 	cs := e.cluster.Clientset
 	status := e.followStatus(t)
-
-	rel, err := previous.Build(ctx, previous.Options{RepoRoot: repoRoot(t), Commit: previous.V010Commit, Version: mixedVersion, Logf: t.Logf})
-	require.NoError(t, err)
-	require.NoError(t, testbed.LoadImages(ctx, testbed.DefaultStateDir(), rel.Images))
-	t.Logf("%s built and loaded in %s", mixedVersion, time.Since(began).Round(time.Second))
+	rel := previousRelease(ctx, t)
 
 	// Cleanups run last-registered first: the shared release is restored,
 	// then the connections are deleted through it, then the namespace goes.
 	ns := e.targetNamespace(t)
 	live := map[string]string{}
 	e.deleteAllAtCleanup(t, live)
-	t.Cleanup(func() { e.restoreSharedRelease(t) })
-
-	out, err := tryHelm(e.cluster.Kubeconfig, e.helm, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
-	require.NoError(t, err, "helm uninstall of the shared release:\n%s", out)
-	runHelm(t, e.cluster.Kubeconfig, e.previousArgs(rel.Chart, rel.ImageTag, 2)...)
+	e.replaceSharedRelease(t, rel, 2)
 	oldImage := agentImage(ctx, t, e)
 	require.Contains(t, oldImage, ":"+rel.ImageTag)
 
@@ -136,7 +118,7 @@ func TestMixedVersionRollingUpdate(t *testing.T) {
 		create(name, spec, creds)
 	}
 	awaitMixedFinals(t, status, sent)
-	t.Logf("%d connections Succeeded on %s", len(sent), mixedVersion)
+	t.Logf("%d connections Succeeded on %s", len(sent), previousVersion)
 
 	// The rolling update, with requests flowing until it is over.
 	upgraded, helmDone := make(chan error, 1), make(chan struct{})
@@ -208,7 +190,7 @@ func TestMixedVersionRollingUpdate(t *testing.T) {
 			oldUnderNew++
 		}
 	}
-	t.Logf("%d %s sc-job runs still running when a new agent took the Lease at %s", oldUnderNew, mixedVersion, newSince.Format("15:04:05.000"))
+	t.Logf("%d %s sc-job runs still running when a new agent took the Lease at %s", oldUnderNew, previousVersion, newSince.Format("15:04:05.000"))
 
 	// The barrier: one more request through the new leader.
 	barrier := uniq("mixbarrier")
@@ -268,7 +250,7 @@ func TestMixedVersionRollingUpdate(t *testing.T) {
 	t.Logf("record writes: %d seen by the watch, %g ConfigMap write requests served", seen, served)
 	d2, err := after.Sub(settled)
 	require.NoError(t, err)
-	t.Logf("apiserver_request_total, %s install to convergence: %s; of them PUT configmaps refused with 409: %g", mixedVersion,
+	t.Logf("apiserver_request_total, %s install to convergence: %s; of them PUT configmaps refused with 409: %g", previousVersion,
 		d1.Summary(), d1.Count("PUT", apiwrites.ConfigMaps, "409"))
 	t.Logf("apiserver_request_total, convergence to barrier: %s", d2.Summary())
 	t.Logf("mixed-version test: %d requests, %s", len(sent)+1, time.Since(began).Round(time.Second))
@@ -316,47 +298,6 @@ func (e *env) runPreviousRenderAll(ctx context.Context, t *testing.T, rel *previ
 		}
 		return j.Status.Succeeded > 0, nil
 	})
-}
-
-// previousArgs installs the previous release with only the values it
-// knows (its schema may refuse newer ones).
-func (e *env) previousArgs(chart, tag string, replicas int) []string {
-	return []string{"upgrade", "--install", release, chart, "-n", systemNS, "--wait", "--timeout", "3m",
-		"--set", "cluster.id=" + clusterID,
-		"--set", "nats.url=" + e.podNATSURL,
-		"--set", "nats.credentialsSecret=" + devserver.SecretName,
-		"--set", "logLevel=debug",
-		"--set-string", "podAnnotations." + strings.ReplaceAll(runAnnotation, ".", `\.`) + "=" + runID,
-		"--set", "job.keepFailedFor=10m",
-		"--set", "image.tag=" + tag,
-		"--set", fmt.Sprintf("replicaCount=%d", replicas)}
-}
-
-// restoreSharedRelease puts the suite's install back (working tree, one
-// replica), from whatever state the test left: upgraded, on the previous
-// release, or uninstalled.
-func (e *env) restoreSharedRelease(t *testing.T) {
-	out, err := tryHelm(e.cluster.Kubeconfig, e.helm, e.helmArgs("upgrade", "--install")...)
-	if err != nil {
-		// A release whose only revision failed cannot be upgraded.
-		t.Logf("restoring the shared release: %v\n%s; reinstalling", err, out)
-		_, _ = tryHelm(e.cluster.Kubeconfig, e.helm, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
-		if out, err = tryHelm(e.cluster.Kubeconfig, e.helm, e.helmArgs("upgrade", "--install")...); err != nil {
-			t.Errorf("restoring the shared release: %v\n%s", err, out)
-			return
-		}
-	}
-	eventually(t, 3*time.Minute, "the shared release's one agent Ready", func(ctx context.Context) (bool, error) {
-		d, err := e.cluster.Clientset.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
-		return err == nil && *d.Spec.Replicas == 1 && deploymentReady(d), err
-	})
-}
-
-func agentImage(ctx context.Context, t *testing.T, e *env) string {
-	t.Helper()
-	d, err := e.cluster.Clientset.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
-	require.NoError(t, err)
-	return d.Spec.Template.Spec.Containers[0].Image
 }
 
 // mixedFlow sends, one after the other and each awaited, a create, a
@@ -492,7 +433,7 @@ func (e *env) awaitMixedConverged(t *testing.T, live map[string]string, sent []m
 		}
 	}
 	eventually(t, 5*time.Minute, "the rollout and every connection to converge", func(ctx context.Context) (bool, error) {
-		pods, err := cs.CoreV1().Pods(systemNS).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=agent"})
+		pods, err := cs.CoreV1().Pods(systemNS).List(ctx, metav1.ListOptions{LabelSelector: agentSelector})
 		if err != nil {
 			return false, err
 		}

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -23,7 +22,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/dynamic"
 
-	"github.com/sc-extension/sc-extension/e2e/testbed"
 	"github.com/sc-extension/sc-extension/e2e/testbed/previous"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -85,16 +83,9 @@ type upgradeRun struct {
 // tree wrote.
 func TestUpgradeFromPreviousRelease(t *testing.T) {
 	e := product(t)
-	if kc := os.Getenv("E2E_KUBECONFIG"); kc != "" {
-		t.Skipf("the previous release's images are loaded into the local test bed's containerd; E2E_KUBECONFIG=%s is not it", kc)
-	}
 	ctx := context.Background()
-
 	start := time.Now()
-	prev, err := previous.Build(ctx, previous.Options{Commit: previous.V010Commit, Version: "v0.1.0", Logf: t.Logf})
-	require.NoError(t, err)
-	t.Logf("previous release ready in %s", time.Since(start).Round(100*time.Millisecond))
-	require.NoError(t, testbed.LoadImages(ctx, testbed.DefaultStateDir(), prev.Images))
+	prev := previousRelease(ctx, t)
 
 	dyn, err := dynamic.NewForConfig(e.cluster.RESTConfig)
 	require.NoError(t, err)
@@ -108,11 +99,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	u.status = e.followStatus(t)
 
 	// From here on the suite's install is gone until restored.
-	t.Cleanup(func() { u.restore(t) })
-	out, err := tryHelm(e.cluster.Kubeconfig, e.helm, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
-	require.NoError(t, err, out)
-	v010Args := swapChart(e.helmArgs("upgrade", "--install", "--set", "image.tag="+prev.ImageTag), e.chart, prev.Chart)
-	runHelm(t, e.cluster.Kubeconfig, v010Args...)
+	e.replaceSharedRelease(t, prev, 1)
 	v010Revision := u.revision(t)
 	u.awaitAgentVersion(t, prev.Version, true)
 
@@ -148,7 +135,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	// The post-upgrade hook renders every record, and writes none whose
 	// rendering did not change: not even to migrate it.
 	assert.Equal(t, records, u.recordVersions(ctx, t), "the upgrade rewrote no record of an untouched connection")
-	u.awaitStableUnchanged(t, 1)
+	u.assertStableUnchanged(t, 1)
 
 	// The working tree now writes the untouched connections' records (an
 	// update each), so the rollback meets records only it wrote.
@@ -167,7 +154,7 @@ func TestUpgradeFromPreviousRelease(t *testing.T) {
 	u.awaitAgentVersion(t, prev.Version, true)
 	assert.Equal(t, rendered, u.renderedObjects(ctx, t, stableNS), "the rollback re-rendered nothing of the untouched connections")
 	u.logRecordChanges(ctx, t, records, "rollback")
-	u.awaitStableUnchanged(t, 2)
+	u.assertStableUnchanged(t, 2)
 
 	// v0.1.0 reads and rewrites records only the working tree wrote: the
 	// untouched connections', last updated after the upgrade.
@@ -387,9 +374,9 @@ func (u *upgradeRun) assertUpdated(ctx context.Context, t *testing.T, updates ma
 	}
 }
 
-// awaitStableUnchanged: the untouched connections are still Succeeded at
-// generation 1, and the running agent reads their records.
-func (u *upgradeRun) awaitStableUnchanged(t *testing.T, gen int64) {
+// assertStableUnchanged: the untouched connections are still Succeeded at
+// generation gen, as the running agent reads their records.
+func (u *upgradeRun) assertStableUnchanged(t *testing.T, gen int64) {
 	t.Helper()
 	for name := range u.stable {
 		var view protocol.ConnectionView
@@ -427,26 +414,6 @@ func (u *upgradeRun) awaitAgentVersion(t *testing.T, version string, is bool) {
 		}
 		return true, nil
 	})
-}
-
-// restore puts the suite's shared install back: the working tree's chart
-// with the shared values, whatever state the test left.
-func (u *upgradeRun) restore(t *testing.T) {
-	e := u.e
-	out, err := tryHelm(e.cluster.Kubeconfig, e.helm, e.helmArgs("upgrade", "--install")...)
-	if err != nil {
-		// A release whose only revision failed cannot be upgraded.
-		t.Logf("restoring the suite's install: %v\n%s; reinstalling", err, out)
-		_, _ = tryHelm(e.cluster.Kubeconfig, e.helm, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
-		out, err = tryHelm(e.cluster.Kubeconfig, e.helm, e.helmArgs("upgrade", "--install")...)
-	}
-	if err != nil {
-		t.Errorf("restoring the suite's install: %v\n%s", err, out)
-		return
-	}
-	if u.prev != nil {
-		u.awaitAgentVersion(t, u.prev.Version, false)
-	}
 }
 
 // revision is the release's current revision.
@@ -656,17 +623,6 @@ func namesOf(specs map[string]connection.Spec) map[string]string {
 	out := map[string]string{}
 	for name := range specs {
 		out[name] = ""
-	}
-	return out
-}
-
-// swapChart replaces the chart argument of helm args.
-func swapChart(args []string, from, to string) []string {
-	out := slices.Clone(args)
-	for i, a := range out {
-		if a == from {
-			out[i] = to
-		}
 	}
 	return out
 }
