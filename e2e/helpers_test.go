@@ -243,24 +243,25 @@ func finalPhase(p connection.Phase) bool {
 // per request, of phase want.
 func (l *statusLog) awaitFinals(t *testing.T, timeout time.Duration, want connection.Phase, requests map[string]string) {
 	t.Helper()
-	eventually(t, timeout, fmt.Sprintf("a final status for each of %d requests", len(requests)), func(context.Context) (bool, error) {
-		missing := 0
-		for _, id := range requests {
-			if len(l.finals(id)) == 0 {
-				missing++
-			}
-		}
-		if missing > 0 {
-			return false, fmt.Errorf("%d requests without a final status", missing)
-		}
-		return true, nil
-	})
+	l.awaitHeard(t, timeout, requests)
 	for name, id := range requests {
 		finals := l.finals(id)
 		if assert.Len(t, finals, 1, "%s (request %s): exactly one final status", name, id) {
 			assert.Equal(t, want, finals[0].Phase, "%s: %s %s", name, finals[0].Reason, finals[0].Message)
 		}
 	}
+}
+
+// awaitHeard waits until the control plane heard a final status of every
+// request (any key -> request id).
+func (l *statusLog) awaitHeard(t *testing.T, timeout time.Duration, requests map[string]string) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("a final status for each of %d requests", len(requests)), func(context.Context) (bool, error) {
+		if n := unfinished(l, requests); n > 0 {
+			return false, fmt.Errorf("%d requests without a final status", n)
+		}
+		return true, nil
+	})
 }
 
 // recordsOf decodes the connection records whose names are in names.

@@ -384,14 +384,11 @@ func (e *env) mixedFlow(ctx context.Context, ns string, specs map[string]connect
 // control plane heard, then checks the first is of the phase wanted.
 func awaitMixedFinals(t *testing.T, status *statusLog, reqs []mixedReq) {
 	t.Helper()
-	eventually(t, 5*time.Minute, fmt.Sprintf("a final status for each of %d requests", len(reqs)), func(context.Context) (bool, error) {
-		for _, r := range reqs {
-			if len(status.finals(r.id)) == 0 {
-				return false, fmt.Errorf("%s (request %s) has no final status", r.name, r.id)
-			}
-		}
-		return true, nil
-	})
+	ids := map[string]string{}
+	for _, r := range reqs {
+		ids[r.id] = r.id
+	}
+	status.awaitHeard(t, 5*time.Minute, ids)
 	for _, r := range reqs {
 		f := status.finals(r.id)[0]
 		assert.Equal(t, r.want, f.Phase, "%s: %s %s", r.name, f.Reason, f.Message)

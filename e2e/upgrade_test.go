@@ -316,12 +316,7 @@ func (u *upgradeRun) burst(t *testing.T, what, prefix string, args []string) {
 // the record's last request id too, but are not the request's outcome.
 func (u *upgradeRun) awaitOutcomes(t *testing.T, requests map[string]string) {
 	t.Helper()
-	eventually(t, 5*time.Minute, fmt.Sprintf("a final status for each of %d requests", len(requests)), func(context.Context) (bool, error) {
-		if n := unfinished(u.status, requests); n > 0 {
-			return false, fmt.Errorf("%d requests without a final status", n)
-		}
-		return true, nil
-	})
+	u.status.awaitHeard(t, 5*time.Minute, requests)
 	rerendered := 0
 	for key, id := range requests {
 		var outcomes []protocol.StatusEvent
