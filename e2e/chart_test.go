@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,9 +17,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	watchtools "k8s.io/client-go/tools/watch"
 
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -59,29 +62,36 @@ func TestHelmUpgradeRerendersEverything(t *testing.T) {
 
 	// Every Job change from now on: the hook's Job must be seen to finish
 	// without failing (complete, or deleted by its own sc-job on success).
+	// A hook Job left from before (before-hook-creation deletes it) is not
+	// this upgrade's.
 	jobs, err := cs.BatchV1().Jobs(systemNS).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
+	earlier := map[types.UID]bool{}
+	for _, j := range jobs.Items {
+		earlier[j.UID] = true
+	}
 	w, err := cs.BatchV1().Jobs(systemNS).Watch(ctx, metav1.ListOptions{ResourceVersion: jobs.ResourceVersion})
 	require.NoError(t, err)
 	defer w.Stop()
 
 	runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", "--set", "logLevel=info")...)
 
-	hookDone := false
-	for !hookDone {
-		select {
-		case ev, ok := <-w.ResultChan():
-			require.True(t, ok, "the Job watch ended before the hook's Job was seen complete")
-			if j, isJob := ev.Object.(*batchv1.Job); isJob && strings.HasPrefix(j.Name, "sc-job-render") {
-				require.False(t, jobFailed(j), "the render hook failed")
-				// sc-job deletes its own Job once every connection
-				// succeeded, often before the Job controller counts the pod.
-				hookDone = j.Status.Succeeded > 0 || ev.Type == watch.Deleted
-			}
-		case <-time.After(time.Minute):
-			t.Fatal("helm upgrade returned but no render hook Job was seen to finish")
+	// helm waited for the hook, so its Job's events are already queued.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_, err = watchtools.UntilWithoutRetry(wctx, w, func(ev watch.Event) (bool, error) {
+		j, isJob := ev.Object.(*batchv1.Job)
+		if !isJob || earlier[j.UID] || !strings.HasPrefix(j.Name, "sc-job-render") {
+			return false, nil
 		}
-	}
+		if jobFailed(j) {
+			return false, fmt.Errorf("the render hook Job %s failed", j.Name)
+		}
+		// sc-job deletes its own Job once every connection succeeded,
+		// often before the Job controller counts the pod.
+		return j.Status.Succeeded > 0 || ev.Type == watch.Deleted, nil
+	})
+	require.NoError(t, err, "the upgrade's render hook Job seen to finish unfailed")
 	var after protocol.ConnectionView
 	e.query(t, protocol.VerbShow, uniq("upgraded"), &after)
 	assert.Equal(t, connection.PhaseSucceeded, after.Status.Phase)
