@@ -100,7 +100,7 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 		return nil
 	})
 	// Every replica answers queries from its own cache of the records.
-	records, err := query.NewCache(launcher.NewRecordsFactory(client, cfg.Namespace, 0), cfg.Namespace, log)
+	records, err := query.NewCache(launcher.NewRecordsFactory(client, cfg.Namespace, 0), log)
 	if err != nil {
 		return err
 	}

@@ -22,18 +22,16 @@ import (
 // ErrNotSynced: the cache has not finished its first list yet.
 var ErrNotSynced = errors.New("the agent's record cache has not synced yet; retry")
 
-// Cache answers list, show and list-configuration from an informer on the
-// record ConfigMaps, so that a query costs the API server nothing. The
+// Cache answers list from an informer on the record ConfigMaps, so that a
+// list costs the API server nothing. The
 // informer keeps, per record, only its identity and its entry (the encoded
 // view), decoded once per resourceVersion: a relist hands over the same
 // versions again and they are not decoded again.
 type Cache struct {
 	informer cache.SharedIndexInformer
 	factory  informers.SharedInformerFactory
-	// namespace holds the records (the release namespace).
-	namespace string
-	log       zerolog.Logger
-	synced    chan struct{}
+	log      zerolog.Logger
+	synced   chan struct{}
 
 	// changes counts the informer's events; a Snapshot is rebuilt only
 	// when it moved.
@@ -47,10 +45,10 @@ type Cache struct {
 
 // NewCache registers the record informer on factory and makes it keep
 // compact entries instead of ConfigMaps. The factory must list the record
-// ConfigMaps of namespace (launcher.NewRecordsFactory) and is the cache's
-// alone: its ConfigMap informer no longer holds ConfigMaps.
-func NewCache(factory informers.SharedInformerFactory, namespace string, log zerolog.Logger) (*Cache, error) {
-	c := &Cache{factory: factory, informer: factory.Core().V1().ConfigMaps().Informer(), namespace: namespace,
+// ConfigMaps (launcher.NewRecordsFactory) and is the cache's alone: its
+// ConfigMap informer no longer holds ConfigMaps.
+func NewCache(factory informers.SharedInformerFactory, log zerolog.Logger) (*Cache, error) {
+	c := &Cache{factory: factory, informer: factory.Core().V1().ConfigMaps().Informer(),
 		log: log.With().Str("controller", ControllerName).Logger(), synced: make(chan struct{})}
 	if err := c.informer.SetTransform(c.compact); err != nil {
 		return nil, fmt.Errorf("query cache: %w", err)
@@ -117,24 +115,6 @@ func (c *Cache) Snapshot(ctx context.Context) (*Snapshot, error) {
 	}
 	c.snap, c.snapAt = newSnapshot(entries), at
 	return c.snap, nil
-}
-
-// lookup is the cached record of object id; false if the cache has none
-// (not stored, removed, or written so recently the cache has not seen it).
-// Queries never use it (see Service.lookup); tests read the cache with it.
-func (c *Cache) lookup(ctx context.Context, id string) (*entry, bool, error) {
-	if err := c.wait(ctx); err != nil {
-		return nil, false, err
-	}
-	o, ok, err := c.informer.GetIndexer().GetByKey(c.namespace + "/" + connection.ConfigMapName(id))
-	if err != nil || !ok {
-		return nil, false, err
-	}
-	r, ok := o.(*compactRecord)
-	if !ok || r.entry == nil {
-		return nil, false, nil
-	}
-	return r.entry, true, nil
 }
 
 // compact is the informer's transform: a record ConfigMap becomes its

@@ -24,7 +24,7 @@ func TestCacheDecodesOncePerVersionAndHoldsNoConfigMaps(t *testing.T) {
 	b := testrecords.ConfigMap(t, testrecords.Connection("beta", connection.PhaseSucceeded, 1))
 	client := fake.NewClientset(a, b)
 	factory := launcher.NewRecordsFactory(client, testrecords.Namespace, 0)
-	c, err := NewCache(factory, testrecords.Namespace, zerolog.Nop())
+	c, err := NewCache(factory, zerolog.Nop())
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -63,12 +63,12 @@ func TestCacheDecodesOncePerVersionAndHoldsNoConfigMaps(t *testing.T) {
 	_, err = client.CoreV1().ConfigMaps(testrecords.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
-		e, ok, err := c.lookup(ctx, "alpha")
-		return err == nil && ok && string(e.raw) != string(held.(*compactRecord).entry.raw)
+		e := listed(t, c, "alpha")
+		return e != nil && string(e.raw) != string(held.(*compactRecord).entry.raw)
 	}, 10*time.Second, 5*time.Millisecond)
 	assert.Equal(t, int64(3), c.decodes.Load())
 
-	// Terminating (deleted, held by its finalizer): neither listed nor shown.
+	// Terminating (deleted, held by its finalizer): not listed.
 	cm = cm.DeepCopy()
 	cm.ResourceVersion = "3"
 	now := metav1.Now()
@@ -76,21 +76,30 @@ func TestCacheDecodesOncePerVersionAndHoldsNoConfigMaps(t *testing.T) {
 	_, err = client.CoreV1().ConfigMaps(testrecords.Namespace).Update(ctx, cm, metav1.UpdateOptions{})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { s, err := c.Snapshot(ctx); return err == nil && s.Len() == 1 }, 10*time.Second, 5*time.Millisecond)
-	_, ok, err = c.lookup(ctx, "alpha")
+	assert.Nil(t, listed(t, c, "alpha"))
+}
+
+// listed is the entry named name in c's current Snapshot; nil if none.
+func listed(t *testing.T, c *Cache, name string) *entry {
+	t.Helper()
+	s, err := c.Snapshot(context.Background())
 	require.NoError(t, err)
-	assert.False(t, ok)
+	for _, e := range s.entries {
+		if e.name == name {
+			return e
+		}
+	}
+	return nil
 }
 
 // Before its first sync the cache answers nothing, and says so once the
 // query's deadline has passed, rather than an empty list.
 func TestCacheBeforeSyncFailsAtTheDeadline(t *testing.T) {
-	c, err := NewCache(launcher.NewRecordsFactory(fake.NewClientset(), testrecords.Namespace, 0), testrecords.Namespace, zerolog.Nop())
+	c, err := NewCache(launcher.NewRecordsFactory(fake.NewClientset(), testrecords.Namespace, 0), zerolog.Nop())
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
 	_, err = c.Snapshot(ctx)
-	require.ErrorIs(t, err, ErrNotSynced)
-	_, _, err = c.lookup(ctx, "x")
 	require.ErrorIs(t, err, ErrNotSynced)
 	assert.False(t, c.Synced())
 }

@@ -33,7 +33,7 @@ func cached(t testing.TB, objs ...runtime.Object) (*query.Cache, *fake.Clientset
 	t.Helper()
 	client := fake.NewClientset(objs...)
 	factory := launcher.NewRecordsFactory(client, records.Namespace, 0)
-	c, err := query.NewCache(factory, records.Namespace, zerolog.Nop())
+	c, err := query.NewCache(factory, zerolog.Nop())
 	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

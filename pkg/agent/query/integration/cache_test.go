@@ -72,7 +72,7 @@ func TestCacheFollowsTheStoreOnARealAPIServer(t *testing.T) {
 	_, err = cms.Create(ctx, broken, metav1.CreateOptions{})
 	require.NoError(t, err)
 
-	c, err := query.NewCache(launcher.NewRecordsFactory(cs, ns, 0), ns, zerolog.Nop())
+	c, err := query.NewCache(launcher.NewRecordsFactory(cs, ns, 0), zerolog.Nop())
 	require.NoError(t, err)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -107,7 +107,7 @@ func TestCacheFollowsTheStoreOnARealAPIServer(t *testing.T) {
 	}, 30*time.Second, 20*time.Millisecond)
 
 	// Deleted and removed: terminating, held by the finalizer, not listed;
-	// show misses the cache and the store reads it as gone.
+	// show reads through the store, which reads it as gone.
 	del := change("conn01", "r101", "team-a")
 	del.Delete = true
 	_, _, err = s.Apply(ctx, del)
