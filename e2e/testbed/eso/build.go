@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,10 +12,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sc-extension/sc-extension/e2e/testbed"
+	"github.com/sc-extension/sc-extension/e2e/testbed/buildcache"
 )
 
 // Module and Version are the ESO release the benchmark measures: the one
@@ -72,28 +71,20 @@ const (
 func Build(ctx context.Context, o Options) (*Release, error) {
 	o.defaults()
 	entry := filepath.Join(o.CacheDir, "eso-"+Version)
-	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
-		return nil, fmt.Errorf("eso: %w", err)
-	}
-	unlock, err := lock(ctx, entry+".lock")
+	var start time.Time
+	r, built, err := buildcache.Get(ctx, entry, load, func(ctx context.Context, tmp string) error {
+		start = time.Now()
+		o.Logf("eso: building %s %s into %s (about 8 min on 2 cores with a cold Go cache)", Module, Version, entry)
+		return build(ctx, o, tmp)
+	})
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	if r, err := load(entry); err == nil {
+	if built {
+		o.Logf("eso: built %s in %s", Version, time.Since(start).Round(100*time.Millisecond))
+	} else {
 		o.Logf("eso: %s %s from the cache %s", Module, Version, entry)
-		return r, nil
 	}
-	start := time.Now()
-	o.Logf("eso: building %s %s into %s (about 8 min on 2 cores with a cold Go cache)", Module, Version, entry)
-	if err := build(ctx, o, entry); err != nil {
-		return nil, err
-	}
-	r, err := load(entry)
-	if err != nil {
-		return nil, fmt.Errorf("eso: the entry just built is unreadable: %w", err)
-	}
-	o.Logf("eso: built %s in %s", Version, time.Since(start).Round(100*time.Millisecond))
 	return r, nil
 }
 
@@ -112,17 +103,8 @@ func (o *Options) defaults() {
 	}
 }
 
-// build makes entry from scratch in a temporary directory renamed into
-// place once complete.
-func build(ctx context.Context, o Options, entry string) error {
-	tmp := entry + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("eso: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	if err := os.MkdirAll(tmp, 0o755); err != nil {
-		return fmt.Errorf("eso: %w", err)
-	}
+// build fills tmp, a fresh directory that replaces the entry once complete.
+func build(ctx context.Context, o Options, tmp string) error {
 	dir, err := o.download(ctx, tmp)
 	if err != nil {
 		return fmt.Errorf("eso: downloading %s@%s: %w", Module, Version, err)
@@ -148,17 +130,7 @@ func build(ctx context.Context, o Options, entry string) error {
 	if err := os.RemoveAll(src); err != nil {
 		return fmt.Errorf("eso: %w", err)
 	}
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("eso: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, manifestFile), b, 0o644); err != nil {
-		return fmt.Errorf("eso: %w", err)
-	}
-	if err := os.RemoveAll(entry); err != nil {
-		return fmt.Errorf("eso: removing the incomplete entry: %w", err)
-	}
-	if err := os.Rename(tmp, entry); err != nil {
+	if err := buildcache.WriteManifest(tmp, manifestFile, m); err != nil {
 		return fmt.Errorf("eso: %w", err)
 	}
 	return nil
@@ -166,13 +138,9 @@ func build(ctx context.Context, o Options, entry string) error {
 
 // load returns the release of a complete entry.
 func load(entry string) (*Release, error) {
-	b, err := os.ReadFile(filepath.Join(entry, manifestFile))
-	if err != nil {
-		return nil, err
-	}
 	var m manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", manifestFile, err)
+	if err := buildcache.ReadManifest(entry, manifestFile, &m); err != nil {
+		return nil, err
 	}
 	if m.Module != Module || m.Version != Version {
 		return nil, fmt.Errorf("%s names %s@%s", manifestFile, m.Module, m.Version)
@@ -307,30 +275,4 @@ func copyFile(from, to string, mode fs.FileMode) error {
 		return err
 	}
 	return out.Close()
-}
-
-// lock takes an exclusive file lock, waiting until ctx ends.
-func lock(ctx context.Context, path string) (func(), error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("eso: %w", err)
-	}
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if err == nil {
-			return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
-		}
-		if !errors.Is(err, syscall.EWOULDBLOCK) {
-			f.Close()
-			return nil, fmt.Errorf("eso: lock %s: %w", path, err)
-		}
-		select {
-		case <-ctx.Done():
-			f.Close()
-			return nil, fmt.Errorf("eso: waiting for %s: %w", path, ctx.Err())
-		case <-tick.C:
-		}
-	}
 }

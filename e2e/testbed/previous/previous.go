@@ -2,7 +2,6 @@ package previous
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sc-extension/sc-extension/e2e/testbed"
+	"github.com/sc-extension/sc-extension/e2e/testbed/buildcache"
 )
 
 // V010Commit is release v0.1.0. Named by hash, not by tag: CI's clone may
@@ -84,28 +84,21 @@ func Build(ctx context.Context, o Options) (*Release, error) {
 		return nil, err
 	}
 	entry := filepath.Join(o.CacheDir, commit[:12]+"-"+sanitize(o.Version))
-	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
-		return nil, fmt.Errorf("previous: %w", err)
-	}
-	unlock, err := lock(ctx, entry+".lock")
+	var start time.Time
+	r, built, err := buildcache.Get(ctx, entry,
+		func(entry string) (*Release, error) { return load(entry, commit, o.Version) },
+		func(ctx context.Context, tmp string) error {
+			start = time.Now()
+			return build(ctx, o, commit, tmp)
+		})
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-
-	if r, err := load(entry, commit, o.Version); err == nil {
+	if built {
+		o.Logf("previous: built %s (%s) in %s into %s", o.Version, commit[:12], time.Since(start).Round(100*time.Millisecond), entry)
+	} else {
 		o.Logf("previous: %s (%s) from the cache %s", o.Version, commit[:12], entry)
-		return r, nil
 	}
-	start := time.Now()
-	if err := build(ctx, o, commit, entry); err != nil {
-		return nil, err
-	}
-	r, err := load(entry, commit, o.Version)
-	if err != nil {
-		return nil, fmt.Errorf("previous: the entry just built is unreadable: %w", err)
-	}
-	o.Logf("previous: built %s (%s) in %s into %s", o.Version, commit[:12], time.Since(start).Round(100*time.Millisecond), entry)
 	return r, nil
 }
 
@@ -129,14 +122,9 @@ func (o *Options) defaults() error {
 	return nil
 }
 
-// build makes entry from scratch: sources and images go to a temporary
-// directory renamed into place once complete.
-func build(ctx context.Context, o Options, commit, entry string) error {
-	tmp := entry + ".tmp"
-	if err := os.RemoveAll(tmp); err != nil {
-		return fmt.Errorf("previous: %w", err)
-	}
-	defer os.RemoveAll(tmp)
+// build fills tmp, a fresh directory that replaces the entry once
+// complete, with the commit's sources and images.
+func build(ctx context.Context, o Options, commit, tmp string) error {
 	src := filepath.Join(tmp, "src")
 	if err := extract(ctx, o.RepoRoot, commit, src); err != nil {
 		return err
@@ -160,17 +148,7 @@ func build(ctx context.Context, o Options, commit, entry string) error {
 	// The binaries and the packed originals are not needed again.
 	_ = os.RemoveAll(packed)
 	_ = os.RemoveAll(filepath.Join(src, "_output"))
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return fmt.Errorf("previous: %w", err)
-	}
-	if err := os.WriteFile(filepath.Join(tmp, manifestFile), b, 0o644); err != nil {
-		return fmt.Errorf("previous: %w", err)
-	}
-	if err := os.RemoveAll(entry); err != nil {
-		return fmt.Errorf("previous: removing the incomplete entry: %w", err)
-	}
-	if err := os.Rename(tmp, entry); err != nil {
+	if err := buildcache.WriteManifest(tmp, manifestFile, m); err != nil {
 		return fmt.Errorf("previous: %w", err)
 	}
 	return nil
@@ -178,13 +156,9 @@ func build(ctx context.Context, o Options, commit, entry string) error {
 
 // load returns the release of a complete entry.
 func load(entry, commit, version string) (*Release, error) {
-	b, err := os.ReadFile(filepath.Join(entry, manifestFile))
-	if err != nil {
-		return nil, err
-	}
 	var m manifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", manifestFile, err)
+	if err := buildcache.ReadManifest(entry, manifestFile, &m); err != nil {
+		return nil, err
 	}
 	if m.Commit != commit || m.Version != version {
 		return nil, fmt.Errorf("%s names %s %s", manifestFile, m.Commit, m.Version)
