@@ -661,8 +661,10 @@ func (l *rolloutLog) report() ([]leaderSpell, string, map[string]jobPod) {
 	return append([]leaderSpell(nil), l.spells...), l.overlap, jobs
 }
 
-// hookPods is how many render-hook pods ran (each marks every record
-// Pending once).
+// hookPods is how many render-hook pods ran: v0.1.0's mark every record
+// Pending once; this release's mark nothing but are counted too, which
+// keeps the bounds that use them loose (writes are classed by the state
+// they leave, not by their writer: see recordBounds).
 func (l *rolloutLog) hookPods() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -734,7 +736,9 @@ func mixedWindow(ws []apiwrites.Write, rec *apiwrites.Recorder, targets []apiwri
 // render-hook pods that ran while it existed:
 //   - intake: the one POST or PUT of each request (the commit point; the
 //     credential Secret is another object);
-//   - renderAll: one MarkPending per render-hook pod;
+//   - renderAll: one MarkPending per render-hook pod (only v0.1.0's write
+//     it, but a later write that keeps its status, such as this release's
+//     owned-only write, is classed so too);
 //   - claim (Running): each intake or renderAll write makes the record due
 //     once, and each runner may claim it once. The launcher keeps one
 //     sc-job at a time (leaders never act at once), but a render-hook pod
