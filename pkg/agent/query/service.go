@@ -22,8 +22,7 @@ const QueueGroup = "agent"
 // Options wires a Service.
 type Options struct {
 	Cluster string
-	// Cache answers list, show and list-configuration; nil: Reader does,
-	// listing on every query.
+	// Cache answers list; nil: Reader does, listing on every query.
 	Cache     *Cache
 	Reader    Reader
 	PublicKey string

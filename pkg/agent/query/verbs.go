@@ -13,8 +13,8 @@ import (
 
 // Reader is the agent's read-only view of its stored connections through the
 // API server (pkg/kube/store implements it). It never returns credential
-// values: a Spec has none. With a Cache, only validate and a cache miss read
-// it; without one, every query does (tests).
+// values: a Spec has none. With a Cache, list does not read it; every other
+// query does.
 type Reader interface {
 	List(ctx context.Context) ([]connection.Connection, error)
 	// Get takes the connection's object id (connection.ObjectID).
@@ -43,7 +43,7 @@ func (s *Service) run(ctx context.Context, q protocol.Query) protocol.Reply {
 	switch {
 	case err == nil:
 		if raw, ok := result.(json.RawMessage); ok {
-			// encoded already: Encode validates it once, as part of the reply
+			// a list, encoded already: respond splices it in as is
 			return protocol.Reply{Header: protocol.NewHeader(protocol.KindReply), Result: raw}
 		}
 		r, err := protocol.NewReply(result)
@@ -81,24 +81,20 @@ func (s *Service) result(ctx context.Context, q protocol.Query) (any, error) {
 			raw, err = snap.all(q.Namespace)
 		}
 		return json.RawMessage(raw), err
-	case protocol.VerbShow, protocol.VerbListConfiguration:
-		e, err := s.lookup(ctx, q.Connection)
-		if err != nil {
-			return nil, err
-		}
-		if q.Verb == protocol.VerbShow {
-			return json.RawMessage(e.raw), nil
-		}
-		var v protocol.ConnectionView
-		if err := json.Unmarshal(e.raw, &v); err != nil {
-			return nil, fmt.Errorf("decode view of %s: %w", q.Connection, err)
-		}
-		return Configuration(v.Spec), nil
-	case protocol.VerbValidate:
-		// What validate compares must be current: read through the API.
+	case protocol.VerbShow, protocol.VerbListConfiguration, protocol.VerbValidate:
+		// Read through the API, not the cache: a show right after
+		// `scctl connection create --wait` must see the state the wait
+		// returned, a replica's cache may be a moment behind the leader's,
+		// and what validate compares must be current.
 		c, err := s.get(ctx, q.Connection)
 		if err != nil {
 			return nil, err
+		}
+		switch q.Verb {
+		case protocol.VerbShow:
+			return View(c), nil
+		case protocol.VerbListConfiguration:
+			return Configuration(c.Spec), nil
 		}
 		res, err := s.o.Reader.Validate(ctx, c)
 		if err != nil {
@@ -107,25 +103,6 @@ func (s *Service) result(ctx context.Context, q protocol.Query) (any, error) {
 		return res, nil
 	}
 	return nil, fmt.Errorf("%w: unknown verb %q", errInvalid, q.Verb)
-}
-
-// lookup reads one connection through the API, not the cache: a show or
-// list-configuration right after `scctl connection create --wait` must see
-// the state the wait returned, and a replica's cache may be a moment behind
-// the leader's (a list is the one answer worth serving from the cache).
-func (s *Service) lookup(ctx context.Context, name string) (*entry, error) {
-	c, err := s.get(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	e, err := newEntry(c)
-	if err != nil {
-		return nil, err
-	}
-	if e.failed() {
-		return nil, fmt.Errorf("get %s: %w", name, e.cause)
-	}
-	return e, nil
 }
 
 func (s *Service) get(ctx context.Context, name string) (connection.Connection, error) {
