@@ -5,17 +5,7 @@ import (
 )
 
 // SnapshotOf is the Snapshot a Cache would hold of conns.
-func SnapshotOf(conns []connection.Connection) (*Snapshot, error) {
-	entries := make([]*entry, 0, len(conns))
-	for _, c := range conns {
-		e, err := newEntry(c)
-		if err != nil {
-			return nil, err
-		}
-		entries = append(entries, e)
-	}
-	return newSnapshot(entries), nil
-}
+func SnapshotOf(conns []connection.Connection) (*Snapshot, error) { return snapshotOf(conns) }
 
 // Page is the page the list query answers, and its continue token.
 func (s *Snapshot) Page(namespace, token string, limit int) ([]byte, string, error) {

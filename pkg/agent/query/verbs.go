@@ -125,8 +125,13 @@ func (a readerRecords) Snapshot(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
-	entries := make([]*entry, 0, len(all))
-	for _, c := range all {
+	return snapshotOf(all)
+}
+
+// snapshotOf is the Snapshot a Cache would hold of conns.
+func snapshotOf(conns []connection.Connection) (*Snapshot, error) {
+	entries := make([]*entry, 0, len(conns))
+	for _, c := range conns {
 		e, err := newEntry(c)
 		if err != nil {
 			return nil, err
