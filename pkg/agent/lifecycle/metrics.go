@@ -67,22 +67,18 @@ func (JobRuns) OnAdd(any, bool) {}
 func (r JobRuns) OnUpdate(oldObj, newObj any) {
 	old, ok := oldObj.(*batchv1.Job)
 	job, ok2 := newObj.(*batchv1.Job)
-	if !ok || !ok2 || jobEnded(old) || !jobEnded(job) || job.Status.StartTime == nil {
+	if !ok || !ok2 || jobEnded(old) || job.Status.StartTime == nil {
 		return
 	}
-	result, end := health.JobFailed, time.Time{}
-	for _, c := range job.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
-		}
-		switch c.Type {
-		case batchv1.JobComplete:
-			result, end = health.JobSucceeded, c.LastTransitionTime.Time
-			if job.Status.CompletionTime != nil {
-				end = job.Status.CompletionTime.Time
-			}
-		case batchv1.JobFailed:
-			result, end = health.JobFailed, c.LastTransitionTime.Time
+	cond, ended := jobEnd(job)
+	if !ended {
+		return
+	}
+	result, end := health.JobFailed, cond.LastTransitionTime.Time
+	if cond.Type == batchv1.JobComplete {
+		result = health.JobSucceeded
+		if job.Status.CompletionTime != nil {
+			end = job.Status.CompletionTime.Time
 		}
 	}
 	r.Metrics.JobRunFinished(result, end.Sub(job.Status.StartTime.Time))
@@ -108,13 +104,18 @@ func (r JobRuns) OnDelete(obj any) {
 	r.Metrics.JobRunFinished(health.JobSucceeded, end.Sub(job.Status.StartTime.Time))
 }
 
-// jobEnded is the launcher's test of a finished Job: a true Complete or
+// jobEnd is the launcher's test of a finished Job: its true Complete or
 // Failed condition.
-func jobEnded(job *batchv1.Job) bool {
+func jobEnd(job *batchv1.Job) (batchv1.JobCondition, bool) {
 	for _, c := range job.Status.Conditions {
 		if c.Status == corev1.ConditionTrue && (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) {
-			return true
+			return c, true
 		}
 	}
-	return false
+	return batchv1.JobCondition{}, false
+}
+
+func jobEnded(job *batchv1.Job) bool {
+	_, ended := jobEnd(job)
+	return ended
 }
