@@ -304,8 +304,9 @@ func (u *upgradeRun) burst(t *testing.T, what, prefix string, args []string) {
 	e.awaitConverged(t, time.Minute, creates)
 	e.assertRenderedSecrets(t, u.burstNS, u.creates)
 	u.assertUpdated(ctx, t, updates, 0, seqs)
+	applied := u.generations(ctx, t)
 	for name, id := range updates {
-		assert.Greater(t, u.generationOf(ctx, t, name), generation[name], "%s: request %s applied", name, id)
+		assert.Greater(t, applied[name], generation[name], "%s: request %s applied", name, id)
 	}
 }
 
@@ -596,6 +597,7 @@ func (u *upgradeRun) lastSeqs(names map[string]string) map[string]protocol.Statu
 	return out
 }
 
+// generations maps each churned connection to its record's generation.
 func (u *upgradeRun) generations(ctx context.Context, t *testing.T) map[string]int64 {
 	t.Helper()
 	recs, err := u.e.recordsOf(ctx, namesOf(u.churn))
@@ -605,13 +607,6 @@ func (u *upgradeRun) generations(ctx context.Context, t *testing.T) map[string]i
 		out[name] = c.Generation
 	}
 	return out
-}
-
-func (u *upgradeRun) generationOf(ctx context.Context, t *testing.T, name string) int64 {
-	t.Helper()
-	recs, err := u.e.recordsOf(ctx, map[string]string{name: ""})
-	require.NoError(t, err)
-	return recs[name].Generation
 }
 
 func namesOf(specs map[string]connection.Spec) map[string]string {
