@@ -7,9 +7,9 @@
 //   - Recorder watches chosen resources (record ConfigMaps, rendered Secrets
 //     and ServiceAccounts) from the resourceVersion of an initial list, so
 //     every write after Start arrives as one ADDED, MODIFIED or DELETED event,
-//     with the object's resourceVersion (its etcd revision, ordered across
-//     all objects) and its managedFields (manager, operation, time). Secrets
-//     are kept without their data: a count needs no credential value.
+//     with the object as written (its managedFields name the writers) and its
+//     resourceVersion (its etcd revision, ordered across all objects).
+//     Secrets are kept without their data: a count needs no credential value.
 //   - Scrape reads apiserver_request_total from the API server's /metrics;
 //     the difference of two scrapes is every request served in between, by
 //     verb, resource and code, rejected ones (409 conflicts) included.

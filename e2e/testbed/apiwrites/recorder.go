@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -47,13 +46,6 @@ type Key struct {
 
 func (k Key) String() string { return fmt.Sprintf("%s %s/%s", k.Resource, k.Namespace, k.Name) }
 
-// Manager is one managedFields entry of a written object.
-type Manager struct {
-	Name      string
-	Operation string
-	Time      time.Time
-}
-
 // Write is one write the API server reported.
 type Write struct {
 	Key  Key
@@ -63,12 +55,10 @@ type Write struct {
 	// API server (the testbed's and kind's API servers both expose it).
 	ResourceVersion string
 	Revision        uint64
-	Managers        []Manager
-	// Object is the object as written: a *corev1.ConfigMap, a
-	// *corev1.ServiceAccount, or a *corev1.Secret without its data.
+	// Object is the object as written (its managedFields say by whom): a
+	// *corev1.ConfigMap, a *corev1.ServiceAccount, or a *corev1.Secret
+	// without its data.
 	Object runtime.Object
-	// Seen is when the recorder received it (for reports, not for order).
-	Seen time.Time
 }
 
 // Recorder collects the writes of its targets from Start until Stop.
@@ -210,14 +200,6 @@ func (r *Recorder) add(t Target, ev watch.Event) error {
 		ResourceVersion: m.GetResourceVersion(),
 		Revision:        rev,
 		Object:          ev.Object,
-		Seen:            time.Now(),
-	}
-	for _, f := range m.GetManagedFields() {
-		mg := Manager{Name: f.Manager, Operation: string(f.Operation)}
-		if f.Time != nil {
-			mg.Time = f.Time.Time
-		}
-		w.Managers = append(w.Managers, mg)
 	}
 	r.mu.Lock()
 	r.writes = append(r.writes, w)
@@ -282,15 +264,6 @@ func Between(ws []Write, from, to uint64) []Write {
 		if w.Revision > from && w.Revision <= to {
 			out = append(out, w)
 		}
-	}
-	return out
-}
-
-// PerObject counts writes per object.
-func PerObject(ws []Write) map[Key]int {
-	out := map[Key]int{}
-	for _, w := range ws {
-		out[w.Key]++
 	}
 	return out
 }
