@@ -160,23 +160,15 @@ func (s *Snapshot) page(namespace, token string, limit int) (raw []byte, next st
 		})
 	}
 	var items, errs [][]byte
-	size, n, last := 0, 0, -1
-	i := start
-	for ; i < len(s.entries); i++ {
-		e := s.entries[i]
+	var last *entry
+	size := 0
+	for _, e := range s.entries[start:] {
 		if !e.in(namespace) {
 			continue
 		}
-		if n == limit {
-			break // a record remains: the page continues
-		}
-		raw, isErr := e.raw, e.failed()
-		if len(raw)+1 > pageBudget {
-			raw, isErr = encodeRecordError(protocol.RecordError{ObjectID: e.id, Reason: protocol.RecordTooLarge,
-				Message: fmt.Sprintf("connection %q is %d bytes encoded, more than a reply carries (%d); read its record "+
-					"ConfigMap %s instead", e.name, len(e.raw), pageBudget, connection.ConfigMapName(e.id))}), true
-		}
-		if n > 0 && size+len(raw)+1 > pageFill {
+		raw, isErr := e.listed()
+		if last != nil && (len(items)+len(errs) == limit || size+len(raw)+1 > pageFill) {
+			next = last.cursor().encode() // a record remains: the page continues
 			break
 		}
 		size += len(raw) + 1
@@ -185,16 +177,14 @@ func (s *Snapshot) page(namespace, token string, limit int) (raw []byte, next st
 		} else {
 			items = append(items, raw)
 		}
-		n++
-		last = i
+		last = e
 	}
 	var b bytes.Buffer
 	b.Grow(size + 512)
 	b.WriteString(`{"items":[`)
 	join(&b, items)
 	b.WriteString(`]`)
-	if i < len(s.entries) && last >= 0 {
-		next = s.entries[last].cursor().encode()
+	if next != "" {
 		b.WriteString(`,"continue":"` + next + `"`)
 	}
 	if len(errs) > 0 {
@@ -204,6 +194,17 @@ func (s *Snapshot) page(namespace, token string, limit int) (raw []byte, next st
 	}
 	b.WriteString(`}`)
 	return b.Bytes(), next, nil
+}
+
+// listed is what a page holds of e: its encoded view, or its RecordError
+// (isErr) if it cannot be read or is too large for any reply.
+func (e *entry) listed() (raw []byte, isErr bool) {
+	if len(e.raw)+1 <= pageBudget {
+		return e.raw, e.failed()
+	}
+	return encodeRecordError(protocol.RecordError{ObjectID: e.id, Reason: protocol.RecordTooLarge,
+		Message: fmt.Sprintf("connection %q is %d bytes encoded, more than a reply carries (%d); read its record "+
+			"ConfigMap %s instead", e.name, len(e.raw), pageBudget, connection.ConfigMapName(e.id))}), true
 }
 
 // all is the v0.1.0 answer to list: every view of namespace as one bare
