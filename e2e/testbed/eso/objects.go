@@ -1,7 +1,8 @@
 package eso
 
 import (
-	"sort"
+	"maps"
+	"slices"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -29,7 +30,7 @@ const apiVersion = "external-secrets.io/v1"
 // small; it does not close it (see Process and the benchmark's restarts).
 func FakeClusterSecretStore(name string, data map[string]string) *unstructured.Unstructured {
 	var entries []any
-	for _, k := range sortedKeys(data) {
+	for _, k := range slices.Sorted(maps.Keys(data)) {
 		entries = append(entries, map[string]any{"key": k, "value": data[k]})
 	}
 	return &unstructured.Unstructured{Object: map[string]any{
@@ -57,13 +58,4 @@ func ExternalSecret(ns, name, store, target, remoteKey string) *unstructured.Uns
 			"dataFrom":       []any{map[string]any{"extract": map[string]any{"key": remoteKey}}},
 		},
 	}}
-}
-
-func sortedKeys(m map[string]string) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
