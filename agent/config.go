@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -219,8 +220,11 @@ func positiveDuration(name, s string) (time.Duration, error) {
 	return d, nil
 }
 
-// optionalPositive parses s into *v when s is set: a number (an integer
-// for an int) greater than zero.
+// optionalPositive parses s into *v when s is set: a finite number (an
+// integer for an int) greater than zero. NaN and Inf parse as floats but
+// would switch client-go's rate limiter off (NaN fails its QPS > 0 test,
+// Inf is a limit that allows everything), here and in sc-job, which gets
+// the value verbatim.
 func optionalPositive[T int | float64](name, s string, v *T) error {
 	if s == "" {
 		return nil
@@ -236,8 +240,8 @@ func optionalPositive[T int | float64](name, s string, v *T) error {
 	if err != nil {
 		return wrapFlag(name, err)
 	}
-	if x <= 0 {
-		return fmt.Errorf("%s must be positive, got %s", name, s)
+	if f := float64(x); math.IsNaN(f) || math.IsInf(f, 0) || f <= 0 {
+		return fmt.Errorf("%s must be positive and finite, got %s", name, s)
 	}
 	*v = x
 	return nil
