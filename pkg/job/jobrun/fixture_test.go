@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/fakerv"
 	"github.com/sc-extension/sc-extension/internal/testkit/fakeuid"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -45,8 +46,10 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	objs = append(objs,
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: sys}},
 		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: target}})
-	// Creates get UIDs like the API server's: ownership rests on them.
-	client := fakeuid.Assign(fake.NewClientset(objs...))
+	// Creates get UIDs like the API server's: ownership rests on them. A
+	// record's status write is refused when the record changed since it was
+	// read, as on an API server: sc-job's writes rest on that.
+	client := fakerv.Enforce(fakeuid.Assign(fake.NewClientset(objs...)), "configmaps")
 	f := &fixture{t: t, client: client, store: store.New(client, sys), logs: &syncBuffer{}, out: &bytes.Buffer{}}
 	t.Cleanup(f.assertNoCredentialLeak)
 	return f

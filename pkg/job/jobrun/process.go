@@ -55,8 +55,9 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 	// whether there is still work and which version of it. Nothing is
 	// written to say the run started: the outcome below is the one status
 	// write of this connection's run, and every status write checks that the
-	// record is still the version read here (sameWork).
-	fresh, err := r.store.Get(ctx, id)
+	// record is still the version read here (sameWork). That write starts
+	// from this read (UpdateStatusFrom): it reads again only on a conflict.
+	fresh, err := r.store.Snapshot(ctx, id)
 	if err != nil {
 		lvl := log.Error()
 		if store.IsNotFound(err) {
@@ -65,11 +66,11 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 		lvl.Str("step", StepClaim).Err(err).Msg(say(c, "could not read the connection again; skipped"))
 		return result{kind: outSkipped}
 	}
-	if !r.wanted(fresh, rerender) {
+	if !r.wanted(fresh.Connection, rerender) {
 		log.Info().Str("step", StepClaim).Str("phase", string(fresh.Status.Phase)).Msg(say(c, "no longer pending (%s); skipped", fresh.Status.Phase))
 		return result{kind: outSkipped}
 	}
-	c = fresh
+	c = fresh.Connection
 	action := actionRender
 	if c.Deletion != nil {
 		action = actionDelete
@@ -83,7 +84,6 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 			Msg(say(c, "still failing since %s: %s; retrying (attempt %d)", stamp(lf.Since), lf.Reason, c.Status.Attempts+1))
 	}
 	log.Info().Str("step", StepClaim).Str("phase", string(c.Status.Phase)).Msg(say(c, "%s", started))
-	read := c // as read: render fills in c.Status.Resources
 
 	var (
 		res    apply.Result
@@ -96,14 +96,14 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 		res, step, err = r.render(ctx, log, &c, all, &learnt)
 	}
 	if err != nil {
-		return r.setback(ctx, log, c, action, step, err, res.Writes(), learnt)
+		return r.setback(ctx, log, fresh, c, action, step, err, res.Writes(), learnt)
 	}
 	if c.Deletion != nil {
 		// No Event: the run's summary Event counts it, and the record is gone.
 		log.Info().Str("step", StepRemove).Str("phase", string(connection.PhaseDeleted)).Msg(say(c, "%s", deletedNote(c, res)))
 		return result{kind: outDeleted, writes: res.Writes(), wrote: true}
 	}
-	return r.succeed(ctx, log, read, c, res, learnt)
+	return r.succeed(ctx, log, fresh, c, res, learnt)
 }
 
 // wanted: c, freshly read, still has work for this run: it is due, or
@@ -230,20 +230,19 @@ func (r *Runner) inUse(c connection.Connection, all []connection.Connection) app
 }
 
 // succeed records c's outcome: read is the record as this run read it,
-// c the same with the rendered resources. When the record already says
-// exactly this (a re-render that changed nothing), nothing is written, not
-// even read: a settled connection costs no write per run.
-func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, read, c connection.Connection, res apply.Result, learnt ownership) result {
-	id := c.Spec.ID()
+// c the same with the rendered resources (render fills them in). When the
+// record already says exactly this (a re-render that changed nothing),
+// nothing is written: a settled connection costs no write per run.
+func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, read store.Snapshot, c connection.Connection, res apply.Result, learnt ownership) result {
 	refs := c.Status.Resources
 	msg := fmt.Sprintf("rendered generation %d: %d created, %d updated, %d unchanged", c.Generation, res.Created, res.Updated, res.Unchanged)
-	if res.Writes() == 0 && upToDate(read, c, refs, learnt) {
+	if res.Writes() == 0 && upToDate(read.Connection, c, refs, learnt) {
 		log.Info().Str("step", StepStatus).Str("phase", string(connection.PhaseSucceeded)).Int("writes", 0).
 			Msg(say(c, "unchanged (%d objects as rendered); nothing written", res.Unchanged))
 		return result{kind: outRendered, unchanged: true}
 	}
 	ownedOnly := false
-	_, err := r.store.UpdateStatus(ctx, id, func(cur *connection.Connection) error {
+	_, err := r.store.UpdateStatusFrom(ctx, read, func(cur *connection.Connection) error {
 		var err error
 		if ownedOnly, err = recordOwnership(cur, c, learnt, false); ownedOnly || err != nil {
 			return err
@@ -297,7 +296,7 @@ func upToDate(read, c connection.Connection, refs []connection.ResourceRef, lear
 // Each keeps the error in the status message and in LastFailure, with a
 // Warning Event on the record. Only a permanent failure that is news (new
 // work, or a reason other than the standing failure's) fails the run.
-func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.Connection, action, step string, cause error, writes int, learnt ownership) result {
+func (r *Runner) setback(ctx context.Context, log zerolog.Logger, read store.Snapshot, c connection.Connection, action, step string, cause error, writes int, learnt ownership) result {
 	id := c.Spec.ID()
 	reason, sentinel := classify(cause, c.Deletion != nil)
 	f := Failure{
@@ -315,7 +314,7 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, c connection.C
 	f.Phase = phase
 	now := r.cfg.Now()
 	ownedOnly := false
-	_, err := r.store.UpdateStatus(ctx, id, func(cur *connection.Connection) error {
+	_, err := r.store.UpdateStatusFrom(ctx, read, func(cur *connection.Connection) error {
 		// Another run (the render hook and a launched run may overlap)
 		// finished this very work meanwhile: this run's failure is stale.
 		// A re-render of a Succeeded connection that fails now is news.

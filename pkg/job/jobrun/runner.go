@@ -24,10 +24,10 @@ import (
 
 // Store is the part of pkg/kube/store a run needs.
 type Store interface {
-	Get(ctx context.Context, id string) (connection.Connection, error)
+	Snapshot(ctx context.Context, id string) (store.Snapshot, error)
 	List(ctx context.Context) ([]connection.Connection, error)
 	Credentials(ctx context.Context, c connection.Connection) (connection.Credentials, error)
-	UpdateStatus(ctx context.Context, id string, mutate func(*connection.Connection) error) (connection.Connection, error)
+	UpdateStatusFrom(ctx context.Context, snap store.Snapshot, mutate func(*connection.Connection) error) (connection.Connection, error)
 	Remove(ctx context.Context, id string) error
 }
 

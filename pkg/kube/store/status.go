@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -22,14 +23,33 @@ var ErrUnchanged = errors.New("unchanged")
 // never overwrites a change it did not see. A mutate error aborts. A
 // terminating record is removed: ErrNotFound, and nothing is written.
 func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connection.Connection) error) (connection.Connection, error) {
+	return s.updateStatus(ctx, id, nil, mutate)
+}
+
+// UpdateStatusFrom is UpdateStatus starting from the record as snap read
+// it instead of reading it again: the write carries snap's
+// resourceVersion, so it lands only if the record is still as read, and
+// a conflict re-reads and re-applies mutate like UpdateStatus. A caller
+// that reads a record, works, and writes its outcome makes one read.
+func (s *Store) UpdateStatusFrom(ctx context.Context, snap Snapshot, mutate func(*connection.Connection) error) (connection.Connection, error) {
+	return s.updateStatus(ctx, snap.Spec.ID(), snap.cm, mutate)
+}
+
+// updateStatus: from, when not nil, stands in for the first read.
+func (s *Store) updateStatus(ctx context.Context, id string, from *corev1.ConfigMap, mutate func(*connection.Connection) error) (connection.Connection, error) {
 	var out connection.Connection
 	err := conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
-		cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return ErrNotFound
-		}
-		if err != nil {
-			return err
+		cm := from
+		from = nil // a conflict re-reads
+		if cm == nil {
+			var err error
+			cm, err = s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return err
+			}
 		}
 		if record.Terminating(cm) {
 			return ErrNotFound
@@ -47,7 +67,11 @@ func (s *Store) UpdateStatus(ctx context.Context, id string, mutate func(*connec
 		if err := record.Encode(next, c); err != nil {
 			return err
 		}
-		if _, err := s.client.CoreV1().ConfigMaps(s.namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: connection.FieldManager}); err != nil {
+		_, err = s.client.CoreV1().ConfigMaps(s.namespace).Update(ctx, next, metav1.UpdateOptions{FieldManager: connection.FieldManager})
+		if apierrors.IsNotFound(err) {
+			return ErrNotFound // removed since it was read
+		}
+		if err != nil {
 			return err
 		}
 		out = c

@@ -8,7 +8,10 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"k8s.io/client-go/kubernetes/fake"
+
 	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
+	"github.com/sc-extension/sc-extension/internal/testkit/fakerv"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
 
@@ -107,4 +110,41 @@ func TestOwnedUIDsSurviveEveryOtherWrite(t *testing.T) {
 	got, err := s.Get(ctx, id)
 	require.NoError(t, err)
 	assert.Equal(t, owned, got.Status.Owned)
+}
+
+// A status write after a Snapshot reads nothing more when the record is as
+// read, and re-reads (never overwrites) when it changed meanwhile.
+func TestUpdateStatusFromWritesFromTheSnapshotAndReReadsOnConflict(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore()
+	cs := fakerv.Enforce(s.client.(*fake.Clientset), "configmaps")
+	c, _, err := s.Apply(ctx, change("r1"))
+	require.NoError(t, err)
+	id := c.Spec.ID()
+	update, get := "update configmaps sc-system/"+connection.ConfigMapName(id), "get configmaps sc-system/"+connection.ConfigMapName(id)
+	mark := func(reason string) func(*connection.Connection) error {
+		return func(c *connection.Connection) error { c.Status.Reason = reason; return nil }
+	}
+
+	snap, err := s.Snapshot(ctx, id)
+	require.NoError(t, err)
+	cs.ClearActions()
+	_, err = s.UpdateStatusFrom(ctx, snap, mark("first"))
+	require.NoError(t, err)
+	assert.Equal(t, []string{update}, fakeactions.Of(cs), "no second read")
+
+	var seen []string
+	cs.ClearActions()
+	_, err = s.UpdateStatusFrom(ctx, snap, func(c *connection.Connection) error { // snap: read before "first" landed
+		seen = append(seen, c.Status.Reason)
+		c.Status.Message = "second"
+		return nil
+	})
+	require.NoError(t, err)
+	assert.Equal(t, []string{snap.Status.Reason, "first"}, seen, "applied to the snapshot, then again to the record re-read")
+	assert.Equal(t, []string{update, get, update}, fakeactions.Of(cs), "the stale write conflicts, the record is re-read")
+	got, err := s.Get(ctx, id)
+	require.NoError(t, err)
+	assert.Equal(t, "first", got.Status.Reason, "the change made since the snapshot is kept")
+	assert.Equal(t, "second", got.Status.Message)
 }

@@ -63,17 +63,35 @@ func (s *Store) Namespace() string { return s.namespace }
 
 // Get returns the connection with object id id.
 func (s *Store) Get(ctx context.Context, id string) (connection.Connection, error) {
+	snap, err := s.Snapshot(ctx, id)
+	return snap.Connection, err
+}
+
+// Snapshot is a connection as read, with the record it was decoded from,
+// so that one status write after it (UpdateStatusFrom) need not read the
+// record again.
+type Snapshot struct {
+	connection.Connection
+	cm *corev1.ConfigMap
+}
+
+// Snapshot reads the connection with object id id, like Get.
+func (s *Store) Snapshot(ctx context.Context, id string) (Snapshot, error) {
 	cm, err := s.client.CoreV1().ConfigMaps(s.namespace).Get(ctx, connection.ConfigMapName(id), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return connection.Connection{}, fmt.Errorf("connection %s: %w", id, ErrNotFound)
+		return Snapshot{}, fmt.Errorf("connection %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
-		return connection.Connection{}, fmt.Errorf("get connection %s: %w", id, err)
+		return Snapshot{}, fmt.Errorf("get connection %s: %w", id, err)
 	}
 	if record.Terminating(cm) {
-		return connection.Connection{}, fmt.Errorf("connection %s is being removed: %w", id, ErrNotFound)
+		return Snapshot{}, fmt.Errorf("connection %s is being removed: %w", id, ErrNotFound)
 	}
-	return record.Decode(cm)
+	c, err := record.Decode(cm)
+	if err != nil {
+		return Snapshot{}, err
+	}
+	return Snapshot{Connection: c, cm: cm}, nil
 }
 
 // List returns every connection, ordered by object id. A corrupt record is
