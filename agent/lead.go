@@ -107,8 +107,8 @@ func (a *agent) lead(ctx context.Context) {
 func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informers.SharedInformerFactory,
 	namespaces coreinformers.NamespaceInformer, driftInformers *drift.Informers, recorder record.EventRecorder,
 	publisher *statuspub.Publisher, log zerolog.Logger) ([]lifecycle.Controller, error) {
-	// One decoded-record cache for the launcher and statuswatch: each record
-	// version is decoded once per term, not once per controller.
+	// One decoded-record cache for the launcher, drift and statuswatch:
+	// each record version is decoded once per term, not once per controller.
 	versions, err := recordcache.New(records.Informer(), log)
 	if err != nil {
 		return nil, err
@@ -122,7 +122,7 @@ func (a *agent) components(records coreinformers.ConfigMapInformer, jobs informe
 		return nil, err
 	}
 	d, err := drift.New(drift.Deps{
-		Namespace: a.cfg.Namespace, Records: records, Informers: driftInformers, Client: a.client, Policy: a.cfg.Namespaces,
+		Namespace: a.cfg.Namespace, Records: records, Versions: versions, Informers: driftInformers, Client: a.client, Policy: a.cfg.Namespaces,
 		DriftOf: inspect.DriftOf, NotOurs: inspect.NotOurs, Store: a.store,
 		Recorder: recorder, Metrics: a.metrics, Log: log,
 	})

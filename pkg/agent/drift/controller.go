@@ -24,6 +24,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/controller"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/kube/recordcache"
 )
 
 // ControllerName names the controller in logs, the workqueue and Events.
@@ -52,8 +53,8 @@ type DriftOf func(obj metav1.Object, data map[string][]byte) (drifted bool, reas
 // NotOurs says whether obj, found where c's record says ref was rendered,
 // is another object than the one sc-job created (inspect.NotOurs: its UID
 // is not the recorded one), and why. c is either the Store's fresh read or
-// what drift keeps of a cached record: its name, phase, status.resources
-// and status.owned, nothing else.
+// a cached record's recordcache.Version: its name, status.resources and
+// status.owned are there, its spec beyond name and scope is not.
 type NotOurs func(c connection.Connection, ref connection.ResourceRef, obj metav1.Object) (notOurs bool, reason string)
 
 // Deps are the controller's collaborators.
@@ -61,6 +62,10 @@ type Deps struct {
 	// Namespace is the agent's, where the records live.
 	Namespace string
 	Records   coreinformers.ConfigMapInformer
+	// Versions is the decoded-record cache of Records (recordcache.New);
+	// nil builds one. Controllers that share an informer share its cache,
+	// so each record version is decoded once.
+	Versions *recordcache.Cache
 	// Informers are NewInformers' result; New registers its handlers on
 	// them, so they must be started after New.
 	Informers *Informers
@@ -90,9 +95,9 @@ type Controller struct {
 	policy    namespaces.Policy
 	records   corelisters.ConfigMapLister
 	// claimed is the records informer's indexer, ClaimsIndex among its
-	// indices; decoded holds what it decoded.
+	// indices; versions holds each record version decoded.
 	claimed   cache.Indexer
-	decoded   *decodeCache
+	versions  *recordcache.Cache
 	informers *Informers
 	client    kubernetes.Interface
 	synced    []cache.InformerSynced
@@ -134,11 +139,24 @@ func New(d Deps) (*Controller, error) {
 		// for another release would let drift watch them.
 		return nil, fmt.Errorf("%w: the policy's release namespace %q is not the agent's %q", ErrInvalidDeps, d.Policy.Release, d.Namespace)
 	}
+	log := d.Log.With().Str("controller", ControllerName).Logger()
+	if d.Versions == nil {
+		v, err := recordcache.New(d.Records.Informer(), log)
+		if err != nil {
+			return nil, fmt.Errorf("drift: %w", err)
+		}
+		d.Versions = v
+	}
+	// One drift controller per informer: a second ClaimsIndex is refused.
+	if err := d.Records.Informer().AddIndexers(cache.Indexers{ClaimsIndex: d.Versions.IndexFunc(claimKeys)}); err != nil {
+		return nil, fmt.Errorf("%w: index records by claimed object: %w", ErrInvalidDeps, err)
+	}
 	c := &Controller{
 		namespace: d.Namespace,
 		policy:    d.Policy,
 		records:   d.Records.Lister(),
 		claimed:   d.Records.Informer().GetIndexer(),
+		versions:  d.Versions,
 		informers: d.Informers,
 		client:    d.Client,
 		synced:    []cache.InformerSynced{d.Records.Informer().HasSynced},
@@ -147,13 +165,9 @@ func New(d Deps) (*Controller, error) {
 		store:     d.Store,
 		recorder:  d.Recorder,
 		metrics:   d.Metrics,
-		log:       d.Log.With().Str("controller", ControllerName).Logger(),
+		log:       log,
 		selector:  record.LabelSelector(),
 		verified:  map[objectKey]identity{},
-	}
-	c.decoded = newDecodeCache(c.log)
-	if err := addClaimsIndex(d.Records.Informer(), c.decoded); err != nil {
-		return nil, fmt.Errorf("%w: index records by claimed object: %w", ErrInvalidDeps, err)
 	}
 	c.worker = controller.New(ControllerName, c.reconcile, controller.Options[objectKey]{Log: c.log})
 	for _, kind := range []string{KindSecret, KindServiceAccount} {
@@ -171,8 +185,7 @@ func New(d Deps) (*Controller, error) {
 }
 
 // recordHandler checks the objects of a record that just became Succeeded:
-// one may already be missing, deleted while sc-job was still running. It
-// also drops a deleted record's decoded versions.
+// one may already be missing, deleted while sc-job was still running.
 func (c *Controller) recordHandler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(oldObj, newObj any) {
@@ -181,17 +194,9 @@ func (c *Controller) recordHandler() cache.ResourceEventHandler {
 			if !ok1 || !ok2 || oldCM.ResourceVersion == newCM.ResourceVersion {
 				return
 			}
-			was, is := c.decoded.lookup(oldCM), c.decoded.lookup(newCM)
-			if was.err == nil && is.err == nil && was.phase != connection.PhaseSucceeded && is.phase == connection.PhaseSucceeded {
-				c.enqueueResources(is.conn())
-			}
-		},
-		DeleteFunc: func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			if cm, ok := obj.(*corev1.ConfigMap); ok {
-				c.decoded.forget(cm.UID)
+			was, is := c.versions.Get(oldCM), c.versions.Get(newCM)
+			if was.Err == nil && is.Err == nil && was.Phase != connection.PhaseSucceeded && is.Phase == connection.PhaseSucceeded {
+				c.enqueueResources(is.Connection())
 			}
 		},
 	}
@@ -315,11 +320,11 @@ func (c *Controller) owners(key objectKey) ([]storedConn, error) {
 // settled is cm's connection if it decodes (once per version) and is
 // Succeeded with no deletion pending.
 func (c *Controller) settled(cm *corev1.ConfigMap) (storedConn, bool) {
-	v := c.decoded.lookup(cm)
-	if v.err != nil || v.phase != connection.PhaseSucceeded || v.deleting {
+	v := c.versions.Get(cm)
+	if v.Err != nil || v.Phase != connection.PhaseSucceeded || v.Deleting {
 		return storedConn{}, false
 	}
-	return storedConn{id: record.ID(cm), record: cm, conn: v.conn()}, true
+	return storedConn{id: record.ID(cm), record: cm, conn: v.Connection()}, true
 }
 
 func claims(conn connection.Connection, key objectKey) bool {

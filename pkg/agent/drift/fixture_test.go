@@ -30,6 +30,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/inspect"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/kube/recordcache"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 )
 
@@ -161,6 +162,9 @@ type fixture struct {
 	logs     *devservertest.LogBuffer
 	inf      *Informers
 	records  informers.SharedInformerFactory
+	// versions is the records' decoded-version cache, built apart from
+	// the controller and handed to it as agent/lead.go shares one.
+	versions *recordcache.Cache
 	c        *Controller
 }
 
@@ -177,8 +181,11 @@ func newFixture(t testing.TB, store *fakeStore, policy namespaces.Policy, objs .
 	}
 	f.records = informers.NewSharedInformerFactoryWithOptions(f.client, 0, informers.WithNamespace(agentNS))
 	f.inf = NewInformers(f.meta, policy, 0)
+	versions, err := recordcache.New(f.records.Core().V1().ConfigMaps().Informer(), f.logs.Logger())
+	require.NoError(t, err)
+	f.versions = versions
 	c, err := New(Deps{
-		Namespace: agentNS, Records: f.records.Core().V1().ConfigMaps(), Informers: f.inf, Client: f.client, Policy: policy,
+		Namespace: agentNS, Records: f.records.Core().V1().ConfigMaps(), Versions: versions, Informers: f.inf, Client: f.client, Policy: policy,
 		DriftOf: inspect.DriftOf, NotOurs: inspect.NotOurs, Store: store,
 		Recorder: f.recorder, Metrics: f.metrics, Log: f.logs.Logger(),
 	})

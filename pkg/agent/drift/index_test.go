@@ -10,10 +10,12 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/records"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/kube/recordcache"
 )
 
 // ownersBySweep is how sync found the claiming connections before
@@ -48,16 +50,6 @@ func ids(conns []storedConn) []string {
 	return out
 }
 
-// countDecodes makes f's controller count the records it decodes.
-func countDecodes(f *fixture) *atomic.Int32 {
-	var n atomic.Int32
-	f.c.decoded.decode = func(cm *corev1.ConfigMap) (connection.Connection, error) {
-		n.Add(1)
-		return record.Decode(cm)
-	}
-	return &n
-}
-
 // version is cm with its connection replaced by c at resourceVersion rv.
 func version(t testing.TB, cm *corev1.ConfigMap, c connection.Connection, rv string) *corev1.ConfigMap {
 	t.Helper()
@@ -79,7 +71,8 @@ func corruptRecord(t testing.TB, name, rv string) *corev1.ConfigMap {
 // A connection moved to another namespace: its record's new version claims
 // another Secret. The update files the record out of the old key and into
 // the new one, so an event on the old Secret reads nothing and one on the
-// new Secret is judged; a deleted record leaves the index and the cache.
+// new Secret is judged; a deleted record leaves the index (and the shared
+// cache, on its Deleted event: pkg/kube/recordcache's own test).
 func TestIndexFollowsAClaimThatChanged(t *testing.T) {
 	a := succeeded("a", "")
 	moved := a
@@ -119,25 +112,34 @@ func TestIndexFollowsAClaimThatChanged(t *testing.T) {
 	assert.Equal(t, []markCall{{ID: "a", Reason: ReasonDrift, Message: "Secret team-b/sc-a-secret was deleted; rendering it again"}}, store.calls())
 
 	require.NoError(t, f.records.Core().V1().ConfigMaps().Informer().GetIndexer().Delete(v2))
-	f.c.recordHandler().OnDelete(v2)
 	assert.Empty(t, byIndex(newKey))
-	assert.Zero(t, f.c.decoded.len(), "a deleted record's versions are dropped")
+	assert.EqualValues(t, 2, f.versions.Decodes(), "filing v1 out, v2 in, and v2 out again decoded nothing more")
 }
 
-// Each version of a record is decoded once, when the informer stores it:
-// events, the start-up sweep and the record handler read the cached
-// version. A version that does not decode is logged once, not per event.
+// Each version of a record is decoded once, when the informer stores it,
+// for every controller sharing the records' cache: ClaimsIndex, another
+// controller's index on the same cache (as the launcher's are), events,
+// the start-up sweep and the record handler read the cached version. A
+// version that does not decode is logged once, not per event.
 func TestRecordIsDecodedOncePerVersion(t *testing.T) {
 	a, b := succeeded("a", clientID), succeeded("b", clientID)
 	running := succeeded("run", "")
 	running.Status.Phase = connection.PhaseRunning
 	store := newStore(a, b, running)
 	f := newFixture(t, store, anywhere)
-	decodes := countDecodes(f)
+	var filed atomic.Int32
+	require.NoError(t, f.records.Core().V1().ConfigMaps().Informer().AddIndexers(cache.Indexers{
+		"other-controller": f.versions.IndexFunc(func(*corev1.ConfigMap, recordcache.Version) []string {
+			filed.Add(1)
+			return nil
+		}),
+	}))
+	decodes := f.versions.Decodes
 	va := recordCM(t, a)
 	bad := corruptRecord(t, "bad", "1")
 	f.index(va, recordCM(t, b), recordCM(t, running), bad, renderedSecret("a", "x"), renderedSecret("b", "y"), renderedSA(clientID))
-	assert.Equal(t, int32(4), decodes.Load(), "one decode per record stored")
+	assert.Equal(t, int32(4), filed.Load(), "the other index saw every record")
+	assert.EqualValues(t, 4, decodes(), "one decode per record stored, for both indexes")
 
 	keys := []objectKey{
 		{Kind: KindSecret, Namespace: "team-a", Name: "sc-a-secret"},
@@ -152,7 +154,7 @@ func TestRecordIsDecodedOncePerVersion(t *testing.T) {
 		}
 		require.NoError(t, f.c.sweep())
 	}
-	assert.Equal(t, int32(4), decodes.Load(), "no event decodes a record again")
+	assert.EqualValues(t, 4, decodes(), "no event decodes a record again")
 	assert.Empty(t, store.calls())
 	assert.Equal(t, 1, strings.Count(f.logs.String(), "skipping undecodable record"), "the corrupt version is logged once")
 	assert.Contains(t, f.logs.String(), `"objectId":"bad"`)
@@ -165,12 +167,12 @@ func TestRecordIsDecodedOncePerVersion(t *testing.T) {
 	f.index(va2)
 	f.c.recordHandler().OnUpdate(va, va2)
 	require.NoError(t, f.c.sync(context.Background(), keys[0]))
-	assert.Equal(t, int32(5), decodes.Load())
+	assert.EqualValues(t, 5, decodes())
 
 	// The corrupt record's next version is a new fact: logged once more.
 	f.index(corruptRecord(t, "bad", "2"))
 	require.NoError(t, f.c.sync(context.Background(), keys[3]))
-	assert.Equal(t, int32(6), decodes.Load())
+	assert.EqualValues(t, 6, decodes())
 	assert.Equal(t, 2, strings.Count(f.logs.String(), "skipping undecodable record"))
 }
 
@@ -191,7 +193,7 @@ func TestNewerSchemaRecordIsSkippedAndLoggedOnce(t *testing.T) {
 	}
 	assert.Empty(t, f.reads(), "a record drift cannot read claims nothing")
 	assert.Empty(t, store.calls())
-	assert.Equal(t, 1, strings.Count(f.logs.String(), "skipping record written by a newer release"))
+	assert.Equal(t, 1, strings.Count(f.logs.String(), "skipping a record written by a newer release"))
 	assert.NotContains(t, f.logs.String(), "undecodable")
 }
 
@@ -201,18 +203,18 @@ func TestNewerSchemaRecordIsSkippedAndLoggedOnce(t *testing.T) {
 func TestLateHandlerDoesNotEvictNewerVersions(t *testing.T) {
 	a := succeeded("a", "")
 	f := newFixture(t, newStore(a), anywhere)
-	decodes := countDecodes(f)
+	decodes := f.versions.Decodes
 	v1 := recordCM(t, a)
 	v2 := version(t, v1, a, "2")
 	v3 := version(t, v1, a, "3")
 	f.index(v1)
 	f.index(v2)
 	f.index(v3)
-	require.Equal(t, int32(3), decodes.Load())
+	require.EqualValues(t, 3, decodes())
 	f.c.recordHandler().OnUpdate(v1, v2)
-	assert.Equal(t, int32(4), decodes.Load(), "v1 was evicted: decoded again")
+	assert.EqualValues(t, 4, decodes(), "v1 was evicted: decoded again")
 	f.c.recordHandler().OnUpdate(v2, v3)
-	assert.Equal(t, int32(4), decodes.Load(), "v2 and v3 are still held")
+	assert.EqualValues(t, 4, decodes(), "v2 and v3 are still held")
 }
 
 // The index finds exactly the connections the old sweep found, for every

@@ -176,13 +176,17 @@ func TestDeletedRecordIsDropped(t *testing.T) {
 	assert.EqualValues(t, 1, c.Decodes())
 }
 
-// The summary says what the launcher and statuswatch decide on.
+// The summary says what the launcher, statuswatch and drift decide on.
 func TestVersionSummary(t *testing.T) {
 	f := newFixture(t)
 	parkedUntil := epoch.Add(connection.ParkedDelay)
 	c := records.Connection("db1", connection.PhasePending, 3)
 	c.Status.Reason, c.Status.RetryAfter, c.Status.LastRequestID = connection.ReasonNamespaceNotFound, &parkedUntil, "r7"
 	c.Deletion = &connection.Deletion{RequestID: "r8"}
+	secret := connection.ResourceRef{Kind: "Secret", Namespace: "team-a", Name: "sc-db1-secret"}
+	account := connection.ResourceRef{Kind: "ServiceAccount", Namespace: "team-a", Name: "sc-sa"}
+	c.Status.Resources = []connection.ResourceRef{secret, account, {Kind: "ConfigMap", Namespace: "team-a", Name: "sc-db1-config"}}
+	c.Status.Owned = []connection.OwnedObject{{ResourceRef: secret, UID: "u1"}, {ResourceRef: account, UID: "u2"}}
 	cm := records.ConfigMap(t, c)
 	f.store(cm)
 	v := f.c.Get(cm)
@@ -190,6 +194,10 @@ func TestVersionSummary(t *testing.T) {
 	assert.Equal(t, "team-a", v.Scope)
 	assert.True(t, v.HasWork)
 	assert.Equal(t, parkedUntil, v.DueAt)
+	assert.Equal(t, c.Status.Resources, v.Resources)
+	assert.Equal(t, c.Status.Owned, v.Owned)
+	assert.Equal(t, len(v.Resources), cap(v.Resources), "no spare capacity is held")
+	assert.Equal(t, len(v.Owned), cap(v.Owned))
 	back := v.Connection()
 	assert.Equal(t, connection.PhasePending, back.Status.Phase)
 	assert.Equal(t, connection.ReasonNamespaceNotFound, back.Status.Reason)
@@ -198,4 +206,12 @@ func TestVersionSummary(t *testing.T) {
 	assert.Equal(t, ptr.To(parkedUntil), back.Status.RetryAfter)
 	assert.NotNil(t, back.Deletion)
 	assert.Equal(t, "db1", back.Spec.Name)
+	assert.Equal(t, c.Status.Resources, back.Status.Resources)
+	uid, ok := back.Status.OwnedUID(account)
+	assert.True(t, ok)
+	assert.Equal(t, "u2", uid)
+
+	none := f.c.Get(records.ConfigMap(t, records.Connection("empty", connection.PhasePending, 1)))
+	assert.Nil(t, none.Resources)
+	assert.Nil(t, none.Owned)
 }
