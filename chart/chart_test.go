@@ -318,3 +318,20 @@ func podSpecs(o runtime.Object) []*corev1.PodSpec {
 	}
 	return nil
 }
+
+// The agent's client rate goes to the agent; sc-job's rate and workers go
+// to the agent (which passes them on) and to the render hook alike, as the
+// numbers the binaries parse.
+func TestClientRatesAndWorkers(t *testing.T) {
+	r := render(t, with(map[string]any{"kubeAPI.qps": 2.5, "kubeAPI.burst": 300, "job.qps": 750, "job.burst": 1500, "job.workers": 32}))
+	args := argMap(find[*appsv1.Deployment](t, r, "sc-agent").Spec.Template.Spec.Containers[0].Args)
+	for flag, want := range map[string]string{
+		"--kube-api-qps": "2.5", "--kube-api-burst": "300", "--job-qps": "750", "--job-burst": "1500", "--job-workers": "32",
+	} {
+		assert.Equal(t, want, args[flag], flag)
+	}
+	hook := argMap(find[*batchv1.Job](t, r, "sc-job-render").Spec.Template.Spec.Containers[0].Args)
+	for flag, want := range map[string]string{"--qps": "750", "--burst": "1500", "--workers": "32"} {
+		assert.Equal(t, want, hook[flag], flag)
+	}
+}
