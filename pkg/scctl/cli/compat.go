@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	utilversion "k8s.io/apimachinery/pkg/util/version"
 
 	"github.com/sc-extension/sc-extension/pkg/version"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
@@ -97,41 +98,28 @@ func releaseSkew(cluster, agent, client string) string {
 	return "" // the same release spelled differently (v0.1.0 and 0.1.0)
 }
 
-// releaseRE parses what the Makefile stamps, `git describe --tags --always
-// --dirty`: a tag vX.Y.Z[-PRE], then -N-gHASH when N commits past it, then
-// -dirty. A bare commit hash (no tag in reach) does not parse.
-var releaseRE = regexp.MustCompile(`^v?(\d+)\.(\d+)\.(\d+)(?:-([0-9A-Za-z.-]+?))??(?:-(\d+)-g[0-9a-f]+)?(?:-dirty)?$`)
+// describeRE splits what the Makefile stamps, `git describe --tags --always
+// --dirty`: a tag, then -N-gHASH when N commits past it, then -dirty. The
+// tag must be semver (vX.Y.Z[-PRE]); a bare commit hash (no tag in reach)
+// is not.
+var describeRE = regexp.MustCompile(`^(.+?)(?:-(\d+)-g[0-9a-f]+)?(?:-dirty)?$`)
 
-type release struct {
-	core  [3]int
-	pre   []string // semver pre-release identifiers; a release without sorts after one with
-	ahead int      // commits past the tag
-}
-
-func parseRelease(s string) (release, bool) {
-	m := releaseRE.FindStringSubmatch(s)
+// parseRelease is the tag of a stamped version and the commits past it.
+func parseRelease(s string) (tag *utilversion.Version, ahead int, ok bool) {
+	m := describeRE.FindStringSubmatch(s)
 	if m == nil {
-		return release{}, false
+		return nil, 0, false
 	}
-	var r release
-	for i := range r.core {
-		n, err := strconv.Atoi(m[i+1])
-		if err != nil {
-			return release{}, false
+	tag, err := utilversion.ParseSemantic(m[1])
+	if err != nil {
+		return nil, 0, false
+	}
+	if m[2] != "" {
+		if ahead, err = strconv.Atoi(m[2]); err != nil {
+			return nil, 0, false
 		}
-		r.core[i] = n
 	}
-	if m[4] != "" {
-		r.pre = strings.Split(m[4], ".")
-	}
-	if m[5] != "" {
-		n, err := strconv.Atoi(m[5])
-		if err != nil {
-			return release{}, false
-		}
-		r.ahead = n
-	}
-	return r, true
+	return tag, ahead, true
 }
 
 // compareReleases orders two stamped versions: semver precedence of the
@@ -139,59 +127,21 @@ func parseRelease(s string) (release, bool) {
 // parse, or both are the same distance past the same tag yet differ (other
 // commits, or one dirty): neither is known to be newer.
 func compareReleases(a, b string) (order int, ordered bool) {
-	ra, okA := parseRelease(a)
-	rb, okB := parseRelease(b)
+	ta, aheadA, okA := parseRelease(a)
+	tb, aheadB, okB := parseRelease(b)
 	if !okA || !okB {
 		return 0, false
 	}
-	for i := range ra.core {
-		if c := cmp.Compare(ra.core[i], rb.core[i]); c != 0 {
-			return c, true
-		}
-	}
-	if c := comparePre(ra.pre, rb.pre); c != 0 {
-		return c, true
-	}
-	if c := cmp.Compare(ra.ahead, rb.ahead); c != 0 {
-		return c, true
-	}
-	if strings.TrimPrefix(a, "v") == strings.TrimPrefix(b, "v") {
-		return 0, true
-	}
-	return 0, false
-}
-
-// comparePre is semver's pre-release precedence: none is highest; numeric
-// identifiers compare as numbers and below alphanumeric ones; a shorter
-// list that is a prefix of a longer one is lower.
-func comparePre(a, b []string) int {
 	switch {
-	case len(a) == 0 && len(b) == 0:
-		return 0
-	case len(a) == 0:
-		return 1
-	case len(b) == 0:
-		return -1
+	case ta.LessThan(tb):
+		return -1, true
+	case ta.GreaterThan(tb):
+		return 1, true
 	}
-	for i := 0; i < len(a) && i < len(b); i++ {
-		na, errA := strconv.Atoi(a[i])
-		nb, errB := strconv.Atoi(b[i])
-		switch {
-		case errA == nil && errB == nil:
-			if c := cmp.Compare(na, nb); c != 0 {
-				return c
-			}
-		case errA == nil:
-			return -1
-		case errB == nil:
-			return 1
-		default:
-			if c := strings.Compare(a[i], b[i]); c != 0 {
-				return c
-			}
-		}
+	if c := cmp.Compare(aheadA, aheadB); c != 0 {
+		return c, true
 	}
-	return cmp.Compare(len(a), len(b))
+	return 0, strings.TrimPrefix(a, "v") == strings.TrimPrefix(b, "v")
 }
 
 func orUnknown(v string) string {
