@@ -158,8 +158,9 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	c.Job.BackoffLimit = int32(b)
 	c.Job.ActiveDeadlineSeconds, err = strconv.ParseInt(deadline, 10, 64)
 	add(wrapFlag("--job-active-deadline-seconds", err))
-	add(optionalPositive("--kube-api-qps", kubeQPS, &c.KubeQPS))
-	add(optionalPositive("--kube-api-burst", kubeBurst, &c.KubeBurst))
+	// Not optional: left at 0, client-go would fall back to its 5 QPS.
+	add(requiredPositive("--kube-api-qps", kubeQPS, &c.KubeQPS))
+	add(requiredPositive("--kube-api-burst", kubeBurst, &c.KubeBurst))
 	add(optionalPositive("--job-qps", jobQPS, &c.Job.QPS))
 	add(optionalPositive("--job-burst", jobBurst, &c.Job.Burst))
 	add(optionalPositive("--job-workers", jobWorkers, &c.Job.Workers))
@@ -245,6 +246,14 @@ func optionalPositive[T int | float64](name, s string, v *T) error {
 	}
 	*v = x
 	return nil
+}
+
+// requiredPositive is optionalPositive for a flag that must be set.
+func requiredPositive[T int | float64](name, s string, v *T) error {
+	if s == "" {
+		return fmt.Errorf("%s must be set", name)
+	}
+	return optionalPositive(name, s, v)
 }
 
 func wrapFlag(name string, err error) error {

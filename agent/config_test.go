@@ -103,6 +103,7 @@ func TestParseRejects(t *testing.T) {
 		"bad kube burst":   {append(chartArgs[:len(chartArgs):len(chartArgs)], "--kube-api-burst=lots"), base, "--kube-api-burst"},
 		"zero job workers": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-workers=0"), base, "--job-workers must be positive"},
 		"NaN kube qps":     {append(chartArgs[:len(chartArgs):len(chartArgs)], "--kube-api-qps=NaN"), base, "--kube-api-qps must be positive and finite"},
+		"empty kube qps":   {append(chartArgs[:len(chartArgs):len(chartArgs)], "--kube-api-qps="), base, "--kube-api-qps must be set"},
 		"infinite job qps": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-qps=+Inf"), base, "--job-qps must be positive and finite"},
 		"fractional burst": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-burst=1.5"), base, "--job-burst"},
 		"bad job log format": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-log-format=xml"), base,
