@@ -557,8 +557,9 @@ func (u *upgradeRun) recordVersions(ctx context.Context, t *testing.T) map[strin
 }
 
 // logRecordChanges reports which records of the untouched connections were
-// written since v0.1.0 created them (the upgrade's hook rewrites every
-// record's status; credential records change only with credentials).
+// written since the given versions were taken (v0.1.0's render hook marks
+// every record; this release's writes none it did not change; credential
+// records change only with credentials).
 func (u *upgradeRun) logRecordChanges(ctx context.Context, t *testing.T, before map[string]string, what string) {
 	t.Helper()
 	var rewritten []string
