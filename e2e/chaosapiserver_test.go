@@ -20,7 +20,10 @@ import (
 // stored and unfinished when the API goes away; the second half is
 // published while the API is down, so the agent provably tries to store it
 // then: the control plane hears Pending/Retrying for it before the API
-// comes back. After the restart every request is stored, rendered once,
+// comes back. That holds by design, not by luck: the intake cuts an
+// attempt at 4 s (intake.DefaultAttemptTimeout), well inside the leader's
+// 10 s renew deadline, after which this agent would stop taking requests
+// until the API is back. After the restart every request is stored, rendered once,
 // and has one final status. The agent's fate (same process, a container
 // restart after losing the Lease, a new leader) is logged, not asserted:
 // any of them is correct as long as the work converges.

@@ -134,7 +134,9 @@ func (in *Intake) handle(ctx context.Context, d *dispatcher, h *held) verdict {
 		Delete:          req.Op == protocol.OpDelete,
 		DeleteResources: req.DeleteResources,
 	}
-	conn, applied, err := in.o.Store.Apply(ctx, ch)
+	actx, cancel := context.WithTimeout(ctx, in.o.AttemptTimeout)
+	conn, applied, err := in.o.Store.Apply(actx, ch)
+	cancel()
 	if err == nil && !applied && !ch.Delete && conn.Generation == 0 {
 		// A duplicate create or update always has a stored generation; a
 		// store claiming otherwise did not store it, and acking would lose

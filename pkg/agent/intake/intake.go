@@ -51,6 +51,14 @@ const (
 	// transient failure, which doubles per attempt.
 	DefaultRetryBase = time.Second
 	DefaultRetryMax  = 2 * time.Minute
+	// DefaultAttemptTimeout bounds one attempt at storing a request. An
+	// API server that has gone away does not always fail a call at once:
+	// client-go retries a GET on a broken connection for up to ten
+	// seconds, which is the leader's renew deadline. Cut at four, the
+	// attempt fails as transient and the control plane hears
+	// Pending/Retrying while this agent still leads, instead of nothing
+	// until the next leader takes the request.
+	DefaultAttemptTimeout = 4 * time.Second
 )
 
 // pullBatch is how many requests one pull asks for; the consumer's
@@ -95,6 +103,9 @@ type Options struct {
 	// which doubles per attempt of the same request; defaults
 	// DefaultRetryBase and DefaultRetryMax.
 	RetryBase, RetryMax time.Duration
+	// AttemptTimeout bounds one attempt's store writes; default
+	// DefaultAttemptTimeout. An attempt cut short is a transient failure.
+	AttemptTimeout time.Duration
 	// Metrics receives the held-request gauge and the request duration
 	// histogram (metrics.go); optional.
 	Metrics *health.Metrics
@@ -142,6 +153,9 @@ func New(js jetstream.JetStream, o Options) (*Intake, error) {
 	}
 	if o.RetryMax <= 0 {
 		o.RetryMax = DefaultRetryMax
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = DefaultAttemptTimeout
 	}
 	if o.now == nil {
 		o.now = time.Now

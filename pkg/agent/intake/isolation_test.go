@@ -249,6 +249,31 @@ func TestTransientFailureReportsPendingUntilItClears(t *testing.T) {
 	assert.Contains(t, e.logs.String(), `"outcome":"retry"`)
 }
 
+// (d') An attempt the API server never answers (it went away and client-go
+// retries the GET in silence) is cut at AttemptTimeout and reported as a
+// transient failure while the agent still leads; the request is applied
+// once the store answers again.
+func TestHungApplyIsCutAndReportedRetrying(t *testing.T) {
+	e := newEnv(t, devserver.Options{})
+	blocked := e.store.blockApplies()
+	e.agent(true, func(o *intake.Options) { o.AttemptTimeout = 100 * time.Millisecond })
+	ctx := ctxT(t)
+	spec, creds := e.spec("bloba")
+	events := e.statuses("bloba")
+	id, err := e.cp.Create(ctx, spec, creds)
+	require.NoError(t, err)
+	<-blocked
+
+	pending := await(t, events, "Pending with the cut attempt's error", func(ev protocol.StatusEvent) bool { return ev.RequestID == id })
+	assert.Equal(t, intake.ReasonRetrying, pending.Reason)
+	assert.Contains(t, pending.Message, context.DeadlineExceeded.Error())
+	e.store.unblock()
+	await(t, events, "applied once the store answers", accepted(id))
+	e.settled()
+	_, applied := e.store.snapshot()
+	assert.Equal(t, []string{id}, applied)
+}
+
 // (e) A delete stored by an agent that stopped before acking it, whose
 // connection sc-job then removed, is redelivered: it is a success (the
 // connection is gone), not a Failed/NotFound.
