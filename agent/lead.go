@@ -70,8 +70,13 @@ func (a *agent) lead(ctx context.Context) {
 		a.proc.Fatal(err)
 		return
 	}
+	// A create the term's synced records cache has never seen is stored
+	// blind: two API calls, not four. A cache behind the API server costs
+	// the store a fallback to reading, never a wrong write.
+	intakeStore := a.store.WithAbsence(store.AbsentFromCache(
+		recordInformer.Lister().ConfigMaps(a.cfg.Namespace), recordInformer.Informer().HasSynced))
 	in, err := intake.New(a.js, intake.Options{
-		Cluster: a.cfg.Cluster, Key: a.key, Store: lifecycle.CountingStore{Store: a.store, Metrics: a.metrics},
+		Cluster: a.cfg.Cluster, Key: a.key, Store: lifecycle.CountingStore{Store: intakeStore, Metrics: a.metrics},
 		Status: publisher, IsNotFound: store.IsNotFound, Namespaces: a.cfg.Namespaces, Logger: log,
 		Metrics: a.metrics,
 	})

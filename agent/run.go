@@ -67,7 +67,9 @@ func run(ctx context.Context, cfg config, password natsSecret, log zerolog.Logge
 	// Informers, Lease renewals and store writes share this client: the
 	// client-go default of 5 QPS would let a burst of requests starve the
 	// Lease renewal, and at 30 QPS the intake's ~3 calls per request held
-	// it near 7 requests/s (docs/bench.md).
+	// it near 7 requests/s (docs/bench.md). A new connection now costs the
+	// intake two calls (store.WithAbsence), so the chart's 200/s default
+	// admits about 100 creates/s, with room for the Lease and informers.
 	restCfg.QPS, restCfg.Burst = float32(cfg.KubeQPS), cfg.KubeBurst
 	restCfg.UserAgent = "sc-agent/" + version.Version
 	client, err := kubernetes.NewForConfig(restCfg)

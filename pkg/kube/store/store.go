@@ -51,6 +51,8 @@ type Store struct {
 	now       func() time.Time
 	// token draws a new record's Status.Incarnation.
 	token func() string
+	// absent, when set, says a connection has no record (WithAbsence).
+	absent func(id string) bool
 }
 
 // New returns a Store for records in namespace.
@@ -157,9 +159,20 @@ func hasCredentials(spec connection.Spec) bool {
 
 // Apply stores the desired state of an accepted change; see the package doc
 // for the layout. It is idempotent by request id.
+//
+// A create the absence predicate (WithAbsence) vouches for skips the reads
+// on its first attempt: the credential Secret, then the record, are
+// created blind. Any AlreadyExists is a Conflict, so the retry reads
+// everything like any other change; a delete always reads.
 func (s *Store) Apply(ctx context.Context, ch connection.Change) (conn connection.Connection, applied bool, err error) {
 	id := ch.Spec.ID()
+	blind := !ch.Delete && s.absent != nil && s.absent(id)
 	err = conflict.Retry(conflictBackoff, apierrors.IsConflict, func() error {
+		if blind {
+			blind = false // once: a retry is a read-modify-write
+			conn, applied, err = s.createOnce(ctx, id, ch)
+			return err
+		}
 		conn, applied, err = s.applyOnce(ctx, id, ch)
 		return err
 	})
@@ -196,33 +209,17 @@ func (s *Store) applyOnce(ctx context.Context, id string, ch connection.Change) 
 		cm = &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: connection.ConfigMapName(id), Namespace: s.namespace}}
 	}
 
-	next := cur
-	next.Status.LastRequestID = ch.RequestID
-	next.Remember(ch.RequestID)
-	if ch.Delete {
-		next.Deletion = &connection.Deletion{RequestID: ch.RequestID, DeleteResources: ch.DeleteResources}
-		setPending(&next, "DeleteRequested", "delete accepted; waiting for sc-job")
-	} else {
-		credsChanged, err := s.credentialsDiffer(ctx, cur, exists, ch)
-		if err != nil {
+	credsChanged := false
+	if !ch.Delete {
+		if credsChanged, err = s.credentialsDiffer(ctx, cur, exists, ch); err != nil {
 			return connection.Connection{}, false, err
 		}
-		changed := !exists || cur.Deletion != nil || credsChanged || !reflect.DeepEqual(cur.Spec, ch.Spec)
-		next.Spec, next.Deletion = ch.Spec, nil
-		switch {
-		case changed:
-			next.Generation = cur.Generation + 1
-			setPending(&next, "Accepted", "accepted; waiting for sc-job")
-		case cur.Status.Phase != connection.PhaseSucceeded:
-			// nothing changed, but the last run did not succeed: retry it
-			setPending(&next, "Accepted", "re-sent; waiting for sc-job")
-		}
-		if credsChanged {
-			// the Secret first: the ConfigMap below is the commit point
-			if err := s.writeCredentials(ctx, ch.Spec, ch.Credentials, ch.RequestID); err != nil {
-				return connection.Connection{}, false, err
-			}
-			next.CredentialsVersion = ch.RequestID
+	}
+	next := accept(cur, exists, credsChanged, ch)
+	if credsChanged {
+		// the Secret first: the ConfigMap below is the commit point
+		if err := s.writeCredentials(ctx, ch.Spec, ch.Credentials, ch.RequestID); err != nil {
+			return connection.Connection{}, false, err
 		}
 	}
 	s.stamp(&next)
@@ -242,6 +239,81 @@ func (s *Store) applyOnce(ctx context.Context, id string, ch connection.Change) 
 		return connection.Connection{}, false, err
 	}
 	return next, true, nil
+}
+
+// createOnce is a create without reads, for a connection the absence
+// predicate says has no record: the credential Secret (if any), then the
+// record, each created, never updated, so nothing that exists is
+// overwritten. AlreadyExists on either (a stale cache, a Secret left by an
+// interrupted write or by a newer release, a racing writer) is a Conflict:
+// Apply's retry then reads and decides as for any other change.
+func (s *Store) createOnce(ctx context.Context, id string, ch connection.Change) (connection.Connection, bool, error) {
+	credsChanged := len(ch.Credentials) > 0
+	next := accept(connection.Connection{}, false, credsChanged, ch)
+	var sec *corev1.Secret
+	if credsChanged {
+		var err error
+		if sec, err = s.createCredentials(ctx, ch.Spec, ch.Credentials, ch.RequestID); err != nil {
+			return connection.Connection{}, false, err
+		}
+	}
+	s.stamp(&next)
+	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: connection.ConfigMapName(id), Namespace: s.namespace}}
+	if err := record.Encode(cm, next); err != nil {
+		return connection.Connection{}, false, err
+	}
+	_, err := s.client.CoreV1().ConfigMaps(s.namespace).Create(ctx, cm, metav1.CreateOptions{FieldManager: connection.FieldManager})
+	if apierrors.IsAlreadyExists(err) {
+		if sec != nil {
+			s.retractCredentials(ctx, sec)
+		}
+		return connection.Connection{}, false, apierrors.NewConflict(corev1.Resource("configmaps"), cm.Name, err)
+	}
+	if err != nil {
+		return connection.Connection{}, false, err
+	}
+	return next, true, nil
+}
+
+// retractCredentials deletes the credential Secret a blind create just
+// made, when the record turned out to exist: the read-modify-write that
+// follows writes it again if the record needs it, and a record this build
+// must not touch (a newer release's, a terminating one) gets nothing
+// beside it. The preconditions spare a Secret another writer has updated
+// since; a failure leaves what an interrupted write leaves, which every
+// reader already treats as stale.
+func (s *Store) retractCredentials(ctx context.Context, sec *corev1.Secret) {
+	pre := metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &sec.UID, ResourceVersion: &sec.ResourceVersion}}
+	_ = s.client.CoreV1().Secrets(s.namespace).Delete(ctx, sec.Name, pre)
+}
+
+// accept is the record a change leaves behind, before its stamp: cur (zero
+// when there is no record) with the request remembered and either the
+// deletion pending or the spec taken, with a new generation when anything
+// changed. credsChanged says the change's credentials will be written.
+func accept(cur connection.Connection, exists, credsChanged bool, ch connection.Change) connection.Connection {
+	next := cur
+	next.Status.LastRequestID = ch.RequestID
+	next.Remember(ch.RequestID)
+	if ch.Delete {
+		next.Deletion = &connection.Deletion{RequestID: ch.RequestID, DeleteResources: ch.DeleteResources}
+		setPending(&next, "DeleteRequested", "delete accepted; waiting for sc-job")
+		return next
+	}
+	changed := !exists || cur.Deletion != nil || credsChanged || !reflect.DeepEqual(cur.Spec, ch.Spec)
+	next.Spec, next.Deletion = ch.Spec, nil
+	switch {
+	case changed:
+		next.Generation = cur.Generation + 1
+		setPending(&next, "Accepted", "accepted; waiting for sc-job")
+	case cur.Status.Phase != connection.PhaseSucceeded:
+		// nothing changed, but the last run did not succeed: retry it
+		setPending(&next, "Accepted", "re-sent; waiting for sc-job")
+	}
+	if credsChanged {
+		next.CredentialsVersion = ch.RequestID
+	}
+	return next
 }
 
 func setPending(c *connection.Connection, reason, message string) {
@@ -277,21 +349,13 @@ func (s *Store) credentialsDiffer(ctx context.Context, cur connection.Connection
 func (s *Store) writeCredentials(ctx context.Context, spec connection.Spec, creds connection.Credentials, version string) error {
 	secrets := s.client.CoreV1().Secrets(s.namespace)
 	name := connection.CredentialSecretName(spec.ID())
-	data := make(map[string][]byte, len(creds))
-	for k, v := range creds {
-		data[k] = []byte(v)
-	}
+	data := credentialData(creds)
 	// A conflict goes up to Apply's one retry loop, which re-reads the
 	// record and the Secret: a retry here too would multiply the attempts.
 	sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		sec = &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace}, Type: corev1.SecretTypeOpaque}
-		stampCredentials(sec, spec, data, version)
-		_, err = secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: connection.FieldManager})
-		if apierrors.IsAlreadyExists(err) {
-			return apierrors.NewConflict(corev1.Resource("secrets"), name, err)
-		}
-		return wrapCredErr(name, err)
+		_, err = s.createCredentials(ctx, spec, creds, version)
+		return err
 	}
 	if err != nil {
 		return wrapCredErr(name, err)
@@ -303,6 +367,30 @@ func (s *Store) writeCredentials(ctx context.Context, spec connection.Spec, cred
 	stampCredentials(sec, spec, data, version)
 	_, err = secrets.Update(ctx, sec, metav1.UpdateOptions{FieldManager: connection.FieldManager})
 	return wrapCredErr(name, err)
+}
+
+// createCredentials creates the credential Secret; one that exists is a
+// Conflict, for Apply's retry to read.
+func (s *Store) createCredentials(ctx context.Context, spec connection.Spec, creds connection.Credentials, version string) (*corev1.Secret, error) {
+	name := connection.CredentialSecretName(spec.ID())
+	sec := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: s.namespace}, Type: corev1.SecretTypeOpaque}
+	stampCredentials(sec, spec, credentialData(creds), version)
+	created, err := s.client.CoreV1().Secrets(s.namespace).Create(ctx, sec, metav1.CreateOptions{FieldManager: connection.FieldManager})
+	if apierrors.IsAlreadyExists(err) {
+		return nil, apierrors.NewConflict(corev1.Resource("secrets"), name, err)
+	}
+	if err != nil {
+		return nil, wrapCredErr(name, err)
+	}
+	return created, nil
+}
+
+func credentialData(creds connection.Credentials) map[string][]byte {
+	data := make(map[string][]byte, len(creds))
+	for k, v := range creds {
+		data[k] = []byte(v)
+	}
+	return data
 }
 
 // wrapCredErr names the Secret; API errors never carry its data.
