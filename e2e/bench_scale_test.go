@@ -18,8 +18,9 @@ import (
 // benchAtScale is BENCH_SCALE's run (issue 9: 10,000 connections): all of
 // them Succeeded, the agent's memory idle, after and at its peak, and how
 // long `scctl connection list` takes to walk every page, all and one
-// namespace's. It adds its rows to rep.
-func (e *env) benchAtScale(t *testing.T, rep *report, n, nsCount int) {
+// namespace's; then the upgrade re-render and new work first over the N.
+// It adds its rows to rep.
+func (e *env) benchAtScale(t *testing.T, rep *report, n, nsCount int, idleCreates []createTiming) {
 	mem := e.agentMemory(t)
 	idle := mem.read(t)
 	peakFromHere := mem.resetPeak(t)
@@ -34,6 +35,8 @@ func (e *env) benchAtScale(t *testing.T, rep *report, n, nsCount int) {
 	inFirst := (n + nsCount - 1) / nsCount // connection i renders into namespace i%nsCount
 	one := e.timeList(t, controlplane.ListOptions{Namespace: bulk.nss[0]}, "scale", inFirst)
 	rep.row(fmt.Sprintf("scctl connection list --kube-namespace, %d of %d (%d pages)", inFirst, n, one.pages), one.took.Round(time.Millisecond).String(), "", "")
+	e.benchUpgradeRerender(t, bulk).rows(rep, n)
+	e.benchNewWorkFirst(t, "nwfscale", 20).rows(rep, n, idleCreates)
 	bulk.remove()
 }
 

@@ -46,12 +46,15 @@ func TestBenchReport(t *testing.T) {
 	e := product(t)
 	rep := report{machine: machine()}
 
-	lat := e.benchCreateToSecret(t, 20)
+	idleCreates := e.benchCreates(t, "lat", 20)
+	lat := secretTimes(idleCreates)
 	base := e.benchNoopJob(t, 5)
 	p50, p95 := percentile(lat, 50), percentile(lat, 95)
 	b50 := percentile(base, 50)
 	rep.add("create -> Secret ready, p50 (20 runs)", p50, "no-op Job + 2 writes, p50", b50)
 	rep.add("create -> Secret ready, p95 (20 runs)", p95, "no-op Job + 2 writes, p50", b50)
+	const burstN = 100
+	e.benchWarmBurst(t, burstN).rows(&rep, burstN)
 
 	const n, nsCount = 1000, 50
 	mem := e.agentMemory(t)
@@ -61,6 +64,10 @@ func TestBenchReport(t *testing.T) {
 	bulk := e.benchBulk(t, "bulk", n, nsCount)
 	runs := stopCount()
 	after := mem.read(t)
+	// Over the thousand while they exist: an unchanged re-render, then new
+	// work while one runs.
+	rerender := e.benchUpgradeRerender(t, bulk)
+	newWork := e.benchNewWorkFirst(t, "nwf", 20)
 	plain := e.benchPlainClient(t, n, nsCount)
 	w := esoWorkload(t, n, nsCount)
 	plainSecrets := e.benchPlainSecrets(t, w, nsCount)
@@ -79,6 +86,8 @@ func TestBenchReport(t *testing.T) {
 		fmt.Sprintf("%.2f", bulk.writesPer), bulk.writes, "")
 	rep.row(fmt.Sprintf("agent RSS idle / after %d / peak%s", n, peakNote(peakFromHere, n)),
 		fmt.Sprintf("%s / %s / %s", mib(idle.RSS), mib(after.RSS), mib(after.Peak)), "", "")
+	rerender.rows(&rep, n)
+	newWork.rows(&rep, n, idleCreates)
 	for _, r := range esoRuns {
 		rep.row(r.label+": RSS at the end / peak; restarts after it died", fmt.Sprintf("%s / %s; %d", mib(r.mem.RSS), mib(r.mem.Peak), r.restarts), "", "")
 	}
@@ -102,7 +111,7 @@ func TestBenchReport(t *testing.T) {
 	// The scale run starts from a cluster without the thousand.
 	bulk.remove()
 	if scale > 0 {
-		e.benchAtScale(t, &rep, scale, nsCount)
+		e.benchAtScale(t, &rep, scale, nsCount, idleCreates)
 	}
 	text := rep.String()
 	fmt.Println(text)
@@ -193,29 +202,6 @@ func percentile(d []time.Duration, p int) time.Duration {
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	i := (len(s)*p + 99) / 100
 	return s[max(0, min(len(s)-1, i-1))]
-}
-
-// benchCreateToSecret times from publishing a create to the rendered Secret
-// appearing (a watch event, not a poll).
-func (e *env) benchCreateToSecret(t *testing.T, runs int) []time.Duration {
-	ns := e.targetNamespace(t)
-	ctx := context.Background()
-	var out []time.Duration
-	for i := range runs {
-		name := uniq(fmt.Sprintf("lat%d", i))
-		spec, creds := buildSpec(t, name, ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
-		w, err := e.cluster.Clientset.CoreV1().Secrets(ns).Watch(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("metadata.name", connection.SecretName(name)).String()})
-		require.NoError(t, err)
-		start := time.Now()
-		_, err = e.cp.Create(ctx, spec, creds)
-		require.NoError(t, err)
-		e.deleteAtCleanup(t, spec.Name)
-		waitWatch(t, w, watch.Added)
-		out = append(out, time.Since(start))
-		// let the Job finish and go, so every run starts from the same state
-		eventually(t, time.Minute, "sc-job gone", func(ctx context.Context) (bool, error) { return jobGone(ctx, e.cluster.Clientset, systemNS, jobName) })
-	}
-	return out
 }
 
 func waitWatch(t *testing.T, w watch.Interface, typ watch.EventType) {
