@@ -161,11 +161,11 @@ func TestNamespacePolicyFlags(t *testing.T) {
 
 // Without the flags the agent's client gets room for the intake's store
 // writes next to its informers and Lease renewals (30 QPS held a burst of
-// requests near 7/s).
+// requests near 7/s; 200 stores about 100 new connections a second).
 func TestKubeClientRateDefaults(t *testing.T) {
 	cfg, _, err := parseConfig([]string{"--cluster=c1", "--nats-url=nats://x:4222", "--job-image=img"},
 		envOf(map[string]string{"POD_NAME": "p"}))
 	require.NoError(t, err)
-	assert.Equal(t, 100.0, cfg.KubeQPS)
-	assert.Equal(t, 200, cfg.KubeBurst)
+	assert.Equal(t, 200.0, cfg.KubeQPS)
+	assert.Equal(t, 400, cfg.KubeBurst)
 }
