@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"time"
+	"unique"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -9,6 +10,7 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
 )
 
@@ -23,13 +25,70 @@ func NewJobsFactory(client kubernetes.Interface, namespace, jobName string, resy
 }
 
 // NewRecordsFactory returns an informer factory whose ConfigMap informer
-// sees only connection records (launcher, statuswatch and drift share it).
+// sees only connection records (launcher, statuswatch and drift share it)
+// and caches them as RecordForCache keeps them. query.NewCache replaces
+// that transform with its own on the factory it is given.
 func NewRecordsFactory(client kubernetes.Interface, namespace string, resync time.Duration) informers.SharedInformerFactory {
 	return informers.NewSharedInformerFactoryWithOptions(client, resync,
 		informers.WithNamespace(namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 			o.LabelSelector = record.Selector
-		}))
+		}),
+		informers.WithTransform(RecordForCache))
+}
+
+// RecordForCache is the records informer's transform: the record as the
+// API server sent it, less its managedFields, with the strings every
+// record repeats (namespace, label, annotation and data keys, the
+// managed-by value, finalizers) shared by all records instead of held once
+// each. Values unique to a record are not interned: the intern table
+// would hold one more entry for each.
+//
+// Everything else stays, because something reads it: the data, labels,
+// annotations and UID are decoded (recordcache, statuswatch); the
+// finalizers, deletion timestamp and resourceVersion decide and guard
+// statuswatch's release of a removed record, an Update of the whole cached
+// object, which is also why no data key or annotation may go (the Update
+// would remove it from the record). managedFields are nobody's: such an
+// Update without them keeps the API server's, which it tracks itself.
+// The object the reflector decoded is not modified; a new one is returned.
+func RecordForCache(obj any) (any, error) {
+	cm, ok := obj.(*corev1.ConfigMap)
+	if !ok {
+		return obj, nil // a DeletedFinalStateUnknown tombstone is left as it is
+	}
+	out := &corev1.ConfigMap{TypeMeta: cm.TypeMeta, ObjectMeta: cm.ObjectMeta, BinaryData: cm.BinaryData, Immutable: cm.Immutable}
+	out.ManagedFields = nil
+	out.Namespace = intern(cm.Namespace)
+	out.Labels = internKeys(cm.Labels)
+	if v, ok := out.Labels[connection.LabelManagedBy]; ok {
+		out.Labels[connection.LabelManagedBy] = intern(v)
+	}
+	out.Annotations = internKeys(cm.Annotations)
+	out.Data = internKeys(cm.Data)
+	if cm.Finalizers != nil {
+		out.Finalizers = make([]string, len(cm.Finalizers))
+		for i, f := range cm.Finalizers {
+			out.Finalizers[i] = intern(f)
+		}
+	}
+	return out, nil
+}
+
+// intern is s held once for the process: record keys and label values
+// repeat in every record.
+func intern(s string) string { return unique.Make(s).Value() }
+
+// internKeys is m with interned keys, or nil if m is nil.
+func internKeys(m map[string]string) map[string]string {
+	if m == nil {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[intern(k)] = v
+	}
+	return out
 }
 
 // NewNamespacesFactory returns a cluster-wide informer factory for the

@@ -31,14 +31,15 @@ type Cache struct {
 	decodes atomic.Int64
 
 	mu    sync.Mutex
-	byUID map[types.UID]*versions
+	byUID map[types.UID]versions
 }
 
 // versions is a record's newest version and the one before: on an update
 // the indexer files the old version out of each index before it files the
-// new one in, and an update handler compares both.
+// new one in, and an update handler compares both. A record not updated
+// this term has no previous version and holds no room for one.
 type versions struct {
-	current, previous Version
+	current, previous *Version
 }
 
 // indexes numbers the caches' own index names: the informer refuses a
@@ -52,7 +53,7 @@ var indexes atomic.Int64
 // starts. One Cache per informer is enough for every controller on it:
 // hand the same one to each (their Deps), so each version is decoded once.
 func New(inf cache.SharedIndexInformer, log zerolog.Logger) (*Cache, error) {
-	c := &Cache{decode: record.Decode, log: log, byUID: map[types.UID]*versions{}}
+	c := &Cache{decode: record.Decode, log: log, byUID: map[types.UID]versions{}}
 	name := fmt.Sprintf("recordcache.sc-extension.io/versions-%d", indexes.Add(1))
 	if err := inf.AddIndexers(cache.Indexers{name: c.IndexFunc(func(*corev1.ConfigMap, Version) []string { return nil })}); err != nil {
 		return nil, fmt.Errorf("recordcache: add index: %w", err)
@@ -87,7 +88,7 @@ func (c *Cache) Get(cm *corev1.ConfigMap) Version {
 		return v
 	}
 	conn, err := c.decodeCounted(cm)
-	return newVersion(cm.ResourceVersion, conn, err)
+	return newVersion(cm, conn, err)
 }
 
 // Len is how many records the cache holds.
@@ -103,14 +104,11 @@ func (c *Cache) Decodes() int64 { return c.decodes.Load() }
 func (c *Cache) cached(cm *corev1.ConfigMap) (Version, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	v, ok := c.byUID[cm.UID]
-	switch {
-	case !ok:
-		return Version{}, false
-	case v.current.ResourceVersion == cm.ResourceVersion:
-		return v.current, true
-	case v.previous.ResourceVersion == cm.ResourceVersion:
-		return v.previous, true
+	v := c.byUID[cm.UID]
+	for _, held := range []*Version{v.current, v.previous} {
+		if held != nil && held.ResourceVersion == cm.ResourceVersion {
+			return *held, true
+		}
 	}
 	return Version{}, false
 }
@@ -131,15 +129,11 @@ func (c *Cache) observe(cm *corev1.ConfigMap) Version {
 			log.Msg("skipping undecodable record")
 		}
 	}
-	v := newVersion(cm.ResourceVersion, conn, err)
+	v := newVersion(cm, conn, err)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	vs := c.byUID[cm.UID]
-	if vs == nil {
-		vs = &versions{}
-		c.byUID[cm.UID] = vs
-	}
-	vs.previous, vs.current = vs.current, v
+	c.byUID[cm.UID] = versions{current: &v, previous: vs.current}
 	return v
 }
 

@@ -1,7 +1,11 @@
 package recordcache
 
 import (
+	"slices"
 	"time"
+	"unique"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 )
@@ -40,21 +44,47 @@ type Version struct {
 	Owned     []connection.OwnedObject
 }
 
-func newVersion(rv string, c connection.Connection, err error) Version {
+// newVersion summarises c, decoded from cm. A summary is held for every
+// record, so it holds as little memory of its own as it can: strings that
+// repeat across records (scope, phase, reason, kinds, namespaces) are
+// interned, the name is cm's annotation when it says the same, an owned
+// object's ref shares its resource's strings, and no slice keeps the
+// decoder's spare capacity.
+func newVersion(cm *corev1.ConfigMap, c connection.Connection, err error) Version {
 	if err != nil {
-		return Version{ResourceVersion: rv, Err: err}
+		return Version{ResourceVersion: cm.ResourceVersion, Err: err}
 	}
-	v := Version{ResourceVersion: rv, Name: c.Spec.Name, Scope: c.Spec.Scope, Phase: c.Status.Phase, Reason: c.Status.Reason,
-		Generation: c.Generation, LastRequestID: c.Status.LastRequestID, Deleting: c.Deletion != nil,
-		// Clipped: a summary is held for every record, and the decoder's
-		// spare capacity would be too.
-		Resources: compact(c.Status.Resources), Owned: compact(c.Status.Owned)}
+	v := Version{ResourceVersion: cm.ResourceVersion, Name: c.Spec.Name, Scope: intern(c.Spec.Scope),
+		Phase: connection.Phase(intern(string(c.Status.Phase))), Reason: intern(c.Status.Reason),
+		Generation: c.Generation, LastRequestID: c.Status.LastRequestID, Deleting: c.Deletion != nil}
+	if name := cm.Annotations[connection.AnnotationConnectionName]; name == v.Name {
+		v.Name = name
+	}
+	if len(c.Status.Resources) > 0 {
+		v.Resources = make([]connection.ResourceRef, len(c.Status.Resources))
+		for i, r := range c.Status.Resources {
+			v.Resources[i] = connection.ResourceRef{Kind: intern(r.Kind), Namespace: intern(r.Namespace), Name: r.Name}
+		}
+	}
+	if len(c.Status.Owned) > 0 {
+		v.Owned = make([]connection.OwnedObject, len(c.Status.Owned))
+		for i, o := range c.Status.Owned {
+			ref := connection.ResourceRef{Kind: intern(o.Kind), Namespace: intern(o.Namespace), Name: o.Name}
+			if j := slices.Index(v.Resources, ref); j >= 0 {
+				ref = v.Resources[j]
+			}
+			v.Owned[i] = connection.OwnedObject{ResourceRef: ref, UID: o.UID}
+		}
+	}
 	if c.Status.RetryAfter != nil {
 		v.RetryAfter = *c.Status.RetryAfter
 	}
 	v.DueAt, v.HasWork = connection.DueAt(c)
 	return v
 }
+
+// intern is s held once for the process.
+func intern(s string) string { return unique.Make(s).Value() }
 
 // Parked: sc-job left the connection waiting for its target namespace
 // (Scope) to exist.
@@ -80,12 +110,4 @@ func (v Version) Connection() connection.Connection {
 	}
 	c.Status.Resources, c.Status.Owned = v.Resources, v.Owned
 	return c
-}
-
-// compact is s in an array of its own length, or nil when empty.
-func compact[S ~[]E, E any](s S) S {
-	if len(s) == 0 {
-		return nil
-	}
-	return append(make(S, 0, len(s)), s...)
 }
