@@ -51,7 +51,6 @@ func TestMissingNamespaceParksTheConnectionAndTheRunSucceeds(t *testing.T) {
 	assert.Equal(t, 1, sum.Rendered)
 	require.Len(t, sum.Parked, 1)
 	assert.Equal(t, []string{
-		"list configmaps sc-system/",
 		"get configmaps sc-system/sc-conn-db1",
 		"get secrets sc-system/sc-conn-db1-cred",
 		"get namespaces /team-a",
@@ -63,11 +62,10 @@ func TestMissingNamespaceParksTheConnectionAndTheRunSucceeds(t *testing.T) {
 		"get namespaces /team-gone",                 // nothing is written into it
 		"update configmaps sc-system/sc-conn-gone1", // parked
 		"create events sc-system/*",                 // its Warning
-		"list configmaps sc-system/",
 		"get jobs sc-system/sc-job",
 		"create events sc-system/*", // the run's
 		"delete jobs sc-system/sc-job",
-	}, fakeactions.Of(f.client))
+	}, f.ownActions())
 	assert.False(t, jobExists(t, f), "the run deleted its Job")
 
 	c := f.get("gone1")
@@ -155,7 +153,7 @@ func TestTransientErrorKeepsTheConnectionPendingWithBackoff(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, sum.Retrying)
 	require.Len(t, sum.StillFailing, 1)
-	assert.Equal(t, []string{"list configmaps sc-system/", "get jobs sc-system/sc-job"}, fakeactions.Of(f.client), "not processed")
+	assert.Equal(t, []string{"get jobs sc-system/sc-job"}, f.ownActions(), "not processed")
 	assert.Contains(t, f.logs.String(), `connection \"db1\": still failing since 2026-01-02T03:04:05Z: ApplyFailed`)
 
 	// Due and still failing: the backoff doubles, the streak keeps its start.

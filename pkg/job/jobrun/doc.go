@@ -8,4 +8,10 @@
 // retried with a per-connection backoff (transient: Pending/Retrying;
 // permanent: Failed; missing namespace: parked), and only a new permanent
 // failure in this run fails the run. See docs/store.md.
+//
+// A run watches the records (one LIST, then a WATCH) and queues their work
+// at two levels: due work before re-renders, so a request that arrives
+// during a 10,000-connection re-render is taken by the next free worker.
+// Idle, a run lingers (Config.Linger) for more work before it ends, so a
+// burst of requests costs one pod start; Config.MaxRun bounds it.
 package jobrun

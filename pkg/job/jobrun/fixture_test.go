@@ -16,9 +16,11 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
 
+	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
 	"github.com/sc-extension/sc-extension/internal/testkit/fakerv"
 	"github.com/sc-extension/sc-extension/internal/testkit/fakeuid"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
@@ -35,11 +37,14 @@ const (
 type fixture struct {
 	t      *testing.T
 	client *fake.Clientset
-	store  *store.Store
-	logs   *syncBuffer // written by the run's workers concurrently
-	out    *bytes.Buffer
-	creds  []string // every credential value handed to the store
-	seq    int
+	// watching is closed once a run watches the records: the fake API
+	// server does not replay what changed between a list and a watch.
+	watching chan struct{}
+	store    *store.Store
+	logs     *syncBuffer // written by the run's workers concurrently
+	out      *bytes.Buffer
+	creds    []string // every credential value handed to the store
+	seq      int
 }
 
 func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
@@ -50,9 +55,48 @@ func newFixture(t *testing.T, objs ...runtime.Object) *fixture {
 	// record's status write is refused when the record changed since it was
 	// read, as on an API server: sc-job's writes rest on that.
 	client := fakerv.Enforce(fakeuid.Assign(fake.NewClientset(objs...)), "configmaps")
-	f := &fixture{t: t, client: client, store: store.New(client, sys), logs: &syncBuffer{}, out: &bytes.Buffer{}}
+	f := &fixture{t: t, client: client, store: store.New(client, sys), logs: &syncBuffer{}, out: &bytes.Buffer{}, watching: make(chan struct{})}
+	var once sync.Once
+	client.PrependWatchReactor("configmaps", func(a k8stesting.Action) (bool, watch.Interface, error) {
+		w, err := client.Tracker().Watch(a.GetResource(), a.GetNamespace())
+		once.Do(func() { close(f.watching) })
+		return true, w, err
+	})
 	t.Cleanup(f.assertNoCredentialLeak)
 	return f
+}
+
+// watched returns once a run watches the records, so that a change the
+// test makes next reaches it.
+func (f *fixture) watched() {
+	f.t.Helper()
+	select {
+	case <-f.watching:
+	case <-time.After(10 * time.Second):
+		f.t.Fatal("the run never watched the records")
+	}
+}
+
+// ownActions are the client's actions without the informer's list and
+// watch, which records() counts.
+func (f *fixture) ownActions() []string {
+	return fakeactions.Format(fakeactions.Without(f.client.Actions(), "list", "watch"))
+}
+
+// records counts the list and watch actions on the records.
+func (f *fixture) records() (lists, watches int) {
+	for _, a := range f.client.Actions() {
+		if a.GetResource().Resource != "configmaps" || a.GetNamespace() != sys {
+			continue
+		}
+		switch a.GetVerb() {
+		case "list":
+			lists++
+		case "watch":
+			watches++
+		}
+	}
+	return lists, watches
 }
 
 // syncBuffer is a bytes.Buffer the run's workers may log to at once.
@@ -185,4 +229,34 @@ func (f *fixture) assertNoCredentialLeak() {
 			f.t.Errorf("credential value %q found outside a Secret", v)
 		}
 	}
+}
+
+// offered waits until the running r has id marked or queued: the work
+// reached its queue, so the run cannot end before taking it.
+func (f *fixture) offered(r *Runner, id string) {
+	f.t.Helper()
+	require.Eventually(f.t, func() bool {
+		l := r.drain.levels
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		_, marked := l.want[id]
+		_, queued := l.where[id]
+		return marked || queued
+	}, 10*time.Second, time.Millisecond, "%s never reached the run's queue", id)
+}
+
+// once returns f to be called the first time only.
+func once(f func()) func() {
+	var o sync.Once
+	return func() { o.Do(f) }
+}
+
+// deferred waits until the running r has left id to the next run.
+func (f *fixture) deferred(r *Runner, id string) {
+	f.t.Helper()
+	require.Eventually(f.t, func() bool {
+		r.drain.mu.Lock()
+		defer r.drain.mu.Unlock()
+		return r.drain.deferred[id]
+	}, 10*time.Second, time.Millisecond, "%s was never deferred", id)
 }

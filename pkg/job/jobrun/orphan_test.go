@@ -34,8 +34,9 @@ func TestRunKilledBeforeItsStatusWriteConvergesNextRun(t *testing.T) {
 		}
 		return false, nil, nil
 	})
-	_, err := f.runner(func(c *Config) { c.MaxPasses = 1 }).Run(context.Background())
-	require.Error(t, err)
+	sum, err := f.runner().Run(context.Background())
+	require.ErrorIs(t, err, ErrFailed, "its outcome could not be recorded: the run fails and keeps its Job")
+	assert.Equal(t, 1, sum.StillPending)
 	require.True(t, dead, "run 1 created the ServiceAccount")
 	c := f.get("kv1")
 	require.Empty(t, c.Status.Owned, "no UID was recorded")

@@ -36,7 +36,7 @@ const (
 )
 
 // errMovedOn: the record changed while sc-job worked on it; the status
-// belongs to the newer request and the next pass handles it.
+// belongs to the newer request, which the run's watch offers next.
 var errMovedOn = errors.New("connection changed while it was processed")
 
 // retryBackoff spaces attempts at errors retrying may fix (a credential
@@ -45,13 +45,12 @@ var retryBackoff = wait.Backoff{Duration: 200 * time.Millisecond, Factor: 2, Jit
 
 // process does one connection's work: rerender says it was listed only
 // because of RenderAll (settled, not due).
-func (r *Runner) process(ctx context.Context, c connection.Connection, all []connection.Connection, rerender bool) result {
+func (r *Runner) process(ctx context.Context, c connection.Connection, all *records, rerender bool) result {
 	id := c.Spec.ID()
 	log := r.log.With().Str("connection", c.Spec.Name).Str("objectId", id).Str("namespace", c.Spec.Scope).
 		Int64("generation", c.Generation).Str("requestId", c.Status.LastRequestID).Logger()
 
-	// A fresh read, not a claim: the listing may be a pass old, and a
-	// newer request, another run's outcome or a removal since then decides
+	// A fresh read, not a claim: the watch may lag, and a newer request, another run's outcome or a removal since then decides
 	// whether there is still work and which version of it. Nothing is
 	// written to say the run started: the outcome below is the one status
 	// write of this connection's run, and every status write checks that the
@@ -64,7 +63,7 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all []con
 			lvl = log.Info()
 		}
 		lvl.Str("step", StepClaim).Err(err).Msg(say(c, "could not read the connection again; skipped"))
-		return result{kind: outSkipped}
+		return result{kind: outSkipped, again: !rerender && !store.IsNotFound(err)}
 	}
 	if !r.wanted(fresh.Connection, rerender) {
 		log.Info().Str("step", StepClaim).Str("phase", string(fresh.Status.Phase)).Msg(say(c, "no longer pending (%s); skipped", fresh.Status.Phase))
@@ -123,7 +122,7 @@ func settled(c connection.Connection) bool {
 
 // render applies c's objects and records them in c.Status.Resources, and
 // in learnt the UIDs that prove them c's.
-func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.Connection, all []connection.Connection, learnt *ownership) (apply.Result, string, error) {
+func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.Connection, all *records, learnt *ownership) (apply.Result, string, error) {
 	if err := r.allows(*c); err != nil {
 		return apply.Result{}, StepNamespace, err
 	}
@@ -174,7 +173,7 @@ func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.C
 	return res, "", nil
 }
 
-func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Connection, all []connection.Connection, learnt *ownership) (apply.Result, string, error) {
+func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Connection, all *records, learnt *ownership) (apply.Result, string, error) {
 	id := c.Spec.ID()
 	var res apply.Result
 	refs := union(union(c.Status.Resources, ownedRefs(c.Status)), render.Refs(c.Spec))
@@ -197,7 +196,7 @@ func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Co
 	}
 	remove := func() error {
 		// A newer request re-created the connection: its record stays and
-		// the next pass renders it.
+		// the run's watch offers it.
 		if err := r.store.Remove(ctx, id); !errors.Is(err, store.ErrNotDeleting) {
 			return err
 		}
@@ -212,20 +211,20 @@ func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Co
 // inUse says whether a connection other than c still renders the
 // ServiceAccount. A connection whose own deletion also removes resources
 // does not count; one that keeps its resources does.
-func (r *Runner) inUse(c connection.Connection, all []connection.Connection) apply.InUse {
+func (r *Runner) inUse(c connection.Connection, all *records) apply.InUse {
 	return func(ns, name string) bool {
-		for _, o := range all {
+		used := false
+		all.each(func(o connection.Connection) bool {
 			if o.Spec.ID() == c.Spec.ID() || o.Spec.Scope != ns || o.Spec.AuthInfo.AuthType != catalog.AuthWorkloadIdentity {
-				continue
-			}
-			if o.Deletion != nil && o.Deletion.DeleteResources {
-				continue
-			}
-			if o.Spec.AuthInfo.ClientID != "" && connection.ServiceAccountName(o.Spec.AuthInfo.ClientID) == name {
 				return true
 			}
-		}
-		return false
+			if o.Deletion != nil && o.Deletion.DeleteResources {
+				return true
+			}
+			used = o.Spec.AuthInfo.ClientID != "" && connection.ServiceAccountName(o.Spec.AuthInfo.ClientID) == name
+			return !used
+		})
+		return used
 	}
 }
 
@@ -256,12 +255,12 @@ func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, read store.Sna
 		return nil
 	})
 	if errors.Is(err, errMovedOn) || (err == nil && ownedOnly) {
-		log.Info().Str("step", StepStatus).Msg(say(c, "a newer request arrived while rendering; the next pass renders it"))
+		log.Info().Str("step", StepStatus).Msg(say(c, "a newer request arrived while rendering; it is rendered next"))
 		return result{kind: outSkipped, writes: res.Writes(), wrote: err == nil}
 	}
 	if err != nil {
 		log.Error().Str("step", StepStatus).Err(err).Msg(say(c, "rendered, but could not record Succeeded"))
-		return result{kind: outSkipped, writes: res.Writes()}
+		return result{kind: outSkipped, writes: res.Writes(), again: connection.Due(c, r.cfg.Now())}
 	}
 	// No Event per success: the run's summary Event counts it, and the
 	// status (scctl connection show) holds the message.
@@ -313,7 +312,7 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, read store.Sna
 	}
 	f.Phase = phase
 	now := r.cfg.Now()
-	ownedOnly := false
+	ownedOnly, again := false, false
 	_, err := r.store.UpdateStatusFrom(ctx, read, func(cur *connection.Connection) error {
 		// Another run (the render hook and a launched run may overlap)
 		// finished this very work meanwhile: this run's failure is stale.
@@ -346,11 +345,13 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, read store.Sna
 	})
 	switch {
 	case errors.Is(err, errMovedOn), err == nil && ownedOnly:
-		log.Info().Str("step", StepStatus).Msg(say(c, "the record moved on meanwhile (a newer request, or another run finished it); the next pass handles it"))
+		log.Info().Str("step", StepStatus).Msg(say(c, "the record moved on meanwhile (a newer request, or another run finished it); its newer version is handled next"))
 		return result{kind: outSkipped, writes: writes, wrote: err == nil}
 	case err != nil:
 		// The status still says what it said (due, unless this was a
-		// re-render of a settled connection): a later pass or run tries again.
+		// re-render of a settled connection): this run tries again
+		// (result.again), or a later one.
+		again = connection.Due(c, now)
 		log.Error().Str("step", StepStatus).Err(err).Msg(say(c, "could not record %s", statusReason))
 		// Without the status, this run's Job is the only evidence: keep it.
 		if kind == outStillFailed {
@@ -371,7 +372,7 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, read store.Sna
 		note += retryNote(kind, f)
 	}
 	r.event(ctx, log, c, "Warning", statusReason, action, note)
-	return result{kind: kind, failure: f, writes: writes, wrote: true}
+	return result{kind: kind, failure: f, writes: writes, wrote: true, again: again}
 }
 
 func verbOf(k outcomeKind) string {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -15,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
@@ -25,7 +25,6 @@ import (
 // Store is the part of pkg/kube/store a run needs.
 type Store interface {
 	Snapshot(ctx context.Context, id string) (store.Snapshot, error)
-	List(ctx context.Context) ([]connection.Connection, error)
 	Credentials(ctx context.Context, c connection.Connection) (connection.Credentials, error)
 	UpdateStatusFrom(ctx context.Context, snap store.Snapshot, mutate func(*connection.Connection) error) (connection.Connection, error)
 	Remove(ctx context.Context, id string) error
@@ -51,9 +50,17 @@ type Config struct {
 	RenderAll bool
 	// Workers render connections in parallel (default 4).
 	Workers int
-	// MaxPasses bounds re-listing for work that arrived during the run
-	// (default 20).
-	MaxPasses int
+	// Linger is how long an idle run (nothing queued or in flight) waits
+	// for more work before it ends: a burst of requests sent one after
+	// another is rendered by one warm run instead of a pod start each.
+	// 0 ends the run as soon as it is idle.
+	Linger time.Duration
+	// MaxRun bounds a run under a constant stream of work (default 5m):
+	// once it has lasted MaxRun it stops lingering and takes no newly due
+	// work (Summary.Deferred; the launcher starts the next run for it once
+	// this Job is gone); what is queued, a Helm hook's re-render included,
+	// is still finished. Keep it well below the Job's activeDeadlineSeconds.
+	MaxRun time.Duration
 	// Attempts per connection for errors that retrying may fix (default 3).
 	Attempts int
 	// Instance names this run in Events (the pod name; default the hostname).
@@ -64,7 +71,10 @@ type Config struct {
 	// the message of the log's step=summary entry instead, so a JSON log
 	// stays all JSON.
 	Summary io.Writer
-	Now     func() time.Time
+	// Now stamps statuses and decides what is due (default time.Now).
+	Now func() time.Time
+	// Clock times Linger and MaxRun (default the real clock).
+	Clock clock.WithTicker
 }
 
 // Runner is one sc-job run.
@@ -74,7 +84,14 @@ type Runner struct {
 	applier *apply.Applier
 	events  *events
 	log     zerolog.Logger
+	// drain is the run in progress (Run sets it).
+	drain *drain
 }
+
+// DefaultMaxRun is Config.MaxRun's default: half the launcher's default
+// activeDeadlineSeconds (600), so a run bounded by it still has time to
+// finish what it queued.
+const DefaultMaxRun = 5 * time.Minute
 
 // ErrConfig: the Runner was built without something it needs.
 var ErrConfig = errors.New("invalid sc-job configuration")
@@ -93,8 +110,11 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = 4
 	}
-	if cfg.MaxPasses <= 0 {
-		cfg.MaxPasses = 20
+	if cfg.Linger < 0 {
+		return nil, fmt.Errorf("%w: linger %s is negative", ErrConfig, cfg.Linger)
+	}
+	if cfg.MaxRun <= 0 {
+		cfg.MaxRun = DefaultMaxRun
 	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 3
@@ -108,6 +128,9 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
 	return &Runner{
 		cfg:     cfg,
 		store:   cfg.Store,
@@ -117,41 +140,27 @@ func New(cfg Config) (*Runner, error) {
 	}, nil
 }
 
-// Run drains all due work (connection.Due), re-listing until nothing is due
-// or MaxPasses is reached, writes the summary line and, unless this run
-// failed a connection permanently (Summary.OK), deletes its own Job. It
-// returns ErrFailed (with the summary) when it did, or another error when
-// the run itself could not proceed (records unreadable). Connections that
-// were failing before the run, are retrying or wait for their namespace
-// never fail it: a failure belongs to its connection.
+// Run drains all due work (connection.Due) and, with RenderAll, re-renders
+// every settled connection once, from a watch on the records: work that
+// arrives while it runs is taken too, before any re-render. It ends once
+// idle for Linger (or MaxRun passed), writes the summary line and, unless
+// this run failed a connection permanently or could not record an outcome
+// (Summary.OK), deletes its own Job. It returns ErrFailed (with the
+// summary) when it did, or another error when the run itself could not
+// proceed (records unreadable). Connections that were failing before the
+// run, are retrying or wait for their namespace never fail it: a failure
+// belongs to its connection.
 func (r *Runner) Run(ctx context.Context) (Summary, error) {
 	start := r.cfg.Now()
 	sum := newSummary()
 	sum.maxTries = r.cfg.Attempts
-	for sum.Passes < r.cfg.MaxPasses {
-		pending, listed, err := r.pending(ctx, sum)
-		if err != nil {
-			out := sum.finish(r.cfg.Now().Sub(start))
-			r.summarise(out)
-			return out, err
-		}
-		if len(pending) == 0 {
-			break
-		}
-		sum.Passes++
-		r.drain(ctx, pending, listed, sum)
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	out := sum.finish(r.cfg.Now().Sub(start))
-	if out.Passes == r.cfg.MaxPasses {
-		// Check whether the bound, not the work, ended the loop.
-		if pending, _, err := r.pending(ctx, newSummary()); err == nil {
-			out.StillPending = len(pending)
-		}
-	}
+	r.drain = newDrain(r, sum)
+	err := r.drain.run(ctx)
+	out := r.drain.finish(sum.finish(r.cfg.Now().Sub(start)))
 	r.summarise(out)
+	if err != nil {
+		return out, err
+	}
 	if ctx.Err() != nil {
 		return out, ctx.Err()
 	}
@@ -179,44 +188,8 @@ func (r *Runner) summarise(out Summary) {
 	ev.Str("step", "summary").Int("rendered", out.Rendered).Int("deleted", out.Deleted).
 		Int("failed", len(out.Failures)).Int("retrying", len(out.Retrying)).
 		Int("parked", len(out.Parked)).Int("stillFailing", len(out.StillFailing)).Int("corrupt", out.Corrupt).
-		Int("stillPending", out.StillPending).Int("passes", out.Passes).Int("writes", out.Writes).
+		Int("stillPending", out.StillPending).Int("arrived", out.Arrived).Int("deferred", out.Deferred).Int("writes", out.Writes).
 		Dur("duration", out.Duration).Msg(out.Line())
-}
-
-// work is one connection a pass processes; rerender: listed only because
-// of RenderAll (settled, not due).
-type work struct {
-	c        connection.Connection
-	rerender bool
-}
-
-// pending lists the records and keeps those that need work: the due ones
-// and, with RenderAll, every settled one this run has not rendered yet. A
-// corrupt record is counted as a failure and the others still run.
-func (r *Runner) pending(ctx context.Context, sum *summary) ([]work, []connection.Connection, error) {
-	all, err := r.store.List(ctx)
-	if err = r.skipNewer(err); err != nil {
-		if !errors.Is(err, store.ErrCorrupt) {
-			return nil, nil, fmt.Errorf("list connection records: %w", err)
-		}
-		sum.corrupt(err)
-		r.log.Error().Str("step", "list").Err(err).Msg("skipping corrupt connection records")
-	}
-	now := r.cfg.Now()
-	var out []work
-	for _, c := range all {
-		switch {
-		case connection.Due(c, now):
-			if !sum.givenUp(c) {
-				out = append(out, work{c: c})
-			}
-		case r.cfg.RenderAll && settled(c) && !sum.processed(c):
-			out = append(out, work{c: c, rerender: true})
-		case c.Status.LastFailure != nil && c.Status.RetryAfter != nil:
-			r.noteWaiting(c, sum)
-		}
-	}
-	return out, all, nil
 }
 
 // noteWaiting logs, once per run, a connection left alone because its
@@ -232,35 +205,6 @@ func (r *Runner) noteWaiting(c connection.Connection, sum *summary) {
 	r.log.Info().Str("connection", c.Spec.Name).Str("objectId", c.Spec.ID()).Str("step", "list").Str("phase", string(c.Status.Phase)).
 		Str("reason", lf.Reason).Time("failingSince", lf.Since).Time("retryAfter", f.RetryAfter).Str("run", lf.Run).
 		Msg(say(c, "still failing since %s: %s: %s (last run %s; next try at %s)", stamp(lf.Since), lf.Reason, lf.Message, lf.Run, stamp(f.RetryAfter)))
-}
-
-// drain processes one pass's pending connections with a bounded pool.
-func (r *Runner) drain(ctx context.Context, pending []work, all []connection.Connection, sum *summary) {
-	// Every record's UIDs: a ServiceAccount one connection created is ours
-	// to the others that share it.
-	r.applier.Recorded(all)
-	queue := make(chan work)
-	var wg sync.WaitGroup
-	for range min(r.cfg.Workers, len(pending)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for w := range queue {
-				sum.record(w.c, r.process(ctx, w.c, all, w.rerender))
-			}
-		}()
-	}
-	for _, w := range pending {
-		select {
-		case queue <- w:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	close(queue)
-	wg.Wait()
 }
 
 // ownJob reads the Job this run is (JobName), for its summary Event and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -35,21 +36,21 @@ func TestRunRendersNewConnection(t *testing.T) {
 	sum, err := f.runner().Run(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, 1, sum.Rendered)
-	assert.Equal(t, 1, sum.Passes)
+	assert.Zero(t, sum.Arrived)
 	assert.Equal(t, 1, sum.Writes)
+	lists, watches := f.records()
+	assert.Equal(t, [2]int{1, 1}, [2]int{lists, watches}, "one LIST and one WATCH of the records, no re-list")
 	assert.Equal(t, []string{
-		"list configmaps sc-system/",
 		"get configmaps sc-system/sc-conn-db1", // a fresh read, no claim written
 		"get secrets sc-system/sc-conn-db1-cred",
 		"get namespaces /team-a",
 		"get secrets team-a/sc-db1-secret",
 		"create secrets team-a/sc-db1-secret",
 		"update configmaps sc-system/sc-conn-db1", // Succeeded: the one status write, from the one read
-		"list configmaps sc-system/",              // nothing left
 		"get jobs sc-system/sc-job",               // no earlier pod of it failed
 		"create events sc-system/*",               // the run's one Event
 		"delete jobs sc-system/sc-job",
-	}, fakeactions.Of(f.client))
+	}, f.ownActions())
 	assert.Equal(t, []string{"create secrets sc-system/sc-conn-db1-cred", "create configmaps sc-system/sc-conn-db1"},
 		fakeactions.Writes(storeActions), "the store: the credential Secret, then the record with its first status")
 	t.Logf("API writes per created connection: store %d + sc-job %d (the run's Event and its Job's delete are per run)",
@@ -88,14 +89,12 @@ func TestRunRenderAllNoOpMakesNoObjectWrites(t *testing.T) {
 	assert.Equal(t, 1, sum.Rendered)
 	assert.Equal(t, 1, sum.Unchanged)
 	assert.Equal(t, []string{
-		"list configmaps sc-system/",
 		"get configmaps sc-system/sc-conn-db1",
 		"get secrets sc-system/sc-conn-db1-cred",
 		"get namespaces /team-a",
 		"get secrets team-a/sc-db1-secret",
-		"list configmaps sc-system/",
 		"get jobs sc-system/sc-job",
-	}, fakeactions.Of(f.client), "reads only: no status, no Event, no object")
+	}, f.ownActions(), "reads only: no status, no Event, no object")
 	after := f.get("db1")
 	assert.Equal(t, before.Status, after.Status, "the record is as it was")
 	assert.Equal(t, "sc-job: 1 connection rendered, 0 deleted, 0 failed; 1 unchanged, nothing written\n", f.out.String())
@@ -127,17 +126,17 @@ func TestRunRenderAllRecordsWhatItChanged(t *testing.T) {
 	assert.Equal(t, "rendered generation 1: 0 created, 1 updated, 0 unchanged", f.get("db1").Status.Message)
 }
 
-// The listing may be a pass old: each connection is read again before it
-// is rendered, so a request that arrived meanwhile is what gets rendered.
+// The watch may lag: each connection is read again before it is
+// rendered, so a request that arrived meanwhile is what gets rendered.
 func TestRunRendersTheRecordAsItIsNotAsListed(t *testing.T) {
 	f := newFixture(t)
 	ch := f.secretChange("db1")
 	f.apply(ch)
 	newer := f.secretChange("db1")
-	st := &arrivingStore{Store: f.store, arrive: func() { f.apply(newer) }}
+	st := &snapshotHookStore{Store: f.store, hook: func() { f.watched(); f.apply(newer) }}
 	sum, err := f.runner(func(c *Config) { c.Store = st }).Run(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, 1, sum.Passes, "rendered the newer request at once, not one pass later")
+	assert.Equal(t, 1, sum.Rendered)
 	c := f.get("db1")
 	assert.Equal(t, int64(2), c.Status.ObservedGeneration)
 	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase)
@@ -151,6 +150,18 @@ func TestRunRendersTheRecordAsItIsNotAsListed(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 1, renders, "the listed, older generation was never rendered")
+}
+
+// snapshotHookStore runs hook once, before the first fresh read.
+type snapshotHookStore struct {
+	*store.Store
+	hook func()
+	once sync.Once
+}
+
+func (s *snapshotHookStore) Snapshot(ctx context.Context, id string) (store.Snapshot, error) {
+	s.once.Do(s.hook)
+	return s.Store.Snapshot(ctx, id)
 }
 
 // Two runs may overlap (the render hook and a launched run): when the
@@ -332,36 +343,31 @@ func TestRunStatusConflictIsRetriedByReRead(t *testing.T) {
 		"update configmaps sc-system/sc-conn-db1", // from the run's one read: conflict
 		"get configmaps sc-system/sc-conn-db1",    // re-read
 		"update configmaps sc-system/sc-conn-db1",
-	}, fakeactions.Of(f.client)[6:9])
+	}, f.ownActions()[5:8])
 	assert.Equal(t, connection.PhaseSucceeded, f.get("db1").Status.Phase)
 }
 
-func TestRunRelistsUntilNothingPending(t *testing.T) {
+// A request that arrives while the run works is taken by it: the run
+// watches the records, it does not list them again.
+func TestRunTakesWorkThatArrivesWhileItRuns(t *testing.T) {
 	f := newFixture(t)
 	f.apply(f.secretChange("db1"))
 	late := f.secretChange("db2")
-	st := &arrivingStore{Store: f.store, arrive: func() { f.apply(late) }}
-	sum, err := f.runner(func(c *Config) { c.Store = st }).Run(context.Background())
+	var r *Runner
+	st := &credsHookStore{Store: f.store, hook: once(func() {
+		f.watched()
+		f.apply(late)
+		f.offered(r, "db2") // queued before db1's turn ends: the run is not idle
+	})}
+	r = f.runner(func(c *Config) { c.Store = st })
+	sum, err := r.Run(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, 2, sum.Rendered)
-	assert.Equal(t, 2, sum.Passes)
+	assert.Equal(t, 1, sum.Arrived)
 	assert.Equal(t, connection.PhaseSucceeded, f.get("db2").Status.Phase)
-}
-
-// arrivingStore makes a request arrive right after the first listing.
-type arrivingStore struct {
-	*store.Store
-	arrive func()
-	lists  int
-}
-
-func (s *arrivingStore) List(ctx context.Context) ([]connection.Connection, error) {
-	out, err := s.Store.List(ctx)
-	s.lists++
-	if s.lists == 1 {
-		s.arrive()
-	}
-	return out, err
+	lists, _ := f.records()
+	assert.Equal(t, 1, lists, "never listed again")
+	assert.Contains(t, f.out.String(), "; 1 arrived while it ran")
 }
 
 func TestRunNewRequestDuringRenderIsNotOverwritten(t *testing.T) {
@@ -373,20 +379,20 @@ func TestRunNewRequestDuringRenderIsNotOverwritten(t *testing.T) {
 	newer.Spec.Labels = map[string]string{"v": "2"}
 	// The agent applies generation 2 while generation 1 is being rendered.
 	// (A fake-client reactor cannot call the client: it holds its lock.)
-	done := false
-	st := &credsHookStore{Store: f.store, hook: func() {
-		if !done {
-			done = true
-			f.apply(newer)
-		}
-	}}
-	sum, err := f.runner(func(c *Config) { c.Store = st }).Run(context.Background())
+	var r *Runner
+	st := &credsHookStore{Store: f.store, hook: once(func() {
+		f.watched()
+		f.apply(newer)
+		f.offered(r, "db1") // due again while its turn is in flight
+	})}
+	r = f.runner(func(c *Config) { c.Store = st })
+	sum, err := r.Run(context.Background())
 	require.NoError(t, err)
 	c := f.get("db1")
 	assert.Equal(t, int64(2), c.Generation)
 	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase)
 	assert.Equal(t, int64(2), c.Status.ObservedGeneration, "generation 1's success did not claim generation 2")
-	assert.Equal(t, 2, sum.Passes)
+	assert.Equal(t, 1, sum.Arrived, "generation 2 arrived and was rendered by the same run")
 	sec, err := f.client.CoreV1().Secrets(target).Get(context.Background(), "sc-db1-secret", metav1.GetOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, "2", sec.Labels["v"])

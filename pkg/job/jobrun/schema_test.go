@@ -44,7 +44,7 @@ func TestRunSkipsARecordOfANewerSchema(t *testing.T) {
 			got, err := cms.Get(ctx, cm.Name, metav1.GetOptions{})
 			require.NoError(t, err)
 			assert.Equal(t, cm, got)
-			assert.Contains(t, f.logs.String(), "skipped: newer schema: 1 connection records")
+			assert.Contains(t, f.logs.String(), "skipped: newer schema: connection record db2 was written by a newer release")
 			assert.Equal(t, connection.PhaseSucceeded, f.get("db1").Status.Phase)
 			assert.Contains(t, fakeactions.Writes(f.client.Actions()), "delete jobs sc-system/sc-job", "the run succeeded")
 			assert.False(t, strings.Contains(f.logs.String(), `"level":"error"`), f.logs.String())

@@ -1,7 +1,6 @@
 package jobrun
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -57,13 +56,18 @@ type Summary struct {
 	// Corrupt records could not be decoded; only a human can fix them, and
 	// every run would meet them again, so they do not fail a run.
 	Corrupt int
-	// Passes is how many times pending work was listed and processed.
-	Passes int
+	// Arrived counts connections whose work (a request newer than the
+	// run's initial listing) reached the run by its watch and was taken.
+	Arrived int
 	// Writes counts API writes to rendered objects (creates, updates, deletes).
 	Writes int
-	// StillPending is work left when MaxPasses ended the run.
+	// StillPending are connections whose outcome this run could not
+	// record (their status write kept failing): due work it left behind.
 	StillPending int
-	Duration     time.Duration
+	// Deferred became due after MaxRun: left to the next run, which the
+	// launcher starts once this Job is gone. They do not fail the run.
+	Deferred int
+	Duration time.Duration
 }
 
 // OK: nothing newly failed and nothing due was left behind.
@@ -96,7 +100,13 @@ func (s Summary) Line() string {
 		fmt.Fprintf(&b, "; %d corrupt connection records skipped (see the log)", s.Corrupt)
 	}
 	if s.StillPending > 0 {
-		fmt.Fprintf(&b, "; %d connections still pending after %d passes", s.StillPending, s.Passes)
+		fmt.Fprintf(&b, "; %d connections still pending (their outcome could not be recorded)", s.StillPending)
+	}
+	if s.Arrived > 0 {
+		fmt.Fprintf(&b, "; %d arrived while it ran", s.Arrived)
+	}
+	if s.Deferred > 0 {
+		fmt.Fprintf(&b, "; %d left to the next run (max run reached)", s.Deferred)
 	}
 	if s.Unchanged > 0 {
 		fmt.Fprintf(&b, "; %d unchanged, nothing written", s.Unchanged)
@@ -131,8 +141,8 @@ const (
 	outStillFailed
 	outRetrying
 	outParked
-	// outSkipped: the record moved on while it was processed; the next
-	// pass sees the new state.
+	// outSkipped: no longer pending, or the record moved on while it was
+	// processed (the watch offers the new version).
 	outSkipped
 )
 
@@ -144,6 +154,9 @@ type result struct {
 	wrote bool
 	// unchanged: re-rendered and found as rendered; nothing written.
 	unchanged bool
+	// again: the outcome could not be recorded (the record unreadable, the
+	// status write failed): the run tries again, Attempts times a version.
+	again bool
 }
 
 // summary collects results from the worker pool.
@@ -156,8 +169,6 @@ type summary struct {
 	writes   int
 	// wrote counts connections whose status this run wrote.
 	wrote    int
-	corruptN int
-	Passes   int
 	maxTries int
 }
 
@@ -180,20 +191,16 @@ func keyOf(c connection.Connection) attemptKey {
 func (s *summary) record(c connection.Connection, r result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.last[c.Spec.ID()] = r
+	// A skip adds nothing to the story of an earlier outcome (a version
+	// taken again before the watch delivered this run's own write).
+	if prev, ok := s.last[c.Spec.ID()]; !ok || r.kind != outSkipped || r.again || prev.again {
+		s.last[c.Spec.ID()] = r
+	}
 	s.attempts[keyOf(c)]++
 	s.writes += r.writes
 	if r.wrote {
 		s.wrote++
 	}
-}
-
-// processed: this run already processed c (in any version).
-func (s *summary) processed(c connection.Connection) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, done := s.last[c.Spec.ID()]
-	return done
 }
 
 // acted: the run wrote something (an object, a status, a removal). A run
@@ -212,17 +219,6 @@ func (s *summary) givenUp(c connection.Connection) bool {
 	return s.attempts[keyOf(c)] >= s.maxTries
 }
 
-func (s *summary) corrupt(err error) {
-	n := 1
-	var multi interface{ Unwrap() []error }
-	if errors.As(err, &multi) {
-		n = len(multi.Unwrap())
-	}
-	s.mu.Lock()
-	s.corruptN = n
-	s.mu.Unlock()
-}
-
 // wait notes a connection a listing left alone; it says whether this is
 // the first time this run, so the log notes it once.
 func (s *summary) wait(f Failure) bool {
@@ -239,7 +235,7 @@ func (s *summary) wait(f Failure) bool {
 func (s *summary) finish(d time.Duration) Summary {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Summary{Passes: s.Passes, Writes: s.writes, Corrupt: s.corruptN, Duration: d}
+	out := Summary{Writes: s.writes, Duration: d}
 	ids := make([]string, 0, len(s.last)+len(s.waiting))
 	for id := range s.last {
 		ids = append(ids, id)
@@ -255,6 +251,9 @@ func (s *summary) finish(d time.Duration) Summary {
 		if !done {
 			out.StillFailing = append(out.StillFailing, s.waiting[id])
 			continue
+		}
+		if r.again {
+			out.StillPending++
 		}
 		switch r.kind {
 		case outRendered:
