@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"unique"
 
 	"github.com/rs/zerolog"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/tools/cache"
 
@@ -125,10 +127,9 @@ func (c *Cache) compact(obj any) (any, error) {
 	if !ok {
 		return obj, nil // already compact (the transform must be idempotent)
 	}
-	r := &compactRecord{ObjectMeta: metav1.ObjectMeta{Name: cm.Name, Namespace: cm.Namespace, UID: cm.UID,
-		ResourceVersion: cm.ResourceVersion}}
+	r := &compactRecord{name: cm.Name, namespace: unique.Make(cm.Namespace).Value(), uid: cm.UID, resourceVersion: cm.ResourceVersion}
 	if held, ok, _ := c.informer.GetIndexer().GetByKey(cm.Namespace + "/" + cm.Name); ok {
-		if h, ok := held.(*compactRecord); ok && h.UID == cm.UID && h.ResourceVersion == cm.ResourceVersion && cm.ResourceVersion != "" {
+		if h, ok := held.(*compactRecord); ok && h.uid == cm.UID && h.resourceVersion == cm.ResourceVersion && cm.ResourceVersion != "" {
 			return h, nil
 		}
 	}
@@ -144,6 +145,9 @@ func (c *Cache) compact(obj any) (any, error) {
 		if err == nil {
 			r.entry, err = newEntry(conn)
 		}
+		if err == nil {
+			r.entry.share(r.name)
+		}
 		if err != nil {
 			r.entry = failedEntry(cm.Annotations[connection.AnnotationConnectionName], record.ID(cm), err)
 			c.log.Warn().Err(err).Str("configmap", cm.Name).Msg("record cannot be read; lists report it")
@@ -154,9 +158,20 @@ func (c *Cache) compact(obj any) (any, error) {
 
 // compactRecord is what the informer holds of a record ConfigMap: enough
 // identity for the informer's bookkeeping, and the entry queries answer.
+// It holds the four strings of identity rather than a metav1.ObjectMeta,
+// which is some 250 bytes per record whatever it holds; client-go reads
+// the identity through GetObjectMeta (meta.Accessor).
 type compactRecord struct {
-	metav1.ObjectMeta
-	entry *entry // nil for a ConfigMap that is not listed
+	name, namespace, resourceVersion string
+	uid                              types.UID
+	entry                            *entry // nil for a ConfigMap that is not listed
+}
+
+// GetObjectMeta makes it a metav1.ObjectMetaAccessor, which is how the
+// informer's key function and client-go's bookkeeping read an object's
+// identity. The ObjectMeta is built per call: nothing keeps it.
+func (r *compactRecord) GetObjectMeta() metav1.Object {
+	return &metav1.ObjectMeta{Name: r.name, Namespace: r.namespace, UID: r.uid, ResourceVersion: r.resourceVersion}
 }
 
 // GetObjectKind and DeepCopyObject make it a runtime.Object for client-go's
@@ -164,3 +179,13 @@ type compactRecord struct {
 func (r *compactRecord) GetObjectKind() schema.ObjectKind { return schema.EmptyObjectKind }
 
 func (r *compactRecord) DeepCopyObject() runtime.Object { c := *r; return &c }
+
+// share makes e hold the strings every record repeats once for the process
+// (the namespace), and its id as part of its ConfigMap's name, which the
+// informer holds anyway (connection.ConfigMapName).
+func (e *entry) share(configMapName string) {
+	e.namespace = unique.Make(e.namespace).Value()
+	if configMapName == connection.ConfigMapName(e.id) {
+		e.id = configMapName[len(configMapName)-len(e.id):]
+	}
+}

@@ -39,9 +39,16 @@ func TestCacheDecodesOncePerVersionAndHoldsNoConfigMaps(t *testing.T) {
 	for _, o := range c.informer.GetIndexer().List() {
 		r, ok := o.(*compactRecord)
 		require.True(t, ok, "%T held", o)
-		assert.Empty(t, r.Labels, "identity only")
-		assert.Empty(t, r.Annotations)
-		assert.Empty(t, r.ManagedFields)
+		m := r.GetObjectMeta()
+		assert.Empty(t, m.GetLabels(), "identity only")
+		assert.Empty(t, m.GetAnnotations())
+		assert.Empty(t, m.GetManagedFields())
+		assert.Equal(t, testrecords.Namespace, m.GetNamespace())
+		assert.NotEmpty(t, m.GetUID())
+		assert.NotEmpty(t, m.GetResourceVersion())
+		if r.entry != nil {
+			assert.Equal(t, connection.ConfigMapName(r.entry.id), m.GetName(), "the id is the name's")
+		}
 	}
 
 	// A relist hands the same version over again: not decoded again.
