@@ -311,17 +311,29 @@ func (d *drain) wait(ctx context.Context) {
 		if linger <= 0 {
 			return
 		}
-		t := clk.NewTimer(linger)
+		if d.linger(ctx, linger, pushes) {
+			return
+		}
+	}
+}
+
+// linger waits for work while the run is idle: true when none arrived
+// for d (or ctx ended), false when some did.
+func (d *drain) linger(ctx context.Context, wait time.Duration, pushes uint64) bool {
+	t := d.r.cfg.Clock.NewTimer(wait)
+	defer t.Stop()
+	for {
 		select {
 		case <-d.levels.changed:
-			t.Stop()
-		case <-t.C():
-			if still, now := d.levels.idle(); still && now == pushes {
-				return
+			// A wake-up left from before the run went idle is no work.
+			if idle, now := d.levels.idle(); !idle || now != pushes {
+				return false
 			}
+		case <-t.C():
+			idle, now := d.levels.idle()
+			return idle && now == pushes
 		case <-ctx.Done():
-			t.Stop()
-			return
+			return true
 		}
 	}
 }
