@@ -20,7 +20,7 @@ import (
 // long `scctl connection list` takes to walk every page, all and one
 // namespace's; then the upgrade re-render and new work first over the N.
 // It adds its rows to rep.
-func (e *env) benchAtScale(t *testing.T, rep *report, n, nsCount int, idleCreates []createTiming) {
+func (e *env) benchAtScale(t *testing.T, rep *report, n, nsCount int) {
 	mem := e.agentMemory(t)
 	idle := mem.read(t)
 	peakFromHere := mem.resetPeak(t)
@@ -36,7 +36,7 @@ func (e *env) benchAtScale(t *testing.T, rep *report, n, nsCount int, idleCreate
 	one := e.timeList(t, controlplane.ListOptions{Namespace: bulk.nss[0]}, "scale", inFirst)
 	rep.row(fmt.Sprintf("scctl connection list --kube-namespace, %d of %d (%d pages)", inFirst, n, one.pages), one.took.Round(time.Millisecond).String(), "", "")
 	e.benchUpgradeRerender(t, bulk).rows(rep, n)
-	e.benchNewWorkFirst(t, "nwfscale", 20).rows(rep, n, idleCreates)
+	e.benchNewWorkFirst(t, "nwfscale", 20).rows(rep, n)
 	bulk.remove()
 }
 

@@ -46,8 +46,7 @@ func TestBenchReport(t *testing.T) {
 	e := product(t)
 	rep := report{machine: machine()}
 
-	idleCreates := e.benchCreates(t, "lat", 20)
-	lat := secretTimes(idleCreates)
+	lat := secretTimes(e.benchCreates(t, "lat", 20, true))
 	base := e.benchNoopJob(t, 5)
 	p50, p95 := percentile(lat, 50), percentile(lat, 95)
 	b50 := percentile(base, 50)
@@ -87,7 +86,7 @@ func TestBenchReport(t *testing.T) {
 	rep.row(fmt.Sprintf("agent RSS idle / after %d / peak%s", n, peakNote(peakFromHere, n)),
 		fmt.Sprintf("%s / %s / %s", mib(idle.RSS), mib(after.RSS), mib(after.Peak)), "", "")
 	rerender.rows(&rep, n)
-	newWork.rows(&rep, n, idleCreates)
+	newWork.rows(&rep, n)
 	for _, r := range esoRuns {
 		rep.row(r.label+": RSS at the end / peak; restarts after it died", fmt.Sprintf("%s / %s; %d", mib(r.mem.RSS), mib(r.mem.Peak), r.restarts), "", "")
 	}
@@ -111,7 +110,7 @@ func TestBenchReport(t *testing.T) {
 	// The scale run starts from a cluster without the thousand.
 	bulk.remove()
 	if scale > 0 {
-		e.benchAtScale(t, &rep, scale, nsCount, idleCreates)
+		e.benchAtScale(t, &rep, scale, nsCount)
 	}
 	text := rep.String()
 	fmt.Println(text)
