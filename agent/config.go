@@ -76,7 +76,7 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 		backoff, deadline                              string
 		resources, nodeSelector, tolerations, pullSecs string
 		watch, denied                                  string
-		jobQPS, jobBurst, jobWorkers                   string
+		jobQPS, jobBurst, jobWorkers, jobLinger        string
 		kubeQPS, kubeBurst                             string
 	)
 	fs.StringVar(&c.Cluster, "cluster", env("SC_CLUSTER", ""), "this cluster's id on the control plane (required)")
@@ -113,6 +113,8 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	fs.StringVar(&jobQPS, "job-qps", env("SC_JOB_QPS", ""), "sc-job's API requests per second (its --qps); empty: sc-job's default")
 	fs.StringVar(&jobBurst, "job-burst", env("SC_JOB_BURST", ""), "sc-job's API request burst (its --burst); empty: sc-job's default")
 	fs.StringVar(&jobWorkers, "job-workers", env("SC_JOB_WORKERS", ""), "connections sc-job renders in parallel (its --workers); empty: sc-job's default")
+	fs.StringVar(&jobLinger, "job-linger", env("SC_JOB_LINGER", ""),
+		"how long an idle sc-job waits for more work before it ends (its --linger; Go duration, 0 or more); empty: sc-job's default (end at once)")
 
 	if err := fs.Parse(args); err != nil {
 		return config{}, "", fmt.Errorf("%w: %w", errUsage, err)
@@ -164,6 +166,8 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	add(optionalPositive("--job-qps", jobQPS, &c.Job.QPS))
 	add(optionalPositive("--job-burst", jobBurst, &c.Job.Burst))
 	add(optionalPositive("--job-workers", jobWorkers, &c.Job.Workers))
+	c.Job.Linger, err = optionalDuration("--job-linger", jobLinger)
+	add(err)
 	add(jsonFlag("--job-resources", resources, &c.Job.Resources))
 	add(jsonFlag("--job-node-selector", nodeSelector, &c.Job.NodeSelector))
 	add(jsonFlag("--job-tolerations", tolerations, &c.Job.Tolerations))
@@ -208,6 +212,21 @@ func natsTLSFlags(f natsbus.TLSFiles) error {
 		return fmt.Errorf("--nats-cert-file/--nats-key-file: %w", err)
 	}
 	return nil
+}
+
+// optionalDuration parses s when set: a duration of zero or more.
+func optionalDuration(name, s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, wrapFlag(name, err)
+	}
+	if d < 0 {
+		return 0, fmt.Errorf("%s must not be negative, got %s", name, s)
+	}
+	return d, nil
 }
 
 func positiveDuration(name, s string) (time.Duration, error) {

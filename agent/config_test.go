@@ -26,7 +26,7 @@ var chartArgs = []string{
 	`--job-node-selector={"kubernetes.io/os":"linux"}`,
 	`--job-tolerations=[{"key":"CriticalAddonsOnly","operator":"Exists"}]`,
 	"--watch-namespaces=team-a,team-b", "--denied-namespaces=kube-system",
-	"--job-qps=500", "--job-burst=1000", "--job-workers=16",
+	"--job-qps=500", "--job-burst=1000", "--job-workers=16", "--job-linger=10s",
 	"--kube-api-qps=150", "--kube-api-burst=300",
 }
 
@@ -56,6 +56,7 @@ func TestParseChartArgs(t *testing.T) {
 	assert.Equal(t, 500.0, cfg.Job.QPS)
 	assert.Equal(t, 1000, cfg.Job.Burst)
 	assert.Equal(t, 16, cfg.Job.Workers)
+	assert.Equal(t, 10*time.Second, cfg.Job.Linger)
 	assert.Equal(t, 150.0, cfg.KubeQPS)
 	assert.Equal(t, 300, cfg.KubeBurst)
 
@@ -102,6 +103,10 @@ func TestParseRejects(t *testing.T) {
 		"zero kube qps":    {append(chartArgs[:len(chartArgs):len(chartArgs)], "--kube-api-qps=0"), base, "--kube-api-qps must be positive"},
 		"bad kube burst":   {append(chartArgs[:len(chartArgs):len(chartArgs)], "--kube-api-burst=lots"), base, "--kube-api-burst"},
 		"zero job workers": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-workers=0"), base, "--job-workers must be positive"},
+		"bad job linger":   {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-linger=soon"), base, "--job-linger"},
+		"negative linger":  {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-linger=-1s"), base, "--job-linger must not be negative"},
+		"linger past deadline": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-linger=10m"), base,
+			"linger 10m0s is not below the active deadline of 600s"},
 		"NaN kube qps":     {append(chartArgs[:len(chartArgs):len(chartArgs)], "--kube-api-qps=NaN"), base, "--kube-api-qps must be positive and finite"},
 		"empty kube qps":   {append(chartArgs[:len(chartArgs):len(chartArgs)], "--kube-api-qps="), base, "--kube-api-qps must be set"},
 		"infinite job qps": {append(chartArgs[:len(chartArgs):len(chartArgs)], "--job-qps=+Inf"), base, "--job-qps must be positive and finite"},

@@ -59,6 +59,10 @@ func run(args []string) int {
 	workers := fs.Int("workers", 16, "connections rendered in parallel")
 	qps := fs.Float64("qps", 500, "API requests per second")
 	burst := fs.Int("burst", 1000, "API request burst")
+	linger := fs.Duration("linger", 0,
+		"how long an idle run waits for more work before it ends, so a burst of requests costs one pod start; 0 ends it at once")
+	maxRun := fs.Duration("max-run", jobrun.DefaultMaxRun,
+		"after this long a run takes no newly due work and stops lingering (the agent starts the next run for it); keep it below the Job's activeDeadlineSeconds")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -67,9 +71,9 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --connection-failures %q is not %s or %s\n", *failures, failuresFail, failuresReport)
 		return exitUsage
 	}
-	if err != nil || *namespace == "" || *workers < 1 || *qps <= 0 || *burst < 1 {
-		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --log-format %q, --log-level %q, --namespace %q, --workers %d, --qps %g, --burst %d\n",
-			*logFormat, *logLevel, *namespace, *workers, *qps, *burst)
+	if err != nil || *namespace == "" || *workers < 1 || *qps <= 0 || *burst < 1 || *linger < 0 || *maxRun <= 0 {
+		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --log-format %q, --log-level %q, --namespace %q, --workers %d, --qps %g, --burst %d, --linger %s, --max-run %s\n",
+			*logFormat, *logLevel, *namespace, *workers, *qps, *burst, *linger, *maxRun)
 		return exitUsage
 	}
 	policy, err := namespacePolicy(*namespace, *watch, *denied)
@@ -103,7 +107,7 @@ func run(args []string) int {
 	defer stop()
 	runner, err := jobrun.New(jobrun.Config{
 		Client: client, Dynamic: dyn, Namespace: *namespace, Namespaces: policy, JobName: *jobName,
-		RenderAll: *renderAll, Workers: *workers, Instance: os.Getenv("POD_NAME"), Log: log, Summary: summary,
+		RenderAll: *renderAll, Workers: *workers, Linger: *linger, MaxRun: *maxRun, Instance: os.Getenv("POD_NAME"), Log: log, Summary: summary,
 	})
 	if err != nil {
 		log.Error().Err(err).Msg("configure sc-job")

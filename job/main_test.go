@@ -19,6 +19,9 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	assert.Equal(t, exitUsage, run([]string{"--workers=0"}))
 	assert.Equal(t, exitUsage, run([]string{"--qps=0"}))
 	assert.Equal(t, exitUsage, run([]string{"--burst=0"}))
+	assert.Equal(t, exitUsage, run([]string{"--linger=-1s"}))
+	assert.Equal(t, exitUsage, run([]string{"--linger=soon"}))
+	assert.Equal(t, exitUsage, run([]string{"--max-run=0s"}))
 	// Outside a cluster and without a kubeconfig there is nothing to talk to.
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	assert.Equal(t, exitUsage, run([]string{"--kubeconfig="}))

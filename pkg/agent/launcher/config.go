@@ -51,6 +51,11 @@ type Config struct {
 	QPS     float64
 	Burst   int
 	Workers int
+	// Linger is how long an idle sc-job waits for more work before it
+	// ends (its --linger), so requests sent one after another share one
+	// pod start; zero leaves sc-job's default (end at once). It must stay
+	// below ActiveDeadlineSeconds, or a lingering run would be killed.
+	Linger time.Duration
 	// LogFormat is sc-job's log format (LogFormatText or LogFormatJSON),
 	// passed as SC_LOG_FORMAT; empty leaves sc-job's own default.
 	LogFormat         string
@@ -101,6 +106,12 @@ func (c Config) Validate() error {
 	}
 	if c.QPS < 0 || c.Burst < 0 || c.Workers < 0 {
 		errs = append(errs, fmt.Errorf("qps %g, burst %d and workers %d must not be negative", c.QPS, c.Burst, c.Workers))
+	}
+	if c.Linger < 0 {
+		errs = append(errs, fmt.Errorf("linger %s is negative", c.Linger))
+	}
+	if c.ActiveDeadlineSeconds > 0 && c.Linger >= time.Duration(c.ActiveDeadlineSeconds)*time.Second {
+		errs = append(errs, fmt.Errorf("linger %s is not below the active deadline of %ds", c.Linger, c.ActiveDeadlineSeconds))
 	}
 	if c.LogFormat != "" && c.LogFormat != LogFormatText && c.LogFormat != LogFormatJSON {
 		errs = append(errs, fmt.Errorf("log format %q is not one of %s, %s", c.LogFormat, LogFormatText, LogFormatJSON))

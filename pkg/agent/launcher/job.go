@@ -124,7 +124,7 @@ func ownedByUs(job *batchv1.Job) bool {
 	return job.Labels[connection.LabelManagedBy] == connection.ManagedByValue
 }
 
-// sizeArgs passes sc-job's client rate and worker count on, when set.
+// sizeArgs passes sc-job's client rate, worker count and linger on, when set.
 func sizeArgs(c Config) []string {
 	var args []string
 	if c.QPS > 0 {
@@ -135,6 +135,9 @@ func sizeArgs(c Config) []string {
 	}
 	if c.Workers > 0 {
 		args = append(args, "--workers="+strconv.Itoa(c.Workers))
+	}
+	if c.Linger > 0 {
+		args = append(args, "--linger="+c.Linger.String())
 	}
 	return args
 }

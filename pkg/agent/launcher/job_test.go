@@ -2,6 +2,7 @@ package launcher
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -50,15 +51,23 @@ func TestJobSpecCarriesNamespacePolicy(t *testing.T) {
 	job = jobFor(testConfig().WithDefaults(), newWork([]workItem{item("a", 1)}))
 	assert.Equal(t, []string{"--namespace=" + ns, "--job-name=sc-job", "--log-level=info"}, job.Spec.Template.Spec.Containers[0].Args)
 
-	c.QPS, c.Burst, c.Workers = 250.5, 500, 12
+	c.QPS, c.Burst, c.Workers, c.Linger = 250.5, 500, 12, 10*time.Second
 	job = jobFor(c.WithDefaults(), newWork([]workItem{item("a", 1)}))
 	assert.Equal(t, []string{"--namespace=" + ns, "--job-name=sc-job", "--watch-namespaces=team-a,team-b", "--denied-namespaces=payments",
-		"--qps=250.5", "--burst=500", "--workers=12", "--log-level=info"},
-		job.Spec.Template.Spec.Containers[0].Args, "sc-job's client rate and workers, when set")
-	c.QPS, c.Burst, c.Workers = 0, 0, 0
+		"--qps=250.5", "--burst=500", "--workers=12", "--linger=10s", "--log-level=info"},
+		job.Spec.Template.Spec.Containers[0].Args, "sc-job's client rate, workers and linger, when set")
+	c.QPS, c.Burst, c.Workers, c.Linger = 0, 0, 0, 0
+
+	c.Linger = -time.Second
+	require.ErrorIs(t, c.WithDefaults().Validate(), ErrInvalidConfig)
+	c.Linger, c.ActiveDeadlineSeconds = time.Minute, 60
+	err := c.WithDefaults().Validate()
+	require.ErrorIs(t, err, ErrInvalidConfig)
+	assert.Contains(t, err.Error(), "linger 1m0s is not below the active deadline of 60s")
+	c.Linger, c.ActiveDeadlineSeconds = 0, 600
 
 	c.Workers = -1
-	err := c.WithDefaults().Validate()
+	err = c.WithDefaults().Validate()
 	require.ErrorIs(t, err, ErrInvalidConfig)
 	c.Workers = 0
 
