@@ -124,7 +124,7 @@ func TestSCJobKilledMidDrain(t *testing.T) {
 	gate.awaitJobHeld(t)
 	require.Equal(t, n, unfinished(status, requests), "nothing is rendered behind the gate")
 
-	hold := e.holdSecrets(t, ns, "sc-drain", admitFirst)
+	hold := e.holdCreates(t, "secrets", ns, "sc-drain", admitFirst)
 	gate.open(t)
 	admitted, held := hold.awaitHeld(t, 2*time.Minute)
 	require.Equal(t, admitFirst, admitted)

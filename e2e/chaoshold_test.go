@@ -30,42 +30,44 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// secretHold is a validating admission webhook served by the test itself:
-// it admits the first few Secret creates in one namespace whose names
-// start with a prefix, then holds every further one until released. A
-// client held there is provably in the middle of its work, whatever the
-// machine's speed: the chaos tests kill sc-job at that point instead of
-// racing its log.
+// createHold is a validating admission webhook served by the test itself:
+// it admits an allowance of creates of one resource in one namespace whose
+// names start with a prefix, then holds every further one until the
+// allowance grows or the hold opens. A client held there is provably in
+// the middle of its work, whatever the machine's speed: the chaos tests
+// kill sc-job or the agent at that point instead of racing their logs.
 //
 // The API server reaches the webhook at the node's address (as pods reach
-// the test's NATS server); the holding is bounded below the webhook's
-// timeout so a forgotten release cannot fail a write.
-type secretHold struct {
+// the test's NATS server). A held create is let through after holdMax,
+// below the webhook's timeout, and the failure policy is Ignore: neither a
+// forgotten release nor a test that died can fail a write for long.
+type createHold struct {
 	ns, prefix string
-	admitFirst int
 
-	mu       sync.Mutex
-	admitted int
-	held     int
-	changed  chan struct{} // closed and replaced on every change
-	release  chan struct{}
-	released bool
-	probed   bool
+	mu        sync.Mutex
+	allowance int
+	admitted  int
+	held      int
+	changed   chan struct{} // closed and replaced on every change
+	released  bool
+	probed    bool
 }
 
 const (
-	holdWebhook = "e2e-secret-hold.sc-extension.io"
+	holdWebhook = "e2e-create-hold.sc-extension.io"
 	// holdMax stays below holdTimeout: a write is never failed by the hold.
 	holdTimeout = 30
 	holdMax     = 25 * time.Second
 	holdProbe   = "e2e-hold-probe-"
 )
 
-// holdSecrets installs the webhook for ns and waits until the API server
-// calls it (a probe Secret is seen), so no later create slips past it.
-func (e *env) holdSecrets(t *testing.T, ns, prefix string, admitFirst int) *secretHold {
+// holdCreates installs the webhook for creates of resource ("secrets" or
+// "configmaps") in ns, admitting allowance of those named prefix*, and
+// waits until the API server calls it (a probe object is seen), so no
+// later create slips past it.
+func (e *env) holdCreates(t *testing.T, resource, ns, prefix string, allowance int) *createHold {
 	t.Helper()
-	h := &secretHold{ns: ns, prefix: prefix, admitFirst: admitFirst, changed: make(chan struct{}), release: make(chan struct{})}
+	h := &createHold{ns: ns, prefix: prefix, allowance: allowance, changed: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	addr, err := nodeAddress(ctx, e.cluster)
@@ -81,18 +83,21 @@ func (e *env) holdSecrets(t *testing.T, ns, prefix string, admitFirst int) *secr
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 
 	cs := e.cluster.Clientset
-	name := "e2e-hold-" + ns
+	name := "e2e-hold-" + resource + "-" + ns
 	url := fmt.Sprintf("https://%s/hold", ln.Addr().String())
-	none, fail, timeout := admissionregistrationv1.SideEffectClassNone, admissionregistrationv1.Fail, int32(holdTimeout)
+	none, ignore, timeout := admissionregistrationv1.SideEffectClassNone, admissionregistrationv1.Ignore, int32(holdTimeout)
 	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name:                    holdWebhook,
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
-			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"secrets"}}}},
+			Name:         holdWebhook,
+			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: caPEM},
+			Rules: []admissionregistrationv1.RuleWithOperations{{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create},
+				Rule:       admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{resource}},
+			}},
 			NamespaceSelector:       &metav1.LabelSelector{MatchLabels: map[string]string{corev1.LabelMetadataName: ns}},
 			SideEffects:             &none,
-			FailurePolicy:           &fail,
+			FailurePolicy:           &ignore,
 			TimeoutSeconds:          &timeout,
 			AdmissionReviewVersions: []string{"v1"},
 		}},
@@ -109,14 +114,24 @@ func (e *env) holdSecrets(t *testing.T, ns, prefix string, admitFirst int) *secr
 	})
 
 	// The API server learns of the configuration through its own informer:
-	// probe until the webhook has seen a create.
+	// probe until the webhook has seen a create. The probes go at cleanup.
 	n := 0
 	eventually(t, time.Minute, "the API server calls the hold webhook", func(ctx context.Context) (bool, error) {
 		n++
-		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s%d", holdProbe, n), Namespace: ns}}
-		if _, err := cs.CoreV1().Secrets(ns).Create(ctx, s, metav1.CreateOptions{}); err != nil {
+		meta := metav1.ObjectMeta{Name: fmt.Sprintf("%s%d", holdProbe, n), Namespace: ns}
+		var err error
+		if resource == "configmaps" {
+			_, err = cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: meta}, metav1.CreateOptions{})
+		} else {
+			_, err = cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: meta}, metav1.CreateOptions{})
+		}
+		if err != nil {
 			return false, err
 		}
+		t.Cleanup(func() {
+			_ = cs.CoreV1().ConfigMaps(ns).Delete(context.Background(), meta.Name, metav1.DeleteOptions{})
+			_ = cs.CoreV1().Secrets(ns).Delete(context.Background(), meta.Name, metav1.DeleteOptions{})
+		})
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		return h.probed, nil
@@ -124,34 +139,45 @@ func (e *env) holdSecrets(t *testing.T, ns, prefix string, admitFirst int) *secr
 	return h
 }
 
-// ServeHTTP answers one AdmissionReview: probes and other Secrets at once,
-// the first admitFirst matching creates at once, the rest when released.
-func (h *secretHold) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP answers one AdmissionReview: probes and other objects at once,
+// matching creates within the allowance at once, the rest when the
+// allowance grows or the hold opens (or after holdMax).
+func (h *createHold) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var review admissionv1.AdmissionReview
 	if err := json.NewDecoder(r.Body).Decode(&review); err != nil || review.Request == nil {
 		http.Error(w, "not an AdmissionReview", http.StatusBadRequest)
 		return
 	}
 	name := review.Request.Name
+	limit := time.NewTimer(holdMax)
+	defer limit.Stop()
 	h.mu.Lock()
 	switch {
 	case strings.HasPrefix(name, holdProbe):
 		h.probed = true
-	case review.Request.Namespace != h.ns || !strings.HasPrefix(name, h.prefix) || h.released:
-	case h.admitted < h.admitFirst:
-		h.admitted++
+	case review.Request.Namespace != h.ns || !strings.HasPrefix(name, h.prefix):
 	default:
 		h.held++
 		h.signal()
-		release := h.release
-		h.mu.Unlock()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		case <-time.After(holdMax):
+		gone := false
+		for waiting := true; waiting && !h.released && h.admitted >= h.allowance; {
+			changed := h.changed
+			h.mu.Unlock()
+			select {
+			case <-changed:
+			case <-r.Context().Done():
+				// The writer is gone (killed): its create is not stored and
+				// must not use up the allowance meant for the next one.
+				waiting, gone = false, true
+			case <-limit.C:
+				waiting = false
+			}
+			h.mu.Lock()
 		}
-		h.mu.Lock()
 		h.held--
+		if !gone {
+			h.admitted++
+		}
 	}
 	h.signal()
 	h.mu.Unlock()
@@ -162,14 +188,14 @@ func (h *secretHold) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // signal wakes the waiters; the caller holds mu.
-func (h *secretHold) signal() {
+func (h *createHold) signal() {
 	close(h.changed)
 	h.changed = make(chan struct{})
 }
 
-// awaitHeld waits until the first admitFirst creates were admitted and at
-// least one more is held: the writer is mid-way.
-func (h *secretHold) awaitHeld(t *testing.T, timeout time.Duration) (admitted, held int) {
+// awaitHeld waits until the allowance is used up and at least one more
+// create is held: the writer is mid-way and cannot get further.
+func (h *createHold) awaitHeld(t *testing.T, timeout time.Duration) (admitted, held int) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -188,14 +214,36 @@ func (h *secretHold) awaitHeld(t *testing.T, timeout time.Duration) (admitted, h
 	}
 }
 
-// open admits everything from now on, the held creates included.
-func (h *secretHold) open() {
+// allowMore waits until no create is held (a killed writer's held call
+// ends when the API server drops it, or at holdMax) and then lets n more
+// through: all n are the next writer's.
+func (h *createHold) allowMore(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.NewTimer(2 * holdMax)
+	defer deadline.Stop()
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.released {
-		h.released = true
-		close(h.release)
+	for h.held > 0 {
+		changed := h.changed
+		h.mu.Unlock()
+		select {
+		case <-changed:
+		case <-deadline.C:
+			h.mu.Lock()
+			t.Fatalf("%d creates still held %s after their writer was killed", h.held, 2*holdMax)
+		}
+		h.mu.Lock()
 	}
+	h.allowance = h.admitted + n
+	h.signal()
+}
+
+// open admits everything from now on, the held creates included.
+func (h *createHold) open() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.released = true
+	h.signal()
 }
 
 // selfSignedFor makes a serving certificate for ip that is its own CA.

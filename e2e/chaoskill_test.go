@@ -23,18 +23,15 @@ import (
 )
 
 // TestAgentKilledWithRequestsInFlight sends a burst of 500 creates and
-// kills the agent three times while its intake applies them. Each kill is
-// triggered by the agent's own log, never by a delay: the pod is killed
-// once its log shows it stored at least perPod of the burst, and the proof
-// that the kill landed mid-apply is read from the logs afterwards: the
-// killed pod stored some of the burst (and not all of it) and the pods
-// after it stored more, so work was provably left when it died. The intake
-// cannot outrun the trigger: it writes twice per request under the agent's
-// client-side limit (30 requests/s), so after perPod stored it has more
-// than ten seconds of the burst left, and a replacement waits for the
-// killed leader's Lease to expire. Then the usual accounting: every
-// request one final status, applied once (generation 1, its request id),
-// one rendered Secret each.
+// kills the agent three times while its intake applies them. Each kill
+// lands mid-apply by construction, never by a delay or a race with the
+// log: the test's admission webhook (createHold) lets perPod record
+// creates through per agent and holds the next, so the pod is killed with
+// a create in flight, once its log shows it stored its perPod. The proof
+// is read from the logs afterwards: the killed pod stored some of the
+// burst (and not all of it) and the pods after it stored more. Then the
+// usual accounting: every request one final status, applied once
+// (generation 1, its request id), one rendered Secret each.
 func TestAgentKilledWithRequestsInFlight(t *testing.T) {
 	e := product(t)
 	status := e.followStatus(t)
@@ -54,6 +51,7 @@ func TestAgentKilledWithRequestsInFlight(t *testing.T) {
 
 	first := e.leaderPod(ctx, t, nil)
 	runs := []*intakeLog{e.followIntake(ctx, t, first, isBurst)}
+	hold := e.holdCreates(t, "configmaps", systemNS, connection.ConfigMapName(prefix), perPod)
 	pub.send(ctx, t, prefix, 0, n)
 	t.Logf("sent %d creates", n)
 
@@ -61,7 +59,8 @@ func TestAgentKilledWithRequestsInFlight(t *testing.T) {
 	atKill := make([]int, kills)
 	for k := range kills {
 		run := runs[k]
-		eventually(t, 3*time.Minute, fmt.Sprintf("agent %s to store %d of the burst", run.pod, perPod), func(context.Context) (bool, error) {
+		_, held := hold.awaitHeld(t, 3*time.Minute)
+		eventually(t, 3*time.Minute, fmt.Sprintf("agent %s to log the %d of the burst let through", run.pod, perPod), func(context.Context) (bool, error) {
 			if c := run.count(); c < perPod {
 				return false, fmt.Errorf("%d stored", c)
 			}
@@ -71,7 +70,12 @@ func TestAgentKilledWithRequestsInFlight(t *testing.T) {
 		require.NoError(t, cs.CoreV1().Pods(systemNS).Delete(ctx, run.pod, metav1.DeleteOptions{GracePeriodSeconds: new(int64)}))
 		killed[run.pod] = true
 		run.awaitEnd(t)
-		t.Logf("kill %d: %s killed when its log showed %d of the burst stored (%d by the end of its log)", k+1, run.pod, atKill[k], run.count())
+		t.Logf("kill %d: %s killed with %d of the burst stored and %d creates held (%d by the end of its log)", k+1, run.pod, atKill[k], held, run.count())
+		if k < kills-1 {
+			hold.allowMore(t, perPod)
+		} else {
+			hold.open()
+		}
 		runs = append(runs, e.followIntake(ctx, t, e.leaderPod(ctx, t, killed), isBurst))
 	}
 
