@@ -39,6 +39,7 @@ func (e *env) benchWarmBurst(t *testing.T, n int) warmBurst {
 	cs := e.cluster.Clientset
 	ns := e.targetNamespace(t)
 	out := warmBurst{linger: chartLinger(t)}
+	e.awaitJobGone(t) // the first create starts a Job
 	pods := e.watchPods(t, "job-name="+jobName)
 	var names []string
 	var once sync.Once
