@@ -10,6 +10,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -227,4 +229,45 @@ func TestMaxRunCutsTheLingerShort(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the run outlived MaxRun")
 	}
+}
+
+// A connection this run failed permanently stays this run's failure when
+// the run, still lingering as its backoff ends, retries it and it fails
+// the same way: the run still fails and keeps its Job.
+func TestNewFailureStaysNewWhenRetriedInTheSameRun(t *testing.T) {
+	const linger = time.Hour
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: target, Name: "sc-db1-secret"}}
+	f := newFixture(t, ownJob(), foreign)
+	f.apply(f.secretChange("db1"))
+	clk := clocktesting.NewFakeClock(time.Now())
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var mu sync.Mutex
+	r := f.runner(func(c *Config) {
+		c.Linger, c.Clock, c.Attempts = linger, clk, 3
+		// Statuses are stamped by Now: moved past the backoff, the retry the
+		// run scheduled for itself finds the connection due again.
+		c.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	})
+	done := lingering(t, r, clk)
+	first := f.get("db1")
+	require.Equal(t, connection.PhaseFailed, first.Status.Phase)
+
+	// The backoff ends (now moves past retryAfter) and the run is told so
+	// the way a due version reaches it: a new version of the record.
+	mu.Lock()
+	now = first.Status.RetryAfter.Add(time.Second)
+	mu.Unlock()
+	f.watched()
+	_, err := f.store.UpdateStatus(context.Background(), "db1", func(c *connection.Connection) error {
+		c.Status.Message += "."
+		return nil
+	})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return f.get("db1").Status.Attempts == 2 }, 10*time.Second, time.Millisecond, "never retried")
+
+	out := endLinger(t, clk, linger, done)
+	require.ErrorIs(t, out.err, ErrFailed)
+	require.Len(t, out.sum.Failures, 1, "failed anew by this run, whatever its retry found")
+	assert.Empty(t, out.sum.StillFailing)
+	assert.True(t, jobExists(t, f), "kept for kubectl logs")
 }

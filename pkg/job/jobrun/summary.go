@@ -191,9 +191,19 @@ func keyOf(c connection.Connection) attemptKey {
 func (s *summary) record(c connection.Connection, r result) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	// A skip adds nothing to the story of an earlier outcome (a version
-	// taken again before the watch delivered this run's own write).
-	if prev, ok := s.last[c.Spec.ID()]; !ok || r.kind != outSkipped || r.again || prev.again {
+	prev, ok := s.last[c.Spec.ID()]
+	switch {
+	case !ok:
+		s.last[c.Spec.ID()] = r
+	case r.kind == outSkipped && !r.again && !prev.again:
+		// A skip adds nothing to the story of an earlier outcome (a version
+		// taken again before the watch delivered this run's own write).
+	case r.kind == outStillFailed && prev.kind == outFailed:
+		// Retried when its backoff ended while the run lasted, and failed
+		// the same way: still this run's news.
+		r.kind = outFailed
+		s.last[c.Spec.ID()] = r
+	default:
 		s.last[c.Spec.ID()] = r
 	}
 	s.attempts[keyOf(c)]++
