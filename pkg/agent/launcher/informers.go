@@ -12,6 +12,7 @@ import (
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/kube/recordcache"
 )
 
 // NewJobsFactory returns an informer factory whose Job informer sees only
@@ -37,27 +38,36 @@ func NewRecordsFactory(client kubernetes.Interface, namespace string, resync tim
 		informers.WithTransform(RecordForCache))
 }
 
-// RecordForCache is the records informer's transform: the record as the
-// API server sent it, less its managedFields, with the strings every
-// record repeats (namespace, label, annotation and data keys, the
-// managed-by value, finalizers) shared by all records instead of held once
-// each. Values unique to a record are not interned: the intern table
-// would hold one more entry for each.
+// RecordForCache is the records informer's transform: the record's
+// metadata as the API server sent it, less its managedFields, and none of
+// its data. The data is decoded here, once per version, into the summary
+// the leader's readers decide and publish from (recordcache.Version),
+// which is attached to the returned object for as long as it lives
+// (recordcache.Attach); recordcache.Cache reads it from there. The strings
+// every record repeats (namespace, label, annotation keys, the managed-by
+// value, finalizers) are shared by all records instead of held once each;
+// values unique to a record are not interned: the intern table would hold
+// one more entry for each.
 //
-// Everything else stays, because something reads it: the data, labels,
-// annotations and UID are decoded (recordcache, statuswatch); the
-// finalizers, deletion timestamp and resourceVersion decide and guard
-// statuswatch's release of a removed record, an Update of the whole cached
-// object, which is also why no data key or annotation may go (the Update
-// would remove it from the record). managedFields are nobody's: such an
-// Update without them keeps the API server's, which it tracks itself.
-// The object the reflector decoded is not modified; a new one is returned.
+// What stays is what something reads: name, namespace, UID and labels
+// (identity, record.IsRecord, the selectors, the intake's absence check,
+// the heartbeat's count, Events about the record), the resourceVersion
+// (recordcache, and the precondition of statuswatch's release), the
+// annotations (the connection's name when its record does not decode),
+// the finalizers and deletion timestamp (statuswatch's release of a
+// removed record, a patch of metadata.finalizers alone: no write of the
+// agent sends a cached record back whole). managedFields are nobody's.
+// The object the reflector decoded is not modified; a new one is returned,
+// and an object this transform returned before is returned as it is.
 func RecordForCache(obj any) (any, error) {
 	cm, ok := obj.(*corev1.ConfigMap)
 	if !ok {
 		return obj, nil // a DeletedFinalStateUnknown tombstone is left as it is
 	}
-	out := &corev1.ConfigMap{TypeMeta: cm.TypeMeta, ObjectMeta: cm.ObjectMeta, BinaryData: cm.BinaryData, Immutable: cm.Immutable}
+	if _, done := recordcache.Attached(cm); done {
+		return cm, nil
+	}
+	out := &corev1.ConfigMap{TypeMeta: cm.TypeMeta, ObjectMeta: cm.ObjectMeta, Immutable: cm.Immutable}
 	out.ManagedFields = nil
 	out.Namespace = intern(cm.Namespace)
 	out.Labels = internKeys(cm.Labels)
@@ -65,13 +75,13 @@ func RecordForCache(obj any) (any, error) {
 		out.Labels[connection.LabelManagedBy] = intern(v)
 	}
 	out.Annotations = internKeys(cm.Annotations)
-	out.Data = internKeys(cm.Data)
 	if cm.Finalizers != nil {
 		out.Finalizers = make([]string, len(cm.Finalizers))
 		for i, f := range cm.Finalizers {
 			out.Finalizers[i] = intern(f)
 		}
 	}
+	recordcache.Attach(out, cm)
 	return out, nil
 }
 

@@ -16,26 +16,36 @@ import (
 
 	"github.com/sc-extension/sc-extension/internal/testkit/records"
 	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
+	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/kube/recordcache"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
 // terminatingRecord is a realistic record being removed: every metadata
-// field a reader of the records informer looks at is set.
-func terminatingRecord(i int) *corev1.ConfigMap {
+// field a reader of the records informer looks at is set, and its
+// connection's deletion was requested.
+func terminatingRecord(t *testing.T, i int) *corev1.ConfigMap {
 	cm := realisticRecord(i)
+	c, err := record.Decode(cm)
+	require.NoError(t, err)
+	c.Deletion = &connection.Deletion{RequestID: "req-del"}
+	require.NoError(t, record.Encode(cm, c))
 	cm.DeletionTimestamp = &metav1.Time{Time: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)}
 	cm.DeletionGracePeriodSeconds = new(int64)
 	cm.Finalizers = append(cm.Finalizers, "example.com/other")
-	cm.Annotations["example.com/note"] = "kept: an Update of the cached record writes it back"
+	cm.Annotations["example.com/note"] = "kept"
 	return cm
 }
 
-// The transform drops managedFields and nothing else: the record decodes
-// to the same connection, and every other field (which statuswatch's
-// Update of the cached object writes back) is as the API server sent it.
-// The object it was handed is not modified, and it is idempotent.
+// The transform keeps the record's metadata less managedFields and drops
+// its data; the summary attached to the cached object says all the
+// leader's readers decide and publish from: the status event statuswatch
+// publishes from it is the one the whole record gives. The object it was
+// handed is not modified, and an object it returned is returned as it is.
 func TestRecordForCacheKeepsWhatReadersUse(t *testing.T) {
-	for _, in := range []*corev1.ConfigMap{realisticRecord(1), terminatingRecord(2)} {
+	for _, in := range []*corev1.ConfigMap{realisticRecord(1), terminatingRecord(t, 2)} {
 		sent := in.DeepCopy()
 		require.NotEmpty(t, in.ManagedFields)
 
@@ -44,25 +54,50 @@ func TestRecordForCacheKeepsWhatReadersUse(t *testing.T) {
 		out, ok := obj.(*corev1.ConfigMap)
 		require.True(t, ok)
 
-		assert.Nil(t, out.ManagedFields)
 		assert.Equal(t, sent, in, "the reflector's object is not modified")
 		want := sent.DeepCopy()
-		want.ManagedFields = nil
-		assert.Equal(t, want, out)
-
-		wantConn, err := record.Decode(sent)
-		require.NoError(t, err)
-		gotConn, err := record.Decode(out)
-		require.NoError(t, err)
-		assert.Equal(t, wantConn, gotConn)
+		want.ManagedFields, want.Data = nil, nil
+		assert.Equal(t, want, out, "metadata as sent, less managedFields; no data")
+		assert.True(t, record.IsRecord(out))
 		assert.Equal(t, record.Terminating(sent), record.Terminating(out))
-		assert.Equal(t, record.HasFinalizer(sent), record.HasFinalizer(out))
 		assert.Equal(t, record.WithoutFinalizer(sent), record.WithoutFinalizer(out))
+
+		full, err := record.Decode(sent)
+		require.NoError(t, err)
+		v, ok := recordcache.Attached(out)
+		require.True(t, ok, "summary attached")
+		require.NoError(t, v.Err)
+		assert.Equal(t, sent.ResourceVersion, v.ResourceVersion)
+		for name, ev := range map[string]func(string, connection.Connection) protocol.StatusEvent{
+			"status": statuspub.FromConnection, "deleted": statuspub.Deleted} {
+			got, want := ev("c1", v.Connection()), ev("c1", full)
+			// The header is each event's own; Deleted is stamped now.
+			got.Header, want.Header = protocol.Header{}, protocol.Header{}
+			if name == "deleted" {
+				got.Time, want.Time = time.Time{}, time.Time{}
+			}
+			assert.Equal(t, want, got, name)
+		}
+		assert.Equal(t, full.Status.Owned, v.Owned)
 
 		again, err := launcher.RecordForCache(out)
 		require.NoError(t, err)
-		assert.Equal(t, out, again, "idempotent")
+		assert.Same(t, out, again, "idempotent")
 	}
+}
+
+// A record that does not decode is cached without its data too; its
+// summary says why, so readers skip it (and statuswatch releases it by id).
+func TestRecordForCacheSummarisesAnUndecodableRecord(t *testing.T) {
+	in := realisticRecord(4)
+	in.Data[record.KeyStatus] = "{"
+	obj, err := launcher.RecordForCache(in)
+	require.NoError(t, err)
+	out := obj.(*corev1.ConfigMap)
+	assert.Nil(t, out.Data)
+	v, ok := recordcache.Attached(out)
+	require.True(t, ok)
+	assert.ErrorIs(t, v.Err, record.ErrCorrupt)
 }
 
 // What every record repeats is held once: two records decoded separately
@@ -78,13 +113,19 @@ func TestRecordForCacheSharesRepeatedStrings(t *testing.T) {
 	ca, cb := a.(*corev1.ConfigMap), b.(*corev1.ConfigMap)
 	assert.True(t, same(ca.Namespace, cb.Namespace))
 	assert.True(t, same(ca.Finalizers[0], cb.Finalizers[0]))
-	for k := range ca.Data {
-		for k2 := range cb.Data {
-			if k == k2 {
-				assert.True(t, same(k, k2), "data key %s", k)
+	assert.True(t, same(ca.Labels[connection.LabelManagedBy], cb.Labels[connection.LabelManagedBy]))
+	for _, m := range [][2]map[string]string{{ca.Labels, cb.Labels}, {ca.Annotations, cb.Annotations}} {
+		for k := range m[0] {
+			for k2 := range m[1] {
+				if k == k2 {
+					assert.True(t, same(k, k2), "key %s", k)
+				}
 			}
 		}
 	}
+	va, _ := recordcache.Attached(ca)
+	vb, _ := recordcache.Attached(cb)
+	assert.True(t, same(va.Message, vb.Message), "the summary interns what repeats")
 }
 
 // fromWire is cm encoded and decoded again: its strings are its own.
@@ -105,8 +146,9 @@ func TestRecordForCacheLeavesTombstones(t *testing.T) {
 	assert.Equal(t, tomb, got)
 }
 
-// The records factory's informer caches records through the transform.
-func TestRecordsFactoryCachesWithoutManagedFields(t *testing.T) {
+// The records factory's informer caches records through the transform:
+// without managedFields and data, the summary attached.
+func TestRecordsFactoryCachesWithoutManagedFieldsAndData(t *testing.T) {
 	cm := realisticRecord(3)
 	cm.Namespace = records.Namespace
 	client := fake.NewClientset(cm)
@@ -120,9 +162,12 @@ func TestRecordsFactoryCachesWithoutManagedFields(t *testing.T) {
 
 	got, err := inf.Lister().ConfigMaps(records.Namespace).Get(cm.Name)
 	require.NoError(t, err)
-	assert.Nil(t, got.ManagedFields)
 	want := cm.DeepCopy()
 	want.ManagedFields = nil
 	assert.Equal(t, want.ObjectMeta, got.ObjectMeta)
-	assert.Equal(t, want.Data, got.Data)
+	assert.Nil(t, got.Data)
+	v, ok := recordcache.Attached(got)
+	require.True(t, ok)
+	assert.Equal(t, connection.PhaseSucceeded, v.Phase)
+	assert.Equal(t, "blob_conn_00003", v.Name)
 }

@@ -2,6 +2,7 @@ package statuswatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	coreinformers "k8s.io/client-go/informers/core/v1"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -39,7 +41,7 @@ type Deps struct {
 	Cluster   string
 	Namespace string
 	// Client releases a removed record (record.Finalizer) once its Deleted
-	// event is published.
+	// event is published (Release: a patch of its finalizers alone).
 	Client kubernetes.Interface
 	// Records is an informer on the record ConfigMaps in Namespace.
 	Records coreinformers.ConfigMapInformer
@@ -174,9 +176,12 @@ func (c *Controller) onDelete(obj any) {
 		return
 	}
 	id := record.ID(cm)
-	conn, err := record.Decode(cm)
-	if err != nil {
-		c.log.Warn().Err(err).Str("objectId", id).Msg("deleted record is undecodable; reporting Deleted by id only")
+	// The final state's summary: the records informer attaches it to the
+	// object itself (launcher.RecordForCache), whatever the cache dropped.
+	v := c.versions.Get(cm)
+	conn := v.Connection()
+	if v.Err != nil {
+		c.log.Warn().Err(v.Err).Str("objectId", id).Msg("deleted record is undecodable; reporting Deleted by id only")
 		conn = connection.Connection{Spec: connection.Spec{Name: id}}
 	}
 	c.mu.Lock()
@@ -215,10 +220,13 @@ func (c *Controller) sync(ctx context.Context, id string) error {
 	if record.Terminating(cm) {
 		return c.finish(ctx, id, cm)
 	}
-	// A version that does not decode was logged once, as a warning, by the
-	// cache when it was stored; the event needs what the cache does not
-	// keep (message, resources, seq), so a publish decodes once more.
-	if v := c.versions.Get(cm); v.Err != nil {
+	// The event is the record's summary (recordcache.Version holds all an
+	// event says): the informer keeps no record data to decode, and the
+	// start-up sweep publishes every record without reading one. A version
+	// that does not decode was logged once, as a warning, by the cache when
+	// it was stored.
+	v := c.versions.Get(cm)
+	if v.Err != nil {
 		msg := "undecodable record; not publishing" // nothing truthful to say; its next change brings it back
 		if errors.Is(v.Err, record.ErrUnsupportedVersion) {
 			msg = "record written by a newer release; skipped, not publishing"
@@ -226,11 +234,7 @@ func (c *Controller) sync(ctx context.Context, id string) error {
 		c.log.Debug().Err(v.Err).Str("objectId", id).Msg(msg)
 		return nil
 	}
-	conn, err := record.Decode(cm)
-	if err != nil {
-		c.log.Warn().Err(err).Str("objectId", id).Msg("undecodable record; not publishing")
-		return nil
-	}
+	conn := v.Connection()
 	ev := statuspub.FromConnection(c.cluster, conn)
 	if err := c.publisher.Publish(ctx, ev); err != nil {
 		return fmt.Errorf("status of %s: %w", id, err)
@@ -272,16 +276,17 @@ func (c *Controller) finish(ctx context.Context, id string, cm *corev1.ConfigMap
 	if !record.HasFinalizer(cm) {
 		return nil // released already; the delete event follows
 	}
-	conn, err := record.Decode(cm)
-	if errors.Is(err, record.ErrUnsupportedVersion) {
+	v := c.versions.Get(cm)
+	if errors.Is(v.Err, record.ErrUnsupportedVersion) {
 		// Its release owes the Deleted event and the release of the
 		// finalizer: this build can say neither what it was nor write it.
-		c.log.Warn().Err(err).Str("objectId", id).Msg("removed record written by a newer release; skipped, left for that release")
+		c.log.Warn().Err(v.Err).Str("objectId", id).Msg("removed record written by a newer release; skipped, left for that release")
 		return nil
 	}
-	if err != nil {
+	conn := v.Connection()
+	if v.Err != nil {
 		// Still release it: a corrupt record must not stay forever.
-		c.log.Warn().Err(err).Str("objectId", id).Msg("removed record is undecodable; reporting Deleted by id only")
+		c.log.Warn().Err(v.Err).Str("objectId", id).Msg("removed record is undecodable; reporting Deleted by id only")
 		conn = connection.Connection{Spec: connection.Spec{Name: cm.Annotations[connection.AnnotationConnectionName]}}
 	}
 	ev := statuspub.Deleted(c.cluster, conn)
@@ -293,17 +298,48 @@ func (c *Controller) finish(ctx context.Context, id string, cm *corev1.ConfigMap
 		return fmt.Errorf("deletion of %s: %w", id, err)
 	}
 	c.metrics.StatusPublished(string(ev.Phase))
-	released := cm.DeepCopy()
-	released.Finalizers = record.WithoutFinalizer(cm)
-	_, err = c.client.CoreV1().ConfigMaps(c.namespace).Update(ctx, released, metav1.UpdateOptions{FieldManager: connection.FieldManager})
-	switch {
-	case apierrors.IsNotFound(err):
-	case err != nil:
-		// A conflict is requeued quietly by the worker; the event is
-		// already in the stream and its re-publish is deduplicated.
+	if err := Release(ctx, c.client, cm); err != nil {
+		// A conflict (the record changed since the version published) is
+		// requeued quietly by the worker: the next sync decides again on
+		// the newer version; the event is already in the stream and its
+		// re-publish is deduplicated.
 		return fmt.Errorf("release record %s after its Deleted event: %w", id, err)
 	}
 	c.log.Info().Str("objectId", id).Str("connection", ev.Connection).Str("requestId", ev.RequestID).
 		Int64("seq", ev.Seq).Msg("published deletion and released the record")
 	return nil
+}
+
+// Release removes record.Finalizer from the record cm is a version of,
+// and nothing else: a JSON merge patch of metadata.finalizers (cm's others,
+// as that version lists them) that carries cm's resourceVersion, which
+// the API server takes as a precondition. A record changed since cm
+// (another finalizer added or removed, any write) is left as it is and
+// the patch fails with a Conflict (apierrors.IsConflict), so a release
+// never applies to a version nobody decided on, and it never writes the
+// record's data: the cached cm need not hold it. A record gone already is
+// released.
+func Release(ctx context.Context, client kubernetes.Interface, cm *corev1.ConfigMap) error {
+	patch, err := json.Marshal(releasePatch{Metadata: releaseMeta{
+		ResourceVersion: cm.ResourceVersion, Finalizers: record.WithoutFinalizer(cm)}})
+	if err != nil {
+		return fmt.Errorf("release patch: %w", err)
+	}
+	_, err = client.CoreV1().ConfigMaps(cm.Namespace).Patch(ctx, cm.Name, types.MergePatchType, patch,
+		metav1.PatchOptions{FieldManager: connection.FieldManager})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("patch finalizers of %s/%s: %w", cm.Namespace, cm.Name, err)
+	}
+	return nil
+}
+
+// releasePatch is Release's merge patch. Finalizers is never omitted: the
+// list it carries replaces the record's, and null (none left) removes it.
+type releasePatch struct {
+	Metadata releaseMeta `json:"metadata"`
+}
+
+type releaseMeta struct {
+	ResourceVersion string   `json:"resourceVersion"`
+	Finalizers      []string `json:"finalizers"`
 }

@@ -13,13 +13,13 @@ import (
 	"github.com/stretchr/testify/require"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
 	"github.com/sc-extension/sc-extension/internal/testkit/records"
 	"github.com/sc-extension/sc-extension/pkg/agent/health"
+	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
 	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
@@ -86,11 +86,14 @@ func start(t *testing.T, pub func(Publisher) Publisher, objs ...runtime.Object) 
 
 	e := &env{t: t, client: fake.NewClientset(objs...), events: cons, admin: admin, logs: &devservertest.LogBuffer{}, metrics: health.NewMetrics()}
 	records.HonourFinalizers(e.client, time.Now)
+	honourReleasePatch(e.client)
 	var p Publisher = statuspub.New(js, cluster)
 	if pub != nil {
 		p = pub(p)
 	}
-	factory := informers.NewSharedInformerFactoryWithOptions(e.client, 0, informers.WithNamespace(ns))
+	// The leader's records informer: records cached without their data,
+	// each version's summary attached.
+	factory := launcher.NewRecordsFactory(e.client, ns, 0)
 	c, err := New(Deps{
 		Cluster: cluster, Namespace: ns, Client: e.client, Records: factory.Core().V1().ConfigMaps(),
 		Publisher: p, Metrics: e.metrics, Log: e.logs.Logger(),

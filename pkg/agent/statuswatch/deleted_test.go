@@ -67,7 +67,7 @@ func TestRecordRemovedWhileNoAgentLedIsReportedOnStart(t *testing.T) {
 	e.gone(connection.ConfigMapName("blob1"))
 	e.stop()
 
-	assert.Equal(t, []string{"update configmaps sc-system/sc-conn-blob1"}, fakeactions.Writes(e.client.Actions()), "only the release")
+	assert.Equal(t, []string{"patch configmaps sc-system/sc-conn-blob1"}, fakeactions.Writes(e.client.Actions()), "only the release")
 	assert.EqualValues(t, 1, e.streamed(), "exactly one event: Deleted")
 }
 
@@ -110,7 +110,7 @@ func TestDeletedIsRetriedAndTheRecordHeldUntilPublished(t *testing.T) {
 	defer flaky.mu.Unlock()
 	assert.Equal(t, 4, flaky.calls, "three failures, then the publish")
 	assert.Equal(t, []bool{true, true, true, true}, flaky.held, "held by its finalizer until the event was in the stream")
-	assert.Equal(t, []string{"update configmaps sc-system/sc-conn-blob1"}, fakeactions.Writes(e.client.Actions()))
+	assert.Equal(t, []string{"patch configmaps sc-system/sc-conn-blob1"}, fakeactions.Writes(e.client.Actions()))
 	assert.EqualValues(t, 1, e.streamed())
 	assert.Contains(t, e.logs.String(), "connection closed")
 }

@@ -24,6 +24,11 @@ import (
 // replaced (held already) and then the new one, on a delete the version
 // removed. Lookups from workers and handlers therefore hit it. A record is
 // dropped when its Deleted event arrives.
+//
+// An informer whose transform attaches each version's summary to the
+// object it caches (Attach; the leader's records informer,
+// launcher.RecordForCache) caches no record data to decode: the cache
+// then reads the attached summaries and holds nothing of its own.
 type Cache struct {
 	decode func(*corev1.ConfigMap) (connection.Connection, error)
 	log    zerolog.Logger
@@ -79,11 +84,15 @@ func (c *Cache) IndexFunc(keys func(*corev1.ConfigMap, Version) []string) cache.
 	}
 }
 
-// Get returns cm's version for a worker or a handler. A miss (an update
-// handler running after two newer versions were stored, or a record deleted
-// meanwhile) is decoded again but neither kept, since it may be older than
-// what is held, nor logged again.
+// Get returns cm's version for a worker or a handler: the summary attached
+// to it (Attach), or the one held for it. A miss (an update handler running
+// after two newer versions were stored, or a record deleted meanwhile) is
+// decoded again but neither kept, since it may be older than what is held,
+// nor logged again.
 func (c *Cache) Get(cm *corev1.ConfigMap) Version {
+	if v, ok := Attached(cm); ok {
+		return v
+	}
 	if v, ok := c.cached(cm); ok {
 		return v
 	}
@@ -91,14 +100,16 @@ func (c *Cache) Get(cm *corev1.ConfigMap) Version {
 	return newVersion(cm, conn, err)
 }
 
-// Len is how many records the cache holds.
+// Len is how many records the cache holds summaries of; summaries
+// attached to the informer's objects are theirs, not the cache's.
 func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.byUID)
 }
 
-// Decodes is how many record versions the cache has decoded so far.
+// Decodes is how many record versions the cache has decoded so far; a
+// version with a summary attached is not the cache's to decode.
 func (c *Cache) Decodes() int64 { return c.decodes.Load() }
 
 func (c *Cache) cached(cm *corev1.ConfigMap) (Version, bool) {
@@ -115,19 +126,21 @@ func (c *Cache) cached(cm *corev1.ConfigMap) (Version, bool) {
 
 // observe is the index functions' way in: cm is the newest version of its
 // record the indexer stores, or the version it replaces or removes, which
-// is held already.
+// is held already (or has its summary attached: then the cache holds
+// nothing of its own).
 func (c *Cache) observe(cm *corev1.ConfigMap) Version {
+	if e := lookup(cm); e != nil {
+		if e.v.Err != nil && e.logged.CompareAndSwap(false, true) {
+			c.warn(cm, e.v.Err)
+		}
+		return e.v
+	}
 	if v, ok := c.cached(cm); ok {
 		return v
 	}
 	conn, err := c.decodeCounted(cm)
 	if err != nil {
-		log := c.log.Warn().Err(err).Str("objectId", record.ID(cm)).Str("configMap", cm.Name).Str("resourceVersion", cm.ResourceVersion)
-		if errors.Is(err, record.ErrUnsupportedVersion) {
-			log.Msg("skipping a record written by a newer release")
-		} else {
-			log.Msg("skipping undecodable record")
-		}
+		c.warn(cm, err)
 	}
 	v := newVersion(cm, conn, err)
 	c.mu.Lock()
@@ -135,6 +148,16 @@ func (c *Cache) observe(cm *corev1.ConfigMap) Version {
 	vs := c.byUID[cm.UID]
 	c.byUID[cm.UID] = versions{current: &v, previous: vs.current}
 	return v
+}
+
+// warn logs a version that does not decode, once per version.
+func (c *Cache) warn(cm *corev1.ConfigMap, err error) {
+	log := c.log.Warn().Err(err).Str("objectId", record.ID(cm)).Str("configMap", cm.Name).Str("resourceVersion", cm.ResourceVersion)
+	if errors.Is(err, record.ErrUnsupportedVersion) {
+		log.Msg("skipping a record written by a newer release")
+	} else {
+		log.Msg("skipping undecodable record")
+	}
 }
 
 func (c *Cache) decodeCounted(cm *corev1.ConfigMap) (connection.Connection, error) {

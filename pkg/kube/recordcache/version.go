@@ -12,9 +12,10 @@ import (
 
 // Version is what the agent's controllers decide on from one version of a
 // record: its phase, reason, generation and last request, when sc-job has
-// work for it, whether it is parked on its target namespace, and the
-// objects it claims. The rest of the spec, the message and the request
-// history stay in the informer's ConfigMap.
+// work for it, whether it is parked on its target namespace, the objects
+// it claims, and everything else a status event says of it. The rest of
+// the spec, the credentials version and the request history are not
+// summarised: no controller of the agent reads them.
 type Version struct {
 	ResourceVersion string
 	// Err is why this version could not be decoded (record.ErrUnsupportedVersion
@@ -30,8 +31,18 @@ type Version struct {
 	LastRequestID string
 	// RetryAfter is the status's retryAfter, zero if it has none.
 	RetryAfter time.Time
-	// Deleting: the connection's deletion was requested (Connection.Deletion).
-	Deleting bool
+	// Deleting: the connection's deletion was requested (Connection.Deletion);
+	// DeletionRequestID is that request's id.
+	Deleting          bool
+	DeletionRequestID string
+
+	// Message, UpdatedAt, Seq and Incarnation are the status's: with the
+	// fields above, all that statuspub.FromConnection and statuspub.Deleted
+	// publish, so statuswatch publishes from the summary.
+	Message     string
+	UpdatedAt   time.Time
+	Seq         int64
+	Incarnation string
 
 	// HasWork and DueAt are connection.DueAt of this version: sc-job has
 	// work for it from DueAt on (the zero time: now).
@@ -46,8 +57,8 @@ type Version struct {
 
 // newVersion summarises c, decoded from cm. A summary is held for every
 // record, so it holds as little memory of its own as it can: strings that
-// repeat across records (scope, phase, reason, kinds, namespaces) are
-// interned, the name is cm's annotation when it says the same, an owned
+// repeat across records (scope, phase, reason, message, kinds, namespaces)
+// are interned, the name is cm's annotation when it says the same, an owned
 // object's ref shares its resource's strings, and no slice keeps the
 // decoder's spare capacity.
 func newVersion(cm *corev1.ConfigMap, c connection.Connection, err error) Version {
@@ -56,7 +67,11 @@ func newVersion(cm *corev1.ConfigMap, c connection.Connection, err error) Versio
 	}
 	v := Version{ResourceVersion: cm.ResourceVersion, Name: c.Spec.Name, Scope: intern(c.Spec.Scope),
 		Phase: connection.Phase(intern(string(c.Status.Phase))), Reason: intern(c.Status.Reason),
-		Generation: c.Generation, LastRequestID: c.Status.LastRequestID, Deleting: c.Deletion != nil}
+		Generation: c.Generation, LastRequestID: c.Status.LastRequestID, Deleting: c.Deletion != nil,
+		Message: intern(c.Status.Message), UpdatedAt: c.Status.UpdatedAt, Seq: c.Status.Seq, Incarnation: c.Status.Incarnation}
+	if c.Deletion != nil {
+		v.DeletionRequestID = c.Deletion.RequestID
+	}
 	if name := cm.Annotations[connection.AnnotationConnectionName]; name == v.Name {
 		v.Name = name
 	}
@@ -93,20 +108,23 @@ func (v Version) Parked() bool {
 }
 
 // Connection is the connection as far as v knows it, for the functions that
-// decide on those fields alone (statuspub.Changed, inspect.NotOurs); it
-// holds no spec beyond name and scope, no message nor history. Its
-// Resources and Owned are v's: read them, do not change them.
+// decide on those fields alone (statuspub.Changed, inspect.NotOurs) and
+// for the status events statuswatch publishes (statuspub.FromConnection,
+// statuspub.Deleted); it holds no spec beyond name and scope, no
+// credentials version nor request history. Its Resources and Owned are
+// v's: read them, do not change them.
 func (v Version) Connection() connection.Connection {
 	var c connection.Connection
 	c.Spec.Name, c.Spec.Scope = v.Name, v.Scope
 	c.Generation = v.Generation
 	c.Status.Phase, c.Status.Reason, c.Status.LastRequestID = v.Phase, v.Reason, v.LastRequestID
+	c.Status.Message, c.Status.UpdatedAt, c.Status.Seq, c.Status.Incarnation = v.Message, v.UpdatedAt, v.Seq, v.Incarnation
 	if !v.RetryAfter.IsZero() {
 		at := v.RetryAfter
 		c.Status.RetryAfter = &at
 	}
 	if v.Deleting {
-		c.Deletion = &connection.Deletion{}
+		c.Deletion = &connection.Deletion{RequestID: v.DeletionRequestID}
 	}
 	c.Status.Resources, c.Status.Owned = v.Resources, v.Owned
 	return c

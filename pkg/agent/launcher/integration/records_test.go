@@ -16,68 +16,75 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/agent/launcher"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	connrecord "github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/kube/recordcache"
 )
 
-// The records informer caches records without managedFields, and an
-// Update of such a cached record (statuswatch releasing its finalizer
-// writes the whole cached object back) leaves the API server's
-// managedFields and every data key in place: the API server keeps the
-// managedFields of an object whose update carries none.
-func TestCachedRecordWithoutManagedFieldsUpdatesCleanly(t *testing.T) {
+// The records informer caches records from the API server's list and
+// watch without managedFields or data, each version with its summary
+// attached: the one listed, the one a watch event brings, and the final
+// state of a deleted record, which its delete handlers are handed.
+// (statuswatch/integration proves that releasing such a cached record
+// keeps its data.)
+func TestRecordsAreCachedAsSummaries(t *testing.T) {
 	e := setup(t)
-	c := connection.Connection{Spec: connection.Spec{Name: "mf-conn", Scope: "default"}, Generation: 1,
-		Status:           connection.Status{Phase: connection.PhaseSucceeded, LastRequestID: "r1"},
+	c := connection.Connection{Spec: connection.Spec{Name: "sum-conn", Scope: "default"}, Generation: 1,
+		Status:           connection.Status{Phase: connection.PhasePending, LastRequestID: "r1"},
 		RecentRequestIDs: []string{"r1"}}
 	cm, err := connrecord.New(e.ns, c)
 	require.NoError(t, err)
-	// A second finalizer keeps the record, once released, to be looked at.
-	cm.Finalizers = append(cm.Finalizers, "example.com/hold")
+	cm.Finalizers = nil // deleted without passing terminating: a record of an older release
 	_, err = e.client.CoreV1().ConfigMaps(e.ns).Create(e.ctx, cm, metav1.CreateOptions{FieldManager: connection.FieldManager})
 	require.NoError(t, err)
 
 	factory := launcher.NewRecordsFactory(e.client, e.ns, 0)
 	records := factory.Core().V1().ConfigMaps()
-	records.Informer()
+	deleted := make(chan *corev1.ConfigMap, 1)
+	_, err = records.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{DeleteFunc: func(obj any) {
+		if cm, ok := obj.(*corev1.ConfigMap); ok {
+			deleted <- cm
+		}
+	}})
+	require.NoError(t, err)
 	ctx, cancel := context.WithCancel(e.ctx)
 	factory.Start(ctx.Done())
 	t.Cleanup(func() { cancel(); factory.Shutdown() })
 	require.True(t, cache.WaitForCacheSync(ctx.Done(), records.Informer().HasSynced))
-	cached, err := records.Lister().ConfigMaps(e.ns).Get(cm.Name)
+
+	summary := func(cm *corev1.ConfigMap) recordcache.Version {
+		t.Helper()
+		assert.Nil(t, cm.ManagedFields)
+		assert.Nil(t, cm.Data)
+		v, ok := recordcache.Attached(cm)
+		require.True(t, ok, "summary attached")
+		require.NoError(t, v.Err)
+		assert.Equal(t, cm.ResourceVersion, v.ResourceVersion)
+		return v
+	}
+	listed, err := records.Lister().ConfigMaps(e.ns).Get(cm.Name)
 	require.NoError(t, err)
-	assert.Nil(t, cached.ManagedFields, "not cached")
+	assert.Equal(t, connection.PhasePending, summary(listed).Phase)
+
+	c.Status.Phase, c.Status.Message = connection.PhaseSucceeded, "rendered 0 objects"
+	cur, err := e.client.CoreV1().ConfigMaps(e.ns).Get(e.ctx, cm.Name, metav1.GetOptions{})
+	require.NoError(t, err)
+	require.NoError(t, connrecord.Encode(cur, c))
+	cur.Finalizers = nil
+	updated, err := e.client.CoreV1().ConfigMaps(e.ns).Update(e.ctx, cur, metav1.UpdateOptions{FieldManager: connection.FieldManager})
+	require.NoError(t, err)
+	var watched *corev1.ConfigMap
+	require.Eventually(t, func() bool {
+		watched, err = records.Lister().ConfigMaps(e.ns).Get(cm.Name)
+		return err == nil && watched.ResourceVersion == updated.ResourceVersion
+	}, 30*time.Second, 20*time.Millisecond, "the watch brings the update")
+	v := summary(watched)
+	assert.Equal(t, connection.PhaseSucceeded, v.Phase)
+	assert.Equal(t, "rendered 0 objects", v.Message)
 
 	require.NoError(t, e.client.CoreV1().ConfigMaps(e.ns).Delete(e.ctx, cm.Name, metav1.DeleteOptions{}))
-	var terminating *corev1.ConfigMap
-	require.Eventually(t, func() bool {
-		terminating, err = records.Lister().ConfigMaps(e.ns).Get(cm.Name)
-		return err == nil && connrecord.Terminating(terminating)
-	}, 30*time.Second, 20*time.Millisecond, "the informer sees the record terminating")
-	require.Nil(t, terminating.ManagedFields)
-
-	// As statuswatch's finish does.
-	released := terminating.DeepCopy()
-	released.Finalizers = connrecord.WithoutFinalizer(terminating)
-	_, err = e.client.CoreV1().ConfigMaps(e.ns).Update(e.ctx, released, metav1.UpdateOptions{FieldManager: connection.FieldManager})
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		got, err := e.client.CoreV1().ConfigMaps(e.ns).Get(e.ctx, cm.Name, metav1.GetOptions{})
-		if err == nil {
-			got.Finalizers = nil
-			_, _ = e.client.CoreV1().ConfigMaps(e.ns).Update(e.ctx, got, metav1.UpdateOptions{})
-		}
-	})
-
-	got, err := e.client.CoreV1().ConfigMaps(e.ns).Get(e.ctx, cm.Name, metav1.GetOptions{})
-	require.NoError(t, err)
-	assert.Equal(t, []string{"example.com/hold"}, got.Finalizers)
-	assert.Equal(t, cm.Data, got.Data, "every data key kept")
-	require.NotEmpty(t, got.ManagedFields, "the API server kept its managedFields")
-	var managers []string
-	for _, m := range got.ManagedFields {
-		managers = append(managers, m.Manager)
+	select {
+	case last := <-deleted:
+		assert.Equal(t, connection.PhaseSucceeded, summary(last).Phase, "the final state's summary")
+	case <-time.After(30 * time.Second):
+		t.Fatal("no delete event")
 	}
-	assert.Contains(t, managers, connection.FieldManager)
-	back, err := connrecord.Decode(got)
-	require.NoError(t, err)
-	assert.Equal(t, c.RecentRequestIDs, back.RecentRequestIDs)
 }
