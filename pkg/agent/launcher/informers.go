@@ -44,8 +44,8 @@ func NewRecordsFactory(client kubernetes.Interface, namespace string, resync tim
 // the leader's readers decide and publish from (recordcache.Version),
 // which is attached to the returned object for as long as it lives
 // (recordcache.Attach); recordcache.Cache reads it from there. The strings
-// every record repeats (namespace, label, annotation keys, the managed-by
-// value, finalizers) are shared by all records instead of held once each;
+// every record repeats (namespace, label keys, the managed-by value,
+// finalizers) are shared by all records instead of held once each;
 // values unique to a record are not interned: the intern table would hold
 // one more entry for each.
 //
@@ -53,10 +53,11 @@ func NewRecordsFactory(client kubernetes.Interface, namespace string, resync tim
 // (identity, record.IsRecord, the selectors, the intake's absence check,
 // the heartbeat's count, Events about the record), the resourceVersion
 // (recordcache, and the precondition of statuswatch's release), the
-// annotations (the connection's name when its record does not decode),
-// the finalizers and deletion timestamp (statuswatch's release of a
-// removed record, a patch of metadata.finalizers alone: no write of the
-// agent sends a cached record back whole). managedFields are nobody's.
+// finalizers and deletion timestamp (statuswatch's release of a removed
+// record, a patch of metadata.finalizers alone: no write of the agent
+// sends a cached record back whole). The annotations go with the data:
+// the one a record carries, its connection's name, is in the summary,
+// even when the record does not decode. managedFields are nobody's.
 // The object the reflector decoded is not modified; a new one is returned,
 // and an object this transform returned before is returned as it is.
 func RecordForCache(obj any) (any, error) {
@@ -68,13 +69,12 @@ func RecordForCache(obj any) (any, error) {
 		return cm, nil
 	}
 	out := &corev1.ConfigMap{TypeMeta: cm.TypeMeta, ObjectMeta: cm.ObjectMeta, Immutable: cm.Immutable}
-	out.ManagedFields = nil
+	out.ManagedFields, out.Annotations = nil, nil
 	out.Namespace = intern(cm.Namespace)
 	out.Labels = internKeys(cm.Labels)
 	if v, ok := out.Labels[connection.LabelManagedBy]; ok {
 		out.Labels[connection.LabelManagedBy] = intern(v)
 	}
-	out.Annotations = internKeys(cm.Annotations)
 	if cm.Finalizers != nil {
 		out.Finalizers = make([]string, len(cm.Finalizers))
 		for i, f := range cm.Finalizers {

@@ -287,7 +287,7 @@ func (c *Controller) finish(ctx context.Context, id string, cm *corev1.ConfigMap
 	if v.Err != nil {
 		// Still release it: a corrupt record must not stay forever.
 		c.log.Warn().Err(v.Err).Str("objectId", id).Msg("removed record is undecodable; reporting Deleted by id only")
-		conn = connection.Connection{Spec: connection.Spec{Name: cm.Annotations[connection.AnnotationConnectionName]}}
+		conn = connection.Connection{Spec: connection.Spec{Name: v.Name}} // the record's annotation says it
 	}
 	ev := statuspub.Deleted(c.cluster, conn)
 	ev.ObjectID = id // the label is authoritative even when the spec was unreadable

@@ -41,7 +41,10 @@ func Attach(cached, full *corev1.ConfigMap) {
 	e := lookup(full)
 	if e == nil {
 		conn, err := record.Decode(full)
-		e = &entry{v: newVersion(cached, conn, err)}
+		// full's annotations, which cached need not keep: the summary
+		// shares the name's string with them, and holds it if the
+		// record does not decode.
+		e = &entry{v: newVersion(full, conn, err)}
 	}
 	key := weak.Make(cached)
 	attached.Lock()

@@ -20,7 +20,7 @@ type Version struct {
 	ResourceVersion string
 	// Err is why this version could not be decoded (record.ErrUnsupportedVersion
 	// for a newer release's record, record.ErrCorrupt otherwise); the other
-	// fields are then zero.
+	// fields are then zero but Name, which the record's annotation gives.
 	Err error
 
 	Name          string
@@ -63,7 +63,9 @@ type Version struct {
 // decoder's spare capacity.
 func newVersion(cm *corev1.ConfigMap, c connection.Connection, err error) Version {
 	if err != nil {
-		return Version{ResourceVersion: cm.ResourceVersion, Err: err}
+		// The name the record's annotation gives, for the reports that
+		// name what could not be decoded.
+		return Version{ResourceVersion: cm.ResourceVersion, Err: err, Name: cm.Annotations[connection.AnnotationConnectionName]}
 	}
 	v := Version{ResourceVersion: cm.ResourceVersion, Name: c.Spec.Name, Scope: intern(c.Spec.Scope),
 		Phase: connection.Phase(intern(string(c.Status.Phase))), Reason: intern(c.Status.Reason),
