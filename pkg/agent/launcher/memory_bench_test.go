@@ -52,8 +52,10 @@ const benchNS = "sc-system"
 // every replica runs, and reports the heap they hold per connection after
 // a GC: "records-B/conn" for the leader's records informer and its caches,
 // "query-B/conn" for the query cache, "B/conn" for both. "untransformed"
-// is the records informer without launcher.RecordForCache (managedFields
-// and all, as before it), "cut" is launcher.NewRecordsFactory's. Run it
+// is the records informer without launcher.RecordForCache (whole
+// ConfigMaps, data and managedFields and all, each version decoded by
+// recordcache), "cut" is launcher.NewRecordsFactory's (metadata only, the
+// summary attached). Run it
 // with
 //
 //	go test -run '^$' -bench BenchmarkLeaderMemory -benchtime 1x ./pkg/agent/launcher/
