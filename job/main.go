@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/sc-extension/sc-extension/pkg/job/jobrun"
 	"github.com/sc-extension/sc-extension/pkg/logging"
@@ -59,6 +60,12 @@ func run(args []string) int {
 	workers := fs.Int("workers", 16, "connections rendered in parallel")
 	qps := fs.Float64("qps", 500, "API requests per second")
 	burst := fs.Int("burst", 1000, "API request burst")
+	// Due work (new, changed, deleted connections, ended backoffs) has a
+	// budget of its own, so a request made during a --render-all
+	// re-render does not queue behind the re-render's requests: the API
+	// server may then see --qps plus --due-qps from this run.
+	dueQPS := fs.Float64("due-qps", 0, "API requests per second for due work, besides --qps, which the --render-all re-render then has alone; 0: the same as --qps")
+	dueBurst := fs.Int("due-burst", 0, "API request burst for due work; 0: the same as --burst")
 	linger := fs.Duration("linger", 0,
 		"how long an idle run waits for more work before it ends, so a burst of requests costs one pod start; 0 ends it at once")
 	maxRun := fs.Duration("max-run", jobrun.DefaultMaxRun,
@@ -71,9 +78,15 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --connection-failures %q is not %s or %s\n", *failures, failuresFail, failuresReport)
 		return exitUsage
 	}
-	if err != nil || *namespace == "" || *workers < 1 || *qps <= 0 || *burst < 1 || *linger < 0 || *maxRun <= 0 {
-		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --log-format %q, --log-level %q, --namespace %q, --workers %d, --qps %g, --burst %d, --linger %s, --max-run %s\n",
-			*logFormat, *logLevel, *namespace, *workers, *qps, *burst, *linger, *maxRun)
+	if *dueQPS == 0 {
+		*dueQPS = *qps
+	}
+	if *dueBurst == 0 {
+		*dueBurst = *burst
+	}
+	if err != nil || *namespace == "" || *workers < 1 || *qps <= 0 || *burst < 1 || *dueQPS < 0 || *dueBurst < 0 || *linger < 0 || *maxRun <= 0 {
+		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --log-format %q, --log-level %q, --namespace %q, --workers %d, --qps %g, --burst %d, --due-qps %g, --due-burst %d, --linger %s, --max-run %s\n",
+			*logFormat, *logLevel, *namespace, *workers, *qps, *burst, *dueQPS, *dueBurst, *linger, *maxRun)
 		return exitUsage
 	}
 	policy, err := namespacePolicy(*namespace, *watch, *denied)
@@ -91,7 +104,8 @@ func run(args []string) int {
 		log.Error().Err(err).Msg("no Kubernetes configuration")
 		return exitUsage
 	}
-	cfg.QPS, cfg.Burst, cfg.UserAgent = float32(*qps), *burst, "sc-job/"+version.Version
+	cfg.UserAgent = "sc-job/" + version.Version
+	limit(cfg, *qps, *burst, *dueQPS, *dueBurst)
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		log.Error().Err(err).Msg("build Kubernetes client")
@@ -148,6 +162,16 @@ func newLog(w io.Writer, format, level string) (zerolog.Logger, io.Writer, error
 		return log, nil, nil
 	}
 	return log, w, nil
+}
+
+// limit sets cfg's rate: the re-render's budget (qps, burst) and due
+// work's, in one limiter shared by the typed and the dynamic client, so
+// each budget is the run's whichever client a request goes through.
+func limit(cfg *rest.Config, qps float64, burst int, dueQPS float64, dueBurst int) {
+	cfg.QPS, cfg.Burst = float32(qps), burst
+	cfg.RateLimiter = jobrun.NewLimiter(
+		flowcontrol.NewTokenBucketRateLimiter(float32(dueQPS), dueBurst),
+		flowcontrol.NewTokenBucketRateLimiter(float32(qps), burst))
 }
 
 func restConfig(kubeconfig string) (*rest.Config, error) {

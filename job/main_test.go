@@ -7,6 +7,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 )
@@ -19,12 +21,28 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	assert.Equal(t, exitUsage, run([]string{"--workers=0"}))
 	assert.Equal(t, exitUsage, run([]string{"--qps=0"}))
 	assert.Equal(t, exitUsage, run([]string{"--burst=0"}))
+	assert.Equal(t, exitUsage, run([]string{"--due-qps=-1"}))
+	assert.Equal(t, exitUsage, run([]string{"--due-burst=-1"}))
 	assert.Equal(t, exitUsage, run([]string{"--linger=-1s"}))
 	assert.Equal(t, exitUsage, run([]string{"--linger=soon"}))
 	assert.Equal(t, exitUsage, run([]string{"--max-run=0s"}))
 	// Outside a cluster and without a kubeconfig there is nothing to talk to.
 	t.Setenv("KUBERNETES_SERVICE_HOST", "")
 	assert.Equal(t, exitUsage, run([]string{"--kubeconfig="}))
+}
+
+// Due work and the re-render each have a budget: the API server may see
+// both at once, and every group's client draws on the same two buckets
+// (the dynamic client, built by rest.RESTClientFor, keeps it too).
+func TestLimitGivesDueWorkABudgetOfItsOwn(t *testing.T) {
+	cfg := &rest.Config{Host: "https://example.invalid"}
+	limit(cfg, 500, 1000, 100, 200)
+	require.NotNil(t, cfg.RateLimiter)
+	assert.InDelta(t, 600, cfg.RateLimiter.QPS(), 0.001, "the re-render's 500/s and due work's 100/s")
+	typed, err := kubernetes.NewForConfig(cfg)
+	require.NoError(t, err)
+	assert.Same(t, cfg.RateLimiter, typed.CoreV1().RESTClient().GetRateLimiter())
+	assert.Same(t, cfg.RateLimiter, typed.BatchV1().RESTClient().GetRateLimiter())
 }
 
 func TestLogFormats(t *testing.T) {

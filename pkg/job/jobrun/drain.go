@@ -284,6 +284,11 @@ func (d *drain) take(ctx context.Context, id string) {
 	d.taken[id] = true
 	d.mu.Unlock()
 
+	if rerender {
+		// Its requests wait in the re-render's budget (Limiter), not in
+		// the one due work that arrives meanwhile is charged to.
+		ctx = onLane(ctx, laneRerender)
+	}
 	res := d.r.process(ctx, c, d.recs, rerender)
 	d.sum.record(c, res)
 	if res.again && !d.sum.givenUp(c) {

@@ -70,6 +70,10 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all *reco
 		return result{kind: outSkipped}
 	}
 	c = fresh.Connection
+	if rerender && connection.Due(c, r.cfg.Now()) {
+		// A newer request since made it due: due work, on due work's budget.
+		ctx = onLane(ctx, laneDue)
+	}
 	action := actionRender
 	if c.Deletion != nil {
 		action = actionDelete
