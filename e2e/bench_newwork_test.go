@@ -102,6 +102,9 @@ func (e *env) timeCreate(t *testing.T, name, ns string) createTiming {
 // so that every run starts a Job of its own.
 func (e *env) benchCreates(t *testing.T, prefix string, runs int, cold bool) []createTiming {
 	ns := e.targetNamespace(t)
+	if cold {
+		e.awaitJobGone(t)
+	}
 	var out []createTiming
 	for i := range runs {
 		out = append(out, e.timeCreate(t, uniq(fmt.Sprintf("%s%d", prefix, i)), ns))
@@ -112,8 +115,11 @@ func (e *env) benchCreates(t *testing.T, prefix string, runs int, cold bool) []c
 	return out
 }
 
+// awaitJobGone waits for the agent's sc-job to end and go. Generous: a
+// Job left by an earlier run whose pods could not start (its
+// ServiceAccount uninstalled) waits out the Job controller's back-off.
 func (e *env) awaitJobGone(t *testing.T) {
-	eventually(t, 2*time.Minute, "sc-job gone", func(ctx context.Context) (bool, error) { return jobGone(ctx, e.cluster.Clientset, systemNS, jobName) })
+	eventually(t, 6*time.Minute, "sc-job gone", func(ctx context.Context) (bool, error) { return jobGone(ctx, e.cluster.Clientset, systemNS, jobName) })
 }
 
 // newWorkFirst is issue 9's "new work first": runs creates while the
