@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/sc-extension/sc-extension/e2e/testbed"
@@ -46,6 +47,21 @@ func previousRelease(ctx context.Context, t *testing.T) *previous.Release {
 func (e *env) replaceSharedRelease(t *testing.T, rel *previous.Release, replicas int) {
 	t.Helper()
 	t.Cleanup(func() { e.restoreSharedRelease(t) })
+	// A warm sc-job of the shared release lingers for more work (job.linger)
+	// and would render what the test sends to the previous release: let it
+	// end first, so every write the test sees is the previous release's.
+	eventually(t, 2*time.Minute, "no sc-job pod of the shared release running", func(ctx context.Context) (bool, error) {
+		pods, err := e.cluster.Clientset.CoreV1().Pods(systemNS).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + jobName})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodPending || p.Status.Phase == corev1.PodRunning {
+				return false, fmt.Errorf("sc-job pod %s is %s", p.Name, p.Status.Phase)
+			}
+		}
+		return true, nil
+	})
 	out, err := tryHelm(e.cluster.Kubeconfig, e.helm, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
 	require.NoError(t, err, "helm uninstall of the shared release:\n%s", out)
 	runHelm(t, e.cluster.Kubeconfig, e.previousArgs(rel.Chart, rel.ImageTag, replicas)...)
