@@ -34,6 +34,9 @@ const ControllerName = "launcher"
 const (
 	ReasonLaunched = "JobLaunched"
 	ReasonReplaced = "JobReplaced"
+	// ReasonDeleted: an outdated running Job was deleted and, nothing being
+	// due, none was started in its place.
+	ReasonDeleted = "JobDeleted"
 )
 
 var (
@@ -76,6 +79,8 @@ type Controller struct {
 	cfg    Config
 	key    string
 	client kubernetes.Interface
+	// template is the AnnotationTemplate of every Job this agent builds.
+	template string
 	// records is the records informer's indexer, read through WorkIndex;
 	// versions holds each record version decoded.
 	records  cache.Indexer
@@ -117,6 +122,7 @@ func New(d Deps, cfg Config) (*Controller, error) {
 	c := &Controller{
 		cfg:      cfg,
 		key:      cfg.Namespace + "/" + cfg.JobName,
+		template: jobFor(cfg, newWork(nil)).Annotations[AnnotationTemplate],
 		client:   d.Client,
 		records:  d.Records.Informer().GetIndexer(),
 		versions: d.Versions,
@@ -226,7 +232,10 @@ func (c *Controller) sync(ctx context.Context) (time.Duration, error) {
 		return 0, fmt.Errorf("job %s/%s is being deleted: %w", job.Namespace, job.Name, errRequeue)
 	}
 	done, cond := finished(job)
-	if !done {
+	switch {
+	case !done && job.Annotations[AnnotationTemplate] != c.template:
+		return c.replaceOutdated(ctx, job, now, log)
+	case !done:
 		// A running sc-job drains everything pending, including work that
 		// arrived after it started; if it misses some, its own deletion
 		// brings us back here.
@@ -265,6 +274,42 @@ func (c *Controller) sync(ctx context.Context) (time.Duration, error) {
 	return 0, c.launch(ctx, w, &replaced{job: job, cond: cond, why: why})
 }
 
+// whyOutdated is why a running Job is replaced, for the log and the Event.
+const whyOutdated = "its pod template is outdated (an earlier release or configuration of the agent built it)"
+
+// replaceOutdated deletes a running Job whose template is not the one this
+// agent builds (none: a release before template hashes), and starts a fresh
+// one if work is due. Left alone, a warm sc-job of the previous release
+// would render the work sent after an upgrade with the previous code: it
+// lingers for more (job.linger), up to --max-run under a steady stream.
+// Killing it mid-run is safe: records are level-triggered, so what it was
+// rendering is still due and the fresh run renders it. With nothing due it
+// is deleted all the same, so that the next request finds no old run
+// waiting for it.
+func (c *Controller) replaceOutdated(ctx context.Context, job *batchv1.Job, now time.Time, log zerolog.Logger) (time.Duration, error) {
+	w, err := c.dueWork(now)
+	if err != nil {
+		return 0, err
+	}
+	log = log.With().Str("template", job.Annotations[AnnotationTemplate]).Str("wantTemplate", c.template).Logger()
+	if len(w.items) == 0 {
+		if err := c.delete(ctx, job); err != nil {
+			return 0, err
+		}
+		log.Info().Msg("deleted outdated sc-job; nothing is due")
+		c.recorder.Event(job, corev1.EventTypeNormal, ReasonDeleted,
+			fmt.Sprintf("Deleted running %s because %s; nothing is due, so none was started", c.cfg.JobName, whyOutdated))
+		c.logWaiting(w, now)
+		return w.wait(now), nil
+	}
+	log.Info().Str("why", whyOutdated).Msg("replacing outdated sc-job")
+	if err := c.delete(ctx, job); err != nil {
+		return 0, err
+	}
+	return 0, c.launch(ctx, w, &replaced{job: job, why: whyOutdated})
+}
+
+// replaced is the Job a launch replaces; cond is zero for a running one.
 type replaced struct {
 	job  *batchv1.Job
 	cond batchv1.JobCondition
@@ -314,7 +359,7 @@ func (c *Controller) logWaiting(w work, now time.Time) {
 	c.log.Debug().Time("nextDue", w.next).Dur("retryIn", w.wait(now)).Msg("nothing due; looking again when a backoff runs out")
 }
 
-// delete removes a finished Job we own. The UID precondition makes sure a
+// delete removes a Job we own. The UID precondition makes sure a
 // Job created meanwhile by someone else is never the one deleted.
 func (c *Controller) delete(ctx context.Context, job *batchv1.Job) error {
 	err := c.client.BatchV1().Jobs(job.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
@@ -346,8 +391,12 @@ func (c *Controller) launch(ctx context.Context, w work, prev *replaced) error {
 		fmt.Sprintf("Started %s for %d pending connection(s): %s", c.cfg.JobName, len(w.items), w.ids(10))
 	if prev != nil {
 		reason, metric = ReasonReplaced, health.LaunchReplaced
-		msg = fmt.Sprintf("Replaced %s that %s (%s) because %s; started it for %d pending connection(s): %s",
-			c.cfg.JobName, finishedVerb(prev.cond), prev.cond.Reason, prev.why, len(w.items), w.ids(10))
+		state := "was running"
+		if prev.cond.Type != "" {
+			state = fmt.Sprintf("%s (%s)", finishedVerb(prev.cond), prev.cond.Reason)
+		}
+		msg = fmt.Sprintf("Replaced %s that %s because %s; started it for %d pending connection(s): %s",
+			c.cfg.JobName, state, prev.why, len(w.items), w.ids(10))
 	}
 	c.metrics.JobLaunched(metric)
 	// One Event, on the Job: one per due record would cost an API write per

@@ -1,6 +1,10 @@
 package launcher
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -19,6 +23,11 @@ const (
 	LabelComponent    = "app.kubernetes.io/component"
 	AnnotationDigest  = "servicelinker.sc-extension.io/pending-digest"
 	AnnotationPending = "servicelinker.sc-extension.io/pending-count"
+	// AnnotationTemplate is a hash of the Job spec the launcher built from
+	// its configuration (image, arguments, env, security context, limits),
+	// never of the work: a running Job whose hash is not the one this agent
+	// builds was launched by another release or configuration.
+	AnnotationTemplate = "servicelinker.sc-extension.io/template-hash"
 )
 
 // EnvLogFormat is the variable sc-job reads its log format from.
@@ -26,7 +35,8 @@ const EnvLogFormat = "SC_LOG_FORMAT"
 
 // jobFor builds the Job for a batch of pending work. Its digest annotation
 // lets a later reconcile tell "the same work failed again" from "new work
-// arrived since this run started".
+// arrived since this run started"; its template annotation tells a Job this
+// agent would build from one an earlier release or configuration built.
 func jobFor(c Config, w work) *batchv1.Job {
 	labels := map[string]string{
 		connection.LabelManagedBy: connection.ManagedByValue,
@@ -103,7 +113,22 @@ func jobFor(c Config, w work) *batchv1.Job {
 	if c.ActiveDeadlineSeconds > 0 {
 		job.Spec.ActiveDeadlineSeconds = ptr.To(c.ActiveDeadlineSeconds)
 	}
+	job.Annotations[AnnotationTemplate] = templateHash(&job.Spec)
 	return job
+}
+
+// templateHash hashes the spec as built, before the API server defaults it,
+// so the Job read back is compared through its annotation, never its spec.
+// JSON of the typed struct sorts map keys and leaves out empty fields: the
+// hash moves when what the launcher sets moves, not when the Kubernetes
+// types gain a field.
+func templateHash(spec *batchv1.JobSpec) string {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		panic(fmt.Sprintf("launcher: marshal job spec: %v", err)) // plain structs, strings and quantities: cannot happen
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:32]
 }
 
 // finished reports whether the Job reached a terminal condition, which one,
