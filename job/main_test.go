@@ -21,8 +21,8 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 	assert.Equal(t, exitUsage, run([]string{"--workers=0"}))
 	assert.Equal(t, exitUsage, run([]string{"--qps=0"}))
 	assert.Equal(t, exitUsage, run([]string{"--burst=0"}))
-	assert.Equal(t, exitUsage, run([]string{"--due-qps=-1"}))
-	assert.Equal(t, exitUsage, run([]string{"--due-burst=-1"}))
+	assert.Equal(t, exitUsage, run([]string{"--rerender-qps=-1"}))
+	assert.Equal(t, exitUsage, run([]string{"--rerender-burst=0"}))
 	assert.Equal(t, exitUsage, run([]string{"--linger=-1s"}))
 	assert.Equal(t, exitUsage, run([]string{"--linger=soon"}))
 	assert.Equal(t, exitUsage, run([]string{"--max-run=0s"}))
@@ -34,15 +34,19 @@ func TestUsageErrorsExitTwo(t *testing.T) {
 // Due work and the re-render each have a budget: the API server may see
 // both at once, and every group's client draws on the same two buckets
 // (the dynamic client, built by rest.RESTClientFor, keeps it too).
-func TestLimitGivesDueWorkABudgetOfItsOwn(t *testing.T) {
+// --rerender-qps=0 puts both in one, as before the re-render had its own.
+func TestLimitGivesTheReRenderABudgetOfItsOwn(t *testing.T) {
 	cfg := &rest.Config{Host: "https://example.invalid"}
-	limit(cfg, 500, 1000, 100, 200)
+	limit(cfg, 500, 1000, 200, 200)
 	require.NotNil(t, cfg.RateLimiter)
-	assert.InDelta(t, 600, cfg.RateLimiter.QPS(), 0.001, "the re-render's 500/s and due work's 100/s")
+	assert.InDelta(t, 700, cfg.RateLimiter.QPS(), 0.001, "due work's 500/s and the re-render's 200/s")
 	typed, err := kubernetes.NewForConfig(cfg)
 	require.NoError(t, err)
 	assert.Same(t, cfg.RateLimiter, typed.CoreV1().RESTClient().GetRateLimiter())
 	assert.Same(t, cfg.RateLimiter, typed.BatchV1().RESTClient().GetRateLimiter())
+
+	limit(cfg, 500, 1000, 0, 0)
+	assert.InDelta(t, 500, cfg.RateLimiter.QPS(), 0.001, "one shared budget")
 }
 
 func TestLogFormats(t *testing.T) {

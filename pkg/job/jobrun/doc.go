@@ -11,7 +11,9 @@
 //
 // A run watches the records (one LIST, then a WATCH) and queues their work
 // at two levels: due work before re-renders, so a request that arrives
-// during a 10,000-connection re-render is taken by the next free worker.
+// during a 10,000-connection re-render is taken by the next free worker,
+// and the re-render's API requests wait in a rate budget of their own
+// (Limiter), not in the one that request's are charged to.
 // Idle, a run lingers (Config.Linger) for more work before it ends, so a
 // burst of requests costs one pod start; Config.MaxRun bounds it.
 package jobrun

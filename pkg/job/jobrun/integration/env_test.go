@@ -34,7 +34,7 @@ func TestMain(m *testing.M) { os.Exit(kubetest.Run(m)) }
 const clientID = "00000000-0000-4000-8000-0000000000ab"
 
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	ctx     context.Context
 	client  kubernetes.Interface
 	dynamic dynamic.Interface
@@ -67,7 +67,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func setup(t *testing.T) *env {
+func setup(t testing.TB) *env {
 	t.Helper()
 	k := kubetest.New(t, kubetest.QPS(200, 400))
 	ctx, cancel := context.WithCancel(context.Background())
