@@ -40,7 +40,7 @@ func (e *env) benchWarmBurst(t *testing.T, n int) warmBurst {
 	ns := e.targetNamespace(t)
 	out := warmBurst{linger: chartLinger(t)}
 	e.awaitJobGone(t) // the first create starts a Job
-	pods := e.watchPods(t, "job-name="+jobName)
+	pods := e.watchPods(t, "job-name="+jobName, time.Now())
 	var names []string
 	var once sync.Once
 	remove := func() { once.Do(func() { e.deleteAll(t, names) }) }
@@ -62,9 +62,7 @@ func (e *env) benchWarmBurst(t *testing.T, n int) warmBurst {
 		out.lat = append(out.lat, time.Since(sent))
 	}
 	// The window ends with the last sc-job: lingering, then gone.
-	eventually(t, 5*time.Minute, "sc-job gone after the burst", func(ctx context.Context) (bool, error) {
-		return jobGone(ctx, cs, systemNS, jobName)
-	})
+	e.awaitJobGone(t)
 	out.podTime, out.pods = pods.cost(t)
 	out.wall = time.Since(start)
 
@@ -105,7 +103,9 @@ type podTimes struct {
 	changed chan struct{}
 }
 
-func (e *env) watchPods(t *testing.T, selector string) *podTimes {
+// watchPods follows the pods of systemNS matching selector created from
+// since on (whole seconds: the API's precision).
+func (e *env) watchPods(t *testing.T, selector string, since time.Time) *podTimes {
 	ctx, cancel := context.WithCancel(context.Background())
 	w, err := e.cluster.Clientset.CoreV1().Pods(systemNS).Watch(ctx, metav1.ListOptions{LabelSelector: selector})
 	require.NoError(t, err)
@@ -114,7 +114,7 @@ func (e *env) watchPods(t *testing.T, selector string) *podTimes {
 	go func() {
 		for ev := range w.ResultChan() {
 			pod, ok := ev.Object.(*corev1.Pod)
-			if !ok {
+			if !ok || pod.CreationTimestamp.Time.Before(since.Truncate(time.Second)) {
 				continue
 			}
 			p.mu.Lock()

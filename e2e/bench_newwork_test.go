@@ -115,11 +115,30 @@ func (e *env) benchCreates(t *testing.T, prefix string, runs int, cold bool) []c
 	return out
 }
 
-// awaitJobGone waits for the agent's sc-job to end and go. Generous: a
-// Job left by an earlier run whose pods could not start (its
-// ServiceAccount uninstalled) waits out the Job controller's back-off.
+// awaitJobGone waits until no sc-job of the agent runs: its Job gone, or
+// finished and kept (a run keeps its Job when one of its pods failed; the
+// agent replaces it when work arrives). Generous: a Job left by an
+// earlier suite's uninstall waits out the Job controller's back-off.
 func (e *env) awaitJobGone(t *testing.T) {
-	eventually(t, 6*time.Minute, "sc-job gone", func(ctx context.Context) (bool, error) { return jobGone(ctx, e.cluster.Clientset, systemNS, jobName) })
+	eventually(t, 6*time.Minute, "no sc-job running", func(ctx context.Context) (bool, error) {
+		j, err := e.cluster.Clientset.BatchV1().Jobs(systemNS).Get(ctx, jobName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		return jobFinished(j), nil
+	})
+}
+
+func jobFinished(j *batchv1.Job) bool {
+	for _, c := range j.Status.Conditions {
+		if (c.Type == batchv1.JobComplete || c.Type == batchv1.JobFailed) && c.Status == corev1.ConditionTrue {
+			return true
+		}
+	}
+	return false
 }
 
 // newWorkFirst is issue 9's "new work first": runs creates while the
