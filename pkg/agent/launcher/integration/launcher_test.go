@@ -97,37 +97,50 @@ func (e *env) putRecord(name string, phase connection.Phase, gen int64) {
 	require.NoError(e.t, err)
 }
 
-func (e *env) startLauncher() {
+func (e *env) startLauncher() { e.runLauncher(e.config()) }
+
+// config is the launcher configuration the tests run with.
+func (e *env) config() launcher.Config {
+	return launcher.Config{
+		Namespace: e.ns, Image: "localhost/sc-extension/job:dev", ServiceAccount: "sc-job",
+		ExtraArgs: []string{"--log-level=debug"}, BackoffLimit: 1, ActiveDeadlineSeconds: 600, KeepFailedFor: keepFailedFor,
+		Tolerations: []corev1.Toleration{{Key: "CriticalAddonsOnly", Operator: corev1.TolerationOpExists}},
+	}
+}
+
+// runLauncher starts a launcher with its own informers and Event
+// broadcaster, as one agent's leader term would; stop ends it and waits for
+// it, and runs at cleanup if the test did not call it.
+func (e *env) runLauncher(cfg launcher.Config) (stop func()) {
 	e.t.Helper()
+	ctx, cancel := context.WithCancel(e.ctx)
 	records := launcher.NewRecordsFactory(e.client, e.ns, 0)
 	jobs := launcher.NewJobsFactory(e.client, e.ns, launcher.DefaultJobName, 0)
 	namespaces := launcher.NewNamespacesFactory(e.client, 0)
-	broadcaster := record.NewBroadcaster(record.WithContext(e.ctx))
+	broadcaster := record.NewBroadcaster(record.WithContext(ctx))
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: e.client.CoreV1().Events(e.ns)})
-	e.t.Cleanup(broadcaster.Shutdown)
 	c, err := launcher.New(launcher.Deps{
 		Client: e.client, Records: records.Core().V1().ConfigMaps(), Jobs: jobs.Batch().V1().Jobs(),
 		Namespaces: namespaces.Core().V1().Namespaces(), Waker: store.New(e.client, e.ns),
 		Recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: "sc-extension-agent"}),
 		Log:      zerolog.New(io.MultiWriter(zerolog.NewTestWriter(e.t), &e.logs)),
-	}, launcher.Config{
-		Namespace: e.ns, Image: "localhost/sc-extension/job:dev", ServiceAccount: "sc-job",
-		ExtraArgs: []string{"--log-level=debug"}, BackoffLimit: 1, ActiveDeadlineSeconds: 600, KeepFailedFor: keepFailedFor,
-		Tolerations: []corev1.Toleration{{Key: "CriticalAddonsOnly", Operator: corev1.TolerationOpExists}},
-	})
+	}, cfg)
 	require.NoError(e.t, err)
-	records.Start(e.ctx.Done())
-	jobs.Start(e.ctx.Done())
-	namespaces.Start(e.ctx.Done())
+	records.Start(ctx.Done())
+	jobs.Start(ctx.Done())
+	namespaces.Start(ctx.Done())
 	done := make(chan error, 1)
-	go func() { done <- c.Run(e.ctx) }()
-	e.t.Cleanup(func() {
-		e.cancel()
+	go func() { done <- c.Run(ctx) }()
+	stop = sync.OnceFunc(func() {
+		cancel()
 		require.NoError(e.t, <-done)
 		records.Shutdown()
 		jobs.Shutdown()
 		namespaces.Shutdown()
+		broadcaster.Shutdown()
 	})
+	e.t.Cleanup(stop)
+	return stop
 }
 
 // waitJob waits until the Job sc-job exists and satisfies ok.
