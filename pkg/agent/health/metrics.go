@@ -15,7 +15,7 @@ const (
 	OutcomeError     = "error"     // transient failure, will be redelivered
 
 	LaunchNew      = "new"      // no Job existed
-	LaunchReplaced = "replaced" // a finished Job was deleted and recreated
+	LaunchReplaced = "replaced" // a finished or outdated Job was deleted and recreated
 
 	ChangeDeleted  = "deleted"
 	ChangeModified = "modified"
