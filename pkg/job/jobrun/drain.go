@@ -86,8 +86,7 @@ func (d *drain) run(ctx context.Context) error {
 // first worker takes one. A failed listing ends the run: the records are
 // unreadable (RBAC, a missing namespace), and retrying is the Job's.
 func (d *drain) watch(ctx context.Context) (stop func(), err error) {
-	inf := coreinformers.NewFilteredConfigMapInformer(d.r.cfg.Client, d.r.cfg.Namespace, 0, cache.Indexers{},
-		func(o *metav1.ListOptions) { o.LabelSelector = record.Selector })
+	inf := coreinformers.NewFilteredConfigMapInformer(d.r.cfg.Client, d.r.cfg.Namespace, 0, cache.Indexers{}, consistentRecords)
 	// Nothing reads managedFields; 10,000 records cost less without them.
 	if err := inf.SetTransform(func(obj any) (any, error) {
 		if cm, ok := obj.(*corev1.ConfigMap); ok {
@@ -356,4 +355,17 @@ func (d *drain) finish(out Summary) Summary {
 		}
 	}
 	return out
+}
+
+// consistentRecords selects the records and makes the informer's first
+// listing a consistent read. A reflector starts at resourceVersion "0",
+// which the API server may answer from a watch cache that has not yet seen
+// the latest writes: a run started right after a request was stored could
+// list the record without it, find nothing due and end, leaving the work
+// to the next run. "" reads at the latest version, as the passes' LIST did.
+func consistentRecords(o *metav1.ListOptions) {
+	o.LabelSelector = record.Selector
+	if o.ResourceVersion == "0" {
+		o.ResourceVersion = ""
+	}
 }

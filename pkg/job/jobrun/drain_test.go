@@ -12,9 +12,11 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	k8stesting "k8s.io/client-go/testing"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/record"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
 
@@ -270,4 +272,25 @@ func TestNewFailureStaysNewWhenRetriedInTheSameRun(t *testing.T) {
 	require.Len(t, out.sum.Failures, 1, "failed anew by this run, whatever its retry found")
 	assert.Empty(t, out.sum.StillFailing)
 	assert.True(t, jobExists(t, f), "kept for kubectl logs")
+}
+
+// The run's first listing of the records is a consistent read (no
+// resourceVersion), not the reflector's "0", which an API server may answer
+// from a watch cache behind the latest write: a request stored just before
+// the run started would be missed by it (seen on a real API server in
+// TestRunDeletesSharedServiceAccountWithLastUser).
+func TestRecordsAreListedAtTheLatestVersion(t *testing.T) {
+	f := newFixture(t, ownJob())
+	f.apply(f.secretChange("db1"))
+	_, err := f.runner().Run(context.Background())
+	require.NoError(t, err)
+	var lists []metav1.ListOptions
+	for _, a := range f.client.Actions() {
+		if l, ok := a.(k8stesting.ListActionImpl); ok && l.GetResource().Resource == "configmaps" {
+			lists = append(lists, l.ListOptions)
+		}
+	}
+	require.Len(t, lists, 1)
+	assert.Empty(t, lists[0].ResourceVersion, "a consistent read")
+	assert.Equal(t, record.Selector, lists[0].LabelSelector)
 }
