@@ -28,15 +28,25 @@ type orderStore struct {
 	order []string
 	n     int
 	hook  func()
+	// hooked is closed when the hook has returned. Workers that take a
+	// connection after the n-th wait for it, so while the hook runs each
+	// holds at most the one it took and none races through the queue.
+	hooked     chan struct{}
+	hookedOnce sync.Once
 }
 
 func (s *orderStore) Snapshot(ctx context.Context, id string) (store.Snapshot, error) {
 	s.mu.Lock()
 	s.order = append(s.order, id)
 	at := len(s.order)
+	s.hookedOnce.Do(func() { s.hooked = make(chan struct{}) })
 	s.mu.Unlock()
-	if at == s.n {
+	switch {
+	case at == s.n:
 		s.hook()
+		close(s.hooked)
+	case at > s.n && s.hook != nil:
+		<-s.hooked
 	}
 	return s.Store.Snapshot(ctx, id)
 }
