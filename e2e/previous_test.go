@@ -50,18 +50,7 @@ func (e *env) replaceSharedRelease(t *testing.T, rel *previous.Release, replicas
 	// A warm sc-job of the shared release lingers for more work (job.linger)
 	// and would render what the test sends to the previous release: let it
 	// end first, so every write the test sees is the previous release's.
-	eventually(t, 2*time.Minute, "no sc-job pod of the shared release running", func(ctx context.Context) (bool, error) {
-		pods, err := e.cluster.Clientset.CoreV1().Pods(systemNS).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + jobName})
-		if err != nil {
-			return false, err
-		}
-		for _, p := range pods.Items {
-			if p.Status.Phase == corev1.PodPending || p.Status.Phase == corev1.PodRunning {
-				return false, fmt.Errorf("sc-job pod %s is %s", p.Name, p.Status.Phase)
-			}
-		}
-		return true, nil
-	})
+	e.awaitNoSCJobRunning(t)
 	out, err := tryHelm(e.cluster.Kubeconfig, e.helm, "uninstall", release, "-n", systemNS, "--wait", "--timeout", "2m")
 	require.NoError(t, err, "helm uninstall of the shared release:\n%s", out)
 	runHelm(t, e.cluster.Kubeconfig, e.previousArgs(rel.Chart, rel.ImageTag, replicas)...)
@@ -107,4 +96,23 @@ func agentImage(ctx context.Context, t *testing.T, e *env) string {
 	d, err := e.cluster.Clientset.AppsV1().Deployments(systemNS).Get(ctx, "sc-agent", metav1.GetOptions{})
 	require.NoError(t, err)
 	return d.Spec.Template.Spec.Containers[0].Image
+}
+
+// awaitNoSCJobRunning waits until no sc-job pod is pending or running: a
+// warm run lingers for more work (job.linger), and after a swap of releases
+// it would take work meant for the release now installed.
+func (e *env) awaitNoSCJobRunning(t *testing.T) {
+	t.Helper()
+	eventually(t, 2*time.Minute, "no sc-job pod running", func(ctx context.Context) (bool, error) {
+		pods, err := e.cluster.Clientset.CoreV1().Pods(systemNS).List(ctx, metav1.ListOptions{LabelSelector: "job-name=" + jobName})
+		if err != nil {
+			return false, err
+		}
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodPending || p.Status.Phase == corev1.PodRunning {
+				return false, fmt.Errorf("sc-job pod %s is %s", p.Name, p.Status.Phase)
+			}
+		}
+		return true, nil
+	})
 }
