@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,6 +54,9 @@ type createHold struct {
 	probed    bool
 }
 
+// holds numbers the webhook configurations: a test may hold twice.
+var holds atomic.Int64
+
 const (
 	holdWebhook = "e2e-create-hold.sc-extension.io"
 	// holdMax stays below holdTimeout: a write is never failed by the hold.
@@ -83,7 +87,7 @@ func (e *env) holdCreates(t *testing.T, resource, ns, prefix string, allowance i
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 
 	cs := e.cluster.Clientset
-	name := "e2e-hold-" + resource + "-" + ns
+	name := fmt.Sprintf("e2e-hold-%s-%s-%d", resource, ns, holds.Add(1))
 	url := fmt.Sprintf("https://%s/hold", ln.Addr().String())
 	none, ignore, timeout := admissionregistrationv1.SideEffectClassNone, admissionregistrationv1.Ignore, int32(holdTimeout)
 	cfg := &admissionregistrationv1.ValidatingWebhookConfiguration{

@@ -209,6 +209,10 @@ func (u *upgradeRun) burst(t *testing.T, what, prefix string, args []string) {
 		old[p.Name] = true
 	}
 	require.NotEmpty(t, old, "an agent runs before the %s", what)
+	// The burst's renders wait at the test's admission webhook until the old
+	// agent has stopped: requests are provably unfinished when it stops,
+	// however fast the intake and a warm sc-job finish them otherwise.
+	hold := e.holdCreates(t, "secrets", u.burstNS, "sc-"+prefix, 0)
 	seqs := u.lastSeqs(namesOf(u.churn))
 	generation := u.generations(ctx, t)
 
@@ -299,6 +303,7 @@ func (u *upgradeRun) burst(t *testing.T, what, prefix string, args []string) {
 	})
 	require.NoError(t, err, "the %s with requests in flight", what)
 	require.True(t, stopped, "the %s replaced the agent pods %v", what, slices.Sorted(maps.Keys(old)))
+	hold.open()
 	t.Logf("%s: the old agent stopped with %d of %d requests sent so far unfinished; %d creates and %d updates in all",
 		what, unfinishedAtStop, sentAtStop, len(creates), len(updates))
 	require.Positive(t, unfinishedAtStop, "requests were in flight when the old agent stopped")
