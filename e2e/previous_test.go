@@ -98,7 +98,7 @@ func agentImage(ctx context.Context, t *testing.T, e *env) string {
 	return d.Spec.Template.Spec.Containers[0].Image
 }
 
-// awaitNoSCJobRunning waits until no sc-job pod is pending or running: a
+// awaitNoSCJobRunning waits until every sc-job pod has ended: a
 // warm run lingers for more work (job.linger), and after a swap of releases
 // it would take work meant for the release now installed.
 func (e *env) awaitNoSCJobRunning(t *testing.T) {
@@ -109,7 +109,7 @@ func (e *env) awaitNoSCJobRunning(t *testing.T) {
 			return false, err
 		}
 		for _, p := range pods.Items {
-			if p.Status.Phase == corev1.PodPending || p.Status.Phase == corev1.PodRunning {
+			if p.Status.Phase != corev1.PodSucceeded && p.Status.Phase != corev1.PodFailed {
 				return false, fmt.Errorf("sc-job pod %s is %s", p.Name, p.Status.Phase)
 			}
 		}
