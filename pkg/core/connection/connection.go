@@ -52,6 +52,10 @@ type Spec struct {
 	SecretStore    *SecretStore       `json:"secretStore,omitempty"`
 	Labels         map[string]string  `json:"labels,omitempty"`
 	Annotations    map[string]string  `json:"annotations,omitempty"`
+	// Binding, when set, names workloads sc-job wires to the rendered
+	// objects (binding.go). Added in sc.v1 without a version change: agents
+	// that advertise FeatureBinding in their heartbeat apply it.
+	Binding *Binding `json:"binding,omitempty"`
 }
 
 // ID is the DNS-1123 id every object name of this connection derives from.
