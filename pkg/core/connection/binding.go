@@ -1,5 +1,7 @@
 package connection
 
+import "strings"
+
 // WorkloadKind is a kind of workload a connection can be bound to.
 type WorkloadKind string
 
@@ -72,4 +74,25 @@ func (b *Binding) Bound(kind WorkloadKind, name string) bool {
 		}
 	}
 	return false
+}
+
+// Known reports whether k is one of WorkloadKinds (exact spelling).
+func (k WorkloadKind) Known() bool {
+	for _, known := range WorkloadKinds {
+		if k == known {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseWorkloadKind returns the kind spelled s in any case ("deployment",
+// "StatefulSet"), for command lines; ok is false for anything else.
+func ParseWorkloadKind(s string) (WorkloadKind, bool) {
+	for _, k := range WorkloadKinds {
+		if strings.EqualFold(s, string(k)) {
+			return k, true
+		}
+	}
+	return "", false
 }

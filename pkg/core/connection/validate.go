@@ -45,6 +45,18 @@ var (
 	dnsLabelRE  = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	guidRE      = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
 	secretKeyRE = regexp.MustCompile(`^[-._a-zA-Z0-9]+$`)
+	subdomainRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+)
+
+// MaxBoundWorkloads caps a binding: each bound workload is a server-side
+// apply and a possible rollout in every sc-job run of the connection.
+const MaxBoundWorkloads = 16
+
+// Kubernetes name limits: an object name is a DNS-1123 subdomain, a
+// container name a DNS-1123 label.
+const (
+	maxSubdomainLength = 253
+	maxLabelLength     = 63
 )
 
 // reservedLabelPrefix is ours: user labels may not impersonate sc-extension's
@@ -104,6 +116,7 @@ func Validate(s Spec, creds Credentials) error {
 	c.customizedKeys(s)
 	c.metadata("labels", s.Labels)
 	c.metadata("annotations", s.Annotations)
+	c.binding(s.AuthInfo.AuthType, s.Binding)
 	if len(c.errs) > 0 {
 		return c.errs
 	}
@@ -206,4 +219,76 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func (c *checker) binding(auth catalog.AuthType, b *Binding) {
+	if b == nil {
+		return
+	}
+	if auth == catalog.AuthKeyvaultCSI {
+		// Checked first and alone: nothing else about the binding matters
+		// when there is nothing to bind.
+		c.add("binding", "is not supported with auth type %s: it renders a SecretProviderClass, no Secret to bind; mount it with the Secret Store CSI driver instead", auth)
+		return
+	}
+	switch b.Mode {
+	case "", BindingEnv, BindingVolume:
+	default:
+		c.add("binding.mode", "must be %s or %s (empty means %s)", BindingEnv, BindingVolume, BindingEnv)
+	}
+	switch n := len(b.Workloads); {
+	case n == 0:
+		c.add("binding.workloads", "at least one workload is required")
+	case n > MaxBoundWorkloads:
+		c.add("binding.workloads", "has %d workloads; at most %d are allowed", n, MaxBoundWorkloads)
+	}
+	type ref struct {
+		kind WorkloadKind
+		name string
+	}
+	seen := map[ref]int{}
+	for i, w := range b.Workloads {
+		field := fmt.Sprintf("binding.workloads[%d]", i)
+		if !w.Kind.Known() {
+			c.add(field+".kind", "must be one of %s", kindList())
+		}
+		switch {
+		case w.Name == "":
+			c.add(field+".name", "is required")
+		case len(w.Name) > maxSubdomainLength:
+			c.add(field+".name", "is %d characters long; at most %d are allowed", len(w.Name), maxSubdomainLength)
+		case !subdomainRE.MatchString(w.Name):
+			c.add(field+".name", "must be a Kubernetes object name (lowercase letters, digits, '-' and '.')")
+		default:
+			key := ref{w.Kind, w.Name}
+			if prev, ok := seen[key]; ok {
+				c.add(field, "%s/%s is already bound by binding.workloads[%d]; list each workload once", w.Kind, w.Name, prev)
+			} else {
+				seen[key] = i
+			}
+		}
+		c.containers(field, w.Containers)
+	}
+}
+
+func (c *checker) containers(field string, names []string) {
+	seen := map[string]bool{}
+	for j, name := range names {
+		f := fmt.Sprintf("%s.containers[%d]", field, j)
+		switch {
+		case len(name) > maxLabelLength || !dnsLabelRE.MatchString(name):
+			c.add(f, "must be a container name (lowercase letters, digits and '-', at most %d characters)", maxLabelLength)
+		case seen[name]:
+			c.add(f, "%s appears more than once", name)
+		}
+		seen[name] = true
+	}
+}
+
+func kindList() string {
+	names := make([]string, len(WorkloadKinds))
+	for i, k := range WorkloadKinds {
+		names[i] = string(k)
+	}
+	return strings.Join(names, ", ")
 }

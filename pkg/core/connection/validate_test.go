@@ -182,3 +182,121 @@ func TestValidateErrorDoesNotDependOnCredentialValue(t *testing.T) {
 	assert.Contains(t, err.Error(), key)
 	assert.Equal(t, err.Error(), Validate(s, Credentials{key: otherValue(key)}).Error())
 }
+
+func TestValidateBinding(t *testing.T) {
+	app := Workload{Kind: WorkloadDeployment, Name: "app"}
+	many := make([]Workload, MaxBoundWorkloads+1)
+	for i := range many {
+		many[i] = Workload{Kind: WorkloadDeployment, Name: "app-" + strings.Repeat("x", i+1)}
+	}
+	tests := []struct {
+		name    string
+		binding Binding
+		field   string // "" = valid
+		reason  string
+	}{
+		{"one workload, default mode", Binding{Workloads: []Workload{app}}, "", ""},
+		{"every kind, both modes", Binding{Mode: BindingVolume, NoRestart: true, Workloads: []Workload{
+			{Kind: WorkloadDeployment, Name: "a"}, {Kind: WorkloadStatefulSet, Name: "a"},
+			{Kind: WorkloadDaemonSet, Name: "a.b"}, {Kind: WorkloadCronJob, Name: "a", Containers: []string{"web", "side-car"}},
+		}}, "", ""},
+		{"env mode", Binding{Mode: BindingEnv, Workloads: []Workload{app}}, "", ""},
+		{"sixteen workloads", Binding{Workloads: many[:MaxBoundWorkloads]}, "", ""},
+		{"longest name", Binding{Workloads: []Workload{{Kind: WorkloadDeployment, Name: strings.Repeat("a", 253)}}}, "", ""},
+		{"no workload", Binding{}, "binding.workloads", "at least one"},
+		{"too many", Binding{Workloads: many}, "binding.workloads", "at most 16"},
+		{"unknown kind", Binding{Workloads: []Workload{app, {Kind: "Pod", Name: "x"}}}, "binding.workloads[1].kind", "Deployment, StatefulSet, DaemonSet, CronJob"},
+		{"kind in lower case", Binding{Workloads: []Workload{{Kind: "deployment", Name: "x"}}}, "binding.workloads[0].kind", "must be one of"},
+		{"no name", Binding{Workloads: []Workload{{Kind: WorkloadDeployment}}}, "binding.workloads[0].name", "required"},
+		{"upper-case name", Binding{Workloads: []Workload{{Kind: WorkloadDeployment, Name: "App"}}}, "binding.workloads[0].name", "lowercase"},
+		{"name with slash", Binding{Workloads: []Workload{{Kind: WorkloadDeployment, Name: "a/b"}}}, "binding.workloads[0].name", "Kubernetes object name"},
+		{"name too long", Binding{Workloads: []Workload{{Kind: WorkloadDeployment, Name: strings.Repeat("a", 254)}}}, "binding.workloads[0].name", "at most 253"},
+		{"duplicate workload", Binding{Workloads: []Workload{app, {Kind: WorkloadStatefulSet, Name: "app"}, app}}, "binding.workloads[2]", "already bound by binding.workloads[0]"},
+		{"bad container", Binding{Workloads: []Workload{{Kind: WorkloadDeployment, Name: "a", Containers: []string{"web", "Web"}}}}, "binding.workloads[0].containers[1]", "container name"},
+		{"dotted container", Binding{Workloads: []Workload{{Kind: WorkloadDeployment, Name: "a", Containers: []string{"a.b"}}}}, "binding.workloads[0].containers[0]", "container name"},
+		{"long container", Binding{Workloads: []Workload{{Kind: WorkloadDeployment, Name: "a", Containers: []string{strings.Repeat("c", 64)}}}}, "binding.workloads[0].containers[0]", "at most 63"},
+		{"duplicate container", Binding{Workloads: []Workload{{Kind: WorkloadDeployment, Name: "a", Containers: []string{"web", "web"}}}}, "binding.workloads[0].containers[1]", "more than once"},
+		{"unknown mode", Binding{Mode: "envFrom", Workloads: []Workload{app}}, "binding.mode", "env or volume"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, c := secretSpec()
+			s.Binding = &tt.binding
+			err := Validate(s, c)
+			if tt.field == "" {
+				require.NoError(t, err)
+				return
+			}
+			assert.Equal(t, []string{tt.field}, fieldsOf(t, err), err.Error())
+			assert.Contains(t, err.Error(), tt.reason)
+			assert.NotContains(t, err.Error(), credValue, "errors never quote a credential")
+		})
+	}
+}
+
+func TestValidateBindingRefusedForKeyvaultCSI(t *testing.T) {
+	s := Spec{Name: "kv", Scope: "default", TargetService: TargetService{Type: catalog.TargetKeyVault, ID: "/subscriptions/x/id"},
+		AuthInfo:    AuthInfo{AuthType: catalog.AuthKeyvaultCSI},
+		SecretStore: &SecretStore{KeyVaultName: "vault", TenantID: "00000000-0000-4000-8000-000000000002"}}
+	require.NoError(t, Validate(s, nil), "the spec is valid without a binding")
+
+	// Even a binding valid in every other respect: there is no Secret to bind.
+	s.Binding = &Binding{Workloads: []Workload{{Kind: WorkloadDeployment, Name: "app"}}}
+	err := Validate(s, nil)
+	assert.Equal(t, []string{"binding"}, fieldsOf(t, err))
+	assert.Contains(t, err.Error(), "keyvaultCsi")
+	assert.Contains(t, err.Error(), "no Secret to bind")
+}
+
+func TestValidateBindingForWorkloadIdentity(t *testing.T) {
+	s := identitySpec()
+	s.Binding = &Binding{Mode: BindingVolume, Workloads: []Workload{{Kind: WorkloadCronJob, Name: "nightly"}}}
+	require.NoError(t, Validate(s, nil))
+}
+
+func TestValidateBindingReportsEveryProblemInOrder(t *testing.T) {
+	s, c := secretSpec()
+	s.Binding = &Binding{Mode: "x", Workloads: []Workload{
+		{Kind: "Job", Name: "A", Containers: []string{"_"}},
+		{Kind: WorkloadDaemonSet, Name: "ok"},
+		{Kind: WorkloadDaemonSet, Name: "ok"},
+	}}
+	err := Validate(s, c)
+	assert.Equal(t, []string{
+		"binding.mode",
+		"binding.workloads[0].kind", "binding.workloads[0].name", "binding.workloads[0].containers[0]",
+		"binding.workloads[2]",
+	}, fieldsOf(t, err))
+	assert.Equal(t, err.Error(), Validate(s, c).Error())
+}
+
+func FuzzValidateBinding(f *testing.F) {
+	f.Add("Deployment", "app", "web", "env")
+	f.Add("cronjob", "a.b", "", "volume")
+	f.Add("DaemonSet", "-x", "Web", "")
+	f.Fuzz(func(t *testing.T, kind, name, container, mode string) {
+		s, c := secretSpec()
+		w := Workload{Kind: WorkloadKind(kind), Name: name}
+		if container != "" {
+			w.Containers = []string{container}
+		}
+		s.Binding = &Binding{Mode: BindingMode(mode), Workloads: []Workload{w}}
+		err := Validate(s, c)
+		if err != nil {
+			require.ErrorIs(t, err, ErrInvalid)
+			assert.NotContains(t, err.Error(), credValue)
+			return
+		}
+		// What passes is what the API server accepts as names.
+		require.True(t, w.Kind.Known())
+		require.LessOrEqual(t, len(name), 253)
+		for _, label := range strings.Split(name, ".") {
+			require.Regexp(t, dns1123Label, label)
+		}
+		if container != "" {
+			require.Regexp(t, dns1123Label, container)
+			require.LessOrEqual(t, len(container), 63)
+		}
+		require.Contains(t, []BindingMode{"", BindingEnv, BindingVolume}, s.Binding.Mode)
+	})
+}
