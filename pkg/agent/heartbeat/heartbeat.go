@@ -77,6 +77,7 @@ func publish(nc *nats.Conn, o Options) error {
 		AgentVersion: o.Version,
 		APIVersions:  protocol.APIVersions(),
 		RecordSchema: record.SchemaVersion,
+		Features:     protocol.Features(),
 		Pod:          o.Pod,
 		Leader:       st.Leader,
 		Ready:        st.Ready,

@@ -69,7 +69,8 @@ func TestHeartbeatsFollowStateAndStopWithContext(t *testing.T) {
 
 // Without an explicit Version the heartbeat carries the binary's own
 // (pkg/version.Version, stamped by the Makefile), with the envelope versions
-// the agent decodes and the record schema it writes, under the field names
+// the agent decodes, the record schema it writes and the features it has
+// (binding: scctl sends spec.binding only to an agent that says so), under the field names
 // scctl reads (docs/protocol.md "Compatibility and upgrades").
 func TestHeartbeatCarriesTheBuildVersion(t *testing.T) {
 	old := version.Version
@@ -100,4 +101,6 @@ func TestHeartbeatCarriesTheBuildVersion(t *testing.T) {
 	assert.Equal(t, record.SchemaVersion, hb.RecordSchema)
 	assert.Contains(t, string(m.Data), `"apiVersions":["sc.v1"]`)
 	assert.Contains(t, string(m.Data), fmt.Sprintf(`"recordSchema":%d`, record.SchemaVersion))
+	assert.True(t, hb.Supports(protocol.FeatureBinding))
+	assert.Contains(t, string(m.Data), `"features":["binding"]`)
 }
