@@ -1,0 +1,165 @@
+package bind
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+)
+
+// FieldManager is the one field manager of every binding write: server-side
+// apply then tracks, per field, which of them are ours.
+const FieldManager = "sc-extension-binding"
+
+// Annotations the binding writes.
+const (
+	// AnnotationRestartToken (pod template) is a hash over the members'
+	// restart tokens; changing it rolls the pods.
+	AnnotationRestartToken = "servicelinker.sc-extension.io/restart-token"
+	// AnnotationRestartedAt (workload, RFC 3339) is the last restart the
+	// binding caused.
+	AnnotationRestartedAt = "servicelinker.sc-extension.io/restarted-at"
+	// AnnotationBindingHash (workload) hashes the applied configuration:
+	// when a GET shows it unchanged, there is nothing to write.
+	AnnotationBindingHash = "servicelinker.sc-extension.io/binding-hash"
+)
+
+// LabelWorkloadIdentityUse on the pod template makes the workload identity
+// webhook project the ServiceAccount's token into the pods.
+const LabelWorkloadIdentityUse = "azure.workload.identity/use"
+
+// EnvServiceBindingRoot is where servicebinding.io applications look for
+// their bindings.
+const EnvServiceBindingRoot = "SERVICE_BINDING_ROOT"
+
+// DefaultWindow is the least time between two restarts the binding causes.
+const DefaultWindow = 30 * time.Second
+
+// Binder applies workload bindings. It holds no state between calls:
+// callers serialise the calls for one workload (sc-job's per-workload lock).
+type Binder struct {
+	client kubernetes.Interface
+	window time.Duration
+	now    func() time.Time
+}
+
+// NewBinder returns a Binder writing through client. window <= 0 means
+// DefaultWindow; now nil means time.Now.
+func NewBinder(client kubernetes.Interface, window time.Duration, now func() time.Time) *Binder {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Binder{client: client, window: window, now: now}
+}
+
+// Result is what Reconcile did.
+type Result struct {
+	// Wrote: one apply was sent (false: the binding was already in place).
+	Wrote bool
+	// Restarted: the restart token changed, so the pods roll for a
+	// Secret's new data. A first binding carries its token from the start
+	// and does not count.
+	Restarted bool
+	// DeferredUntil, when not zero, is when a restart the window held back
+	// is due; the rest of the binding was applied. Call again then.
+	DeferredUntil time.Time
+	// Containers are the containers bound, sorted.
+	Containers []string
+}
+
+// Reconcile makes the binding of the workload ref exactly members: every
+// connection bound to it, in any order. Empty members removes whatever the
+// binding added earlier. It reads the workload once and writes it at most
+// once; see the package comment for what is written.
+func (b *Binder) Reconcile(ctx context.Context, ref Ref, members []Member) (Result, error) {
+	ops, err := opsFor(ref.Kind)
+	if err != nil {
+		return Result{}, fmt.Errorf("bind %s: %w", ref, err)
+	}
+	members = slices.Clone(members)
+	sort.SliceStable(members, func(i, j int) bool { return members[i].ID < members[j].ID })
+	if err := checkKeys(ref, members); err != nil {
+		return Result{}, err
+	}
+	lv, err := ops.get(ctx, b.client, ref.Namespace, ref.Name)
+	switch {
+	case apierrors.IsNotFound(err):
+		if len(members) == 0 {
+			return Result{}, nil
+		}
+		return Result{}, fmt.Errorf("%w: %s", ErrWorkloadNotFound, ref)
+	case err != nil:
+		return Result{}, fmt.Errorf("read %s: %w", ref, err)
+	}
+	if len(members) == 0 {
+		if !managesAny(lv.meta.ManagedFields, FieldManager) {
+			return Result{}, nil
+		}
+		if err := b.apply(ctx, ops, ref, nil); err != nil {
+			return Result{}, err
+		}
+		return Result{Wrote: true}, nil
+	}
+	cfg, res, err := b.desired(ops, ref, lv, members)
+	if err != nil {
+		return Result{}, err
+	}
+	if lv.meta.Annotations[AnnotationBindingHash] == cfg.annotations[AnnotationBindingHash] {
+		return res, nil
+	}
+	if err := b.apply(ctx, ops, ref, cfg); err != nil {
+		return Result{}, err
+	}
+	res.Wrote = true
+	return res, nil
+}
+
+// checkKeys refuses, before any API call, an env-mode key no container
+// could carry. The strict (pre-1.34) rule: clusters that relax it still
+// accept every name it allows.
+func checkKeys(ref Ref, members []Member) error {
+	for _, m := range members {
+		if m.Mode == connection.BindingVolume {
+			continue
+		}
+		for _, k := range m.Keys {
+			if msgs := validation.IsEnvVarName(k); len(msgs) > 0 {
+				return fmt.Errorf("%w: %s: connection %s renders key %q, which cannot be an env var name in env mode (%s); rename it with customizedKeys or bind in volume mode",
+					ErrInvalidEnvName, ref, m.Connection, k, strings.Join(msgs, "; "))
+			}
+		}
+	}
+	return nil
+}
+
+func (b *Binder) apply(ctx context.Context, ops kindOps, ref Ref, cfg *config) error {
+	err := ops.apply(ctx, b.client, ref.Namespace, ref.Name, cfg, metav1.ApplyOptions{FieldManager: FieldManager, Force: false})
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsConflict(err):
+		// The API server's message names each field and its manager.
+		return fmt.Errorf("%w: %s: %w", ErrBindingConflict, ref, err)
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("%w: %s", ErrWorkloadNotFound, ref)
+	case apierrors.IsInvalid(err):
+		// An apply to a workload deleted since the GET creates it from our
+		// fields alone, which is invalid: report what happened.
+		if _, gerr := ops.get(ctx, b.client, ref.Namespace, ref.Name); apierrors.IsNotFound(gerr) {
+			return fmt.Errorf("%w: %s (deleted while binding)", ErrWorkloadNotFound, ref)
+		}
+	}
+	return fmt.Errorf("apply binding to %s: %w", ref, err)
+}

@@ -1,0 +1,266 @@
+package bind
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+)
+
+// VolumeName is the pod volume carrying connection id's Secret in volume
+// mode: at most 61 characters for the longest id.
+func VolumeName(id string) string { return "sc-" + id + "-binding" }
+
+// volumeOwner marks SERVICE_BINDING_ROOT as the volume members' (all of
+// them agree on its value) in the per-container table of env owners.
+const volumeOwner = "(volume mode)"
+
+// desired builds the configuration for members on the workload as it is
+// live: which containers, which ServiceAccount, which restart token.
+func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member) (*config, Result, error) {
+	var res Result
+	specPath := append(fieldPath(ops.templatePath...), "f:spec")
+	specField := strings.Join(ops.templatePath, ".") + ".spec"
+	mf := lv.meta.ManagedFields
+
+	sa, err := serviceAccount(ref, lv, members, specPath, specField)
+	if err != nil {
+		return nil, res, err
+	}
+
+	liveNames := make([]string, 0, len(lv.template.Spec.Containers))
+	for _, c := range lv.template.Spec.Containers {
+		liveNames = append(liveNames, c.Name)
+	}
+	for _, m := range members {
+		for _, c := range m.Containers {
+			if !slices.Contains(liveNames, c) {
+				return nil, res, fmt.Errorf("%w: %s: %s.containers has no container %q (connection %s names it; it has %s)",
+					ErrContainerNotFound, ref, specField, c, m.Connection, strings.Join(liveNames, ", "))
+			}
+		}
+	}
+
+	spec := corev1ac.PodSpec()
+	volumes := map[string]bool{}
+	for _, c := range lv.template.Spec.Containers {
+		var env []*corev1ac.EnvVarApplyConfiguration
+		var mounts []*corev1ac.VolumeMountApplyConfiguration
+		owner := map[string]string{}
+		containerPath := append(slices.Clone(specPath), "f:containers", keyed(c.Name))
+		field := fmt.Sprintf("%s.containers[name=%s]", specField, c.Name)
+		add := func(name, who string, e *corev1ac.EnvVarApplyConfiguration) error {
+			if prev, dup := owner[name]; dup {
+				if prev == volumeOwner && who == volumeOwner {
+					return nil
+				}
+				return fmt.Errorf("%w: %s: %s.env[name=%s] is wanted by connections %s and %s", ErrBindingConflict, ref, field, name, prev, who)
+			}
+			if liveEnv(c, name) != nil && !owns(mf, FieldManager, append(slices.Clone(containerPath), "f:env", keyed(name))...) {
+				return fmt.Errorf("%w: %s: %s.env[name=%s] is already set by another manager; %s would set it too",
+					ErrBindingConflict, ref, field, name, describe(who))
+			}
+			owner[name] = who
+			env = append(env, e)
+			return nil
+		}
+		bound := false
+		for _, m := range members {
+			if len(m.Containers) > 0 && !slices.Contains(m.Containers, c.Name) {
+				continue
+			}
+			bound = true
+			if m.Mode != connection.BindingVolume {
+				for _, k := range m.Keys {
+					e := corev1ac.EnvVar().WithName(k).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+						corev1ac.SecretKeySelector().WithName(m.SecretName).WithKey(k)))
+					if err := add(k, m.Connection, e); err != nil {
+						return nil, res, err
+					}
+				}
+				continue
+			}
+			root, ours, err := bindingRoot(ref, c, field)
+			if err != nil {
+				return nil, res, err
+			}
+			if ours {
+				if prev, dup := owner[EnvServiceBindingRoot]; dup && prev != volumeOwner {
+					return nil, res, fmt.Errorf("%w: %s: %s.env[name=%s] is wanted by connection %s and by volume mode (connection %s)",
+						ErrBindingConflict, ref, field, EnvServiceBindingRoot, prev, m.Connection)
+				}
+				if _, dup := owner[EnvServiceBindingRoot]; !dup {
+					owner[EnvServiceBindingRoot] = volumeOwner
+					env = append(env, corev1ac.EnvVar().WithName(EnvServiceBindingRoot).WithValue(root))
+				}
+			}
+			mounts = append(mounts, corev1ac.VolumeMount().WithName(VolumeName(m.ID)).WithMountPath(path.Join(root, m.ID)).WithReadOnly(true))
+			if !volumes[m.ID] {
+				volumes[m.ID] = true
+				spec.WithVolumes(corev1ac.Volume().WithName(VolumeName(m.ID)).WithSecret(corev1ac.SecretVolumeSource().WithSecretName(m.SecretName)))
+			}
+		}
+		if !bound {
+			continue
+		}
+		res.Containers = append(res.Containers, c.Name)
+		if len(env) > 0 || len(mounts) > 0 {
+			ac := corev1ac.Container().WithName(c.Name)
+			if len(env) > 0 {
+				ac.WithEnv(env...)
+			}
+			if len(mounts) > 0 {
+				ac.WithVolumeMounts(mounts...)
+			}
+			spec.WithContainers(ac)
+		}
+	}
+	sort.Strings(res.Containers)
+
+	tmpl := corev1ac.PodTemplateSpec()
+	if sa != "" {
+		// serviceAccount is the deprecated alias the API server fills in
+		// from serviceAccountName: owning both is what lets an empty
+		// apply remove the name (left alone, the alias would restore it).
+		spec.WithServiceAccountName(sa).WithDeprecatedServiceAccount(sa)
+		tmpl.WithLabels(map[string]string{LabelWorkloadIdentityUse: "true"})
+	}
+	tmpl.WithSpec(spec)
+
+	annotations := map[string]string{}
+	token, restartedAt := b.restart(lv, members, &res)
+	if token != "" {
+		tmpl.WithAnnotations(map[string]string{AnnotationRestartToken: token})
+	}
+	if restartedAt != "" {
+		annotations[AnnotationRestartedAt] = restartedAt
+	}
+	h, err := bindingHash(ref.Kind, annotations, tmpl)
+	if err != nil {
+		return nil, res, err
+	}
+	annotations[AnnotationBindingHash] = h
+	return &config{annotations: annotations, template: tmpl}, res, nil
+}
+
+// serviceAccount is the one ServiceAccount the members need ("" for none),
+// refused if the live template runs as another one we did not set.
+func serviceAccount(ref Ref, lv *live, members []Member, specPath []string, specField string) (string, error) {
+	var sa, from string
+	for _, m := range members {
+		switch {
+		case m.ServiceAccount == "":
+		case sa == "":
+			sa, from = m.ServiceAccount, m.Connection
+		case m.ServiceAccount != sa:
+			return "", fmt.Errorf("%w: %s: %s.serviceAccountName would have to be both %s (connection %s) and %s (connection %s)",
+				ErrServiceAccountConflict, ref, specField, sa, from, m.ServiceAccount, m.Connection)
+		}
+	}
+	cur := lv.template.Spec.ServiceAccountName
+	if sa == "" || cur == "" || cur == sa {
+		return sa, nil
+	}
+	if !owns(lv.meta.ManagedFields, FieldManager, append(slices.Clone(specPath), "f:serviceAccountName")...) {
+		return "", fmt.Errorf("%w: %s: %s.serviceAccountName is %s, set by another manager; connection %s (workload identity) needs %s",
+			ErrServiceAccountConflict, ref, specField, cur, from, sa)
+	}
+	return sa, nil
+}
+
+// bindingRoot is SERVICE_BINDING_ROOT for container c: its own value when
+// it sets one, else DefaultBindingRoot, which we then set (ours).
+func bindingRoot(ref Ref, c corev1.Container, field string) (root string, ours bool, err error) {
+	e := liveEnv(c, EnvServiceBindingRoot)
+	switch {
+	case e == nil:
+		return connection.DefaultBindingRoot, true, nil
+	case e.ValueFrom != nil:
+		return "", false, fmt.Errorf("%w: %s: %s.env[name=%s] is set from a reference; volume mode needs a literal path there",
+			ErrBindingConflict, ref, field, EnvServiceBindingRoot)
+	case e.Value == "" || e.Value == connection.DefaultBindingRoot:
+		// ours from an earlier apply, or the user's with our value
+		// (co-owning one value is no conflict)
+		return connection.DefaultBindingRoot, true, nil
+	default:
+		return e.Value, false, nil
+	}
+}
+
+func describe(who string) string {
+	if who == volumeOwner {
+		return "volume mode"
+	}
+	return "connection " + who
+}
+
+func liveEnv(c corev1.Container, name string) *corev1.EnvVar {
+	for i := range c.Env {
+		if c.Env[i].Name == name {
+			return &c.Env[i]
+		}
+	}
+	return nil
+}
+
+// restart decides the restart token to apply and the restarted-at
+// annotation to keep or set, recording a restart or a deferral in res.
+func (b *Binder) restart(lv *live, members []Member, res *Result) (token, restartedAt string) {
+	want := restartToken(members)
+	have := lv.template.Annotations[AnnotationRestartToken]
+	restartedAt = lv.meta.Annotations[AnnotationRestartedAt]
+	if want == have || have == "" || want == "" {
+		// unchanged; a first binding, whose pods roll for the binding
+		// anyway; or no member wants restarts any more
+		return want, restartedAt
+	}
+	now := b.now()
+	if last, err := time.Parse(time.RFC3339, restartedAt); err == nil && now.Before(last.Add(b.window)) {
+		res.DeferredUntil = last.Add(b.window)
+		return have, restartedAt
+	}
+	res.Restarted = true
+	return want, now.UTC().Format(time.RFC3339)
+}
+
+// restartToken hashes the (id, token) pairs of the members that take
+// restarts; "" when none does.
+func restartToken(members []Member) string {
+	var pairs [][2]string
+	for _, m := range members {
+		if m.RestartToken != "" {
+			pairs = append(pairs, [2]string{m.ID, m.RestartToken})
+		}
+	}
+	if len(pairs) == 0 {
+		return ""
+	}
+	sort.Slice(pairs, func(i, j int) bool { return pairs[i][0] < pairs[j][0] })
+	b, _ := json.Marshal(pairs) // [][2]string always marshals
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// bindingHash hashes what the apply would say, less the hash itself.
+func bindingHash(kind connection.WorkloadKind, annotations map[string]string, tmpl *corev1ac.PodTemplateSpecApplyConfiguration) (string, error) {
+	b, err := json.Marshal(struct {
+		Kind        connection.WorkloadKind                     `json:"kind"`
+		Annotations map[string]string                           `json:"annotations"`
+		Template    *corev1ac.PodTemplateSpecApplyConfiguration `json:"template"`
+	}{kind, annotations, tmpl})
+	if err != nil {
+		return "", fmt.Errorf("hash binding: %w", err)
+	}
+	sum := sha256.Sum256(b)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
