@@ -1,6 +1,11 @@
 package render
 
-import "github.com/sc-extension/sc-extension/pkg/core/connection"
+import (
+	"strings"
+
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+)
 
 // The ownership vocabulary is connection's (one definition for every
 // package); these names keep rendering code readable.
@@ -14,6 +19,17 @@ const (
 	AnnotationWITenantID = "azure.workload.identity/tenant-id"
 	LabelWIUse           = "azure.workload.identity/use"
 )
+
+// The servicebinding.io entries a Secret bound in volume mode carries.
+const (
+	BindingTypeKey     = "type"
+	BindingProviderKey = "provider"
+	BindingProvider    = "azure"
+)
+
+// BindingType is the servicebinding.io type of a target: its catalog name,
+// lowercased ("storage-blob", "keyvault").
+func BindingType(t catalog.TargetType) string { return strings.ToLower(string(t)) }
 
 // Kinds of rendered objects, as they appear in connection.ResourceRef.
 const (

@@ -103,6 +103,15 @@ func renderSecret(s connection.Spec, creds connection.Credentials) (*corev1.Secr
 		}
 		data[s.RenderedKey(cfg.Name)] = []byte(v)
 	}
+	if s.Binding.ModeOrDefault() == connection.BindingVolume {
+		// servicebinding.io's Provisioned Service entries, for the
+		// directory the Secret is mounted as; the spec's own keys win.
+		for k, v := range map[string]string{BindingTypeKey: BindingType(s.TargetService.Type), BindingProviderKey: BindingProvider} {
+			if _, ok := data[k]; !ok {
+				data[k] = []byte(v)
+			}
+		}
+	}
 	return &corev1.Secret{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: KindSecret},
 		ObjectMeta: metav1.ObjectMeta{

@@ -164,6 +164,39 @@ func TestRenderSecretKeysAndHash(t *testing.T) {
 	assert.NotEqual(t, s.Annotations[AnnotationDataHash], again.Secret.Annotations[AnnotationDataHash])
 }
 
+func TestVolumeModeSecretCarriesServiceBindingEntries(t *testing.T) {
+	c, creds := secretConn()
+	plain, err := Render(c, creds)
+	require.NoError(t, err)
+
+	c.Spec.Binding = &connection.Binding{Mode: connection.BindingVolume, Workloads: []connection.Workload{{Kind: connection.WorkloadDeployment, Name: "web"}}}
+	objs, err := Render(c, creds)
+	require.NoError(t, err)
+	assert.Equal(t, map[string][]byte{"BLOB_CS": []byte(credVal), "type": []byte("storage-blob"), "provider": []byte("azure")}, objs.Secret.Data)
+	assert.Equal(t, DataHash(objs.Secret.Data), objs.Secret.Annotations[AnnotationDataHash], "the entries are data like any other")
+	assert.NotEqual(t, plain.Secret.Annotations[AnnotationDataHash], objs.Secret.Annotations[AnnotationDataHash])
+
+	c.Spec.Binding.Mode = connection.BindingEnv
+	env, err := Render(c, creds)
+	require.NoError(t, err)
+	assert.Equal(t, plain.Secret.Data, env.Secret.Data, "env mode: no servicebinding.io entries")
+
+	// keys of the spec's own named type or provider win
+	c.Spec.Binding.Mode = connection.BindingVolume
+	c.Spec.Configurations = append(c.Spec.Configurations, connection.Configuration{Name: "KIND", Value: "blob"}, connection.Configuration{Name: "provider", Value: "me"})
+	c.Spec.CustomizedKeys["KIND"] = "type"
+	own, err := Render(c, creds)
+	require.NoError(t, err)
+	assert.Equal(t, "blob", string(own.Secret.Data["type"]))
+	assert.Equal(t, "me", string(own.Secret.Data["provider"]))
+}
+
+func TestBindingTypeIsTheLowercasedCatalogName(t *testing.T) {
+	assert.Equal(t, "storage-blob", BindingType(catalog.TargetStorageBlob))
+	assert.Equal(t, "keyvault", BindingType(catalog.TargetKeyVault))
+	assert.Equal(t, "postgres-flexible", BindingType("Postgres-Flexible"))
+}
+
 func TestRenderMissingCredentialNamesKeyOnly(t *testing.T) {
 	c, _ := secretConn()
 	_, err := Render(c, connection.Credentials{"OTHER": credVal})
