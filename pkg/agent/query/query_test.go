@@ -2,6 +2,7 @@ package query_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -185,4 +186,33 @@ func TestConfigurationHidesCredentials(t *testing.T) {
 			assert.Empty(t, it.Value, it.Name)
 		}
 	}
+}
+
+// list-configuration names the workloads a bound connection's keys reach;
+// an unbound connection's items are as they were (no new fields on the wire).
+func TestConfigurationNamesBoundWorkloads(t *testing.T) {
+	spec := connection.Spec{
+		Configurations: []connection.Configuration{
+			{Name: "AZURE_REDIS_HOST", Value: "h"},
+			{Name: "AZURE_REDIS_PASSWORD", Credential: true},
+		},
+		CustomizedKeys: map[string]string{"AZURE_REDIS_HOST": "REDIS_HOST"},
+	}
+	unbound, err := json.Marshal(query.Configuration(spec))
+	require.NoError(t, err)
+	assert.JSONEq(t, `[{"name":"REDIS_HOST","value":"h"},{"name":"AZURE_REDIS_PASSWORD","value":"","credential":true}]`, string(unbound))
+
+	workloads := []connection.Workload{{Kind: connection.WorkloadDeployment, Name: "app", Containers: []string{"web"}},
+		{Kind: connection.WorkloadCronJob, Name: "nightly"}}
+	spec.Binding = &connection.Binding{Workloads: workloads}
+	items := query.Configuration(spec)
+	require.Len(t, items, 2)
+	for _, it := range items {
+		assert.Equal(t, workloads, it.Workloads, it.Name)
+		assert.Equal(t, connection.BindingEnv, it.BindingMode, "the default mode is spelled out")
+	}
+	assert.Empty(t, items[1].Value, "binding changes nothing about hiding credentials")
+
+	spec.Binding.Mode = connection.BindingVolume
+	assert.Equal(t, connection.BindingVolume, query.Configuration(spec)[0].BindingMode)
 }

@@ -152,16 +152,26 @@ func View(c connection.Connection) protocol.ConnectionView {
 	}
 }
 
-// Configuration lists the keys as they land in the rendered Secret. A
-// credential's value is "" even if a malformed spec carried one: the
-// catalog's rule is checked here too, not only the spec's own flag.
+// Configuration lists the keys as they land in the rendered Secret, and
+// the workloads each reaches when the connection is bound. A credential's
+// value is "" even if a malformed spec carried one: the catalog's rule is
+// checked here too, not only the spec's own flag.
 func Configuration(s connection.Spec) []protocol.ConfigurationItem {
 	items := make([]protocol.ConfigurationItem, 0, len(s.Configurations))
+	var mode connection.BindingMode
+	if s.Binding != nil && len(s.Binding.Workloads) > 0 {
+		mode = s.Binding.ModeOrDefault()
+	}
 	for _, cfg := range s.Configurations {
 		cred := cfg.Credential || catalog.IsCredential(cfg.Name)
 		item := protocol.ConfigurationItem{Name: s.RenderedKey(cfg.Name), Value: cfg.Value, Credential: cred}
 		if cred {
 			item.Value = ""
+		}
+		if mode != "" {
+			// every key reaches every bound workload: a binding is per
+			// connection, not per key
+			item.Workloads, item.BindingMode = s.Binding.Workloads, mode
 		}
 		items = append(items, item)
 	}

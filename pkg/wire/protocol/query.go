@@ -135,10 +135,18 @@ type ConnectionView struct {
 
 // ConfigurationItem is one key of list-configuration, as rendered (after
 // customizedKeys); Value is "" for credentials.
+//
+// Workloads and BindingMode say where the key reaches when the connection
+// has a binding: the workloads of spec.binding, as an environment variable
+// (env) or a file (volume). Both were added in sc.v1 without a version
+// change: the list stays a bare array (what scctl v0.1.0 reads), and an
+// unbound key carries neither field.
 type ConfigurationItem struct {
-	Name       string `json:"name"`
-	Value      string `json:"value"`
-	Credential bool   `json:"credential,omitempty"`
+	Name        string                 `json:"name"`
+	Value       string                 `json:"value"`
+	Credential  bool                   `json:"credential,omitempty"`
+	Workloads   []connection.Workload  `json:"workloads,omitempty"`
+	BindingMode connection.BindingMode `json:"bindingMode,omitempty"`
 }
 
 // CheckResult is one line of validate's report.
