@@ -49,6 +49,7 @@ type createHold struct {
 	allowance int
 	admitted  int
 	held      int
+	expired   int           // creates let through by holdMax, not by the test
 	changed   chan struct{} // closed and replaced on every change
 	released  bool
 	probed    bool
@@ -177,6 +178,9 @@ func (h *createHold) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				waiting = false
 			}
 			h.mu.Lock()
+			if !waiting && !gone {
+				h.expired++
+			}
 		}
 		h.held--
 		if !gone {
@@ -243,6 +247,14 @@ func (h *createHold) allowMore(t *testing.T, n int) {
 }
 
 // open admits everything from now on, the held creates included.
+// timedOut counts the creates let through because they were held holdMax:
+// a test that meant to hold them until it acted learns that it was late.
+func (h *createHold) timedOut() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.expired
+}
+
 func (h *createHold) open() {
 	h.mu.Lock()
 	defer h.mu.Unlock()

@@ -210,8 +210,9 @@ func (u *upgradeRun) burst(t *testing.T, what, prefix string, args []string) {
 	}
 	require.NotEmpty(t, old, "an agent runs before the %s", what)
 	// The burst's renders wait at the test's admission webhook until the old
-	// agent has stopped: requests are provably unfinished when it stops,
-	// however fast the intake and a warm sc-job finish them otherwise.
+	// agent stops: requests are provably unfinished when it stops, however
+	// fast the intake and a warm sc-job finish them otherwise. The hold
+	// opens at the stop (below), or at the latest when the test ends.
 	hold := e.holdCreates(t, "secrets", u.burstNS, "sc-"+prefix, 0)
 	seqs := u.lastSeqs(namesOf(u.churn))
 	generation := u.generations(ctx, t)
@@ -285,6 +286,10 @@ func (u *upgradeRun) burst(t *testing.T, what, prefix string, args []string) {
 		}
 		if oldStopping && !stopped {
 			stopped, sentAtStop, unfinishedAtStop = true, len(updates)+len(creates), unfinished(u.status, all())
+			// The hold has done its work. Held any longer, it would stall
+			// the release's post-upgrade hook, which renders the burst's
+			// records too: helm would wait on the hold, the burst on helm.
+			hold.open()
 		}
 		if done != nil && oldLeft == 0 {
 			return true, nil
@@ -303,9 +308,8 @@ func (u *upgradeRun) burst(t *testing.T, what, prefix string, args []string) {
 	})
 	require.NoError(t, err, "the %s with requests in flight", what)
 	require.True(t, stopped, "the %s replaced the agent pods %v", what, slices.Sorted(maps.Keys(old)))
-	hold.open()
-	t.Logf("%s: the old agent stopped with %d of %d requests sent so far unfinished; %d creates and %d updates in all",
-		what, unfinishedAtStop, sentAtStop, len(creates), len(updates))
+	t.Logf("%s: the old agent stopped with %d of %d requests sent so far unfinished; %d creates and %d updates in all; %d held creates let through by the hold's time limit",
+		what, unfinishedAtStop, sentAtStop, len(creates), len(updates), hold.timedOut())
 	require.Positive(t, unfinishedAtStop, "requests were in flight when the old agent stopped")
 
 	// Accounting: exactly one outcome per request, nothing lost.
