@@ -43,12 +43,13 @@ func talksToAgent(cmd *cobra.Command) bool {
 }
 
 // checkAgent reads the agent's last heartbeat once, before a connection
-// command sends anything. An agent that does not decode protocol.APIVersion
+// command sends anything. An agent that does not decode protocol.APIVersion,
+// or does not advertise one of features (what the command's request needs),
 // is an error (ErrIncompatibleAgent); a release other than scctl's is one
 // warning line on stderr. Without a readable heartbeat there is nothing to
 // compare and the command goes ahead: whether the agent answers is the
 // command's own business (exit 3 if it does not).
-func (a *App) checkAgent(ctx context.Context, cp ControlPlane, cluster string) error {
+func (a *App) checkAgent(ctx context.Context, cp ControlPlane, cluster string, features []string) error {
 	ctx, cancel := context.WithTimeout(ctx, agentCheckTimeout)
 	defer cancel()
 	hb, err := cp.LatestHeartbeat(ctx)
@@ -57,6 +58,11 @@ func (a *App) checkAgent(ctx context.Context, cp ControlPlane, cluster string) e
 	}
 	if err := incompatibility(cluster, hb); err != nil {
 		return err
+	}
+	for _, feature := range features {
+		if !hb.Supports(feature) {
+			return missingFeature(cluster, hb, feature)
+		}
 	}
 	if w := releaseSkew(cluster, hb.AgentVersion, version.Version); w != "" {
 		fmt.Fprintf(a.Stderr, "scctl: warning: %s\n", w)
@@ -75,6 +81,30 @@ func incompatibility(cluster string, hb protocol.Heartbeat) error {
 		"the agent of cluster %q (release %s) speaks %s, not %s, which this scctl (release %s) speaks; nothing was sent: "+
 			"use an scctl that speaks %s, such as release %s",
 		cluster, orUnknown(hb.AgentVersion), speaks, protocol.APIVersion, version.Version, speaks, orUnknown(hb.AgentVersion))}
+}
+
+// featureUse says, per feature, what an agent without it cannot do and the
+// flags that ask for it.
+var featureUse = map[string]struct{ lacks, flags string }{
+	protocol.FeatureBinding: {
+		lacks: "does not bind workloads (its heartbeat does not advertise the binding feature; it would ignore the binding)",
+		flags: "--workload, --binding-mode, --no-restart and --unbind",
+	},
+}
+
+// missingFeature is ErrIncompatibleAgent for an agent that speaks scctl's
+// protocol but lacks what the request needs: an additive field such as
+// spec.binding would reach it and be dropped without a word, so scctl
+// sends nothing instead.
+func missingFeature(cluster string, hb protocol.Heartbeat, feature string) error {
+	use, ok := featureUse[feature]
+	if !ok {
+		use.lacks, use.flags = fmt.Sprintf("does not advertise the %s feature", feature), "the flags that need it"
+	}
+	return &sentenceError{kind: ErrIncompatibleAgent, msg: fmt.Sprintf(
+		"the agent of cluster %q (release %s) %s; nothing was sent: upgrade sc-extension on the cluster (helm upgrade), "+
+			"or leave out %s",
+		cluster, orUnknown(hb.AgentVersion), use.lacks, use.flags)}
 }
 
 // releaseSkew is the warning for an agent of another release than scctl's,

@@ -113,3 +113,80 @@ func TestOverNATSAgentReleaseChecks(t *testing.T) {
 	assert.Empty(t, r.stderr)
 	assert.EqualValues(t, 4, requests())
 }
+
+// The binding flags over a real embedded NATS server with the real intake
+// and query responder: an agent of this tree (whose heartbeat advertises
+// binding) stores spec.binding and shows it; a v0.1.0 heartbeat makes the
+// same flags refused before anything is published.
+func TestOverNATSBindingNeedsTheAgentFeature(t *testing.T) {
+	stampVersion(t, "v0.2.0")
+	srv := devservertest.Start(t, devserver.Options{Clusters: []string{"c1"}})
+	startAgent(t, srv)
+	cp := devservertest.ControlPlane(t, srv, "c1", 2*time.Second)
+	ctx := context.Background()
+	require.Eventually(t, func() bool { _, err := cp.PublicKey(ctx); return err == nil },
+		10*time.Second, 20*time.Millisecond, "the agent's responder answers")
+	agent, js := devservertest.Agent(t, srv, "c1", zerolog.Nop())
+	_, admin := devservertest.AdminConn(t, srv)
+	requests := func() uint64 {
+		t.Helper()
+		s, err := admin.Stream(ctx, protocol.RequestStream)
+		require.NoError(t, err)
+		info, err := s.Info(ctx)
+		require.NoError(t, err)
+		return info.State.LastSeq
+	}
+
+	hbCtx, stop := context.WithCancel(ctx)
+	stopped := make(chan error, 1)
+	go func() {
+		stopped <- heartbeat.Run(hbCtx, agent, heartbeat.Options{Cluster: "c1", Pod: "sc-agent-0", Interval: time.Hour,
+			State: func() heartbeat.State { return heartbeat.State{Ready: true} }})
+	}()
+	require.Eventually(t, func() bool { _, err := cp.LatestHeartbeat(ctx); return err == nil },
+		10*time.Second, 20*time.Millisecond, "the first heartbeat is stored")
+	stop()
+	require.NoError(t, <-stopped)
+
+	r := runReal(t, srv, "connection", "create", "storage-blob", "--connection", "bound", "--kube-namespace", "team-a",
+		"--target-id", storageID, "--secret", "connection-string=cred-VALUE-bind",
+		"--workload", "deployment/app,container=web", "--workload", "cronjob/nightly", "--binding-mode", "volume")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	assert.Contains(t, r.stdout, `connection "bound": Succeeded`)
+	assert.EqualValues(t, 1, requests())
+
+	r = runReal(t, srv, "connection", "show", "--connection", "bound")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	assert.Regexp(t, `(?m)^Binding mode:\s+volume$`, r.stdout)
+	assert.Regexp(t, `(?m)^Bound workloads:\s+Deployment/app \(containers web\)\n\s+CronJob/nightly$`, r.stdout)
+
+	r = runReal(t, srv, "connection", "list-configuration", "--connection", "bound")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	assert.Regexp(t, `AZURE_STORAGEBLOB_CONNECTIONSTRING\s+<hidden>\s+volume: Deployment/app \(containers web\), CronJob/nightly`, r.stdout)
+
+	r = runReal(t, srv, "connection", "update", "storage-blob", "--connection", "bound",
+		"--secret", "connection-string=cred-VALUE-bind", "--unbind")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	r = runReal(t, srv, "-o", "json", "connection", "show", "--connection", "bound")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	assert.NotContains(t, r.stdout, `"binding"`, "--unbind cleared it")
+	assert.EqualValues(t, 2, requests())
+
+	// v0.1.0 would drop spec.binding: refused, nothing published
+	_, err := js.Publish(ctx, protocol.HeartbeatSubject("c1"), []byte(`{"apiVersion":"sc.v1","kind":"Heartbeat","cluster":"c1",`+
+		`"agentVersion":"v0.1.0","pod":"sc-agent-0","leader":true,"ready":true,"connections":1,"time":"2025-03-01T12:00:00Z"}`))
+	require.NoError(t, err)
+	r = runReal(t, srv, "connection", "update", "storage-blob", "--connection", "bound",
+		"--secret", "connection-string=cred-VALUE-bind", "--workload", "deployment/app", "--no-wait")
+	assert.Equal(t, ExitUsage, r.code, r.stderr)
+	assert.Contains(t, r.stderr, `scctl: the agent of cluster "c1" (release v0.1.0) does not bind workloads`)
+	assert.Empty(t, r.stdout)
+	assert.EqualValues(t, 2, requests(), "no request was published")
+
+	// without binding flags the same agent is still talked to
+	r = runReal(t, srv, "connection", "update", "storage-blob", "--connection", "bound",
+		"--secret", "connection-string=cred-VALUE-bind", "--no-wait")
+	require.Equal(t, ExitOK, r.code, r.stderr)
+	assert.EqualValues(t, 3, requests())
+	assert.NotContains(t, r.stdout+r.stderr, "cred-VALUE")
+}

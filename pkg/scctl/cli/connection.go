@@ -46,9 +46,11 @@ func (a *App) createCommand(g *globals, update bool) *cobra.Command {
 		Short: short,
 		Example: "  scctl connection " + verb + " storage-blob --cluster c1 --connection mystorage --kube-namespace team-a \\\n" +
 			"    --target-id /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Storage/storageAccounts/<account> \\\n" +
-			"    --secret connection-string=@conn.txt",
+			"    --secret connection-string=@conn.txt \\\n" +
+			"    --workload deployment/app,container=web --workload cronjob/nightly --binding-mode env",
 		Args: usageArgs(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			g.features = f.requiredFeatures()
 			if !update {
 				spec, creds, err := f.build(args[0], nil)
 				if err != nil {
@@ -78,6 +80,9 @@ func (a *App) createCommand(g *globals, update bool) *cobra.Command {
 		},
 	}
 	f.register(cmd.Flags())
+	if update {
+		f.binding.registerUnbind(cmd.Flags())
+	}
 	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the request is sent; follow with `scctl connection wait`")
 	return cmd
 }

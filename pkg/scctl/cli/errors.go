@@ -149,6 +149,38 @@ func flagFor(field string) string {
 		return "--customized-keys " + rest
 	case "clientType":
 		return "--client-type"
+	case "binding":
+		return bindingFlagFor(rest)
 	}
 	return field
+}
+
+// bindingFlagFor names the flag behind a binding field: binding.mode is
+// --binding-mode, binding.workloads[1].name the second --workload's name.
+func bindingFlagFor(rest string) string {
+	if rest == "mode" {
+		return "--binding-mode"
+	}
+	i, sub, ok := indexed(rest, "workloads")
+	if !ok {
+		return "--workload"
+	}
+	flag := fmt.Sprintf("--workload #%d", i+1)
+	if j, _, ok := indexed(sub, "containers"); ok {
+		return fmt.Sprintf("%s container #%d", flag, j+1)
+	}
+	if sub != "" {
+		return flag + " " + sub
+	}
+	return flag
+}
+
+// indexed splits "name[i].rest" into i and rest.
+func indexed(path, name string) (int, string, bool) {
+	var i int
+	head, rest, _ := strings.Cut(path, ".")
+	if _, err := fmt.Sscanf(head, name+"[%d]", &i); err != nil {
+		return 0, "", false
+	}
+	return i, rest, true
 }

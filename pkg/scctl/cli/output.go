@@ -112,7 +112,28 @@ func (p printer) connection(v protocol.ConnectionView) error {
 		for i, k := range sortedKeys(s.CustomizedKeys) {
 			row(label(i, "Customized keys"), k+" -> "+s.CustomizedKeys[k])
 		}
+		if b := s.Binding; b != nil {
+			row("Binding mode", string(b.ModeOrDefault()))
+			for i, wl := range b.Workloads {
+				row(label(i, "Bound workloads"), workload(wl))
+			}
+			restart := "on credential change"
+			if b.NoRestart {
+				restart = "never (--no-restart)"
+			}
+			row("Restart", restart)
+		}
 	})
+}
+
+// workload is KIND/NAME with its containers, as --workload takes it
+// (kind in Kubernetes spelling).
+func workload(w connection.Workload) string {
+	out := string(w.Kind) + "/" + w.Name
+	if len(w.Containers) > 0 {
+		out += " (containers " + strings.Join(w.Containers, ", ") + ")"
+	}
+	return out
 }
 
 // label prints a multi-line field's name on its first line only.
@@ -127,14 +148,37 @@ func (p printer) configuration(items []protocol.ConfigurationItem) error {
 	if items == nil {
 		items = []protocol.ConfigurationItem{}
 	}
+	bound := false
+	for _, it := range items {
+		bound = bound || len(it.Workloads) > 0
+	}
 	return p.print(items, func(w io.Writer) {
-		fmt.Fprintln(w, "NAME\tVALUE")
+		if bound {
+			fmt.Fprintln(w, "NAME\tVALUE\tBOUND TO")
+		} else {
+			fmt.Fprintln(w, "NAME\tVALUE")
+		}
 		for _, it := range items {
 			val := it.Value
 			if it.Credential {
 				val = hiddenMarker
 			}
-			fmt.Fprintf(w, "%s\t%s\n", it.Name, val)
+			if !bound {
+				fmt.Fprintf(w, "%s\t%s\n", it.Name, val)
+				continue
+			}
+			to := "-"
+			if len(it.Workloads) > 0 {
+				names := make([]string, len(it.Workloads))
+				for i, wl := range it.Workloads {
+					names[i] = workload(wl)
+				}
+				to = strings.Join(names, ", ")
+				if it.BindingMode != "" {
+					to = string(it.BindingMode) + ": " + to
+				}
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\n", it.Name, val, to)
 		}
 	})
 }

@@ -96,3 +96,49 @@ func TestEmptyList(t *testing.T) {
 	require.NoError(t, printer{w: &b, format: outputTable}.connections(nil))
 	assert.Equal(t, "NAME  NAMESPACE  TARGET  AUTH  CLIENT  PHASE  REASON  GEN  UPDATED\n", b.String())
 }
+
+func boundView() protocol.ConnectionView {
+	v := sampleView()
+	v.Spec.Binding = &connection.Binding{Mode: connection.BindingVolume, NoRestart: true, Workloads: []connection.Workload{
+		{Kind: connection.WorkloadDeployment, Name: "app", Containers: []string{"web", "sidecar"}},
+		{Kind: connection.WorkloadCronJob, Name: "nightly"},
+	}}
+	return v
+}
+
+// show prints the binding (table rows; JSON and YAML carry spec.binding as
+// the agent sent it) and list-configuration the workloads each key reaches;
+// the unbound goldens above stay byte for byte what they were.
+func TestGoldenBoundOutputs(t *testing.T) {
+	items := sampleConfiguration()
+	for i := range items {
+		items[i].Workloads, items[i].BindingMode = boundView().Spec.Binding.Workloads, connection.BindingVolume
+	}
+	for _, format := range []string{outputTable, outputJSON, outputYAML} {
+		t.Run(format, func(t *testing.T) {
+			var b bytes.Buffer
+			p := printer{w: &b, format: format}
+			require.NoError(t, p.connection(boundView()))
+			golden(t, "show-bound."+format, b.Bytes())
+
+			b.Reset()
+			require.NoError(t, p.configuration(items))
+			golden(t, "list-configuration-bound."+format, b.Bytes())
+		})
+	}
+}
+
+func TestShowBindingDefaults(t *testing.T) {
+	v := sampleView()
+	v.Spec.Binding = &connection.Binding{Workloads: []connection.Workload{{Kind: connection.WorkloadStatefulSet, Name: "db"}}}
+	var b bytes.Buffer
+	require.NoError(t, printer{w: &b, format: outputTable}.connection(v))
+	assert.Regexp(t, `(?m)^Binding mode:\s+env$`, b.String(), "the default mode is spelled out")
+	assert.Regexp(t, `(?m)^Bound workloads:\s+StatefulSet/db$`, b.String())
+	assert.Regexp(t, `(?m)^Restart:\s+on credential change$`, b.String())
+
+	b.Reset()
+	require.NoError(t, printer{w: &b, format: outputTable}.connection(sampleView()))
+	assert.NotContains(t, b.String(), "Binding")
+	assert.NotContains(t, b.String(), "Restart")
+}

@@ -30,6 +30,10 @@ type globals struct {
 	// connecting, dial reads the agent's heartbeat once and refuses an
 	// incompatible agent or warns about another release (compat.go).
 	checkAgent bool
+	// features are what the command's request needs the agent to
+	// advertise (protocol.FeatureBinding for the binding flags); the same
+	// heartbeat read refuses an agent without them.
+	features []string
 }
 
 // envFor lists the environment variable behind each global flag.
@@ -144,7 +148,7 @@ func (a *App) dial(ctx context.Context, g *globals) (ControlPlane, error) {
 	if err != nil || !g.checkAgent {
 		return cp, err
 	}
-	if err := a.checkAgent(ctx, cp, g.cluster); err != nil {
+	if err := a.checkAgent(ctx, cp, g.cluster, g.features); err != nil {
 		cp.Close()
 		return nil, err
 	}

@@ -18,6 +18,7 @@ type specFlags struct {
 	name, namespace, targetID, clientType      string
 	secret, workloadIdentity, servicePrincipal []string
 	keyvaultCSI, configs, customizedKeys       []string
+	binding                                    bindingFlags
 	changed                                    func(string) bool
 }
 
@@ -35,6 +36,7 @@ func (f *specFlags) register(fs *pflag.FlagSet) {
 		"Key Vault through the Secret Store CSI driver: tenant-id=GUID,client-id=GUID[,objects=name1;name2]")
 	fs.StringArrayVar(&f.configs, "config", nil, "set or add a non-credential configuration: KEY=VALUE[,KEY=VALUE]")
 	fs.StringArrayVar(&f.customizedKeys, "customized-keys", nil, "rename rendered keys: ORIGINAL=NEW[,ORIGINAL=NEW]")
+	f.binding.register(fs)
 	f.changed = func(name string) bool { return fs.Changed(name) }
 }
 
@@ -107,6 +109,9 @@ func (f *specFlags) build(target string, base *connection.Spec) (connection.Spec
 		return connection.Spec{}, nil, err
 	}
 	if spec.CustomizedKeys, err = f.customized(base); err != nil {
+		return connection.Spec{}, nil, err
+	}
+	if spec.Binding, err = f.bindingSpec(base); err != nil {
 		return connection.Spec{}, nil, err
 	}
 	if err := connection.Validate(spec, creds); err != nil {
