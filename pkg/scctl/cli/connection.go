@@ -83,7 +83,7 @@ func (a *App) createCommand(g *globals, update bool) *cobra.Command {
 	if update {
 		f.binding.registerUnbind(cmd.Flags())
 	}
-	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the request is sent; follow with `scctl connection wait`")
+	cmd.Flags().BoolVar(&noWait, "no-wait", false, "return once the request is sent; follow with scctl connection wait")
 	return cmd
 }
 
