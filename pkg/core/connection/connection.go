@@ -183,6 +183,9 @@ type Status struct {
 	// connection deleted and created again starts a new Seq, and the token
 	// tells the two records' events apart.
 	Incarnation string `json:"incarnation,omitempty"`
+	// Bound is what sc-job last bound for this connection (bound.go); nil
+	// when it binds no workload.
+	Bound *BoundState `json:"bound,omitempty"`
 }
 
 // Failure is what a run that did not finish a connection's work leaves in
