@@ -13,8 +13,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
@@ -231,6 +233,21 @@ func TestMissingWorkload(t *testing.T) {
 	require.NoError(t, err, "nothing to unbind")
 	assert.Equal(t, Result{}, res)
 	assert.Equal(t, getWeb, acts)
+}
+
+// An apply to a workload deleted since the GET would create it from our
+// fields alone, which the API server finds invalid: that is reported as the
+// missing workload it is, not as a permanent failure.
+func TestWorkloadDeletedBetweenReadAndApply(t *testing.T) {
+	f := newFixture(t, deployment("web", ctr("app")))
+	f.cs.PrependReactor("patch", "deployments", func(k8stesting.Action) (bool, runtime.Object, error) {
+		require.NoError(t, f.cs.Tracker().Delete(appsv1.SchemeGroupVersion.WithResource("deployments"), ns, "web"))
+		return true, nil, apierrors.NewInvalid(appsv1.SchemeGroupVersion.WithKind("Deployment").GroupKind(), "web", nil)
+	})
+	_, acts, err := f.reconcile(web, envMember("blob", "K"))
+	require.ErrorIs(t, err, ErrWorkloadNotFound)
+	assert.Equal(t, []string{"get deployments team-a/web", "patch deployments team-a/web", "get deployments team-a/web"}, acts)
+	assert.False(t, Permanent(err))
 }
 
 func TestInvalidEnvNameIsRefusedBeforeAnyCall(t *testing.T) {
