@@ -53,10 +53,14 @@ func TestRenderDefaultsInventory(t *testing.T) {
 		"ValidatingAdmissionPolicy/sc-extension-agent",
 		"ValidatingAdmissionPolicy/sc-extension-agent-jobs",
 		"ValidatingAdmissionPolicy/sc-extension-job",
+		"ValidatingAdmissionPolicy/sc-extension-job-cronjobs",
+		"ValidatingAdmissionPolicy/sc-extension-job-workloads",
 		"ValidatingAdmissionPolicy/sc-extension-owner-label",
 		"ValidatingAdmissionPolicyBinding/sc-extension-agent",
 		"ValidatingAdmissionPolicyBinding/sc-extension-agent-jobs",
 		"ValidatingAdmissionPolicyBinding/sc-extension-job",
+		"ValidatingAdmissionPolicyBinding/sc-extension-job-cronjobs",
+		"ValidatingAdmissionPolicyBinding/sc-extension-job-workloads",
 		"ValidatingAdmissionPolicyBinding/sc-extension-owner-label",
 	}, inventory(r))
 	for _, o := range r.objects {

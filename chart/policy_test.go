@@ -36,7 +36,7 @@ func expressions(p *admissionregistrationv1.ValidatingAdmissionPolicy) string {
 func TestAdmissionPoliciesBoundAndDenying(t *testing.T) {
 	r := render(t, minimal())
 	policies := all[*admissionregistrationv1.ValidatingAdmissionPolicy](r)
-	require.Len(t, policies, 4)
+	require.Len(t, policies, 6)
 	for _, p := range policies {
 		assert.Equal(t, admissionregistrationv1.Fail, *p.Spec.FailurePolicy, p.Name)
 		b := find[*admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, r, p.Name)
@@ -56,6 +56,11 @@ func TestAdmissionPoliciesMatchTheIdentities(t *testing.T) {
 	for _, name := range []string{"sc-extension-agent", "sc-extension-agent-jobs"} {
 		assert.Contains(t, expressions(find[*admissionregistrationv1.ValidatingAdmissionPolicy](t, r, name)),
 			"request.userInfo.username == 'system:serviceaccount:"+releaseNamespace+":sc-agent'", name)
+	}
+	for _, name := range []string{"sc-extension-job-workloads", "sc-extension-job-cronjobs"} {
+		w := expressions(find[*admissionregistrationv1.ValidatingAdmissionPolicy](t, r, name))
+		assert.Contains(t, w, "request.userInfo.username == 'system:serviceaccount:"+releaseNamespace+":sc-job'", name)
+		assert.Contains(t, w, `!(request.namespace in ["`+releaseNamespace+`","kube-system","kube-public","kube-node-lease","payments"])`, name)
 	}
 	owner := expressions(find[*admissionregistrationv1.ValidatingAdmissionPolicy](t, r, "sc-extension-owner-label"))
 	assert.Contains(t, owner, "'system:serviceaccount:"+releaseNamespace+":sc-job', 'system:serviceaccount:"+releaseNamespace+":sc-agent'")

@@ -140,7 +140,21 @@ func TestRBACJob(t *testing.T) {
 	assert.True(t, g.allows("get", "apiextensions.k8s.io", "customresourcedefinitions", "", "secretproviderclasses.secrets-store.csi.x-k8s.io"))
 	assert.False(t, g.allows("get", "apiextensions.k8s.io", "customresourcedefinitions", "", "other.example.com"))
 
-	// Outside sc-system, nothing but Secrets, ServiceAccounts and SecretProviderClasses is written.
+	// Workload binding: get and patch (server-side apply) of the four
+	// workload kinds, never create, delete, list or update.
+	for _, w := range []struct{ group, res string }{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}, {"batch", "cronjobs"}} {
+		for _, v := range []string{"get", "patch"} {
+			assert.True(t, g.allows(v, w.group, w.res, "team-a", "app"), "%s %s", v, w.res)
+		}
+		for _, v := range []string{"create", "update", "delete", "list", "watch"} {
+			assert.False(t, g.allows(v, w.group, w.res, "team-a", "app"), "%s %s", v, w.res)
+		}
+	}
+	assert.False(t, g.allows("patch", "", "pods", "team-a", "x"))
+	assert.False(t, g.allows("update", "apps", "deployments/scale", "team-a", "app"))
+
+	// Outside sc-system, nothing but Secrets, ServiceAccounts and
+	// SecretProviderClasses is written, and workloads patched.
 	written := map[string]bool{}
 	for _, rule := range g.cluster {
 		if slices.ContainsFunc(rule.Verbs, func(v string) bool { return slices.Contains(writeVerbs, v) }) {
@@ -149,7 +163,8 @@ func TestRBACJob(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, map[string]bool{"secrets": true, "serviceaccounts": true, "secretproviderclasses": true}, written)
+	assert.Equal(t, map[string]bool{"secrets": true, "serviceaccounts": true, "secretproviderclasses": true,
+		"deployments": true, "statefulsets": true, "daemonsets": true, "cronjobs": true}, written)
 
 	// In sc-system: status into records, records of deleted connections removed,
 	// credentials read, Events, and only its own Job deleted.

@@ -620,6 +620,7 @@ func tenantActions(admin kubernetes.Interface) []action {
 // if any, stopped it.
 func checkPolicies(ctx context.Context, t *testing.T, k *kubetest.Clients) {
 	fixtures(ctx, t, k)
+	workloadFixtures(ctx, t, k.Clientset)
 	job, agent := serviceAccount(t, k, "sc-job"), serviceAccount(t, k, "sc-agent")
 	tenant := impersonate(t, k, "alice", "team-a-devs", "system:authenticated")
 	waitForPolicies(ctx, t, k, job, agent, tenant)
@@ -632,7 +633,7 @@ func checkPolicies(ctx context.Context, t *testing.T, k *kubetest.Clients) {
 		min     int
 	}{
 		{agent, agentActions(k.Clientset), 20},
-		{job, jobActions(k.Clientset), 20},
+		{job, append(jobActions(k.Clientset), workloadActions()...), 30},
 		{tenant, tenantActions(k.Clientset), 0},
 	} {
 		forbidden := 0
@@ -683,6 +684,15 @@ func waitForPolicies(ctx context.Context, t *testing.T, k *kubetest.Clients, job
 			_, err := agent.cs.BatchV1().Jobs(ns).Create(ctx, jobWith(func(j *batchv1.Job) { j.Spec.Template.Spec.ServiceAccountName = "default" }), dry)
 			return err
 		},
+		workloadPolicy: func() error {
+			_, err := job.cs.AppsV1().Deployments("kube-system").Patch(ctx, systemApp, types.MergePatchType, []byte(`{}`), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		},
+		cronPolicy: func() error {
+			_, err := job.cs.BatchV1().CronJobs(tenantNS).Patch(ctx, tenantCron, types.StrategicMergePatchType,
+				[]byte(`{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"hostNetwork":true}}}}}}`), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		},
 		"sc-extension-owner-label": func() error {
 			_, err := tenant.cs.CoreV1().Secrets(tenantNS).Create(ctx, secret(tenantNS, "x", map[string]string{managedBy: ours}, corev1.SecretTypeOpaque), dry)
 			return err
@@ -703,7 +713,7 @@ func waitForPolicies(ctx context.Context, t *testing.T, k *kubetest.Clients, job
 // kinds do not have is a policy that can never work as written.
 func warnTypeChecking(ctx context.Context, t *testing.T, k *kubetest.Clients) {
 	t.Helper()
-	for _, name := range []string{"sc-extension-job", "sc-extension-agent", "sc-extension-agent-jobs", "sc-extension-owner-label"} {
+	for _, name := range []string{"sc-extension-job", "sc-extension-agent", "sc-extension-agent-jobs", "sc-extension-owner-label", workloadPolicy, cronPolicy} {
 		var p *admissionregistrationv1.ValidatingAdmissionPolicy
 		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 			var err error
