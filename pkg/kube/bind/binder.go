@@ -84,6 +84,14 @@ type Result struct {
 // binding added earlier. It reads the workload once and writes it at most
 // once; see the package comment for what is written.
 func (b *Binder) Reconcile(ctx context.Context, ref Ref, members []Member) (Result, error) {
+	return b.ReconcileNotBefore(ctx, ref, members, time.Time{})
+}
+
+// ReconcileNotBefore is Reconcile with a restart held back until notBefore
+// as well as by the window: sc-job holds a restart for a moment after a
+// Secret's data changed, so connections that change together (one
+// request each, a second apart) roll the workload once.
+func (b *Binder) ReconcileNotBefore(ctx context.Context, ref Ref, members []Member, notBefore time.Time) (Result, error) {
 	ops, err := opsFor(ref.Kind)
 	if err != nil {
 		return Result{}, fmt.Errorf("bind %s: %w", ref, err)
@@ -112,7 +120,7 @@ func (b *Binder) Reconcile(ctx context.Context, ref Ref, members []Member) (Resu
 		}
 		return Result{Wrote: true}, nil
 	}
-	cfg, res, err := b.desired(ops, ref, lv, members)
+	cfg, res, err := b.desired(ops, ref, lv, members, notBefore)
 	if err != nil {
 		return Result{}, err
 	}

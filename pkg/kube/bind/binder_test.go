@@ -198,6 +198,31 @@ func TestRestartTokenChangeRestartsOncePerWindow(t *testing.T) {
 	assert.Equal(t, f.now.Format(time.RFC3339), d.Annotations[AnnotationRestartedAt])
 }
 
+// A restart held back until notBefore (sc-job's settle after new data)
+// writes nothing before it, and restarts once from it on.
+func TestRestartWaitsForNotBefore(t *testing.T) {
+	f := newFixture(t, deployment("web", ctr("app")))
+	m := envMember("blob", "K")
+	_, _, err := f.reconcile(web, m)
+	require.NoError(t, err)
+
+	m.RestartToken = "2"
+	settle := t0.Add(2 * time.Second)
+	f.cs.ClearActions()
+	res, err := f.b.ReconcileNotBefore(f.ctx, web, []Member{m}, settle)
+	require.NoError(t, err)
+	assert.Equal(t, getWeb, fakeactions.Of(f.cs))
+	assert.Equal(t, Result{DeferredUntil: settle, Containers: []string{"app"}}, res)
+
+	f.now = settle
+	f.cs.ClearActions()
+	res, err = f.b.ReconcileNotBefore(f.ctx, web, []Member{m}, settle)
+	require.NoError(t, err)
+	assert.Equal(t, applyWeb, fakeactions.Of(f.cs))
+	assert.True(t, res.Restarted)
+	assert.Equal(t, restartToken([]Member{m}), f.deployment("web").Spec.Template.Annotations[AnnotationRestartToken])
+}
+
 func TestOptedOutMembersDoNotRestart(t *testing.T) {
 	f := newFixture(t, deployment("web", ctr("app")))
 	m := envMember("blob", "K")

@@ -27,7 +27,7 @@ const volumeOwner = "(volume mode)"
 
 // desired builds the configuration for members on the workload as it is
 // live: which containers, which ServiceAccount, which restart token.
-func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member) (*config, Result, error) {
+func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member, notBefore time.Time) (*config, Result, error) {
 	var res Result
 	specPath := append(fieldPath(ops.templatePath...), "f:spec")
 	specField := strings.Join(ops.templatePath, ".") + ".spec"
@@ -138,7 +138,7 @@ func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member) (*con
 	tmpl.WithSpec(spec)
 
 	annotations := map[string]string{}
-	token, restartedAt := b.restart(lv, members, &res)
+	token, restartedAt := b.restart(lv, members, notBefore, &res)
 	if token != "" {
 		tmpl.WithAnnotations(map[string]string{AnnotationRestartToken: token})
 	}
@@ -215,7 +215,7 @@ func liveEnv(c corev1.Container, name string) *corev1.EnvVar {
 
 // restart decides the restart token to apply and the restarted-at
 // annotation to keep or set, recording a restart or a deferral in res.
-func (b *Binder) restart(lv *live, members []Member, res *Result) (token, restartedAt string) {
+func (b *Binder) restart(lv *live, members []Member, notBefore time.Time, res *Result) (token, restartedAt string) {
 	want := restartToken(members)
 	have := lv.template.Annotations[AnnotationRestartToken]
 	restartedAt = lv.meta.Annotations[AnnotationRestartedAt]
@@ -224,9 +224,12 @@ func (b *Binder) restart(lv *live, members []Member, res *Result) (token, restar
 		// anyway; or no member wants restarts any more
 		return want, restartedAt
 	}
-	now := b.now()
-	if last, err := time.Parse(time.RFC3339, restartedAt); err == nil && now.Before(last.Add(b.window)) {
-		res.DeferredUntil = last.Add(b.window)
+	now, until := b.now(), notBefore
+	if last, err := time.Parse(time.RFC3339, restartedAt); err == nil && last.Add(b.window).After(until) {
+		until = last.Add(b.window)
+	}
+	if now.Before(until) {
+		res.DeferredUntil = until
 		return have, restartedAt
 	}
 	res.Restarted = true
