@@ -21,7 +21,9 @@ verify-vet:
 
 verify-lint: lint-tools
 	@echo ">> golangci-lint (.golangci.yml)"
-	$(BIN)/golangci-lint run ./...
+	@# Without the flag a lint of another checkout on the same machine
+	@# (its lock is in the temp dir) fails this one outright.
+	$(BIN)/golangci-lint run --allow-parallel-runners ./...
 
 verify-mod:
 	@echo ">> go mod tidy -diff"
