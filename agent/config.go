@@ -77,6 +77,7 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 		resources, nodeSelector, tolerations, pullSecs string
 		watch, denied                                  string
 		jobQPS, jobBurst, jobWorkers, jobLinger        string
+		jobRestartWindow                               string
 		kubeQPS, kubeBurst                             string
 	)
 	fs.StringVar(&c.Cluster, "cluster", env("SC_CLUSTER", ""), "this cluster's id on the control plane (required)")
@@ -115,6 +116,8 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	fs.StringVar(&jobWorkers, "job-workers", env("SC_JOB_WORKERS", ""), "connections sc-job renders in parallel (its --workers); empty: sc-job's default")
 	fs.StringVar(&jobLinger, "job-linger", env("SC_JOB_LINGER", ""),
 		"how long an idle sc-job waits for more work before it ends (its --linger; Go duration, 0 or more); empty: sc-job's default (end at once)")
+	fs.StringVar(&jobRestartWindow, "job-restart-window", env("SC_JOB_RESTART_WINDOW", ""),
+		"least time between two rolling restarts sc-job makes of a bound workload (its --restart-window; Go duration); empty: sc-job's default (30s)")
 
 	if err := fs.Parse(args); err != nil {
 		return config{}, "", fmt.Errorf("%w: %w", errUsage, err)
@@ -167,6 +170,8 @@ func parseConfig(args []string, getenv func(string) string) (config, natsSecret,
 	add(optionalPositive("--job-burst", jobBurst, &c.Job.Burst))
 	add(optionalPositive("--job-workers", jobWorkers, &c.Job.Workers))
 	c.Job.Linger, err = optionalDuration("--job-linger", jobLinger)
+	add(err)
+	c.Job.RestartWindow, err = optionalDuration("--job-restart-window", jobRestartWindow)
 	add(err)
 	add(jsonFlag("--job-resources", resources, &c.Job.Resources))
 	add(jsonFlag("--job-node-selector", nodeSelector, &c.Job.NodeSelector))

@@ -26,7 +26,7 @@ var chartArgs = []string{
 	`--job-node-selector={"kubernetes.io/os":"linux"}`,
 	`--job-tolerations=[{"key":"CriticalAddonsOnly","operator":"Exists"}]`,
 	"--watch-namespaces=team-a,team-b", "--denied-namespaces=kube-system",
-	"--job-qps=500", "--job-burst=1000", "--job-workers=16", "--job-linger=10s",
+	"--job-qps=500", "--job-burst=1000", "--job-workers=16", "--job-linger=10s", "--job-restart-window=45s",
 	"--kube-api-qps=150", "--kube-api-burst=300",
 }
 
@@ -57,6 +57,7 @@ func TestParseChartArgs(t *testing.T) {
 	assert.Equal(t, 1000, cfg.Job.Burst)
 	assert.Equal(t, 16, cfg.Job.Workers)
 	assert.Equal(t, 10*time.Second, cfg.Job.Linger)
+	assert.Equal(t, 45*time.Second, cfg.Job.RestartWindow)
 	assert.Equal(t, 150.0, cfg.KubeQPS)
 	assert.Equal(t, 300, cfg.KubeBurst)
 

@@ -48,3 +48,24 @@ func TestSCJobWatchesRecords(t *testing.T) {
 	assert.True(t, g.allows("watch", "", "configmaps", releaseNamespace, ""))
 	assert.False(t, g.allows("watch", "", "configmaps", "team-a", ""))
 }
+
+// job.restartWindow reaches the sc-job runs the agent launches and the
+// render hook: both may restart bound workloads.
+func TestJobRestartWindow(t *testing.T) {
+	r := render(t, minimal())
+	args := argMap(find[*appsv1.Deployment](t, r, "sc-agent").Spec.Template.Spec.Containers[0].Args)
+	assert.Equal(t, "30s", args["--job-restart-window"], "the default")
+
+	r = render(t, with(map[string]any{"job.restartWindow": "5m"}))
+	args = argMap(find[*appsv1.Deployment](t, r, "sc-agent").Spec.Template.Spec.Containers[0].Args)
+	assert.Equal(t, "5m", args["--job-restart-window"])
+	hook := argMap(find[*batchv1.Job](t, r, "sc-job-render").Spec.Template.Spec.Containers[0].Args)
+	assert.Equal(t, "5m", hook["--restart-window"])
+
+	c := loadChart(t)
+	for _, bad := range []any{"0", "0s", "500ms", "2h", "soon", 30} {
+		_, err := values(t, c, with(map[string]any{"job.restartWindow": bad}))
+		require.Error(t, err, "%v", bad)
+		assert.Contains(t, err.Error(), "restartWindow", "%v", bad)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/util/flowcontrol"
 
 	"github.com/sc-extension/sc-extension/pkg/job/jobrun"
+	"github.com/sc-extension/sc-extension/pkg/kube/bind"
 	"github.com/sc-extension/sc-extension/pkg/logging"
 	"github.com/sc-extension/sc-extension/pkg/version"
 )
@@ -79,6 +80,10 @@ func run(args []string) int {
 		"how long an idle run waits for more work before it ends, so a burst of requests costs one pod start; 0 ends it at once")
 	maxRun := fs.Duration("max-run", jobrun.DefaultMaxRun,
 		"after this long a run takes no newly due work and stops lingering (the agent starts the next run for it); keep it below the Job's activeDeadlineSeconds")
+	restartWindow := fs.Duration("restart-window", bind.DefaultWindow,
+		"least time between two rolling restarts of a bound workload for new Secret data")
+	restartSettle := fs.Duration("restart-settle", jobrun.DefaultRestartSettle,
+		"how long such a restart waits after the data changed, so connections changed together restart a workload once")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -87,9 +92,9 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --connection-failures %q is not %s or %s\n", *failures, failuresFail, failuresReport)
 		return exitUsage
 	}
-	if err != nil || *namespace == "" || *workers < 1 || *qps <= 0 || *burst < 1 || *rerenderQPS < 0 || (*rerenderQPS > 0 && *rerenderBurst < 1) || *linger < 0 || *maxRun <= 0 {
-		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --log-format %q, --log-level %q, --namespace %q, --workers %d, --qps %g, --burst %d, --rerender-qps %g, --rerender-burst %d, --linger %s, --max-run %s\n",
-			*logFormat, *logLevel, *namespace, *workers, *qps, *burst, *rerenderQPS, *rerenderBurst, *linger, *maxRun)
+	if err != nil || *namespace == "" || *workers < 1 || *qps <= 0 || *burst < 1 || *rerenderQPS < 0 || (*rerenderQPS > 0 && *rerenderBurst < 1) || *linger < 0 || *maxRun <= 0 || *restartWindow <= 0 || *restartSettle <= 0 {
+		fmt.Fprintf(os.Stderr, "sc-job: invalid flags: --log-format %q, --log-level %q, --namespace %q, --workers %d, --qps %g, --burst %d, --rerender-qps %g, --rerender-burst %d, --linger %s, --max-run %s, --restart-window %s, --restart-settle %s\n",
+			*logFormat, *logLevel, *namespace, *workers, *qps, *burst, *rerenderQPS, *rerenderBurst, *linger, *maxRun, *restartWindow, *restartSettle)
 		return exitUsage
 	}
 	policy, err := namespacePolicy(*namespace, *watch, *denied)
@@ -125,6 +130,7 @@ func run(args []string) int {
 	runner, err := jobrun.New(jobrun.Config{
 		Client: client, Dynamic: dyn, Namespace: *namespace, Namespaces: policy, JobName: *jobName,
 		RenderAll: *renderAll, Workers: *workers, Linger: *linger, MaxRun: *maxRun, Instance: os.Getenv("POD_NAME"), Log: log, Summary: summary,
+		RestartWindow: *restartWindow, RestartSettle: *restartSettle,
 	})
 	if err != nil {
 		log.Error().Err(err).Msg("configure sc-job")

@@ -56,6 +56,9 @@ type Config struct {
 	// pod start; zero leaves sc-job's default (end at once). It must stay
 	// below ActiveDeadlineSeconds, or a lingering run would be killed.
 	Linger time.Duration
+	// RestartWindow is sc-job's --restart-window (the least time between
+	// two rolling restarts of a bound workload); zero leaves its default.
+	RestartWindow time.Duration
 	// LogFormat is sc-job's log format (LogFormatText or LogFormatJSON),
 	// passed as SC_LOG_FORMAT; empty leaves sc-job's own default.
 	LogFormat         string

@@ -149,7 +149,8 @@ func ownedByUs(job *batchv1.Job) bool {
 	return job.Labels[connection.LabelManagedBy] == connection.ManagedByValue
 }
 
-// sizeArgs passes sc-job's client rate, worker count and linger on, when set.
+// sizeArgs passes sc-job's client rate, worker count, linger and restart
+// window on, when set.
 func sizeArgs(c Config) []string {
 	var args []string
 	if c.QPS > 0 {
@@ -163,6 +164,9 @@ func sizeArgs(c Config) []string {
 	}
 	if c.Linger > 0 {
 		args = append(args, "--linger="+c.Linger.String())
+	}
+	if c.RestartWindow > 0 {
+		args = append(args, "--restart-window="+c.RestartWindow.String())
 	}
 	return args
 }

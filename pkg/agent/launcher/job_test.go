@@ -51,12 +51,12 @@ func TestJobSpecCarriesNamespacePolicy(t *testing.T) {
 	job = jobFor(testConfig().WithDefaults(), newWork([]workItem{item("a", 1)}))
 	assert.Equal(t, []string{"--namespace=" + ns, "--job-name=sc-job", "--log-level=info"}, job.Spec.Template.Spec.Containers[0].Args)
 
-	c.QPS, c.Burst, c.Workers, c.Linger = 250.5, 500, 12, 10*time.Second
+	c.QPS, c.Burst, c.Workers, c.Linger, c.RestartWindow = 250.5, 500, 12, 10*time.Second, time.Minute
 	job = jobFor(c.WithDefaults(), newWork([]workItem{item("a", 1)}))
 	assert.Equal(t, []string{"--namespace=" + ns, "--job-name=sc-job", "--watch-namespaces=team-a,team-b", "--denied-namespaces=payments",
-		"--qps=250.5", "--burst=500", "--workers=12", "--linger=10s", "--log-level=info"},
-		job.Spec.Template.Spec.Containers[0].Args, "sc-job's client rate, workers and linger, when set")
-	c.QPS, c.Burst, c.Workers, c.Linger = 0, 0, 0, 0
+		"--qps=250.5", "--burst=500", "--workers=12", "--linger=10s", "--restart-window=1m0s", "--log-level=info"},
+		job.Spec.Template.Spec.Containers[0].Args, "sc-job's client rate, workers, linger and restart window, when set")
+	c.QPS, c.Burst, c.Workers, c.Linger, c.RestartWindow = 0, 0, 0, 0, 0
 
 	c.Linger = -time.Second
 	require.ErrorIs(t, c.WithDefaults().Validate(), ErrInvalidConfig)

@@ -49,7 +49,14 @@ func DueAt(c Connection) (at time.Time, ok bool) {
 	default:
 		return time.Time{}, false
 	}
-	if c.Status.RetryAfter == nil || newWork(c) {
+	switch {
+	case c.Status.RetryAfter == nil:
+		return time.Time{}, true
+	case c.Status.Reason == ReasonRestartScheduled:
+		// A scheduled restart keeps its time whatever an older failure
+		// says; a new request ends it (pkg/kube/store clears RetryAfter).
+		return *c.Status.RetryAfter, true
+	case newWork(c):
 		return time.Time{}, true
 	}
 	return *c.Status.RetryAfter, true

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -13,6 +14,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/apply"
+	"github.com/sc-extension/sc-extension/pkg/kube/bind"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
@@ -92,11 +94,12 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all *reco
 		res    apply.Result
 		step   string
 		learnt ownership
+		bound  binding
 	)
 	if c.Deletion != nil {
 		res, step, err = r.delete(ctx, log, c, all, &learnt)
 	} else {
-		res, step, err = r.render(ctx, log, &c, all, &learnt)
+		res, step, err = r.render(ctx, log, &c, all, &learnt, &bound)
 	}
 	if err != nil {
 		return r.setback(ctx, log, fresh, c, action, step, err, res.Writes(), learnt)
@@ -106,7 +109,7 @@ func (r *Runner) process(ctx context.Context, c connection.Connection, all *reco
 		log.Info().Str("step", StepRemove).Str("phase", string(connection.PhaseDeleted)).Msg(say(c, "%s", deletedNote(c, res)))
 		return result{kind: outDeleted, writes: res.Writes(), wrote: true}
 	}
-	return r.succeed(ctx, log, fresh, c, res, learnt)
+	return r.succeed(ctx, log, fresh, c, res, learnt, bound)
 }
 
 // wanted: c, freshly read, still has work for this run: it is due, or
@@ -126,7 +129,7 @@ func settled(c connection.Connection) bool {
 
 // render applies c's objects and records them in c.Status.Resources, and
 // in learnt the UIDs that prove them c's.
-func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.Connection, all *records, learnt *ownership) (apply.Result, string, error) {
+func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.Connection, all *records, learnt *ownership, bound *binding) (apply.Result, string, error) {
 	if err := r.allows(*c); err != nil {
 		return apply.Result{}, StepNamespace, err
 	}
@@ -174,6 +177,13 @@ func (r *Runner) render(ctx context.Context, log zerolog.Logger, c *connection.C
 		}
 	}
 	c.Status.Resources = objs.Refs()
+
+	// The workloads last: they reference what was just rendered.
+	b, err := r.bindWorkloads(ctx, log, *c, objs, res, all)
+	if err != nil {
+		return res, StepBind, err
+	}
+	*bound, c.Status.Bound = b, b.state
 	return res, "", nil
 }
 
@@ -181,7 +191,15 @@ func (r *Runner) delete(ctx context.Context, log zerolog.Logger, c connection.Co
 	id := c.Spec.ID()
 	var res apply.Result
 	refs := union(union(c.Status.Resources, ownedRefs(c.Status)), render.Refs(c.Spec))
-	if kept, spared := r.spareDenied(ctx, log, c, refs); spared {
+	kept, spared := r.spareDenied(ctx, log, c, refs)
+	if !spared {
+		// Unbound before anything is deleted: a pod must not start
+		// referencing a Secret that is gone.
+		if err := r.unbindWorkloads(ctx, c, all); err != nil {
+			return res, StepBind, err
+		}
+	}
+	if spared {
 		res = kept
 	} else if c.Deletion.DeleteResources {
 		err := r.retry(ctx, func() error {
@@ -236,10 +254,19 @@ func (r *Runner) inUse(c connection.Connection, all *records) apply.InUse {
 // c the same with the rendered resources (render fills them in). When the
 // record already says exactly this (a re-render that changed nothing),
 // nothing is written: a settled connection costs no write per run.
-func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, read store.Snapshot, c connection.Connection, res apply.Result, learnt ownership) result {
+func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, read store.Snapshot, c connection.Connection, res apply.Result, learnt ownership, b binding) result {
 	refs := c.Status.Resources
-	msg := fmt.Sprintf("rendered generation %d: %d created, %d updated, %d unchanged", c.Generation, res.Created, res.Updated, res.Unchanged)
-	if res.Writes() == 0 && upToDate(read.Connection, c, refs, learnt) {
+	msg := fmt.Sprintf("rendered generation %d: %d created, %d updated, %d unchanged", c.Generation, res.Created, res.Updated, res.Unchanged) + restartNote(b)
+	phase, reason := connection.PhaseSucceeded, ReasonRendered
+	var retryAfter *time.Time
+	if !b.restartAt.IsZero() {
+		// Rendered and bound; the rolling restart for the Secret's new
+		// data waits (settle, window) and this connection comes back for it.
+		phase, reason, retryAfter = connection.PhasePending, connection.ReasonRestartScheduled, &b.restartAt
+		msg = fmt.Sprintf("rendered generation %d; the restart of its workloads for the Secret's new data is scheduled at %s (restarts are batched, at most one per workload per window)",
+			c.Generation, stamp(b.restartAt))
+	}
+	if res.Writes() == 0 && retryAfter == nil && len(b.restarted) == 0 && upToDate(read.Connection, c, refs, learnt) {
 		log.Info().Str("step", StepStatus).Str("phase", string(connection.PhaseSucceeded)).Int("writes", 0).
 			Msg(say(c, "unchanged (%d objects as rendered); nothing written", res.Unchanged))
 		return result{kind: outRendered, unchanged: true}
@@ -250,12 +277,13 @@ func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, read store.Sna
 		if ownedOnly, err = recordOwnership(cur, c, learnt, false); ownedOnly || err != nil {
 			return err
 		}
-		cur.Status.Phase = connection.PhaseSucceeded
-		cur.Status.Reason = ReasonRendered
+		cur.Status.Phase = phase
+		cur.Status.Reason = reason
 		cur.Status.Message = msg
 		cur.Status.ObservedGeneration = c.Generation
 		cur.Status.Resources = refs
-		cur.Status.Attempts, cur.Status.RetryAfter = 0, nil // LastFailure stays as history
+		cur.Status.Bound = c.Status.Bound
+		cur.Status.Attempts, cur.Status.RetryAfter = 0, retryAfter // LastFailure stays as history
 		return nil
 	})
 	if errors.Is(err, errMovedOn) || (err == nil && ownedOnly) {
@@ -266,10 +294,19 @@ func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, read store.Sna
 		log.Error().Str("step", StepStatus).Err(err).Msg(say(c, "rendered, but could not record Succeeded"))
 		return result{kind: outSkipped, writes: res.Writes(), again: connection.Due(c, r.cfg.Now())}
 	}
+	if len(b.restarted) > 0 {
+		// A restart is news to whoever owns the workload: an Event says
+		// which and why (the summary Event only counts connections).
+		r.event(ctx, log, c, "Normal", ReasonRestarted, actionRender, "restarted "+strings.Join(b.restarted, ", ")+": the data of Secret "+c.Status.Bound.SecretName+" changed")
+	}
+	if retryAfter != nil {
+		log.Info().Str("step", StepStatus).Str("phase", string(phase)).Str("reason", reason).Time("retryAfter", *retryAfter).Msg(say(c, "%s", msg))
+		return result{kind: outRendered, writes: res.Writes(), wrote: true}
+	}
 	// No Event per success: the run's summary Event counts it, and the
 	// status (scctl connection show) holds the message.
 	log.Info().Str("step", StepStatus).Str("phase", string(connection.PhaseSucceeded)).Int("writes", res.Writes()).
-		Msg(say(c, "succeeded (%d created, %d updated, %d unchanged)", res.Created, res.Updated, res.Unchanged))
+		Msg(say(c, "succeeded (%d created, %d updated, %d unchanged)%s", res.Created, res.Updated, res.Unchanged, restartNote(b)))
 	return result{kind: outRendered, writes: res.Writes(), wrote: true}
 }
 
@@ -282,7 +319,7 @@ func upToDate(read, c connection.Connection, refs []connection.ResourceRef, lear
 	if st.Phase != connection.PhaseSucceeded || st.ObservedGeneration != c.Generation || st.Attempts != 0 || st.RetryAfter != nil {
 		return false
 	}
-	if !slices.Equal(st.Resources, refs) {
+	if !slices.Equal(st.Resources, refs) || !sameBound(st.Bound, c.Status.Bound) {
 		return false
 	}
 	return !learnt.applyTo(&st) // applyTo never writes into the slices it was given
@@ -311,6 +348,11 @@ func (r *Runner) setback(ctx context.Context, log zerolog.Logger, read store.Sna
 	case parks(cause, c.Deletion != nil):
 		kind, statusReason, base = outParked, ReasonNamespaceNotFound, connection.ParkedDelay
 		f.Message = fmt.Sprintf("connection %q waits for its namespace: %v", c.Spec.Name, cause)
+	case errors.Is(cause, bind.ErrWorkloadNotFound):
+		// Rendered, but a workload to bind is not there (yet): retried on
+		// the transient backoff, so it binds soon after it appears.
+		statusReason = ReasonWorkloadNotFound
+		f.Message = fmt.Sprintf("connection %q waits for a workload to bind: %v", c.Spec.Name, cause)
 	case permanent(cause):
 		kind, phase, statusReason, base = outFailed, connection.PhaseFailed, reason, connection.FailedBase
 	}

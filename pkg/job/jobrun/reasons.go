@@ -6,6 +6,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/apply"
+	"github.com/sc-extension/sc-extension/pkg/kube/bind"
 	"github.com/sc-extension/sc-extension/pkg/kube/render"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
@@ -30,6 +31,15 @@ const (
 	ReasonApplyFailed              = "ApplyFailed"
 	ReasonDeleteFailed             = "DeleteFailed"
 	ReasonRenderAll                = "RenderAll"
+	// ReasonWorkloadNotFound: a workload the binding names is missing; the
+	// connection is retried until it appears.
+	ReasonWorkloadNotFound = connection.ReasonWorkloadNotFound
+	// ReasonBindingRefused: the binding cannot be applied as asked (a
+	// container that is not there, another ServiceAccount, a conflicting
+	// env var, a key that is no env var name); a person must act.
+	ReasonBindingRefused = "BindingRefused"
+	// ReasonRestarted (Normal Event): workloads rolled for new Secret data.
+	ReasonRestarted = "Restarted"
 )
 
 // Reasons of the run's summary Event, on its Job.
@@ -60,6 +70,16 @@ func classify(err error, deleting bool) (reason, sentinel string) {
 		return ReasonRenderFailed, "ErrMissingCredential"
 	case errors.Is(err, render.ErrIncomplete):
 		return ReasonRenderFailed, "ErrIncomplete"
+	case errors.Is(err, bind.ErrWorkloadNotFound):
+		return ReasonWorkloadNotFound, "ErrWorkloadNotFound"
+	case errors.Is(err, bind.ErrContainerNotFound):
+		return ReasonBindingRefused, "ErrContainerNotFound"
+	case errors.Is(err, bind.ErrServiceAccountConflict):
+		return ReasonBindingRefused, "ErrServiceAccountConflict"
+	case errors.Is(err, bind.ErrBindingConflict):
+		return ReasonBindingRefused, "ErrBindingConflict"
+	case errors.Is(err, bind.ErrInvalidEnvName):
+		return ReasonBindingRefused, "ErrInvalidEnvName"
 	case deleting:
 		return ReasonDeleteFailed, ""
 	default:
@@ -72,7 +92,10 @@ func classify(err error, deleting bool) (reason, sentinel string) {
 // apply.Transient for the split; a namespace the policy refuses is sc-job's
 // own refusal, which only a person (or a new policy) can lift.
 func permanent(err error) bool {
-	return errors.Is(err, namespaces.ErrNotAllowed) || apply.Permanent(err)
+	if errors.Is(err, bind.ErrWorkloadNotFound) {
+		return false
+	}
+	return errors.Is(err, namespaces.ErrNotAllowed) || apply.Permanent(err) || bind.Permanent(err)
 }
 
 // parks: the target namespace is missing or being deleted. A render waits

@@ -19,6 +19,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/core/namespaces"
 	"github.com/sc-extension/sc-extension/pkg/kube/apply"
+	"github.com/sc-extension/sc-extension/pkg/kube/bind"
 	"github.com/sc-extension/sc-extension/pkg/kube/store"
 )
 
@@ -75,6 +76,13 @@ type Config struct {
 	Now func() time.Time
 	// Clock times Linger and MaxRun (default the real clock).
 	Clock clock.WithTicker
+	// RestartWindow is the least time between two rolling restarts of a
+	// bound workload for new Secret data (default bind.DefaultWindow).
+	RestartWindow time.Duration
+	// RestartSettle holds such a restart after the data changed, so that
+	// connections changed together restart a workload once (default
+	// DefaultRestartSettle).
+	RestartSettle time.Duration
 }
 
 // Runner is one sc-job run.
@@ -85,7 +93,8 @@ type Runner struct {
 	events  *events
 	log     zerolog.Logger
 	// drain is the run in progress (Run sets it).
-	drain *drain
+	drain    *drain
+	bindings *bindings
 }
 
 // DefaultMaxRun is Config.MaxRun's default: half the launcher's default
@@ -131,12 +140,19 @@ func New(cfg Config) (*Runner, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.RealClock{}
 	}
+	if cfg.RestartWindow < 0 || cfg.RestartSettle < 0 {
+		return nil, fmt.Errorf("%w: restart window %s and settle %s must not be negative", ErrConfig, cfg.RestartWindow, cfg.RestartSettle)
+	}
+	if cfg.RestartSettle == 0 {
+		cfg.RestartSettle = DefaultRestartSettle
+	}
 	return &Runner{
-		cfg:     cfg,
-		store:   cfg.Store,
-		applier: apply.New(cfg.Client, cfg.Dynamic),
-		events:  &events{client: cfg.Client, namespace: cfg.Namespace, instance: cfg.Instance, now: cfg.Now},
-		log:     cfg.Log,
+		cfg:      cfg,
+		store:    cfg.Store,
+		applier:  apply.New(cfg.Client, cfg.Dynamic),
+		events:   &events{client: cfg.Client, namespace: cfg.Namespace, instance: cfg.Instance, now: cfg.Now},
+		log:      cfg.Log,
+		bindings: newBindings(bind.NewBinder(cfg.Client, cfg.RestartWindow, cfg.Now), cfg.RestartSettle),
 	}, nil
 }
 

@@ -293,6 +293,11 @@ func (s *Store) retractCredentials(ctx context.Context, sec *corev1.Secret) {
 // changed. credsChanged says the change's credentials will be written.
 func accept(cur connection.Connection, exists, credsChanged bool, ch connection.Change) connection.Connection {
 	next := cur
+	if cur.Status.Reason == connection.ReasonRestartScheduled {
+		// A scheduled restart's time is no backoff: the request is due
+		// now, and rendering it decides the restart again.
+		next.Status.RetryAfter = nil
+	}
 	next.Status.LastRequestID = ch.RequestID
 	next.Remember(ch.RequestID)
 	if ch.Delete {

@@ -1,0 +1,259 @@
+package jobrun
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/sc-extension/sc-extension/pkg/core/catalog"
+	"github.com/sc-extension/sc-extension/pkg/core/connection"
+	"github.com/sc-extension/sc-extension/pkg/kube/apply"
+	"github.com/sc-extension/sc-extension/pkg/kube/bind"
+	"github.com/sc-extension/sc-extension/pkg/kube/render"
+)
+
+// StepBind is the step that wires a connection's workloads.
+const StepBind = "bind"
+
+// DefaultRestartSettle is how long a restart for new Secret data waits, so
+// that connections changed together (a request each, moments apart) roll a
+// workload they share once.
+const DefaultRestartSettle = 2 * time.Second
+
+// binding is one connection's outcome of the bind step.
+type binding struct {
+	state *connection.BoundState
+	// restartAt, when not zero, is when a held-back restart is due: the
+	// connection is then Pending/RestartScheduled until it.
+	restartAt time.Time
+	// restarted lists the workloads this step rolled for new data.
+	restarted []string
+}
+
+// bindings serialises the bind step per workload and remembers what this
+// run applied for each connection: the records the run watches may not
+// show a connection's newest share yet, and another connection's apply of
+// the same workload must carry it.
+type bindings struct {
+	binder *bind.Binder
+	settle time.Duration
+
+	mu      sync.Mutex
+	locks   map[bind.Ref]*sync.Mutex
+	applied map[string]*connection.BoundState // by connection id; nil: binds nothing
+}
+
+func newBindings(b *bind.Binder, settle time.Duration) *bindings {
+	return &bindings{binder: b, settle: settle, locks: map[bind.Ref]*sync.Mutex{}, applied: map[string]*connection.BoundState{}}
+}
+
+func (b *bindings) lock(ref bind.Ref) func() {
+	b.mu.Lock()
+	l, ok := b.locks[ref]
+	if !ok {
+		l = &sync.Mutex{}
+		b.locks[ref] = l
+	}
+	b.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// shareOf is what connection o contributes now: this run's apply if there
+// was one, else what its record says was applied.
+func (b *bindings) shareOf(o connection.Connection) *connection.BoundState {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st, ok := b.applied[o.Spec.ID()]; ok {
+		return st
+	}
+	return o.Status.Bound
+}
+
+func (b *bindings) remember(id string, st *connection.BoundState) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.applied[id] = st
+}
+
+// bindWorkloads applies c's binding after its objects were rendered (res):
+// every workload it binds now or bound before, each with all its members.
+// A restart for new data is held for the settle time; the window in the
+// binder spaces restarts further.
+func (r *Runner) bindWorkloads(ctx context.Context, log zerolog.Logger, c connection.Connection, objs render.Objects, res apply.Result, all *records) (binding, error) {
+	next, err := boundState(c, objs, res)
+	if err != nil {
+		return binding{}, err
+	}
+	prev := c.Status.Bound
+	if next == nil && prev == nil {
+		return binding{}, nil
+	}
+	var notBefore time.Time
+	if prev != nil && next != nil && prev.RestartToken != "" && next.RestartToken != prev.RestartToken {
+		// New data: let its companions arrive. A connection back for its
+		// scheduled restart has the token recorded already and goes on.
+		notBefore = r.cfg.Now().Add(r.bindings.settle)
+	}
+	out := binding{state: next}
+	for _, ref := range refsOf(c.Spec.Scope, prev, next) {
+		got, err := r.bindOne(ctx, c, ref, next, all, notBefore)
+		if err != nil {
+			return out, err
+		}
+		if got.Restarted {
+			out.restarted = append(out.restarted, ref.String())
+		}
+		if !got.DeferredUntil.IsZero() && (out.restartAt.IsZero() || got.DeferredUntil.Before(out.restartAt)) {
+			out.restartAt = got.DeferredUntil
+		}
+		log.Debug().Str("step", StepBind).Str("workload", ref.String()).Bool("wrote", got.Wrote).Bool("restarted", got.Restarted).
+			Time("deferredUntil", got.DeferredUntil).Msg(say(c, "bound %s", ref))
+	}
+	r.bindings.remember(c.Spec.ID(), next)
+	return out, nil
+}
+
+// unbindWorkloads removes a deleted connection's share from every workload
+// it bound. A workload that is gone has nothing left to remove.
+func (r *Runner) unbindWorkloads(ctx context.Context, c connection.Connection, all *records) error {
+	for _, ref := range refsOf(c.Spec.Scope, c.Status.Bound, nil) {
+		if _, err := r.bindOne(ctx, c, ref, nil, all, time.Time{}); err != nil && !errors.Is(err, bind.ErrWorkloadNotFound) {
+			return err
+		}
+	}
+	r.bindings.remember(c.Spec.ID(), nil)
+	return nil
+}
+
+func (r *Runner) bindOne(ctx context.Context, c connection.Connection, ref bind.Ref, next *connection.BoundState, all *records, notBefore time.Time) (bind.Result, error) {
+	defer r.bindings.lock(ref)()
+	var members []bind.Member
+	if m, ok := memberOf(c.Spec.Name, c.Spec.ID(), next, ref); ok {
+		members = append(members, m)
+	}
+	if all != nil {
+		all.each(func(o connection.Connection) bool {
+			if o.Spec.ID() == c.Spec.ID() || o.Spec.Scope != ref.Namespace || o.Deletion != nil {
+				return true
+			}
+			if m, ok := memberOf(o.Spec.Name, o.Spec.ID(), r.bindings.shareOf(o), ref); ok {
+				members = append(members, m)
+			}
+			return true
+		})
+	}
+	res, err := r.bindings.binder.ReconcileNotBefore(ctx, ref, members, notBefore)
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", StepBind, err)
+	}
+	return res, nil
+}
+
+// boundState is c's share as this render makes it; nil when c binds nothing.
+func boundState(c connection.Connection, objs render.Objects, res apply.Result) (*connection.BoundState, error) {
+	b := c.Spec.Binding
+	if b == nil || len(b.Workloads) == 0 {
+		return nil, nil
+	}
+	if objs.Secret == nil {
+		return nil, fmt.Errorf("%w: a binding needs a rendered Secret (authType %s renders none)", render.ErrIncomplete, c.Spec.AuthInfo.AuthType)
+	}
+	st := &connection.BoundState{
+		Workloads:  slices.Clone(b.Workloads),
+		Mode:       b.ModeOrDefault(),
+		SecretName: objs.Secret.Name,
+	}
+	if st.Mode == connection.BindingEnv {
+		for _, cfg := range c.Spec.Configurations {
+			st.Keys = append(st.Keys, c.Spec.RenderedKey(cfg.Name))
+		}
+		sort.Strings(st.Keys)
+	}
+	if c.Spec.AuthInfo.AuthType == catalog.AuthWorkloadIdentity && c.Spec.AuthInfo.ClientID != "" {
+		st.ServiceAccount = connection.ServiceAccountName(c.Spec.AuthInfo.ClientID)
+	}
+	if !b.NoRestart {
+		st.RestartToken = restartToken(objs.Secret.Annotations[render.AnnotationDataHash], secretUID(res, objs))
+	}
+	return st, nil
+}
+
+// restartToken changes exactly when the Secret's data does (or the Secret
+// is replaced). The UID keys the hash: a reader of the workload, who need
+// not be able to read the Secret, cannot test guesses of its values.
+func restartToken(dataHash, uid string) string {
+	sum := sha256.Sum256([]byte(uid + "\x00" + dataHash))
+	return hex.EncodeToString(sum[:8])
+}
+
+func secretUID(res apply.Result, objs render.Objects) string {
+	for _, o := range res.Objects {
+		if o.Ref.Kind == render.KindSecret && o.Ref.Name == objs.Secret.Name {
+			return o.UID
+		}
+	}
+	return ""
+}
+
+// memberOf is st's member for the workload ref, false if st does not bind it.
+func memberOf(name, id string, st *connection.BoundState, ref bind.Ref) (bind.Member, bool) {
+	if st == nil {
+		return bind.Member{}, false
+	}
+	for _, w := range st.Workloads {
+		if w.Kind == ref.Kind && w.Name == ref.Name {
+			return bind.Member{
+				Connection: name, ID: id, Mode: st.Mode, Containers: slices.Clone(w.Containers),
+				SecretName: st.SecretName, Keys: slices.Clone(st.Keys), ServiceAccount: st.ServiceAccount, RestartToken: st.RestartToken,
+			}, true
+		}
+	}
+	return bind.Member{}, false
+}
+
+// refsOf lists the workloads either state binds, in a fixed order.
+func refsOf(ns string, states ...*connection.BoundState) []bind.Ref {
+	var refs []bind.Ref
+	for _, st := range states {
+		if st == nil {
+			continue
+		}
+		for _, w := range st.Workloads {
+			ref := bind.Ref{Namespace: ns, Kind: w.Kind, Name: w.Name}
+			if !slices.Contains(refs, ref) {
+				refs = append(refs, ref)
+			}
+		}
+	}
+	sort.Slice(refs, func(i, j int) bool { return refs[i].String() < refs[j].String() })
+	return refs
+}
+
+// sameBound: two shares are the same (a re-render that changed nothing).
+func sameBound(a, b *connection.BoundState) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Mode == b.Mode && a.SecretName == b.SecretName && a.ServiceAccount == b.ServiceAccount &&
+		a.RestartToken == b.RestartToken && slices.Equal(a.Keys, b.Keys) &&
+		slices.EqualFunc(a.Workloads, b.Workloads, func(x, y connection.Workload) bool {
+			return x.Kind == y.Kind && x.Name == y.Name && slices.Equal(x.Containers, y.Containers)
+		})
+}
+
+func restartNote(b binding) string {
+	if len(b.restarted) == 0 {
+		return ""
+	}
+	return "; restarted " + strings.Join(b.restarted, ", ") + " for the Secret's new data"
+}
