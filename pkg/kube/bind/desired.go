@@ -137,20 +137,36 @@ func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member, notBe
 	}
 	tmpl.WithSpec(spec)
 
-	annotations := map[string]string{}
 	token, restartedAt := b.restart(lv, members, notBefore, &res)
+	cfg, err := withRestart(ref.Kind, tmpl, token, restartedAt)
+	if err != nil || res.DeferredUntil.IsZero() || cfg.annotations[AnnotationBindingHash] == lv.meta.Annotations[AnnotationBindingHash] {
+		return cfg, res, err
+	}
+	// The restart is held back, but the pod template changes anyway (a
+	// connection joined or left, a key was added): the pods roll now, so
+	// they may as well get the new token, and no second rollout follows.
+	delete(tmpl.Annotations, AnnotationRestartToken)
+	res.DeferredUntil, res.Restarted = time.Time{}, true
+	cfg, err = withRestart(ref.Kind, tmpl, restartToken(members), b.now().UTC().Format(time.RFC3339))
+	return cfg, res, err
+}
+
+// withRestart completes tmpl with the restart token and the workload's
+// annotations (restarted-at, and the hash of it all).
+func withRestart(kind connection.WorkloadKind, tmpl *corev1ac.PodTemplateSpecApplyConfiguration, token, restartedAt string) (*config, error) {
+	annotations := map[string]string{}
 	if token != "" {
 		tmpl.WithAnnotations(map[string]string{AnnotationRestartToken: token})
 	}
 	if restartedAt != "" {
 		annotations[AnnotationRestartedAt] = restartedAt
 	}
-	h, err := bindingHash(ref.Kind, annotations, tmpl)
+	h, err := bindingHash(kind, annotations, tmpl)
 	if err != nil {
-		return nil, res, err
+		return nil, err
 	}
 	annotations[AnnotationBindingHash] = h
-	return &config{annotations: annotations, template: tmpl}, res, nil
+	return &config{annotations: annotations, template: tmpl}, nil
 }
 
 // serviceAccount is the one ServiceAccount the members need ("" for none),

@@ -21,12 +21,14 @@
 //   - workload identity: serviceAccountName and the pod label
 //     azure.workload.identity/use=true.
 //   - the annotation AnnotationRestartToken, a hash over the members'
-//     restart tokens: changing it is what rolls the pods. Tokens are
-//     counters sc-job keeps, never hashes of credential values, because who
-//     reads a workload need not be allowed to read its Secrets.
+//     restart tokens: changing it is what rolls the pods. sc-job derives a
+//     token from the Secret's UID and data hash, never from values alone,
+//     because who reads a workload need not be allowed to read its Secrets.
 //
 // The workload's own annotations record the last restart we caused
-// (AnnotationRestartedAt), so restarts are at most one per window, and a
-// hash of the applied configuration (AnnotationBindingHash), so an unchanged
-// binding costs one GET and no write.
+// (AnnotationRestartedAt), so restarts for new data are at most one per
+// window (a change of the binding itself rolls the pods anyway and takes
+// the newest token with it), and a hash of the applied configuration
+// (AnnotationBindingHash), so an unchanged binding costs one GET and no
+// write.
 package bind
