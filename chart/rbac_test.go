@@ -100,6 +100,12 @@ func TestRBACAgent(t *testing.T) {
 			assert.True(t, g.allows(v, "", res, "team-a", ""), "drift watch needs %s %s", v, res)
 		}
 	}
+	// validate reads the workloads a connection binds, one by name.
+	for _, w := range []struct{ group, res string }{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}, {"batch", "cronjobs"}} {
+		assert.True(t, g.allows("get", w.group, w.res, "team-a", "app"), w.res)
+		assert.False(t, g.allows("list", w.group, w.res, "team-a", ""), w.res)
+		assert.False(t, g.allows("patch", w.group, w.res, "team-a", "app"), w.res)
+	}
 
 	// In sc-system: records, credential Secrets, the key Secret, sc-job, its Lease, Events.
 	for _, res := range []string{"configmaps", "secrets"} {

@@ -58,6 +58,7 @@ func Validate(ctx context.Context, client kubernetes.Interface, dyn dynamic.Inte
 		if s.AuthInfo.AuthType == catalog.AuthWorkloadIdentity {
 			checkServiceAccount(ctx, r, client, c)
 		}
+		checkWorkloads(ctx, r, client, c)
 	}
 	if c.Status.Phase == connection.PhaseSucceeded && c.Deletion == nil {
 		r.ok(CheckPhase, "connection is Succeeded at generation %d", c.Generation)
