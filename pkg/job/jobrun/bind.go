@@ -126,7 +126,13 @@ func (r *Runner) bindWorkloads(ctx context.Context, log zerolog.Logger, c connec
 // unbindWorkloads removes a deleted connection's share from every workload
 // it bound. A workload that is gone has nothing left to remove.
 func (r *Runner) unbindWorkloads(ctx context.Context, c connection.Connection, all *records) error {
-	for _, ref := range refsOf(c.Spec.Scope, c.Status.Bound, nil) {
+	// The spec's workloads too: a run that bound them may have died before
+	// it recorded Status.Bound.
+	var named *connection.BoundState
+	if c.Spec.Binding != nil {
+		named = &connection.BoundState{Workloads: c.Spec.Binding.Workloads}
+	}
+	for _, ref := range refsOf(c.Spec.Scope, c.Status.Bound, named) {
 		if _, err := r.bindOne(ctx, c, ref, nil, all, time.Time{}); err != nil && !errors.Is(err, bind.ErrWorkloadNotFound) {
 			return err
 		}
