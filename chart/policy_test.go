@@ -36,7 +36,7 @@ func expressions(p *admissionregistrationv1.ValidatingAdmissionPolicy) string {
 func TestAdmissionPoliciesBoundAndDenying(t *testing.T) {
 	r := render(t, minimal())
 	policies := all[*admissionregistrationv1.ValidatingAdmissionPolicy](r)
-	require.Len(t, policies, 6)
+	require.Len(t, policies, 7)
 	for _, p := range policies {
 		assert.Equal(t, admissionregistrationv1.Fail, *p.Spec.FailurePolicy, p.Name)
 		b := find[*admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, r, p.Name)
@@ -57,7 +57,7 @@ func TestAdmissionPoliciesMatchTheIdentities(t *testing.T) {
 		assert.Contains(t, expressions(find[*admissionregistrationv1.ValidatingAdmissionPolicy](t, r, name)),
 			"request.userInfo.username == 'system:serviceaccount:"+releaseNamespace+":sc-agent'", name)
 	}
-	for _, name := range []string{"sc-extension-job-workloads", "sc-extension-job-cronjobs"} {
+	for _, name := range []string{"sc-extension-job-workloads", "sc-extension-job-daemonsets", "sc-extension-job-cronjobs"} {
 		w := expressions(find[*admissionregistrationv1.ValidatingAdmissionPolicy](t, r, name))
 		assert.Contains(t, w, "request.userInfo.username == 'system:serviceaccount:"+releaseNamespace+":sc-job'", name)
 		assert.Contains(t, w, `!(request.namespace in ["`+releaseNamespace+`","kube-system","kube-public","kube-node-lease","payments"])`, name)

@@ -688,6 +688,11 @@ func waitForPolicies(ctx context.Context, t *testing.T, k *kubetest.Clients, job
 			_, err := job.cs.AppsV1().Deployments("kube-system").Patch(ctx, systemApp, types.MergePatchType, []byte(`{}`), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
 			return err
 		},
+		daemonPolicy: func() error {
+			_, err := job.cs.AppsV1().DaemonSets(tenantNS).Patch(ctx, tenantDaemon, types.StrategicMergePatchType,
+				[]byte(`{"spec":{"template":{"spec":{"hostNetwork":true}}}}`), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
+			return err
+		},
 		cronPolicy: func() error {
 			_, err := job.cs.BatchV1().CronJobs(tenantNS).Patch(ctx, tenantCron, types.StrategicMergePatchType,
 				[]byte(`{"spec":{"jobTemplate":{"spec":{"template":{"spec":{"hostNetwork":true}}}}}}`), metav1.PatchOptions{DryRun: []string{metav1.DryRunAll}})
@@ -713,7 +718,7 @@ func waitForPolicies(ctx context.Context, t *testing.T, k *kubetest.Clients, job
 // kinds do not have is a policy that can never work as written.
 func warnTypeChecking(ctx context.Context, t *testing.T, k *kubetest.Clients) {
 	t.Helper()
-	for _, name := range []string{"sc-extension-job", "sc-extension-agent", "sc-extension-agent-jobs", "sc-extension-owner-label", workloadPolicy, cronPolicy} {
+	for _, name := range []string{"sc-extension-job", "sc-extension-agent", "sc-extension-agent-jobs", "sc-extension-owner-label", workloadPolicy, daemonPolicy, cronPolicy} {
 		var p *admissionregistrationv1.ValidatingAdmissionPolicy
 		require.NoError(t, wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
 			var err error

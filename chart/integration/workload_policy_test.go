@@ -20,12 +20,14 @@ import (
 // The workloads the binding rows patch: a tenant's Deployment and CronJob,
 // and a Deployment in kube-system that no binding may reach.
 const (
-	tenantApp  = "app"
-	tenantCron = "nightly"
+	tenantApp    = "app"
+	tenantCron   = "nightly"
+	tenantDaemon = "agent"
 	systemApp  = "system-app"
 	appImage   = "registry.example/app:1"
 
 	workloadPolicy = "sc-extension-job-workloads"
+	daemonPolicy   = "sc-extension-job-daemonsets"
 	cronPolicy     = "sc-extension-job-cronjobs"
 )
 
@@ -65,6 +67,10 @@ func workloadFixtures(ctx context.Context, t *testing.T, cs kubernetes.Interface
 	}
 	_, err := cs.BatchV1().CronJobs(tenantNS).Create(ctx, cron, metav1.CreateOptions{})
 	require.NoError(t, err)
+	d := deployment(tenantNS, tenantDaemon)
+	ds := &appsv1.DaemonSet{ObjectMeta: d.ObjectMeta, Spec: appsv1.DaemonSetSpec{Selector: d.Spec.Selector, Template: d.Spec.Template}}
+	_, err = cs.AppsV1().DaemonSets(tenantNS).Create(ctx, ds, metav1.CreateOptions{})
+	require.NoError(t, err)
 }
 
 // patchPod patches the pod template of a Deployment (or, with cron, of a
@@ -75,20 +81,32 @@ func patchPod(namespace, name string, cron bool, pod map[string]any) func(contex
 }
 
 func patchTemplate(namespace, name string, cron bool, tpl map[string]any) func(context.Context, identity) error {
+	spec := map[string]any{"template": tpl}
+	if cron {
+		spec = map[string]any{"jobTemplate": map[string]any{"spec": spec}}
+	}
+	kind := "deployments"
+	if cron {
+		kind = "cronjobs"
+	}
+	return patchSpec(namespace, kind, name, spec)
+}
+
+// patchSpec patches a workload's spec (kind: its resource) as sc-job.
+func patchSpec(namespace, kind, name string, spec map[string]any) func(context.Context, identity) error {
 	return func(ctx context.Context, id identity) error {
-		spec := map[string]any{"template": tpl}
-		if cron {
-			spec = map[string]any{"jobTemplate": map[string]any{"spec": spec}}
-		}
 		body, err := json.Marshal(map[string]any{"spec": spec})
 		if err != nil {
 			return err
 		}
-		if cron {
+		switch kind {
+		case "cronjobs":
 			_, err = id.cs.BatchV1().CronJobs(namespace).Patch(ctx, name, types.StrategicMergePatchType, body, metav1.PatchOptions{})
-			return err
+		case "daemonsets":
+			_, err = id.cs.AppsV1().DaemonSets(namespace).Patch(ctx, name, types.StrategicMergePatchType, body, metav1.PatchOptions{})
+		default:
+			_, err = id.cs.AppsV1().Deployments(namespace).Patch(ctx, name, types.StrategicMergePatchType, body, metav1.PatchOptions{})
 		}
-		_, err = id.cs.AppsV1().Deployments(namespace).Patch(ctx, name, types.StrategicMergePatchType, body, metav1.PatchOptions{})
 		return err
 	}
 }
@@ -121,6 +139,8 @@ func workloadActions() []action {
 		})},
 		{name: "bind a CronJob", want: allowed,
 			do: patchPod(tenantNS, tenantCron, true, container(map[string]any{"env": []any{secretEnv("K", "sc-c1-secret")}}))},
+		{name: "bind a DaemonSet", want: allowed, do: patchSpec(tenantNS, "daemonsets", tenantDaemon, map[string]any{"template": map[string]any{
+			"spec": container(map[string]any{"env": []any{secretEnv("K", "sc-c1-secret")}})}})},
 		{name: "read a workload", want: allowed, do: func(ctx context.Context, id identity) error {
 			_, err := id.cs.AppsV1().Deployments(tenantNS).Get(ctx, tenantApp, metav1.GetOptions{})
 			return err
@@ -130,6 +150,18 @@ func workloadActions() []action {
 			do: patchPod(tenantNS, tenantApp, false, container(map[string]any{"image": "registry.example/miner:1"}))},
 		{name: "change a CronJob's command", want: policy, policyName: cronPolicy,
 			do: patchPod(tenantNS, tenantCron, true, container(map[string]any{"command": []any{"sh", "-c", "curl evil"}}))},
+		{name: "change a DaemonSet's image", want: policy, policyName: daemonPolicy, do: patchSpec(tenantNS, "daemonsets", tenantDaemon, map[string]any{"template": map[string]any{
+			"spec": container(map[string]any{"image": "registry.example/miner:1"})}})},
+		{name: "read a tenant's Secret through envFrom", want: policy, policyName: workloadPolicy,
+			do: patchPod(tenantNS, tenantApp, false, container(map[string]any{"envFrom": []any{map[string]any{"secretRef": map[string]any{"name": "tenant-db"}}}}))},
+		{name: "run a command in a liveness probe", want: policy, policyName: workloadPolicy,
+			do: patchPod(tenantNS, tenantApp, false, container(map[string]any{"livenessProbe": map[string]any{"exec": map[string]any{"command": []any{"sh", "-c", "curl evil"}}}}))},
+		{name: "scale a Deployment through its spec", want: policy, policyName: workloadPolicy,
+			do: patchSpec(tenantNS, "deployments", tenantApp, map[string]any{"replicas": 50})},
+		{name: "reschedule a CronJob", want: policy, policyName: cronPolicy,
+			do: patchSpec(tenantNS, "cronjobs", tenantCron, map[string]any{"schedule": "* * * * *"})},
+		{name: "annotate the pods", want: policy, policyName: workloadPolicy, do: patchTemplate(tenantNS, tenantApp, false, map[string]any{
+			"metadata": map[string]any{"annotations": map[string]any{"container.apparmor.security.beta.kubernetes.io/app": "unconfined"}}})},
 		{name: "add a container", want: policy, policyName: workloadPolicy, do: patchPod(tenantNS, tenantApp, false, map[string]any{
 			"containers": []any{map[string]any{"name": "sidecar", "image": "registry.example/miner:1"}}})},
 		{name: "make a container privileged", want: policy, policyName: workloadPolicy,
