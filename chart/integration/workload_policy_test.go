@@ -137,6 +137,10 @@ func workloadActions() []action {
 				"annotations": map[string]any{"servicelinker.sc-extension.io/restart-token": "abc"}},
 			"spec": map[string]any{"serviceAccountName": "sc-account-c1"},
 		})},
+		{name: "unbind workload identity", want: allowed, do: patchTemplate(tenantNS, tenantApp, false, map[string]any{
+			"metadata": map[string]any{"labels": map[string]any{"azure.workload.identity/use": nil}},
+			"spec":     map[string]any{"serviceAccountName": nil, "serviceAccount": nil},
+		})},
 		{name: "bind a CronJob", want: allowed,
 			do: patchPod(tenantNS, tenantCron, true, container(map[string]any{"env": []any{secretEnv("K", "sc-c1-secret")}}))},
 		{name: "bind a DaemonSet", want: allowed, do: patchSpec(tenantNS, "daemonsets", tenantDaemon, map[string]any{"template": map[string]any{
