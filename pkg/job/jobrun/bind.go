@@ -35,8 +35,11 @@ type binding struct {
 	// restartAt, when not zero, is when a held-back restart is due: the
 	// connection is then Pending/RestartScheduled until it.
 	restartAt time.Time
-	// restarted lists the workloads this step rolled for new data.
+	// restarted lists the workloads whose restart token this step changed.
 	restarted []string
+	// newData: this connection's Secret data changed since its last
+	// binding (else a restart it made is for a changed binding).
+	newData bool
 }
 
 // bindings serialises the bind step per workload and remembers what this
@@ -99,12 +102,15 @@ func (r *Runner) bindWorkloads(ctx context.Context, log zerolog.Logger, c connec
 		return binding{}, nil
 	}
 	var notBefore time.Time
-	if prev != nil && next != nil && prev.RestartToken != "" && next.RestartToken != prev.RestartToken {
+	newData := prev != nil && next != nil && prev.RestartToken != "" && next.RestartToken != prev.RestartToken
+	if newData {
 		// New data: let its companions arrive. A connection back for its
 		// scheduled restart has the token recorded already and goes on.
 		notBefore = r.cfg.Now().Add(r.bindings.settle)
 	}
-	out := binding{state: next}
+	// Back for its scheduled restart, its token is recorded already: the
+	// restart it makes is still for new data.
+	out := binding{state: next, newData: newData || c.Status.Reason == connection.ReasonRestartScheduled}
 	for _, ref := range refsOf(c.Spec.Scope, prev, next) {
 		got, err := r.bindOne(ctx, c, ref, next, all, notBefore)
 		if err != nil {
@@ -261,5 +267,12 @@ func restartNote(b binding) string {
 	if len(b.restarted) == 0 {
 		return ""
 	}
-	return "; restarted " + strings.Join(b.restarted, ", ") + " for the Secret's new data"
+	return "; restarted " + strings.Join(b.restarted, ", ") + " " + restartCause(b)
+}
+
+func restartCause(b binding) string {
+	if b.newData && b.state != nil {
+		return "for the new data of Secret " + b.state.SecretName
+	}
+	return "for its changed binding"
 }

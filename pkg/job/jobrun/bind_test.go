@@ -136,7 +136,7 @@ func TestNewDataRestartsTheWorkloadAfterTheSettleTime(t *testing.T) {
 	assert.Nil(t, c.Status.RetryAfter)
 	assert.NotEqual(t, token, f.app().Spec.Template.Annotations[bind.AnnotationRestartToken], "restarted")
 	assert.Equal(t, []string{"patch deployments team-a/app"}, workloadWrites(f))
-	assert.Contains(t, f.events(), "Normal Restarted sc-conn-db1: restarted Deployment team-a/app: the data of Secret sc-db1-secret changed")
+	assert.Contains(t, f.events(), "Normal Restarted sc-conn-db1: restarted Deployment team-a/app for the new data of Secret sc-db1-secret")
 }
 
 // Two connections of one workload changed together restart it once.

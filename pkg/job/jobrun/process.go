@@ -297,7 +297,7 @@ func (r *Runner) succeed(ctx context.Context, log zerolog.Logger, read store.Sna
 	if len(b.restarted) > 0 {
 		// A restart is news to whoever owns the workload: an Event says
 		// which and why (the summary Event only counts connections).
-		r.event(ctx, log, c, "Normal", ReasonRestarted, actionRender, "restarted "+strings.Join(b.restarted, ", ")+": the data of Secret "+c.Status.Bound.SecretName+" changed")
+		r.event(ctx, log, c, "Normal", ReasonRestarted, actionRender, "restarted "+strings.Join(b.restarted, ", ")+" "+restartCause(b))
 	}
 	if retryAfter != nil {
 		log.Info().Str("step", StepStatus).Str("phase", string(phase)).Str("reason", reason).Time("retryAfter", *retryAfter).Msg(say(c, "%s", msg))
