@@ -46,7 +46,9 @@ func TestBenchReport(t *testing.T) {
 	e := product(t)
 	// The suite's shared release logs at debug, for diagnosing tests; the
 	// bench measures the chart's default (info), as its rows claim.
-	runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", "--set", "logLevel=info")...)
+	// restartWindow 1s: the rotation rows restart one Deployment seconds
+	// apart (the default 30 s window would hold each run back).
+	runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", "--set", "logLevel=info", "--set", "job.restartWindow=1s")...)
 	t.Cleanup(func() { runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade")...) })
 	rep := report{machine: machine()}
 
@@ -58,6 +60,8 @@ func TestBenchReport(t *testing.T) {
 	rep.add("create -> Secret ready, p95 (20 runs)", p95, "no-op Job + 2 writes, p50", b50)
 	const burstN = 100
 	e.benchWarmBurst(t, burstN).rows(&rep, burstN)
+	const rotations = 10
+	e.benchRotation(t, rotations).rows(&rep, rotations)
 
 	const n, nsCount = 1000, 50
 	mem := e.agentMemory(t)

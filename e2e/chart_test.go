@@ -47,7 +47,12 @@ func TestHelmUpgradeRerendersEverything(t *testing.T) {
 	cs := e.cluster.Clientset
 	ns := e.targetNamespace(t)
 	spec, creds := buildSpec(t, uniq("upgraded"), ns, catalog.TargetStorageBlob, catalog.AuthWorkloadIdentity, blobID)
+	// Bound to a workload: an upgrade that changes no rendering restarts nothing.
+	app := &workload{t: t, e: e, ns: ns, names: map[string]string{spec.Name: ""}}
+	app.create(ctx)
+	spec.Binding = &connection.Binding{Workloads: []connection.Workload{{Kind: connection.WorkloadDeployment, Name: boundApp}}}
 	require.Equal(t, connection.PhaseSucceeded, e.apply(t, protocol.OpCreate, spec, creds).Phase)
+	rollouts, generation := app.awaitSettled(), app.get().Generation
 	recordRV := func() string {
 		cm, err := cs.CoreV1().ConfigMaps(systemNS).Get(ctx, connection.ConfigMapName(spec.ID()), metav1.GetOptions{})
 		require.NoError(t, err)
@@ -97,6 +102,8 @@ func TestHelmUpgradeRerendersEverything(t *testing.T) {
 	assert.Equal(t, connection.PhaseSucceeded, after.Status.Phase)
 	assert.Equal(t, beforeRecord, recordRV(), "the hook rewrote the record of an unchanged connection")
 	assert.Equal(t, beforeSecret, secretRV(), "the hook rewrote the rendered Secret of an unchanged connection")
+	assert.Equal(t, generation, app.get().Generation, "the hook changed the bound Deployment")
+	assert.Equal(t, rollouts, app.awaitSettled(), "the upgrade rolled the bound Deployment")
 	all, err := cs.BatchV1().Jobs(systemNS).List(ctx, metav1.ListOptions{})
 	require.NoError(t, err)
 	for _, j := range all.Items {
@@ -162,7 +169,8 @@ func TestAdmissionPoliciesInPlace(t *testing.T) {
 	e := product(t)
 	ctx := context.Background()
 	admission := e.cluster.Clientset.AdmissionregistrationV1()
-	for _, name := range []string{"sc-extension-job", "sc-extension-agent", "sc-extension-agent-jobs", "sc-extension-owner-label"} {
+	for _, name := range []string{"sc-extension-job", "sc-extension-agent", "sc-extension-agent-jobs", "sc-extension-owner-label",
+		"sc-extension-job-workloads", "sc-extension-job-daemonsets", "sc-extension-job-cronjobs"} {
 		p, err := admission.ValidatingAdmissionPolicies().Get(ctx, name, metav1.GetOptions{})
 		require.NoError(t, err, "policy %s", name)
 		assert.Equal(t, release, p.Annotations["meta.helm.sh/release-name"], "%s belongs to this release", name)
