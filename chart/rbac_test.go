@@ -147,12 +147,13 @@ func TestRBACJob(t *testing.T) {
 	assert.False(t, g.allows("get", "apiextensions.k8s.io", "customresourcedefinitions", "", "other.example.com"))
 
 	// Workload binding: get and patch (server-side apply) of the four
-	// workload kinds, never create, delete, list or update.
+	// workload kinds, list for the restart-on-change annotation; never
+	// create, delete, update or watch.
 	for _, w := range []struct{ group, res string }{{"apps", "deployments"}, {"apps", "statefulsets"}, {"apps", "daemonsets"}, {"batch", "cronjobs"}} {
-		for _, v := range []string{"get", "patch"} {
+		for _, v := range []string{"get", "list", "patch"} {
 			assert.True(t, g.allows(v, w.group, w.res, "team-a", "app"), "%s %s", v, w.res)
 		}
-		for _, v := range []string{"create", "update", "delete", "list", "watch"} {
+		for _, v := range []string{"create", "update", "delete", "watch"} {
 			assert.False(t, g.allows(v, w.group, w.res, "team-a", "app"), "%s %s", v, w.res)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/util/flowcontrol"
@@ -124,13 +125,18 @@ func run(args []string) int {
 		log.Error().Err(err).Msg("build dynamic client")
 		return exitUsage
 	}
+	meta, err := metadata.NewForConfig(cfg)
+	if err != nil {
+		log.Error().Err(err).Msg("build metadata client")
+		return exitUsage
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	runner, err := jobrun.New(jobrun.Config{
 		Client: client, Dynamic: dyn, Namespace: *namespace, Namespaces: policy, JobName: *jobName,
 		RenderAll: *renderAll, Workers: *workers, Linger: *linger, MaxRun: *maxRun, Instance: os.Getenv("POD_NAME"), Log: log, Summary: summary,
-		RestartWindow: *restartWindow, RestartSettle: *restartSettle,
+		RestartWindow: *restartWindow, RestartSettle: *restartSettle, Metadata: meta,
 	})
 	if err != nil {
 		log.Error().Err(err).Msg("configure sc-job")

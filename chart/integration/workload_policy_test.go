@@ -23,8 +23,8 @@ const (
 	tenantApp    = "app"
 	tenantCron   = "nightly"
 	tenantDaemon = "agent"
-	systemApp  = "system-app"
-	appImage   = "registry.example/app:1"
+	systemApp    = "system-app"
+	appImage     = "registry.example/app:1"
 
 	workloadPolicy = "sc-extension-job-workloads"
 	daemonPolicy   = "sc-extension-job-daemonsets"
@@ -194,8 +194,15 @@ func workloadActions() []action {
 		{name: "delete a Deployment", want: rbac, do: func(ctx context.Context, id identity) error {
 			return id.cs.AppsV1().Deployments(tenantNS).Delete(ctx, tenantApp, metav1.DeleteOptions{})
 		}},
-		{name: "list Deployments", want: rbac, do: func(ctx context.Context, id identity) error {
+		{name: "list Deployments (restart-on-change)", want: allowed, do: func(ctx context.Context, id identity) error {
 			_, err := id.cs.AppsV1().Deployments(tenantNS).List(ctx, metav1.ListOptions{})
+			return err
+		}},
+		{name: "watch Deployments", want: rbac, do: func(ctx context.Context, id identity) error {
+			w, err := id.cs.AppsV1().Deployments(tenantNS).Watch(ctx, metav1.ListOptions{})
+			if err == nil {
+				w.Stop()
+			}
 			return err
 		}},
 		{name: "scale a Deployment", want: rbac, do: func(ctx context.Context, id identity) error {

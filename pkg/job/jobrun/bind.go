@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"k8s.io/client-go/metadata"
 
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -40,6 +41,8 @@ type binding struct {
 	// newData: this connection's Secret data changed since its last
 	// binding (else a restart it made is for a changed binding).
 	newData bool
+	// secret is the rendered Secret's name, for the restart's Event.
+	secret string
 }
 
 // bindings serialises the bind step per workload and remembers what this
@@ -49,14 +52,17 @@ type binding struct {
 type bindings struct {
 	binder *bind.Binder
 	settle time.Duration
+	// meta lists workloads' metadata for their restart-on-change
+	// annotation; nil: the annotation is not looked for.
+	meta metadata.Interface
 
 	mu      sync.Mutex
 	locks   map[bind.Ref]*sync.Mutex
 	applied map[string]*connection.BoundState // by connection id; nil: binds nothing
 }
 
-func newBindings(b *bind.Binder, settle time.Duration) *bindings {
-	return &bindings{binder: b, settle: settle, locks: map[bind.Ref]*sync.Mutex{}, applied: map[string]*connection.BoundState{}}
+func newBindings(b *bind.Binder, settle time.Duration, meta metadata.Interface) *bindings {
+	return &bindings{binder: b, settle: settle, meta: meta, locks: map[bind.Ref]*sync.Mutex{}, applied: map[string]*connection.BoundState{}}
 }
 
 func (b *bindings) lock(ref bind.Ref) func() {
@@ -98,21 +104,38 @@ func (r *Runner) bindWorkloads(ctx context.Context, log zerolog.Logger, c connec
 		return binding{}, err
 	}
 	prev := c.Status.Bound
-	if next == nil && prev == nil {
+	own := ownToken(c, objs, res)
+	scheduled := c.Status.Reason == connection.ReasonRestartScheduled
+	// New data: a bound connection's token moved, or the Secret of one
+	// that binds nothing was written.
+	newData := (prev != nil && next != nil && prev.RestartToken != "" && next.RestartToken != prev.RestartToken) ||
+		(next == nil && secretUpdated(res, objs))
+	refs := refsOf(c.Spec.Scope, prev, next)
+	if own != "" && (newData || scheduled) {
+		annotated, err := r.annotated(ctx, c)
+		if err != nil {
+			return binding{}, err
+		}
+		refs = appendNew(refs, annotated...)
+	}
+	if len(refs) == 0 {
 		return binding{}, nil
 	}
 	var notBefore time.Time
-	newData := prev != nil && next != nil && prev.RestartToken != "" && next.RestartToken != prev.RestartToken
-	if newData {
-		// New data: let its companions arrive. A connection back for its
-		// scheduled restart has the token recorded already and goes on.
+	if newData && !scheduled {
+		// Let its companions arrive. A connection back for its scheduled
+		// restart waited already and goes on.
 		notBefore = r.cfg.Now().Add(r.bindings.settle)
 	}
 	// Back for its scheduled restart, its token is recorded already: the
 	// restart it makes is still for new data.
-	out := binding{state: next, newData: newData || c.Status.Reason == connection.ReasonRestartScheduled}
-	for _, ref := range refsOf(c.Spec.Scope, prev, next) {
-		got, err := r.bindOne(ctx, c, ref, next, all, notBefore)
+	out := binding{state: next, newData: newData || scheduled}
+	if objs.Secret != nil {
+		out.secret = objs.Secret.Name
+	}
+	tokens := r.tokens(c, own, all)
+	for _, ref := range refs {
+		got, err := r.bindOne(ctx, c, ref, next, all, notBefore, tokens)
 		if err != nil {
 			return out, err
 		}
@@ -138,8 +161,9 @@ func (r *Runner) unbindWorkloads(ctx context.Context, c connection.Connection, a
 	if c.Spec.Binding != nil {
 		named = &connection.BoundState{Workloads: c.Spec.Binding.Workloads}
 	}
+	tokens := r.tokens(c, "", all)
 	for _, ref := range refsOf(c.Spec.Scope, c.Status.Bound, named) {
-		if _, err := r.bindOne(ctx, c, ref, nil, all, time.Time{}); err != nil && !errors.Is(err, bind.ErrWorkloadNotFound) {
+		if _, err := r.bindOne(ctx, c, ref, nil, all, time.Time{}, tokens); err != nil && !errors.Is(err, bind.ErrWorkloadNotFound) {
 			return err
 		}
 	}
@@ -147,7 +171,7 @@ func (r *Runner) unbindWorkloads(ctx context.Context, c connection.Connection, a
 	return nil
 }
 
-func (r *Runner) bindOne(ctx context.Context, c connection.Connection, ref bind.Ref, next *connection.BoundState, all *records, notBefore time.Time) (bind.Result, error) {
+func (r *Runner) bindOne(ctx context.Context, c connection.Connection, ref bind.Ref, next *connection.BoundState, all *records, notBefore time.Time, tokens bind.Tokens) (bind.Result, error) {
 	defer r.bindings.lock(ref)()
 	var members []bind.Member
 	if m, ok := memberOf(c.Spec.Name, c.Spec.ID(), next, ref); ok {
@@ -164,7 +188,7 @@ func (r *Runner) bindOne(ctx context.Context, c connection.Connection, ref bind.
 			return true
 		})
 	}
-	res, err := r.bindings.binder.ReconcileNotBefore(ctx, ref, members, notBefore)
+	res, err := r.bindings.binder.ReconcileNotBefore(ctx, ref, members, notBefore, tokens)
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", StepBind, err)
 	}
@@ -194,10 +218,17 @@ func boundState(c connection.Connection, objs render.Objects, res apply.Result) 
 	if c.Spec.AuthInfo.AuthType == catalog.AuthWorkloadIdentity && c.Spec.AuthInfo.ClientID != "" {
 		st.ServiceAccount = connection.ServiceAccountName(c.Spec.AuthInfo.ClientID)
 	}
-	if !b.NoRestart {
-		st.RestartToken = restartToken(objs.Secret.Annotations[render.AnnotationDataHash], secretUID(res, objs))
-	}
+	st.RestartToken = ownToken(c, objs, res)
 	return st, nil
+}
+
+// ownToken is c's restart token as this render leaves its Secret; "" when
+// it renders none or opted out of restarts.
+func ownToken(c connection.Connection, objs render.Objects, res apply.Result) string {
+	if objs.Secret == nil || (c.Spec.Binding != nil && c.Spec.Binding.NoRestart) {
+		return ""
+	}
+	return restartToken(objs.Secret.Annotations[render.AnnotationDataHash], secretUID(res, objs))
 }
 
 // restartToken changes exactly when the Secret's data does (or the Secret
@@ -271,8 +302,8 @@ func restartNote(b binding) string {
 }
 
 func restartCause(b binding) string {
-	if b.newData && b.state != nil {
-		return "for the new data of Secret " + b.state.SecretName
+	if b.newData && b.secret != "" {
+		return "for the new data of Secret " + b.secret
 	}
 	return "for its changed binding"
 }

@@ -11,6 +11,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	metadatafake "k8s.io/client-go/metadata/fake"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -229,4 +231,47 @@ func TestSameKeyFromTwoConnectionsIsRefused(t *testing.T) {
 	assert.Contains(t, c.Status.Message, "AZURE_REDIS_CONNECTIONSTRING")
 	assert.Empty(t, workloadWrites(f))
 	assert.Equal(t, connection.PhaseSucceeded, f.get("a").Status.Phase)
+}
+
+// A workload that names an unbound connection in its restart-on-change
+// annotation restarts when the connection's Secret data changes, and gets
+// none of its fields. A create does not look for such workloads.
+func TestRestartOnChangeAnnotationRestartsAnUnboundWorkload(t *testing.T) {
+	d := app()
+	d.Annotations = map[string]string{bind.AnnotationRestartOnChange: "db1"}
+	f := newFixture(t, ownJob(), d)
+	scheme := runtime.NewScheme()
+	require.NoError(t, metav1.AddMetaToScheme(scheme))
+	meta := metadatafake.NewSimpleMetadataClient(scheme, &metav1.PartialObjectMetadata{
+		TypeMeta:   metav1.TypeMeta{Kind: "Deployment", APIVersion: "apps/v1"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: target, Name: "app", Annotations: d.Annotations}})
+	run := func(now time.Time) {
+		t.Helper()
+		f.client.ClearActions()
+		meta.ClearActions()
+		_, err := f.runner(func(c *Config) { c.Now = func() time.Time { return now }; c.Metadata = meta }).Run(context.Background())
+		require.NoError(t, err)
+	}
+
+	ch := f.secretChange("db1")
+	f.apply(ch)
+	run(bindNow)
+	assert.Empty(t, meta.Actions(), "a create lists no workloads")
+	assert.Empty(t, workloadWrites(f))
+
+	ch.RequestID, ch.Credentials = f.requestID(), connection.Credentials{"AZURE_REDIS_CONNECTIONSTRING": f.cred()}
+	f.apply(ch)
+	run(bindNow.Add(time.Minute))
+	assert.Len(t, meta.Actions(), 4, "one metadata LIST per workload kind")
+	c := f.get("db1")
+	assert.Equal(t, connection.ReasonRestartScheduled, c.Status.Reason, c.Status.Message)
+	assert.Nil(t, c.Status.Bound)
+
+	run(*c.Status.RetryAfter)
+	assert.Equal(t, []string{"patch deployments team-a/app"}, workloadWrites(f))
+	live := f.app()
+	assert.NotEmpty(t, live.Spec.Template.Annotations[bind.AnnotationRestartToken])
+	assert.Empty(t, live.Spec.Template.Spec.Containers[0].Env, "no field of the connection")
+	assert.Equal(t, connection.PhaseSucceeded, f.get("db1").Status.Phase)
+	assert.Contains(t, f.events(), "Normal Restarted sc-conn-db1: restarted Deployment team-a/app for the new data of Secret sc-db1-secret")
 }

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/metadata"
 	"k8s.io/utils/clock"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -79,6 +80,9 @@ type Config struct {
 	// RestartWindow is the least time between two rolling restarts of a
 	// bound workload for new Secret data (default bind.DefaultWindow).
 	RestartWindow time.Duration
+	// Metadata lists workloads' metadata, for the restart-on-change
+	// annotation (pkg/kube/bind); nil: that annotation is not looked for.
+	Metadata metadata.Interface
 	// RestartSettle holds such a restart after the data changed, so that
 	// connections changed together restart a workload once (default
 	// DefaultRestartSettle).
@@ -152,7 +156,7 @@ func New(cfg Config) (*Runner, error) {
 		applier:  apply.New(cfg.Client, cfg.Dynamic),
 		events:   &events{client: cfg.Client, namespace: cfg.Namespace, instance: cfg.Instance, now: cfg.Now},
 		log:      cfg.Log,
-		bindings: newBindings(bind.NewBinder(cfg.Client, cfg.RestartWindow, cfg.Now), cfg.RestartSettle),
+		bindings: newBindings(bind.NewBinder(cfg.Client, cfg.RestartWindow, cfg.Now), cfg.RestartSettle, cfg.Metadata),
 	}, nil
 }
 

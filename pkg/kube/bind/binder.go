@@ -84,14 +84,16 @@ type Result struct {
 // binding added earlier. It reads the workload once and writes it at most
 // once; see the package comment for what is written.
 func (b *Binder) Reconcile(ctx context.Context, ref Ref, members []Member) (Result, error) {
-	return b.ReconcileNotBefore(ctx, ref, members, time.Time{})
+	return b.ReconcileNotBefore(ctx, ref, members, time.Time{}, nil)
 }
 
 // ReconcileNotBefore is Reconcile with a restart held back until notBefore
 // as well as by the window: sc-job holds a restart for a moment after a
 // Secret's data changed, so connections that change together (one
-// request each, a second apart) roll the workload once.
-func (b *Binder) ReconcileNotBefore(ctx context.Context, ref Ref, members []Member, notBefore time.Time) (Result, error) {
+// request each, a second apart) roll the workload once. With tokens, the
+// connections the workload's AnnotationRestartOnChange names are
+// restart-only members besides members.
+func (b *Binder) ReconcileNotBefore(ctx context.Context, ref Ref, members []Member, notBefore time.Time, tokens Tokens) (Result, error) {
 	ops, err := opsFor(ref.Kind)
 	if err != nil {
 		return Result{}, fmt.Errorf("bind %s: %w", ref, err)
@@ -111,6 +113,10 @@ func (b *Binder) ReconcileNotBefore(ctx context.Context, ref Ref, members []Memb
 	case err != nil:
 		return Result{}, fmt.Errorf("read %s: %w", ref, err)
 	}
+	if members, err = withAnnotated(ctx, ref, lv, members, tokens); err != nil {
+		return Result{}, err
+	}
+	sort.SliceStable(members, func(i, j int) bool { return members[i].ID < members[j].ID })
 	if len(members) == 0 {
 		if !managesAny(lv.meta.ManagedFields, FieldManager) {
 			return Result{}, nil

@@ -207,14 +207,14 @@ func TestRestartWaitsForNotBefore(t *testing.T) {
 	m.RestartToken = "2"
 	settle := t0.Add(2 * time.Second)
 	f.cs.ClearActions()
-	res, err := f.b.ReconcileNotBefore(f.ctx, web, []Member{m}, settle)
+	res, err := f.b.ReconcileNotBefore(f.ctx, web, []Member{m}, settle, nil)
 	require.NoError(t, err)
 	assert.Equal(t, getWeb, fakeactions.Of(f.cs))
 	assert.Equal(t, Result{DeferredUntil: settle, Containers: []string{"app"}}, res)
 
 	f.now = settle
 	f.cs.ClearActions()
-	res, err = f.b.ReconcileNotBefore(f.ctx, web, []Member{m}, settle)
+	res, err = f.b.ReconcileNotBefore(f.ctx, web, []Member{m}, settle, nil)
 	require.NoError(t, err)
 	assert.Equal(t, applyWeb, fakeactions.Of(f.cs))
 	assert.True(t, res.Restarted)

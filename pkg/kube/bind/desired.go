@@ -76,7 +76,7 @@ func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member, notBe
 		}
 		bound := false
 		for _, m := range members {
-			if len(m.Containers) > 0 && !slices.Contains(m.Containers, c.Name) {
+			if m.RestartOnly || (len(m.Containers) > 0 && !slices.Contains(m.Containers, c.Name)) {
 				continue
 			}
 			bound = true
@@ -139,13 +139,18 @@ func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member, notBe
 
 	token, restartedAt := b.restart(lv, members, notBefore, &res)
 	cfg, err := withRestart(ref.Kind, tmpl, token, restartedAt)
-	if err != nil || res.DeferredUntil.IsZero() || cfg.annotations[AnnotationBindingHash] == lv.meta.Annotations[AnnotationBindingHash] {
+	// Restart-only members change nothing but the token: with none else,
+	// a held-back restart leaves the template as it is.
+	bindsFields := slices.ContainsFunc(members, func(m Member) bool { return !m.RestartOnly })
+	if err != nil || res.DeferredUntil.IsZero() || !bindsFields || cfg.annotations[AnnotationBindingHash] == lv.meta.Annotations[AnnotationBindingHash] {
 		return cfg, res, err
 	}
 	// The restart is held back, but the pod template changes anyway (a
 	// connection joined or left, a key was added): the pods roll now, so
 	// they may as well get the new token, and no second rollout follows.
-	delete(tmpl.Annotations, AnnotationRestartToken)
+	if tmpl.ObjectMetaApplyConfiguration != nil {
+		delete(tmpl.Annotations, AnnotationRestartToken)
+	}
 	res.DeferredUntil, res.Restarted = time.Time{}, true
 	cfg, err = withRestart(ref.Kind, tmpl, restartToken(members), b.now().UTC().Format(time.RFC3339))
 	return cfg, res, err
@@ -235,9 +240,12 @@ func (b *Binder) restart(lv *live, members []Member, notBefore time.Time, res *R
 	want := restartToken(members)
 	have := lv.template.Annotations[AnnotationRestartToken]
 	restartedAt = lv.meta.Annotations[AnnotationRestartedAt]
-	if want == have || have == "" || want == "" {
+	bindsFields := slices.ContainsFunc(members, func(m Member) bool { return !m.RestartOnly })
+	if want == have || (have == "" && bindsFields) || want == "" {
 		// unchanged; a first binding, whose pods roll for the binding
-		// anyway; or no member wants restarts any more
+		// anyway; or no member wants restarts any more. A workload only
+		// annotated gets its first token as a restart: nothing else of
+		// its template changes.
 		return want, restartedAt
 	}
 	now, until := b.now(), notBefore

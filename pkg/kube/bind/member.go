@@ -52,6 +52,10 @@ type Member struct {
 	// RestartToken changes whenever the rendered Secret's data changes; ""
 	// opts the connection out of restarts.
 	RestartToken string
+	// RestartOnly: the workload names the connection in its
+	// AnnotationRestartOnChange; it restarts with the connection's data and
+	// gets none of its fields.
+	RestartOnly bool
 }
 
 // MemberOf is spec's member for the workload ref, false if spec does not
