@@ -121,6 +121,37 @@ func TestWorkloadBindingAndRotation(t *testing.T) {
 	}
 }
 
+// TestRestartOnChangeAnnotation: a Deployment whose own manifest reads a
+// connection's Secret (envFrom) and names the connection in its
+// restart-on-change annotation, without a binding, restarts once when the
+// connection's credential changes, and its new pods see the new value; sc-job
+// adds none of the connection's fields to it.
+func TestRestartOnChangeAnnotation(t *testing.T) {
+	e := product(t)
+	ns := e.targetNamespace(t)
+	spec, creds := buildSpec(t, uniq("Annotated"), ns, catalog.TargetStorageBlob, catalog.AuthSecret, blobID)
+	w := &workload{t: t, e: e, ns: ns, names: map[string]string{}, envFrom: connection.SecretName(spec.ID()),
+		annotations: map[string]string{bind.AnnotationRestartOnChange: spec.Name}}
+	w.apply(protocol.OpCreate, spec, creds)
+	w.create(context.Background())
+	w.awaitRollout(1)
+	credKey := ""
+	for k := range creds {
+		credKey = spec.RenderedKey(k)
+	}
+	userTemplate := w.get().Spec.Template
+
+	for k := range creds {
+		creds[k] = newCredential() + "-rotated"
+	}
+	w.apply(protocol.OpUpdate, spec, creds)
+	w.awaitRollout(2)
+	w.podsSay(fmt.Sprintf("%s=<credential, %d characters>", credKey, len(creds[credKey])))
+	got := w.get().Spec.Template
+	assert.Equal(t, userTemplate.Spec, got.Spec, "no field of the connection added")
+	assert.NotEmpty(t, got.Annotations[bind.AnnotationRestartToken], "the restart is the token's change")
+}
+
 func rotated(creds connection.Credentials) connection.Credentials {
 	out := connection.Credentials{}
 	for k := range creds {
@@ -136,6 +167,10 @@ type workload struct {
 	ns       string
 	names    map[string]string // the connections bound to it
 	replicas int32             // default 2
+	// envFrom is a Secret the user's own manifest reads (envFrom), and
+	// annotations the Deployment's own; both optional.
+	envFrom     string
+	annotations map[string]string
 }
 
 // create applies the Deployment as its user would, with a manager of its
@@ -151,7 +186,10 @@ func (w *workload) create(ctx context.Context) {
 		WithEnv(corev1ac.EnvVar().WithName("USER_SETTING").WithValue("kept")).
 		WithSecurityContext(corev1ac.SecurityContext().WithAllowPrivilegeEscalation(false).WithRunAsUser(65532).
 			WithReadOnlyRootFilesystem(true).WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")))
-	dep := appsv1ac.Deployment(boundApp, w.ns).WithSpec(appsv1ac.DeploymentSpec().
+	if w.envFrom != "" {
+		ctr.WithEnvFrom(corev1ac.EnvFromSource().WithSecretRef(corev1ac.SecretEnvSource().WithName(w.envFrom)))
+	}
+	dep := appsv1ac.Deployment(boundApp, w.ns).WithAnnotations(w.annotations).WithSpec(appsv1ac.DeploymentSpec().
 		WithReplicas(w.replicas).
 		WithSelector(metav1ac.LabelSelector().WithMatchLabels(labels)).
 		WithTemplate(corev1ac.PodTemplateSpec().WithLabels(labels).WithSpec(corev1ac.PodSpec().
