@@ -119,3 +119,17 @@ func opsFor(k connection.WorkloadKind) (kindOps, error) {
 	}
 	return ops, nil
 }
+
+// PodTemplate reads the pod template of the workload ref (a CronJob's
+// Jobs' template for a CronJob): what validate compares a binding with.
+func PodTemplate(ctx context.Context, c kubernetes.Interface, ref Ref) (*corev1.PodTemplateSpec, error) {
+	ops, err := opsFor(ref.Kind)
+	if err != nil {
+		return nil, err
+	}
+	lv, err := ops.get(ctx, c, ref.Namespace, ref.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &lv.template, nil
+}

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
@@ -29,7 +28,7 @@ func checkWorkloads(ctx context.Context, r *report, client kubernetes.Interface,
 	}
 	for _, w := range s.Binding.Workloads {
 		what := fmt.Sprintf("%s %s/%s", w.Kind, s.Scope, w.Name)
-		tpl, err := podTemplate(ctx, client, s.Scope, w)
+		tpl, err := bind.PodTemplate(ctx, client, bind.Ref{Namespace: s.Scope, Kind: w.Kind, Name: w.Name})
 		if err != nil {
 			r.fail(CheckWorkload, "%s: %s", what, apiReason(err))
 			continue
@@ -40,37 +39,6 @@ func checkWorkloads(ctx context.Context, r *report, client kubernetes.Interface,
 		}
 		r.ok(CheckWorkload, "%s consumes Secret %s (%s mode)", what, connection.SecretName(s.ID()), s.Binding.ModeOrDefault())
 	}
-}
-
-func podTemplate(ctx context.Context, client kubernetes.Interface, ns string, w connection.Workload) (*corev1.PodTemplateSpec, error) {
-	get := metav1.GetOptions{}
-	switch w.Kind {
-	case connection.WorkloadDeployment:
-		d, err := client.AppsV1().Deployments(ns).Get(ctx, w.Name, get)
-		if err != nil {
-			return nil, err
-		}
-		return &d.Spec.Template, nil
-	case connection.WorkloadStatefulSet:
-		d, err := client.AppsV1().StatefulSets(ns).Get(ctx, w.Name, get)
-		if err != nil {
-			return nil, err
-		}
-		return &d.Spec.Template, nil
-	case connection.WorkloadDaemonSet:
-		d, err := client.AppsV1().DaemonSets(ns).Get(ctx, w.Name, get)
-		if err != nil {
-			return nil, err
-		}
-		return &d.Spec.Template, nil
-	case connection.WorkloadCronJob:
-		d, err := client.BatchV1().CronJobs(ns).Get(ctx, w.Name, get)
-		if err != nil {
-			return nil, err
-		}
-		return &d.Spec.JobTemplate.Spec.Template, nil
-	}
-	return nil, fmt.Errorf("kind %q cannot be bound", w.Kind)
 }
 
 // consumes lists what tpl lacks of s's binding to w; none means it consumes it.
