@@ -112,7 +112,7 @@ func (r *Runner) bindWorkloads(ctx context.Context, log zerolog.Logger, c connec
 		(next == nil && secretUpdated(res, objs))
 	refs := refsOf(c.Spec.Scope, prev, next)
 	if own != "" && (newData || scheduled) {
-		annotated, err := r.annotated(ctx, c)
+		annotated, err := r.annotated(ctx, log, c)
 		if err != nil {
 			return binding{}, err
 		}

@@ -2,6 +2,7 @@ package jobrun
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -10,9 +11,12 @@ import (
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	metadatafake "k8s.io/client-go/metadata/fake"
+	k8stesting "k8s.io/client-go/testing"
 
 	"github.com/sc-extension/sc-extension/internal/testkit/fakeactions"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -274,4 +278,31 @@ func TestRestartOnChangeAnnotationRestartsAnUnboundWorkload(t *testing.T) {
 	assert.Empty(t, live.Spec.Template.Spec.Containers[0].Env, "no field of the connection")
 	assert.Equal(t, connection.PhaseSucceeded, f.get("db1").Status.Phase)
 	assert.Contains(t, f.events(), "Normal Restarted sc-conn-db1: restarted Deployment team-a/app for the new data of Secret sc-db1-secret")
+}
+
+// Without the permission to list workloads, a connection whose data
+// changed is still rendered and its bound workloads restarted; only the
+// annotation is not looked for.
+func TestForbiddenWorkloadListDoesNotFailTheConnection(t *testing.T) {
+	f := newFixture(t, ownJob(), app())
+	scheme := runtime.NewScheme()
+	require.NoError(t, metav1.AddMetaToScheme(scheme))
+	meta := metadatafake.NewSimpleMetadataClient(scheme)
+	meta.PrependReactor("list", "*", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, "", errors.New("RBAC"))
+	})
+	ch := bound(f.secretChange("db1"))
+	f.apply(ch)
+	f.runAt(bindNow)
+	ch.RequestID, ch.Credentials = f.requestID(), connection.Credentials{"AZURE_REDIS_CONNECTIONSTRING": f.cred()}
+	f.apply(ch)
+	for _, now := range []time.Time{bindNow.Add(time.Minute), bindNow.Add(time.Minute + DefaultRestartSettle)} {
+		f.client.ClearActions()
+		_, err := f.runner(func(c *Config) { c.Now = func() time.Time { return now }; c.Metadata = meta }).Run(context.Background())
+		require.NoError(t, err)
+	}
+	c := f.get("db1")
+	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase, c.Status.Message)
+	assert.Equal(t, []string{"patch deployments team-a/app"}, workloadWrites(f), "the bound workload restarted")
+	assert.Contains(t, f.logs.String(), "cannot list workloads")
 }

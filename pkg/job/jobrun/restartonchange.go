@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/rs/zerolog"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -17,13 +18,20 @@ import (
 // annotated lists the workloads of c's namespace whose restart-on-change
 // annotation names c. It is asked only when c's data changed (or c is back
 // for its scheduled restart): a re-render that changed nothing lists
-// nothing.
-func (r *Runner) annotated(ctx context.Context, c connection.Connection) ([]bind.Ref, error) {
+// nothing. Without the permission to list (an RBAC narrowed by an admin,
+// the chart of an older release after a rollback while this sc-job still
+// runs) the annotation is not looked for: it is an extra, and c's own
+// rendering and binding must not fail for it.
+func (r *Runner) annotated(ctx context.Context, log zerolog.Logger, c connection.Connection) ([]bind.Ref, error) {
 	if r.bindings.meta == nil {
 		return nil, nil
 	}
 	refs, err := bind.Annotated(ctx, r.bindings.meta, c.Spec.Scope, c.Spec.Name)
-	if err != nil {
+	switch {
+	case apierrors.IsForbidden(err):
+		log.Warn().Str("step", StepBind).Err(err).Msg(say(c, "cannot list workloads: their %s annotation is not looked for", bind.AnnotationRestartOnChange))
+		return nil, nil
+	case err != nil:
 		return nil, fmt.Errorf("%s: %w", StepBind, err)
 	}
 	return refs, nil
