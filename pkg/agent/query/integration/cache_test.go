@@ -89,6 +89,11 @@ func TestCacheFollowsTheStoreOnARealAPIServer(t *testing.T) {
 	}()
 	t.Cleanup(func() { stopServe(); require.NoError(t, <-served) })
 	cp := devservertest.ControlPlane(t, srv, cluster, 40*time.Second)
+	// Serve subscribes in its goroutine: a query sent before that finds no
+	// responder. The public key is answered without the cache, so waiting
+	// for it leaves the list below the first query of the cache.
+	require.Eventually(t, func() bool { _, err := cp.PublicKey(ctx); return err == nil }, 10*time.Second, 10*time.Millisecond,
+		"the query service subscribed")
 
 	l, err := controlplane.List(ctx, cp, controlplane.ListOptions{Limit: 7})
 	require.NoError(t, err, "the first query waits for the cache's first sync")
