@@ -46,9 +46,7 @@ func TestBenchReport(t *testing.T) {
 	e := product(t)
 	// The suite's shared release logs at debug, for diagnosing tests; the
 	// bench measures the chart's default (info), as its rows claim.
-	// restartWindow 1s: the rotation rows restart one Deployment seconds
-	// apart (the default 30 s window would hold each run back).
-	runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", "--set", "logLevel=info", "--set", "job.restartWindow=1s")...)
+	runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", benchValues...)...)
 	t.Cleanup(func() { runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade")...) })
 	rep := report{machine: machine()}
 
@@ -126,6 +124,14 @@ func TestBenchReport(t *testing.T) {
 	fmt.Println(text)
 	require.NoError(t, os.WriteFile(out, []byte(text), 0o644))
 }
+
+// benchValues are the release's values for the whole bench, every helm
+// upgrade of it included (an "unchanged" upgrade must not change them):
+// the chart's default log level (the suite's shared release logs at debug,
+// for diagnosing tests), and a 1 s restart window, as the rotation rows
+// restart one Deployment seconds apart (the default 30 s would hold each
+// run back).
+var benchValues = []string{"--set", "logLevel=info", "--set", "job.restartWindow=1s"}
 
 // benchScale reads BENCH_SCALE: empty or 0 for no scale run.
 func benchScale(v string) (int, error) {

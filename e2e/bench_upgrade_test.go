@@ -55,7 +55,7 @@ func (e *env) benchUpgradeRerender(t *testing.T, b *bulkRun) upgradeRerender {
 	hook := e.watchJobSpan(t, renderJob)
 	writes := startWriteCount(t, e)
 	start := time.Now()
-	runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", "--timeout", "20m")...)
+	runHelm(t, e.cluster.Kubeconfig, e.helmArgs("upgrade", append([]string{"--timeout", "20m"}, benchValues...)...)...)
 	out.helm = time.Since(start)
 	// One write per object: the watches of the same object cannot both see it.
 	_, out.requests = writes.done(t, e, 1)
