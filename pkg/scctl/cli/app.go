@@ -46,6 +46,9 @@ type ServerOptions struct {
 	// TLS is the server's --tls-cert, --tls-key and --tls-ca (the CA
 	// that signs client certificates; set, the server requires one).
 	TLS devserver.TLSOptions
+	// Auth and Cluster are the flags of server_auth.go and server_cluster.go.
+	Auth    devserver.AuthOptions
+	Cluster devserver.ClusterOptions
 }
 
 // App is scctl with its process dependencies injected; nil fields get the

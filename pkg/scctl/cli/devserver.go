@@ -36,6 +36,7 @@ func serveDev(ctx context.Context, o ServerOptions, out io.Writer) error {
 	}
 	srv, err := devserver.Start(ctx, devserver.Options{
 		Host: host, Port: port, StoreDir: o.StoreDir, Clusters: o.Clusters, TLS: o.TLS,
+		Auth: o.Auth, Cluster: o.Cluster,
 		Logger: zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr}).Level(zerolog.WarnLevel).With().Timestamp().Logger(),
 	})
 	if err != nil {

@@ -45,5 +45,7 @@ func (a *App) serverCommand(g *globals) *cobra.Command {
 	cmd.Flags().StringVar(&o.TLS.CertFile, "tls-cert", "", "server certificate (PEM); with --tls-key the server requires TLS (tls:// URLs)")
 	cmd.Flags().StringVar(&o.TLS.KeyFile, "tls-key", "", "key of --tls-cert (PEM)")
 	cmd.Flags().StringVar(&o.TLS.ClientCAFile, "tls-ca", "", "CA bundle (PEM) that signs client certificates; set, every client must present one")
+	addServerAuthFlags(cmd.Flags(), &o.Auth)
+	addServerClusterFlags(cmd.Flags(), &o.Cluster)
 	return cmd
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 
@@ -45,6 +44,10 @@ type Options struct {
 	// Streams replaces natsbus' request and status stream definitions
 	// (tests use smaller limits); empty: natsbus' own.
 	Streams []jetstream.StreamConfig
+	// Auth chooses how clients authenticate (auth.go).
+	Auth AuthOptions
+	// Cluster joins this server to a JetStream cluster of peers (cluster.go).
+	Cluster ClusterOptions
 	Logger  zerolog.Logger
 }
 
@@ -136,7 +139,12 @@ func (s *Server) start(ctx context.Context) error {
 		StoreDir:   s.opts.StoreDir,
 		NoSigs:     true,
 		MaxPayload: 1 << 20,
-		Users:      s.natsUsers(),
+	}
+	if err := s.configureAuth(nsOpts); err != nil {
+		return err
+	}
+	if err := s.configureCluster(nsOpts); err != nil {
+		return err
 	}
 	if s.opts.TLS.Enabled() {
 		tc, err := s.opts.TLS.serverConfig()
@@ -170,14 +178,6 @@ func (s *Server) start(ctx context.Context) error {
 	return nil
 }
 
-func (s *Server) natsUsers() []*server.User {
-	out := []*server.User{{Username: s.users.Admin.User, Password: s.users.Admin.Password}}
-	for c, cred := range s.users.Clusters {
-		out = append(out, &server.User{Username: cred.User, Password: cred.Password, Permissions: ClusterPermissions(c)})
-	}
-	return out
-}
-
 // provision creates (or updates) the streams and every cluster's consumer.
 func (s *Server) provision(ctx context.Context, ns *server.Server) error {
 	nc, err := s.connectAdmin(ns)
@@ -189,7 +189,7 @@ func (s *Server) provision(ctx context.Context, ns *server.Server) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := natsbus.EnsureStreams(ctx, js, s.opts.Streams...); err != nil {
+	if err := natsbus.EnsureStreams(ctx, js, s.streamConfigs()...); err != nil {
 		return err
 	}
 	for c := range s.users.Clusters {
@@ -199,16 +199,6 @@ func (s *Server) provision(ctx context.Context, ns *server.Server) error {
 		}
 	}
 	return nil
-}
-
-// connectAdmin dials in process: provisioning needs no network path, and
-// so no client certificate, whatever the TLS settings.
-func (s *Server) connectAdmin(ns *server.Server) (*nats.Conn, error) {
-	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.UserInfo(s.users.Admin.User, s.users.Admin.Password))
-	if err != nil {
-		return nil, fmt.Errorf("connect as admin: %w", err)
-	}
-	return nc, nil
 }
 
 // ClientURL is the URL clients dial (without credentials); tls:// when
