@@ -1,23 +1,183 @@
 package devserver
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 )
 
+// ErrClusterOptions: the JetStream cluster settings are incomplete or
+// contradict each other.
+var ErrClusterOptions = errors.New("devserver cluster")
+
 // ClusterOptions joins the server to a JetStream cluster. The zero value
 // is a single server.
-type ClusterOptions struct{}
+type ClusterOptions struct {
+	// Name is the cluster's name, the same on every node; empty: no cluster.
+	Name string
+	// ServerName names this node, unique in the cluster and the same
+	// across restarts: JetStream's RAFT groups know their peers by it.
+	ServerName string
+	// Listen is host:port for routes from the other nodes. The port is
+	// fixed (not 0): the peers' Routes name it.
+	Listen string
+	// Routes are the other nodes' route URLs (nats-route://host:port).
+	// Listing this node's own address too is harmless, so every node can
+	// be given the same list.
+	Routes []string
+	// Replicas of the request and status streams (and, inherited, of the
+	// consumers). 0: 1 on a single server, 3 in a cluster.
+	Replicas int
+}
+
+// Enabled says whether the server joins a cluster.
+func (c ClusterOptions) Enabled() bool { return c.Name != "" }
+
+// replicas is the stream replica count these options ask for.
+func (c ClusterOptions) replicas() int {
+	switch {
+	case c.Replicas > 0:
+		return c.Replicas
+	case c.Enabled():
+		return 3
+	default:
+		return 1
+	}
+}
+
+// Validate reports the first contradiction; callers (the CLI) may check
+// before Start does.
+func (c ClusterOptions) Validate() error {
+	if !c.Enabled() {
+		if c.ServerName != "" || c.Listen != "" || len(c.Routes) > 0 || c.Replicas > 1 {
+			return fmt.Errorf("%w: a server name, route listener, peers or replicas above 1 need a cluster name", ErrClusterOptions)
+		}
+		return nil
+	}
+	if c.ServerName == "" {
+		return fmt.Errorf("%w: cluster %s: every node needs a server name, unique and kept across restarts", ErrClusterOptions, c.Name)
+	}
+	if _, err := c.listen(); err != nil {
+		return err
+	}
+	if _, err := c.routes(); err != nil {
+		return err
+	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("%w: replicas %d: JetStream takes 1 to 5", ErrClusterOptions, c.Replicas)
+	}
+	return nil
+}
+
+func (c ClusterOptions) listen() (server.ClusterOpts, error) {
+	host, portText, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return server.ClusterOpts{}, fmt.Errorf("%w: route listener %q: %w", ErrClusterOptions, c.Listen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil || port <= 0 || port > 65535 {
+		return server.ClusterOpts{}, fmt.Errorf("%w: route listener %q: the port must be fixed (1 to 65535): the peers dial it", ErrClusterOptions, c.Listen)
+	}
+	return server.ClusterOpts{Name: c.Name, Host: host, Port: port}, nil
+}
+
+func (c ClusterOptions) routes() ([]*url.URL, error) {
+	out := make([]*url.URL, 0, len(c.Routes))
+	for _, r := range c.Routes {
+		u, err := url.Parse(r)
+		if err != nil || u.Scheme != "nats-route" || u.Port() == "" {
+			return nil, fmt.Errorf("%w: peer %q is not a nats-route://host:port URL", ErrClusterOptions, r)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
 
 // configureCluster sets the server's cluster (routes) options in o.
-func (s *Server) configureCluster(*server.Options) error { return nil }
+func (s *Server) configureCluster(o *server.Options) error {
+	c := s.opts.Cluster
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if !c.Enabled() {
+		return nil
+	}
+	cl, err := c.listen()
+	if err != nil {
+		return err
+	}
+	routes, err := c.routes()
+	if err != nil {
+		return err
+	}
+	o.ServerName = c.ServerName
+	o.Cluster = cl
+	o.Routes = routes
+	return nil
+}
 
 // streamConfigs are the streams provision creates.
 func (s *Server) streamConfigs() []jetstream.StreamConfig {
-	if len(s.opts.Streams) > 0 {
-		return s.opts.Streams
+	cfgs := s.opts.Streams
+	if len(cfgs) == 0 {
+		cfgs = []jetstream.StreamConfig{natsbus.RequestStreamConfig(), natsbus.StatusStreamConfig()}
 	}
-	return []jetstream.StreamConfig{natsbus.RequestStreamConfig(), natsbus.StatusStreamConfig()}
+	return natsbus.WithReplicas(s.opts.Cluster.replicas(), cfgs...)
 }
+
+// provisionRetryMax caps the wait between provisioning attempts of a
+// clustered node.
+const provisionRetryMax = 2 * time.Second
+
+// provisionClustered runs provision's work until it succeeds or ctx ends.
+// A fresh cluster has no JetStream meta leader until a quorum of nodes has
+// met, and then, for a moment, fewer known peers than an R3 stream needs:
+// each node's Start waits through both, so that a node reports ready only
+// when the streams exist at the replica count asked for. A single server
+// needs none of this and fails at once.
+func (s *Server) provisionClustered(ctx context.Context, ns *server.Server, provision func() error) error {
+	if !s.opts.Cluster.Enabled() {
+		return provision()
+	}
+	backoff := natsbus.Backoff(50*time.Millisecond, provisionRetryMax)
+	for attempt := 1; ; attempt++ {
+		err := errNoMetaLeader
+		if ns.JetStreamIsCurrent() {
+			err = provision()
+		}
+		if err == nil {
+			return nil
+		}
+		if attempt%20 == 0 {
+			s.opts.Logger.Warn().Err(err).Str("server", s.opts.Cluster.ServerName).Msg("waiting for the JetStream cluster to create the streams")
+		}
+		t := time.NewTimer(backoff(attempt))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("JetStream cluster %s not ready: %w (last: %w)", s.opts.Cluster.Name, ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+var errNoMetaLeader = errors.New("no JetStream meta leader yet")
+
+// ServerName is this node's name in its cluster ("sc-devserver" alone).
+func (s *Server) ServerName() string {
+	if s.opts.Cluster.Enabled() {
+		return s.opts.Cluster.ServerName
+	}
+	return defaultServerName
+}
+
+const defaultServerName = "sc-devserver"

@@ -132,7 +132,7 @@ func (s *Server) start(ctx context.Context) error {
 		port = server.RANDOM_PORT
 	}
 	nsOpts := &server.Options{
-		ServerName: "sc-devserver",
+		ServerName: defaultServerName,
 		Host:       s.opts.Host,
 		Port:       port,
 		JetStream:  true,
@@ -189,16 +189,18 @@ func (s *Server) provision(ctx context.Context, ns *server.Server) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := natsbus.EnsureStreams(ctx, js, s.streamConfigs()...); err != nil {
-		return err
-	}
-	for c := range s.users.Clusters {
-		cfg := natsbus.ConsumerConfig(c, s.opts.AckWait)
-		if _, err := js.CreateOrUpdateConsumer(ctx, protocol.RequestStream, cfg); err != nil {
-			return fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
+	return s.provisionClustered(ctx, ns, func() error {
+		if err := natsbus.EnsureStreams(ctx, js, s.streamConfigs()...); err != nil {
+			return err
 		}
-	}
-	return nil
+		for c := range s.users.Clusters {
+			cfg := natsbus.ConsumerConfig(c, s.opts.AckWait)
+			if _, err := js.CreateOrUpdateConsumer(ctx, protocol.RequestStream, cfg); err != nil {
+				return fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
+			}
+		}
+		return nil
+	})
 }
 
 // ClientURL is the URL clients dial (without credentials); tls:// when

@@ -131,6 +131,23 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfgs ...jetstrea
 	return nil
 }
 
+// WithReplicas returns copies of cfgs (default: RequestStreamConfig and
+// StatusStreamConfig) stored on n servers of a JetStream cluster: 1 for a
+// development server, 3 in production, where a stream then survives the
+// loss of any one node. The consumers on them take the stream's replica
+// count (ConsumerConfig leaves Replicas 0, which means inherit).
+func WithReplicas(n int, cfgs ...jetstream.StreamConfig) []jetstream.StreamConfig {
+	if len(cfgs) == 0 {
+		cfgs = []jetstream.StreamConfig{RequestStreamConfig(), StatusStreamConfig()}
+	}
+	out := make([]jetstream.StreamConfig, len(cfgs))
+	for i, cfg := range cfgs {
+		cfg.Replicas = max(n, 1)
+		out[i] = cfg
+	}
+	return out
+}
+
 // RequestMaxAckPending is how many delivered, unfinished requests one
 // cluster's consumer may hold. The agent orders requests per connection
 // itself (pkg/agent/intake: one FIFO per connection id, in stream order),
@@ -157,6 +174,9 @@ func ConsumerConfig(cluster string, ackWait time.Duration) jetstream.ConsumerCon
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait,
 		MaxAckPending: RequestMaxAckPending,
+		// Replicas stays 0: the consumer inherits the stream's replica
+		// count, so an R3 request stream has R3 consumers without a second
+		// setting that could disagree with it.
 		// Redeliver forever: the server would drop a request silently after
 		// MaxDeliver. The agent counts deliveries itself and ends a request
 		// delivered too often with a Failed status instead.
