@@ -175,6 +175,10 @@ func (r *Runner) bindOne(ctx context.Context, c connection.Connection, ref bind.
 	defer r.bindings.lock(ref)()
 	var members []bind.Member
 	if m, ok := memberOf(c.Spec.Name, c.Spec.ID(), next, ref); ok {
+		// Refused, c's share as last applied stays in place.
+		if prev, ok := memberOf(c.Spec.Name, c.Spec.ID(), c.Status.Bound, ref); ok && !sameBound(next, c.Status.Bound) {
+			m.Previous = &prev
+		}
 		members = append(members, m)
 	}
 	if all != nil {
@@ -189,6 +193,11 @@ func (r *Runner) bindOne(ctx context.Context, c connection.Connection, ref bind.
 		})
 	}
 	res, err := r.bindings.binder.ReconcileNotBefore(ctx, ref, members, notBefore, tokens)
+	if err == nil {
+		// Another member's refusal is that connection's to report, when
+		// it reconciles; the apply carried everyone else.
+		err = res.Refusal(c.Spec.ID())
+	}
 	if err != nil {
 		return res, fmt.Errorf("%s: %w", StepBind, err)
 	}

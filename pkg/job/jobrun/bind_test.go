@@ -237,6 +237,49 @@ func TestSameKeyFromTwoConnectionsIsRefused(t *testing.T) {
 	assert.Equal(t, connection.PhaseSucceeded, f.get("a").Status.Phase)
 }
 
+// One connection's share going bad (the user removed the container it
+// names) fails that connection alone: another connection bound to the same
+// workload still renders and binds, and the bad one says why when it is
+// reconciled itself.
+func TestOneBadShareDoesNotFailTheOtherConnections(t *testing.T) {
+	d := app()
+	d.Spec.Template.Spec.Containers = append(d.Spec.Template.Spec.Containers, corev1.Container{Name: "sidecar", Image: "example.com/sidecar"})
+	f := newFixture(t, ownJob(), d)
+	a, b := bound(f.secretChange("a")), bound(f.secretChange("b"))
+	b.Spec.CustomizedKeys = map[string]string{"AZURE_REDIS_CONNECTIONSTRING": "B_REDIS"}
+	b.Spec.Binding.Workloads[0].Containers = []string{"sidecar"}
+	f.apply(a)
+	f.apply(b)
+	f.runAt(bindNow)
+	require.Equal(t, connection.PhaseSucceeded, f.get("b").Status.Phase)
+
+	d = f.app()
+	d.Spec.Template.Spec.Containers = d.Spec.Template.Spec.Containers[:1]
+	_, err := f.client.AppsV1().Deployments(target).Update(context.Background(), d, metav1.UpdateOptions{})
+	require.NoError(t, err)
+
+	a.RequestID, a.Credentials = f.requestID(), connection.Credentials{"AZURE_REDIS_CONNECTIONSTRING": f.cred()}
+	f.apply(a)
+	f.runAt(bindNow.Add(time.Minute))
+	f.runAt(bindNow.Add(time.Minute + DefaultRestartSettle))
+	c := f.get("a")
+	assert.Equal(t, connection.PhaseSucceeded, c.Status.Phase, c.Status.Message)
+	env := f.app().Spec.Template.Spec.Containers[0].Env
+	require.Len(t, env, 1)
+	assert.Equal(t, "sc-a-secret", env[0].ValueFrom.SecretKeyRef.Name)
+
+	f.client.ClearActions()
+	_, err = f.runner(func(c *Config) {
+		c.RenderAll, c.Now = true, func() time.Time { return bindNow.Add(2 * time.Minute) }
+	}).Run(context.Background())
+	require.ErrorIs(t, err, ErrFailed)
+	c = f.get("b")
+	assert.Equal(t, connection.PhaseFailed, c.Status.Phase)
+	assert.Equal(t, ReasonBindingRefused, c.Status.Reason)
+	assert.Contains(t, c.Status.Message, `has no container "sidecar"`)
+	assert.Equal(t, connection.PhaseSucceeded, f.get("a").Status.Phase, "a's re-render is untouched by b")
+}
+
 // A workload that names an unbound connection in its restart-on-change
 // annotation restarts when the connection's Secret data changes, and gets
 // none of its fields. A create does not look for such workloads.

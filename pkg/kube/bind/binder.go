@@ -2,6 +2,7 @@ package bind
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -77,12 +78,23 @@ type Result struct {
 	DeferredUntil time.Time
 	// Containers are the containers bound, sorted.
 	Containers []string
+	// Refused are the members left out, by connection id, each with the
+	// refusal naming the field and the reason (Permanent). The others are
+	// applied all the same: one connection's bad share (a renamed
+	// container, a key a user's env var already has) must not fail every
+	// connection bound to the same workload.
+	Refused map[string]error
 }
+
+// Refusal is the refusal of member id, nil if it was applied.
+func (r Result) Refusal(id string) error { return r.Refused[id] }
 
 // Reconcile makes the binding of the workload ref exactly members: every
 // connection bound to it, in any order. Empty members removes whatever the
 // binding added earlier. It reads the workload once and writes it at most
-// once; see the package comment for what is written.
+// once; see the package comment for what is written. A member whose share
+// cannot be applied is left out and reported in Result.Refused; the error
+// is for the workload as a whole (missing, unreadable, the apply failed).
 func (b *Binder) Reconcile(ctx context.Context, ref Ref, members []Member) (Result, error) {
 	return b.ReconcileNotBefore(ctx, ref, members, time.Time{}, nil)
 }
@@ -100,14 +112,23 @@ func (b *Binder) ReconcileNotBefore(ctx context.Context, ref Ref, members []Memb
 	}
 	members = slices.Clone(members)
 	sort.SliceStable(members, func(i, j int) bool { return members[i].ID < members[j].ID })
-	if err := checkKeys(ref, members); err != nil {
-		return Result{}, err
+	refused := map[string]error{}
+	for i := 0; i < len(members); i++ {
+		if err := checkKeys(ref, members[i]); err != nil {
+			refused[members[i].ID] = err
+			if prev := members[i].Previous; prev != nil && checkKeys(ref, *prev) == nil {
+				members[i] = *prev
+				continue
+			}
+			members = slices.Delete(members, i, i+1)
+			i--
+		}
 	}
 	lv, err := ops.get(ctx, b.client, ref.Namespace, ref.Name)
 	switch {
 	case apierrors.IsNotFound(err):
 		if len(members) == 0 {
-			return Result{}, nil
+			return withRefused(Result{}, refused), nil
 		}
 		return Result{}, fmt.Errorf("%w: %s", ErrWorkloadNotFound, ref)
 	case err != nil:
@@ -117,19 +138,20 @@ func (b *Binder) ReconcileNotBefore(ctx context.Context, ref Ref, members []Memb
 		return Result{}, err
 	}
 	sort.SliceStable(members, func(i, j int) bool { return members[i].ID < members[j].ID })
-	if len(members) == 0 {
+	cfg, res, members, err := b.fit(ops, ref, lv, members, notBefore, refused)
+	switch {
+	case err != nil && !errors.As(err, new(*refusal)):
+		return Result{}, err
+	case len(members) == 0:
 		if !managesAny(lv.meta.ManagedFields, FieldManager) {
-			return Result{}, nil
+			return withRefused(Result{}, refused), nil
 		}
 		if err := b.apply(ctx, ops, ref, nil); err != nil {
 			return Result{}, err
 		}
-		return Result{Wrote: true}, nil
+		return withRefused(Result{Wrote: true}, refused), nil
 	}
-	cfg, res, err := b.desired(ops, ref, lv, members, notBefore)
-	if err != nil {
-		return Result{}, err
-	}
+	res = withRefused(res, refused)
 	if lv.meta.Annotations[AnnotationBindingHash] == cfg.annotations[AnnotationBindingHash] {
 		return res, nil
 	}
@@ -140,19 +162,49 @@ func (b *Binder) ReconcileNotBefore(ctx context.Context, ref Ref, members []Memb
 	return res, nil
 }
 
+// fit builds the configuration of members, leaving out the member each
+// refusal blames (or putting its Previous share in its place) until the
+// rest fits: pure computation, no API call repeats. The members left are
+// returned; err is a refusal only when none is.
+func (b *Binder) fit(ops kindOps, ref Ref, lv *live, members []Member, notBefore time.Time, refused map[string]error) (*config, Result, []Member, error) {
+	for {
+		cfg, res, err := b.desired(ops, ref, lv, members, notBefore)
+		var r *refusal
+		if !errors.As(err, &r) || len(members) == 0 {
+			return cfg, res, members, err
+		}
+		if _, seen := refused[r.id]; !seen {
+			refused[r.id] = r.err
+		}
+		i := slices.IndexFunc(members, func(m Member) bool { return m.ID == r.id })
+		if prev := members[i].Previous; prev != nil {
+			members[i] = *prev // with no Previous of its own: refused again, it goes
+			continue
+		}
+		if members = slices.Delete(members, i, i+1); len(members) == 0 {
+			return nil, Result{}, nil, err
+		}
+	}
+}
+
+func withRefused(res Result, refused map[string]error) Result {
+	if len(refused) > 0 {
+		res.Refused = refused
+	}
+	return res
+}
+
 // checkKeys refuses, before any API call, an env-mode key no container
 // could carry. The strict (pre-1.34) rule: clusters that relax it still
 // accept every name it allows.
-func checkKeys(ref Ref, members []Member) error {
-	for _, m := range members {
-		if m.Mode == connection.BindingVolume {
-			continue
-		}
-		for _, k := range m.Keys {
-			if msgs := validation.IsEnvVarName(k); len(msgs) > 0 {
-				return fmt.Errorf("%w: %s: connection %s renders key %q, which cannot be an env var name in env mode (%s); rename it with customizedKeys or bind in volume mode",
-					ErrInvalidEnvName, ref, m.Connection, k, strings.Join(msgs, "; "))
-			}
+func checkKeys(ref Ref, m Member) error {
+	if m.Mode == connection.BindingVolume {
+		return nil
+	}
+	for _, k := range m.Keys {
+		if msgs := validation.IsEnvVarName(k); len(msgs) > 0 {
+			return fmt.Errorf("%w: %s: connection %s renders key %q, which cannot be an env var name in env mode (%s); rename it with customizedKeys or bind in volume mode",
+				ErrInvalidEnvName, ref, m.Connection, k, strings.Join(msgs, "; "))
 		}
 	}
 	return nil

@@ -146,12 +146,68 @@ func TestNamedContainersOnly(t *testing.T) {
 	assert.Empty(t, d.Spec.Template.Spec.Containers[0].Env)
 	assert.Len(t, d.Spec.Template.Spec.Containers[1].Env, 1)
 
-	m.Containers = []string{"sidecar", "worker"}
-	_, acts, err := f.reconcile(web, m)
-	require.ErrorIs(t, err, ErrContainerNotFound)
-	assert.Contains(t, err.Error(), `spec.template.spec.containers has no container "worker" (connection blob names it; it has app, sidecar)`)
-	assert.Equal(t, getWeb, acts, "refused before any write")
-	assert.True(t, Permanent(err))
+	// A mistyped container in a change: the share in place stays.
+	bad := m
+	bad.Containers, bad.Previous = []string{"sidecar", "worker"}, &m
+	res, acts, err := f.reconcile(web, bad)
+	require.NoError(t, err)
+	refusal := res.Refusal(m.ID)
+	require.ErrorIs(t, refusal, ErrContainerNotFound)
+	assert.Contains(t, refusal.Error(), `spec.template.spec.containers has no container "worker" (connection blob names it; it has app, sidecar)`)
+	assert.True(t, Permanent(refusal))
+	assert.Equal(t, getWeb, acts, "the previous share is in place: nothing to write")
+	assert.Equal(t, []string{"sidecar"}, res.Containers)
+
+	// With no share in place to keep, the refused member is left out.
+	bad.Previous = nil
+	res, acts, err = f.reconcile(web, bad)
+	require.NoError(t, err)
+	require.ErrorIs(t, res.Refusal(m.ID), ErrContainerNotFound)
+	assert.Equal(t, applyWeb, acts)
+	assert.Empty(t, f.deployment("web").Spec.Template.Spec.Containers[1].Env)
+}
+
+// One connection's bad share must not fail the others bound to the same
+// workload: it is left out, they are applied.
+func TestRefusedMemberDoesNotFailTheOthers(t *testing.T) {
+	f := newFixture(t, deployment("web", ctr("app", corev1.EnvVar{Name: "USER_SET", Value: "x"})))
+	good := envMember("good", "GOOD_KEY")
+	typo := envMember("typo", "TYPO_KEY")
+	typo.Containers = []string{"nope"}
+	clash := envMember("clash", "USER_SET")
+	badName := envMember("badname", "1BAD")
+
+	res, acts, err := f.reconcile(web, typo, good, clash, badName)
+	require.NoError(t, err)
+	assert.Equal(t, applyWeb, acts)
+	assert.Equal(t, []string{"app"}, res.Containers)
+	require.Len(t, res.Refused, 3)
+	assert.ErrorIs(t, res.Refusal(typo.ID), ErrContainerNotFound)
+	assert.ErrorIs(t, res.Refusal(clash.ID), ErrBindingConflict)
+	assert.ErrorIs(t, res.Refusal(badName.ID), ErrInvalidEnvName)
+	assert.NoError(t, res.Refusal(good.ID))
+	assert.Equal(t, []corev1.EnvVar{
+		{Name: "USER_SET", Value: "x"},
+		{Name: "GOOD_KEY", ValueFrom: secretRef(good.SecretName, "GOOD_KEY")},
+	}, f.deployment("web").Spec.Template.Spec.Containers[0].Env)
+}
+
+// Two members wanting one env var: the one whose entry is live keeps it,
+// whatever the order.
+func TestEnvClashTheLiveEntryKeepsIt(t *testing.T) {
+	f := newFixture(t, deployment("web", ctr("app")))
+	later := envMember("zz-later", "SAME")
+	_, _, err := f.reconcile(web, later)
+	require.NoError(t, err)
+
+	first := envMember("aa-first", "SAME")
+	res, acts, err := f.reconcile(web, first, later)
+	require.NoError(t, err)
+	assert.Equal(t, getWeb, acts, "zz-later's entry is in place: nothing to write")
+	refusal := res.Refusal(first.ID)
+	require.ErrorIs(t, refusal, ErrBindingConflict)
+	assert.Contains(t, refusal.Error(), "env[name=SAME] is wanted by connections aa-first and zz-later; zz-later keeps it")
+	assert.NoError(t, res.Refusal(later.ID))
 }
 
 func TestRestartTokenChangeRestartsOncePerWindow(t *testing.T) {
@@ -275,11 +331,13 @@ func TestWorkloadDeletedBetweenReadAndApply(t *testing.T) {
 
 func TestInvalidEnvNameIsRefusedBeforeAnyCall(t *testing.T) {
 	f := newFixture(t, deployment("web", ctr("app")))
-	_, acts, err := f.reconcile(web, envMember("blob", "GOOD", "1BAD"))
-	require.ErrorIs(t, err, ErrInvalidEnvName)
-	assert.Contains(t, err.Error(), `connection blob renders key "1BAD"`)
-	assert.Empty(t, acts)
-	assert.True(t, Permanent(err))
+	res, acts, err := f.reconcile(web, envMember("blob", "GOOD", "1BAD"))
+	require.NoError(t, err)
+	refusal := res.Refusal(connection.ObjectID("blob"))
+	require.ErrorIs(t, refusal, ErrInvalidEnvName)
+	assert.Contains(t, refusal.Error(), `connection blob renders key "1BAD"`)
+	assert.Equal(t, getWeb, acts, "nothing of ours on the workload: no write")
+	assert.True(t, Permanent(refusal))
 
 	v := volumeMember("blob")
 	v.Keys = []string{"1BAD"}
@@ -362,18 +420,27 @@ func TestVolumeMode(t *testing.T) {
 func TestEnvConflicts(t *testing.T) {
 	f := newFixture(t, deployment("web", ctr("app", corev1.EnvVar{Name: "USER_SET", Value: "x"})))
 
-	_, acts, err := f.reconcile(web, envMember("a", "USER_SET"))
-	require.ErrorIs(t, err, ErrBindingConflict)
-	assert.Contains(t, err.Error(), "spec.template.spec.containers[name=app].env[name=USER_SET] is already set by another manager; connection a would set it too")
+	a := envMember("a", "USER_SET")
+	res, acts, err := f.reconcile(web, a)
+	require.NoError(t, err)
+	refusal := res.Refusal(a.ID)
+	require.ErrorIs(t, refusal, ErrBindingConflict)
+	assert.Contains(t, refusal.Error(), "spec.template.spec.containers[name=app].env[name=USER_SET] is already set by another manager; connection a would set it too")
 	assert.Equal(t, getWeb, acts)
-	assert.True(t, Permanent(err))
+	assert.True(t, Permanent(refusal))
 
-	_, _, err = f.reconcile(web, envMember("a", "SAME"), envMember("b", "SAME"))
-	require.ErrorIs(t, err, ErrBindingConflict)
-	assert.Contains(t, err.Error(), "env[name=SAME] is wanted by connections a and b")
+	a, b := envMember("a", "SAME"), envMember("b", "SAME")
+	res, _, err = f.reconcile(web, a, b)
+	require.NoError(t, err)
+	require.ErrorIs(t, res.Refusal(b.ID), ErrBindingConflict)
+	assert.Contains(t, res.Refusal(b.ID).Error(), "env[name=SAME] is wanted by connections a and b; a keeps it")
+	assert.NoError(t, res.Refusal(a.ID))
 
-	_, _, err = f.reconcile(web, envMember("a", EnvServiceBindingRoot), volumeMember("b"))
-	require.ErrorIs(t, err, ErrBindingConflict)
+	a, v := envMember("a", EnvServiceBindingRoot), volumeMember("b")
+	res, _, err = f.reconcile(web, a, v)
+	require.NoError(t, err)
+	require.ErrorIs(t, res.Refusal(a.ID), ErrBindingConflict, "a key named like the binding root loses to volume mode")
+	assert.NoError(t, res.Refusal(v.ID))
 }
 
 func TestServiceAccount(t *testing.T) {
@@ -394,20 +461,25 @@ func TestServiceAccount(t *testing.T) {
 
 	other := envMember("kv2", "K2")
 	other.ServiceAccount = "sc-account-3"
-	_, acts, err := f.reconcile(web, wi, other)
-	require.ErrorIs(t, err, ErrServiceAccountConflict)
-	assert.Contains(t, err.Error(), "spec.template.spec.serviceAccountName would have to be both sc-account-2 (connection kv) and sc-account-3 (connection kv2)")
-	assert.Equal(t, getWeb, acts)
+	res, acts, err := f.reconcile(web, other, wi)
+	require.NoError(t, err)
+	refusal := res.Refusal(other.ID)
+	require.ErrorIs(t, refusal, ErrServiceAccountConflict)
+	assert.Contains(t, refusal.Error(), "spec.template.spec.serviceAccountName would have to be both sc-account-2 (connection kv) and sc-account-3 (connection kv2)")
+	assert.NoError(t, res.Refusal(wi.ID), "the ServiceAccount the pods run as keeps them")
+	assert.Equal(t, getWeb, acts, "kv2 is left out and kv's share is in place: nothing to write")
 
 	user := deployment("api", ctr("app"))
 	user.Spec.Template.Spec.ServiceAccountName = "api-runner"
 	_, err = f.cs.AppsV1().Deployments(ns).Create(f.ctx, user, metav1.CreateOptions{FieldManager: "kubectl"})
 	require.NoError(t, err)
-	_, acts, err = f.reconcile(Ref{Namespace: ns, Kind: connection.WorkloadDeployment, Name: "api"}, wi)
-	require.ErrorIs(t, err, ErrServiceAccountConflict)
-	assert.Contains(t, err.Error(), "spec.template.spec.serviceAccountName is api-runner, set by another manager; connection kv (workload identity) needs sc-account-2")
+	res, acts, err = f.reconcile(Ref{Namespace: ns, Kind: connection.WorkloadDeployment, Name: "api"}, wi)
+	require.NoError(t, err)
+	refusal = res.Refusal(wi.ID)
+	require.ErrorIs(t, refusal, ErrServiceAccountConflict)
+	assert.Contains(t, refusal.Error(), "spec.template.spec.serviceAccountName is api-runner, set by another manager; connection kv (workload identity) needs sc-account-2")
 	assert.Equal(t, []string{"get deployments team-a/api"}, acts)
-	assert.True(t, Permanent(err))
+	assert.True(t, Permanent(refusal))
 }
 
 func TestCronJobTemplatePath(t *testing.T) {

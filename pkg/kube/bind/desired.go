@@ -38,6 +38,10 @@ func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member, notBe
 		return nil, res, err
 	}
 
+	byID := make(map[string]Member, len(members))
+	for _, m := range members {
+		byID[m.ID] = m
+	}
 	liveNames := make([]string, 0, len(lv.template.Spec.Containers))
 	for _, c := range lv.template.Spec.Containers {
 		liveNames = append(liveNames, c.Name)
@@ -45,8 +49,8 @@ func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member, notBe
 	for _, m := range members {
 		for _, c := range m.Containers {
 			if !slices.Contains(liveNames, c) {
-				return nil, res, fmt.Errorf("%w: %s: %s.containers has no container %q (connection %s names it; it has %s)",
-					ErrContainerNotFound, ref, specField, c, m.Connection, strings.Join(liveNames, ", "))
+				return nil, res, refuse(m, fmt.Errorf("%w: %s: %s.containers has no container %q (connection %s names it; it has %s)",
+					ErrContainerNotFound, ref, specField, c, m.Connection, strings.Join(liveNames, ", ")))
 			}
 		}
 	}
@@ -56,21 +60,30 @@ func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member, notBe
 	for _, c := range lv.template.Spec.Containers {
 		var env []*corev1ac.EnvVarApplyConfiguration
 		var mounts []*corev1ac.VolumeMountApplyConfiguration
+		// owner: env name -> the member id that sets it, or volumeOwner.
 		owner := map[string]string{}
 		containerPath := append(slices.Clone(specPath), "f:containers", keyed(c.Name))
 		field := fmt.Sprintf("%s.containers[name=%s]", specField, c.Name)
-		add := func(name, who string, e *corev1ac.EnvVarApplyConfiguration) error {
+		add := func(name string, m Member, e *corev1ac.EnvVarApplyConfiguration) error {
 			if prev, dup := owner[name]; dup {
-				if prev == volumeOwner && who == volumeOwner {
-					return nil
+				if prev == volumeOwner {
+					// A key named like the binding root loses to volume mode.
+					return refuse(m, fmt.Errorf("%w: %s: %s.env[name=%s] is wanted by connection %s and by volume mode",
+						ErrBindingConflict, ref, field, name, m.Connection))
 				}
-				return fmt.Errorf("%w: %s: %s.env[name=%s] is wanted by connections %s and %s", ErrBindingConflict, ref, field, name, prev, who)
+				// The member whose entry is live keeps it; else the first.
+				loser, winner := m, byID[prev]
+				if liveRef(c, name) == m.SecretName {
+					loser, winner = byID[prev], m
+				}
+				return refuse(loser, fmt.Errorf("%w: %s: %s.env[name=%s] is wanted by connections %s and %s; %s keeps it",
+					ErrBindingConflict, ref, field, name, byID[prev].Connection, m.Connection, winner.Connection))
 			}
 			if liveEnv(c, name) != nil && !owns(mf, FieldManager, append(slices.Clone(containerPath), "f:env", keyed(name))...) {
-				return fmt.Errorf("%w: %s: %s.env[name=%s] is already set by another manager; %s would set it too",
-					ErrBindingConflict, ref, field, name, describe(who))
+				return refuse(m, fmt.Errorf("%w: %s: %s.env[name=%s] is already set by another manager; connection %s would set it too",
+					ErrBindingConflict, ref, field, name, m.Connection))
 			}
-			owner[name] = who
+			owner[name] = m.ID
 			env = append(env, e)
 			return nil
 		}
@@ -84,7 +97,7 @@ func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member, notBe
 				for _, k := range m.Keys {
 					e := corev1ac.EnvVar().WithName(k).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 						corev1ac.SecretKeySelector().WithName(m.SecretName).WithKey(k)))
-					if err := add(k, m.Connection, e); err != nil {
+					if err := add(k, m, e); err != nil {
 						return nil, res, err
 					}
 				}
@@ -92,12 +105,12 @@ func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member, notBe
 			}
 			root, ours, err := bindingRoot(ref, c, field)
 			if err != nil {
-				return nil, res, err
+				return nil, res, refuse(m, err)
 			}
 			if ours {
 				if prev, dup := owner[EnvServiceBindingRoot]; dup && prev != volumeOwner {
-					return nil, res, fmt.Errorf("%w: %s: %s.env[name=%s] is wanted by connection %s and by volume mode (connection %s)",
-						ErrBindingConflict, ref, field, EnvServiceBindingRoot, prev, m.Connection)
+					return nil, res, refuse(byID[prev], fmt.Errorf("%w: %s: %s.env[name=%s] is wanted by connection %s and by volume mode (connection %s)",
+						ErrBindingConflict, ref, field, EnvServiceBindingRoot, byID[prev].Connection, m.Connection))
 				}
 				if _, dup := owner[EnvServiceBindingRoot]; !dup {
 					owner[EnvServiceBindingRoot] = volumeOwner
@@ -174,27 +187,30 @@ func withRestart(kind connection.WorkloadKind, tmpl *corev1ac.PodTemplateSpecApp
 	return &config{annotations: annotations, template: tmpl}, nil
 }
 
-// serviceAccount is the one ServiceAccount the members need ("" for none),
-// refused if the live template runs as another one we did not set.
+// serviceAccount is the one ServiceAccount the members need ("" for none).
+// The one the live template runs as keeps it; a member needing another
+// than the first, or than one another manager set, is refused.
 func serviceAccount(ref Ref, lv *live, members []Member, specPath []string, specField string) (string, error) {
+	cur := lv.template.Spec.ServiceAccountName
+	ours := owns(lv.meta.ManagedFields, FieldManager, append(slices.Clone(specPath), "f:serviceAccountName")...)
 	var sa, from string
-	for _, m := range members {
-		switch {
-		case m.ServiceAccount == "":
-		case sa == "":
-			sa, from = m.ServiceAccount, m.Connection
-		case m.ServiceAccount != sa:
-			return "", fmt.Errorf("%w: %s: %s.serviceAccountName would have to be both %s (connection %s) and %s (connection %s)",
-				ErrServiceAccountConflict, ref, specField, sa, from, m.ServiceAccount, m.Connection)
+	if cur != "" {
+		if i := slices.IndexFunc(members, func(m Member) bool { return m.ServiceAccount == cur }); i >= 0 {
+			sa, from = cur, members[i].Connection
 		}
 	}
-	cur := lv.template.Spec.ServiceAccountName
-	if sa == "" || cur == "" || cur == sa {
-		return sa, nil
-	}
-	if !owns(lv.meta.ManagedFields, FieldManager, append(slices.Clone(specPath), "f:serviceAccountName")...) {
-		return "", fmt.Errorf("%w: %s: %s.serviceAccountName is %s, set by another manager; connection %s (workload identity) needs %s",
-			ErrServiceAccountConflict, ref, specField, cur, from, sa)
+	for _, m := range members {
+		switch {
+		case m.ServiceAccount == "" || m.ServiceAccount == sa:
+		case sa != "":
+			return "", refuse(m, fmt.Errorf("%w: %s: %s.serviceAccountName would have to be both %s (connection %s) and %s (connection %s)",
+				ErrServiceAccountConflict, ref, specField, sa, from, m.ServiceAccount, m.Connection))
+		case cur != "" && !ours:
+			return "", refuse(m, fmt.Errorf("%w: %s: %s.serviceAccountName is %s, set by another manager; connection %s (workload identity) needs %s",
+				ErrServiceAccountConflict, ref, specField, cur, m.Connection, m.ServiceAccount))
+		default:
+			sa, from = m.ServiceAccount, m.Connection
+		}
 	}
 	return sa, nil
 }
@@ -218,11 +234,12 @@ func bindingRoot(ref Ref, c corev1.Container, field string) (root string, ours b
 	}
 }
 
-func describe(who string) string {
-	if who == volumeOwner {
-		return "volume mode"
+// liveRef is the Secret the live env entry name reads, "" if none.
+func liveRef(c corev1.Container, name string) string {
+	if e := liveEnv(c, name); e != nil && e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+		return e.ValueFrom.SecretKeyRef.Name
 	}
-	return "connection " + who
+	return ""
 }
 
 func liveEnv(c corev1.Container, name string) *corev1.EnvVar {

@@ -49,3 +49,15 @@ func Permanent(err error) bool {
 	}
 	return apply.Permanent(err)
 }
+
+// refusal blames one member for err: Reconcile leaves that member out and
+// applies the others.
+type refusal struct {
+	id  string
+	err error
+}
+
+func (r *refusal) Error() string { return r.err.Error() }
+func (r *refusal) Unwrap() error { return r.err }
+
+func refuse(m Member, err error) error { return &refusal{id: m.ID, err: err} }

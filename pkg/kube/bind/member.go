@@ -56,6 +56,10 @@ type Member struct {
 	// AnnotationRestartOnChange; it restarts with the connection's data and
 	// gets none of its fields.
 	RestartOnly bool
+	// Previous is the share last applied, when it differs: if this one is
+	// refused, Previous is applied in its place, so a bad change (a
+	// container name mistyped) leaves the working binding as it was.
+	Previous *Member
 }
 
 // MemberOf is spec's member for the workload ref, false if spec does not

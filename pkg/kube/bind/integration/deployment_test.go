@@ -115,11 +115,14 @@ func TestUsersEnvVarOfTheSameNameIsRefused(t *testing.T) {
 	e.userApply(connection.WorkloadDeployment, "web", deploymentYAML("web", ""))
 	st := e.state("web")
 
-	_, reqs, err := e.reconcile(e.ref(connection.WorkloadDeployment, "web"), envMember("blob", "MODE"))
-	require.ErrorIs(t, err, bind.ErrBindingConflict)
-	assert.Contains(t, err.Error(), "env[name=MODE] is already set by another manager")
+	m := envMember("blob", "MODE")
+	res, reqs, err := e.reconcile(e.ref(connection.WorkloadDeployment, "web"), m)
+	require.NoError(t, err)
+	refusal := res.Refusal(m.ID)
+	require.ErrorIs(t, refusal, bind.ErrBindingConflict)
+	assert.Contains(t, refusal.Error(), "env[name=MODE] is already set by another manager")
 	assert.Equal(t, e.get("web"), reqs)
-	assert.True(t, bind.Permanent(err))
+	assert.True(t, bind.Permanent(refusal))
 	assert.Equal(t, st, e.state("web"), "nothing changed")
 }
 
@@ -149,9 +152,10 @@ func TestAnotherServiceAccountIsRefused(t *testing.T) {
 	st := e.state("web")
 	m := envMember("kv", "K")
 	m.ServiceAccount = "sc-account-1"
-	_, reqs, err := e.reconcile(e.ref(connection.WorkloadDeployment, "web"), m)
-	require.ErrorIs(t, err, bind.ErrServiceAccountConflict)
-	assert.Contains(t, err.Error(), "spec.template.spec.serviceAccountName is web-runner, set by another manager; connection kv (workload identity) needs sc-account-1")
+	res, reqs, err := e.reconcile(e.ref(connection.WorkloadDeployment, "web"), m)
+	require.NoError(t, err)
+	require.ErrorIs(t, res.Refusal(m.ID), bind.ErrServiceAccountConflict)
+	assert.Contains(t, res.Refusal(m.ID).Error(), "spec.template.spec.serviceAccountName is web-runner, set by another manager; connection kv (workload identity) needs sc-account-1")
 	assert.Equal(t, e.get("web"), reqs)
 	assert.Equal(t, st, e.state("web"))
 }
@@ -206,7 +210,8 @@ func TestMissingWorkloadAndContainer(t *testing.T) {
 	e.userApply(connection.WorkloadDeployment, "web", deploymentYAML("web", ""))
 	m := envMember("blob", "K")
 	m.Containers = []string{"worker"}
-	_, reqs, err = e.reconcile(e.ref(connection.WorkloadDeployment, "web"), m)
-	require.ErrorIs(t, err, bind.ErrContainerNotFound)
+	res, reqs, err := e.reconcile(e.ref(connection.WorkloadDeployment, "web"), m)
+	require.NoError(t, err)
+	require.ErrorIs(t, res.Refusal(m.ID), bind.ErrContainerNotFound)
 	assert.Equal(t, e.get("web"), reqs)
 }
