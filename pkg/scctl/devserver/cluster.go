@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -136,7 +139,10 @@ func (s *Server) streamConfigs() []jetstream.StreamConfig {
 
 // provisionRetryMax caps the wait between provisioning attempts of a
 // clustered node.
-const provisionRetryMax = 2 * time.Second
+const (
+	provisionRetryMax       = 2 * time.Second
+	provisionAttemptTimeout = 5 * time.Second
+)
 
 // provisionClustered runs provision's work until it succeeds or ctx ends.
 // A fresh cluster has no JetStream meta leader until a quorum of nodes has
@@ -144,15 +150,19 @@ const provisionRetryMax = 2 * time.Second
 // each node's Start waits through both, so that a node reports ready only
 // when the streams exist at the replica count asked for. A single server
 // needs none of this and fails at once.
-func (s *Server) provisionClustered(ctx context.Context, ns *server.Server, provision func() error) error {
+func (s *Server) provisionClustered(ctx context.Context, ns *server.Server, provision func(context.Context) error) error {
 	if !s.opts.Cluster.Enabled() {
-		return provision()
+		return provision(ctx)
 	}
 	backoff := natsbus.Backoff(50*time.Millisecond, provisionRetryMax)
 	for attempt := 1; ; attempt++ {
 		err := errNoMetaLeader
 		if ns.JetStreamIsCurrent() {
-			err = provision()
+			// One attempt's API calls may hang while the meta leader
+			// changes; bound each so that the next attempt asks again.
+			actx, cancel := context.WithTimeout(ctx, provisionAttemptTimeout)
+			err = provision(actx)
+			cancel()
 		}
 		if err == nil {
 			return nil
@@ -181,3 +191,51 @@ func (s *Server) ServerName() string {
 }
 
 const defaultServerName = "sc-devserver"
+
+// ShareCredentials gives every node of a cluster the same users: it
+// creates o's credentials in o.StoreDir as Start would (keeping any that
+// exist) and copies that credentials directory into each peer's store
+// directory, files owner-only. Every node must accept the password an
+// agent was given, whichever node the agent reaches. Run it before the
+// peers start (copying <store-dir>/credentials by hand does the same).
+func ShareCredentials(o Options, peerStoreDirs ...string) error {
+	if o.StoreDir == "" {
+		return errors.New("devserver: StoreDir is required")
+	}
+	if _, err := loadOrCreateUsers(o.StoreDir, o.Clusters, o.AdminPassword); err != nil {
+		return fmt.Errorf("devserver: %w", err)
+	}
+	src := credentialsDir(o.StoreDir)
+	for _, peer := range peerStoreDirs {
+		if err := copyTree(src, credentialsDir(peer)); err != nil {
+			return fmt.Errorf("devserver: share credentials with %s: %w", peer, err)
+		}
+	}
+	return nil
+}
+
+// copyTree copies the regular files under src to dst with directories
+// 0700 and files 0600, whatever the umask: these files hold secrets.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		switch {
+		case d.IsDir():
+			return os.MkdirAll(target, 0o700)
+		case !d.Type().IsRegular():
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return writeFile(target, b)
+	})
+}

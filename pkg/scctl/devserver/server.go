@@ -189,7 +189,7 @@ func (s *Server) provision(ctx context.Context, ns *server.Server) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	return s.provisionClustered(ctx, ns, func() error {
+	return s.provisionClustered(ctx, ns, func(ctx context.Context) error {
 		if err := natsbus.EnsureStreams(ctx, js, s.streamConfigs()...); err != nil {
 			return err
 		}
