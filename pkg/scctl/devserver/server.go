@@ -115,7 +115,7 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 10 * time.Second
 	}
-	u, err := loadOrCreateUsers(o.StoreDir, o.Clusters, o.AdminPassword)
+	u, err := loadUsers(o) // auth.go: none in jwt mode
 	if err != nil {
 		return nil, fmt.Errorf("devserver: %w", err)
 	}
