@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -59,10 +60,57 @@ type bindings struct {
 	mu      sync.Mutex
 	locks   map[bind.Ref]*sync.Mutex
 	applied map[string]*connection.BoundState // by connection id; nil: binds nothing
+	// done remembers, per workload, the members this run last reconciled
+	// it with and the outcome: a re-render of N connections bound to one
+	// workload reads it once, not N times. Guarded by the workload's lock.
+	done map[bind.Ref]reconciled
+}
+
+type reconciled struct {
+	members string
+	res     bind.Result
 }
 
 func newBindings(b *bind.Binder, settle time.Duration, meta metadata.Interface) *bindings {
-	return &bindings{binder: b, settle: settle, meta: meta, locks: map[bind.Ref]*sync.Mutex{}, applied: map[string]*connection.BoundState{}}
+	return &bindings{binder: b, settle: settle, meta: meta, locks: map[bind.Ref]*sync.Mutex{},
+		applied: map[string]*connection.BoundState{}, done: map[bind.Ref]reconciled{}}
+}
+
+// reconcile is the binder's ReconcileNotBefore, skipped when this run
+// reconciled ref with the same members already and nothing was held back.
+// Only a plain reconcile is remembered: one that waits for a settle time,
+// or of a workload with restart-only members (whose tokens depend on the
+// connection reconciling), depends on more than the members.
+func (b *bindings) reconcile(ctx context.Context, ref bind.Ref, members []bind.Member, notBefore time.Time, tokens bind.Tokens) (bind.Result, error) {
+	plain := notBefore.IsZero()
+	key := ""
+	if plain {
+		sorted := slices.Clone(members)
+		sort.Slice(sorted, func(i, j int) bool { return sorted[i].ID < sorted[j].ID })
+		k, err := json.Marshal(sorted)
+		if err != nil {
+			return bind.Result{}, fmt.Errorf("fingerprint members of %s: %w", ref, err)
+		}
+		key = string(k)
+		b.mu.Lock()
+		prev, ok := b.done[ref]
+		b.mu.Unlock()
+		if ok && prev.members == key {
+			return prev.res, nil
+		}
+	}
+	res, err := b.binder.ReconcileNotBefore(ctx, ref, members, notBefore, tokens)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch {
+	case err != nil || !plain || !res.DeferredUntil.IsZero() || res.Annotated:
+		delete(b.done, ref)
+	default:
+		memo := res
+		memo.Wrote, memo.Restarted = false, false
+		b.done[ref] = reconciled{members: key, res: memo}
+	}
+	return res, err
 }
 
 func (b *bindings) lock(ref bind.Ref) func() {
@@ -192,7 +240,7 @@ func (r *Runner) bindOne(ctx context.Context, c connection.Connection, ref bind.
 			return true
 		})
 	}
-	res, err := r.bindings.binder.ReconcileNotBefore(ctx, ref, members, notBefore, tokens)
+	res, err := r.bindings.reconcile(ctx, ref, members, notBefore, tokens)
 	if err == nil {
 		// Another member's refusal is that connection's to report, when
 		// it reconciles; the apply carried everyone else.

@@ -237,6 +237,30 @@ func TestSameKeyFromTwoConnectionsIsRefused(t *testing.T) {
 	assert.Equal(t, connection.PhaseSucceeded, f.get("a").Status.Phase)
 }
 
+// A re-render of several connections bound to one workload reads it once:
+// the second connection's reconcile has the same members as the first's.
+func TestReRenderReadsASharedWorkloadOnce(t *testing.T) {
+	f := newFixture(t, ownJob(), app())
+	for _, name := range []string{"a", "b", "c"} {
+		ch := bound(f.secretChange(name))
+		ch.Spec.CustomizedKeys = map[string]string{"AZURE_REDIS_CONNECTIONSTRING": strings.ToUpper(name) + "_REDIS"}
+		f.apply(ch)
+	}
+	f.runAt(bindNow)
+	require.Len(t, f.app().Spec.Template.Spec.Containers[0].Env, 3)
+
+	f.client.ClearActions()
+	_, err := f.runner(func(c *Config) { c.RenderAll = true }).Run(context.Background())
+	require.NoError(t, err)
+	var gets []string
+	for _, a := range fakeactions.Format(f.client.Actions()) {
+		if strings.Contains(a, " deployments ") {
+			gets = append(gets, a)
+		}
+	}
+	assert.Equal(t, []string{"get deployments team-a/app"}, gets)
+}
+
 // One connection's share going bad (the user removed the container it
 // names) fails that connection alone: another connection bound to the same
 // workload still renders and binds, and the bad one says why when it is

@@ -78,6 +78,10 @@ type Result struct {
 	DeferredUntil time.Time
 	// Containers are the containers bound, sorted.
 	Containers []string
+	// Annotated: the workload names connections in its
+	// AnnotationRestartOnChange, so its members depend on their tokens as
+	// well as on the members passed.
+	Annotated bool
 	// Refused are the members left out, by connection id, each with the
 	// refusal naming the field and the reason (Permanent). The others are
 	// applied all the same: one connection's bad share (a renamed
@@ -137,6 +141,7 @@ func (b *Binder) ReconcileNotBefore(ctx context.Context, ref Ref, members []Memb
 	if members, err = withAnnotated(ctx, ref, lv, members, tokens); err != nil {
 		return Result{}, err
 	}
+	annotated := len(RestartOnChange(lv.meta.Annotations)) > 0
 	sort.SliceStable(members, func(i, j int) bool { return members[i].ID < members[j].ID })
 	cfg, res, members, err := b.fit(ops, ref, lv, members, notBefore, refused)
 	switch {
@@ -144,14 +149,15 @@ func (b *Binder) ReconcileNotBefore(ctx context.Context, ref Ref, members []Memb
 		return Result{}, err
 	case len(members) == 0:
 		if !managesAny(lv.meta.ManagedFields, FieldManager) {
-			return withRefused(Result{}, refused), nil
+			return withRefused(Result{Annotated: annotated}, refused), nil
 		}
 		if err := b.apply(ctx, ops, ref, nil); err != nil {
 			return Result{}, err
 		}
-		return withRefused(Result{Wrote: true}, refused), nil
+		return withRefused(Result{Wrote: true, Annotated: annotated}, refused), nil
 	}
 	res = withRefused(res, refused)
+	res.Annotated = annotated
 	if lv.meta.Annotations[AnnotationBindingHash] == cfg.annotations[AnnotationBindingHash] {
 		return res, nil
 	}
