@@ -94,7 +94,7 @@ func (a *agent) lead(ctx context.Context) {
 				Cluster: a.cfg.Cluster, Version: version.Version, Pod: a.cfg.PodName, Interval: a.cfg.HeartbeatInterval,
 				Logger: log, State: func() heartbeat.State {
 					n, _ := recordInformer.Lister().ConfigMaps(a.cfg.Namespace).List(labels.Everything())
-					return heartbeat.State{Leader: true, Ready: a.nc.IsConnected() && a.synced.Load(), Connections: len(n)}
+					return heartbeat.State{Leader: true, Ready: a.nc.IsConnected() && a.synced.Load(), Connections: len(n), Phases: heartbeat.CountPhases(n)}
 				},
 			})
 			if err != nil {

@@ -22,6 +22,8 @@ type State struct {
 	Ready       bool
 	LastError   string
 	Connections int
+	// Phases counts the connections by phase (CountPhases).
+	Phases map[string]int
 }
 
 // Options configures the heartbeat.
@@ -83,6 +85,7 @@ func publish(nc *nats.Conn, o Options) error {
 		Ready:        st.Ready,
 		LastError:    truncate(st.LastError, 1024),
 		Connections:  st.Connections,
+		Phases:       st.Phases,
 		Time:         time.Now().UTC(),
 	})
 	if err != nil {

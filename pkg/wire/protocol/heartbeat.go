@@ -52,13 +52,18 @@ type Heartbeat struct {
 	// decodes (FeatureBinding). Added in sc.v1 without a version change: a
 	// heartbeat without features (v0.1.0) means none, a v0.1.0 reader
 	// ignores them. Read them through Supports.
-	Features    []string  `json:"features,omitempty"`
-	Pod         string    `json:"pod,omitempty"`
-	Leader      bool      `json:"leader"`
-	Ready       bool      `json:"ready"`
-	LastError   string    `json:"lastError,omitempty"`
-	Connections int       `json:"connections"`
-	Time        time.Time `json:"time"`
+	Features    []string `json:"features,omitempty"`
+	Pod         string   `json:"pod,omitempty"`
+	Leader      bool     `json:"leader"`
+	Ready       bool     `json:"ready"`
+	LastError   string   `json:"lastError,omitempty"`
+	Connections int      `json:"connections"`
+	// Phases counts the connections by phase (Succeeded, Pending, Failed,
+	// ...; Unknown for a record the agent cannot read), for `scctl cluster
+	// list`. Added in sc.v1 without a version change: an older agent sends
+	// none, an older reader ignores it.
+	Phases map[string]int `json:"phases,omitempty"`
+	Time   time.Time      `json:"time"`
 }
 
 // Versions are the envelope versions the agent decodes. A heartbeat
