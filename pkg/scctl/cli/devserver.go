@@ -50,7 +50,7 @@ func serveDev(ctx context.Context, o ServerOptions, out io.Writer) error {
 	}
 	reachable := u.Scheme + "://" + net.JoinHostPort(reachableHost(host), u.Port())
 	if o.WriteCreds != "" {
-		if err := writeCreds(o.WriteCreds, srv, reachable, o.Clusters); err != nil {
+		if err := writeCreds(o.WriteCreds, srv, adminFor(srv, reachable, o, "").env, o.Clusters); err != nil {
 			return err
 		}
 	}
@@ -79,15 +79,13 @@ func reachableHost(listen string) string {
 	return "127.0.0.1"
 }
 
-// writeCreds writes scctl.env (the admin user, for scctl) and each
-// cluster's Secret manifest (for the chart), owner-readable only.
-func writeCreds(dir string, srv *devserver.Server, reachable string, clusters []string) error {
+// writeCreds writes scctl.env (env: the admin's credentials, for scctl;
+// server_auth.go) and each cluster's Secret manifest (for the chart),
+// owner-readable only.
+func writeCreds(dir string, srv *devserver.Server, env string, clusters []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("--write-creds: %w", err)
 	}
-	admin := srv.Admin()
-	env := fmt.Sprintf("export SCCTL_SERVER=%s\nexport SCCTL_USER=%s\nexport SCCTL_PASSWORD=%s\n",
-		reachable, admin.User, admin.Password)
 	if err := os.WriteFile(filepath.Join(dir, "scctl.env"), []byte(env), 0o600); err != nil {
 		return fmt.Errorf("--write-creds: %w", err)
 	}
@@ -124,16 +122,15 @@ func printInstructions(out io.Writer, srv *devserver.Server, reachable string, o
 	if o.WriteCreds != "" {
 		fmt.Fprintf(out, "  scctl:         source %s\n", filepath.Join(o.WriteCreds, "scctl.env"))
 	} else {
-		fmt.Fprintf(out, "  scctl:         --server %s --user %s, password in %s (or use --write-creds DIR)\n",
-			reachable, devserver.AdminUser, filepath.Join(credDir, "users.json"))
+		fmt.Fprintf(out, "  scctl:         %s\n", adminFor(srv, reachable, o, credDir).hint)
 	}
 	for _, c := range o.Clusters {
 		manifest := filepath.Join(credDir, c+"-nats-secret.yaml")
 		fmt.Fprintf(out, "cluster %s:\n", c)
 		fmt.Fprintf(out, "  kubectl create namespace sc-system\n")
 		fmt.Fprintf(out, "  kubectl apply -n sc-system -f %s\n", manifest)
-		fmt.Fprintf(out, "  helm install sc-extension ./chart -n sc-system --set cluster.id=%s --set nats.url=%s --set nats.credentialsSecret=%s\n",
-			c, reachable, devserver.SecretName)
+		fmt.Fprintf(out, "  helm install sc-extension ./chart -n sc-system --set cluster.id=%s --set nats.url=%s --set nats.credentialsSecret=%s --set nats.credentialsFormat=%s\n",
+			c, reachable, devserver.SecretName, adminFor(srv, reachable, o, credDir).credentialsFormat)
 	}
 	fmt.Fprintf(out, "Stop with Ctrl-C or SIGTERM.\n")
 }
