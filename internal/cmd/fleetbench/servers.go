@@ -1,0 +1,467 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/rs/zerolog"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
+	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
+)
+
+// replicas of the streams (and so of every agent's consumer).
+const replicas = 3
+
+// credentials are a NATS user and password.
+type credentials = devserver.Credentials
+
+// userFile is every user of the bare nodes (-servers self).
+
+type userFile struct {
+	Admin    credentials            `json:"admin"`
+	Clusters map[string]credentials `json:"clusters"`
+}
+
+// node is one server process, restartable with the same arguments.
+type node struct {
+	name       string
+	port       int
+	routePort  int
+	store      string
+	bin        string
+	args       []string
+	logPath    string
+	mu         sync.Mutex
+	cmd        *exec.Cmd
+	exited     chan struct{}
+	startCount int
+}
+
+func (n *node) url() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
+
+func (n *node) start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(n.bin, n.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start %s: %w", n.name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logf.Close()
+		close(exited)
+	}()
+	n.cmd, n.exited = cmd, exited
+	n.startCount++
+	return nil
+}
+
+func (n *node) pid() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
+// signal sends sig and waits for the process to end (SIGTERM: up to 20s,
+// then SIGKILL).
+func (n *node) signal(sig syscall.Signal) {
+	n.mu.Lock()
+	cmd, exited := n.cmd, n.exited
+	n.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
+
+// controlPlane is the 3-node cluster and the users it knows.
+type controlPlane struct {
+	mode  string
+	nodes []*node
+	users userFile
+	log   zerolog.Logger
+}
+
+// urls is every node's client URL, as an agent's --nats-url lists them.
+func (cp *controlPlane) urls() string {
+	out := make([]string, len(cp.nodes))
+	for i, n := range cp.nodes {
+		out[i] = n.url()
+	}
+	return strings.Join(out, ",")
+}
+
+func (cp *controlPlane) node(name string) *node {
+	for _, n := range cp.nodes {
+		if n.name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+func (cp *controlPlane) stop() {
+	var wg sync.WaitGroup
+	for _, n := range cp.nodes {
+		wg.Go(func() { n.signal(syscall.SIGTERM) })
+	}
+	wg.Wait()
+}
+
+// startControlPlane starts three server processes on loopback that form
+// one JetStream cluster, and returns once the streams (R3) and every
+// cluster's consumer exist.
+func startControlPlane(ctx context.Context, c config, work string, clusters []string, log zerolog.Logger) (*controlPlane, error) {
+	ports, err := loopbackPorts(c.BasePort, 2*replicas)
+	if err != nil {
+		return nil, err
+	}
+	cp := &controlPlane{mode: c.Servers, log: log, users: userFile{
+		Admin: credentials{User: devserver.AdminUser, Password: randomSecret()}, Clusters: map[string]credentials{}}}
+	stores := make([]string, replicas)
+	for i := range stores {
+		stores[i] = filepath.Join(work, fmt.Sprintf("n%d", i+1))
+	}
+	usersPath := filepath.Join(work, "users.json")
+	switch c.Servers {
+	case "scctl":
+		// The nodes share one set of users, as devserver documents for a
+		// cluster; each agent's password is read back from its Secret
+		// manifest, the file an operator hands to the chart.
+		if err := devserver.ShareCredentials(devserver.Options{StoreDir: stores[0], Clusters: clusters,
+			AdminPassword: cp.users.Admin.Password}, stores[1:]...); err != nil {
+			return nil, err
+		}
+		for _, cl := range clusters {
+			cred, err := readSecretManifest(devserver.SecretManifestPath(stores[0], cl))
+			if err != nil {
+				return nil, err
+			}
+			cp.users.Clusters[cl] = cred
+		}
+	case "self":
+		for _, cl := range clusters {
+			cp.users.Clusters[cl] = credentials{User: devserver.UserName(cl), Password: randomSecret()}
+		}
+		if err := writeJSON(usersPath, cp.users); err != nil {
+			return nil, err
+		}
+	}
+	bin, err := serverBinary(ctx, c, work)
+	if err != nil {
+		return nil, err
+	}
+	routes := make([]string, replicas)
+	for i := range replicas {
+		routes[i] = "nats-route://127.0.0.1:" + strconv.Itoa(ports[replicas+i])
+	}
+	for i := range replicas {
+		n := &node{name: fmt.Sprintf("n%d", i+1), port: ports[i], routePort: ports[replicas+i], bin: bin,
+			store: stores[i], logPath: filepath.Join(work, fmt.Sprintf("n%d.log", i+1))}
+		var peers []string
+		for j, r := range routes {
+			if j != i {
+				peers = append(peers, r)
+			}
+		}
+		listen := "127.0.0.1:" + strconv.Itoa(n.port)
+		routeListen := "127.0.0.1:" + strconv.Itoa(n.routePort)
+		switch c.Servers {
+		case "scctl":
+			n.args = []string{"server", "--listen", listen, "--store-dir", n.store,
+				"--cluster-name", "sc-fleet", "--server-name", n.name, "--cluster-listen", routeListen,
+				"--cluster-peers", strings.Join(peers, ","), "--replicas", strconv.Itoa(replicas)}
+			for _, cl := range clusters {
+				n.args = append(n.args, "--cluster", cl)
+			}
+		case "self":
+			n.args = []string{nodeCommand, "-name", n.name, "-listen", listen, "-cluster-listen", routeListen,
+				"-peers", strings.Join(peers, ","), "-store", n.store, "-users", usersPath}
+		}
+		cp.nodes = append(cp.nodes, n)
+	}
+	for _, n := range cp.nodes {
+		if err := n.start(); err != nil {
+			cp.stop()
+			return nil, err
+		}
+	}
+	if err := cp.provision(ctx, clusters); err != nil {
+		cp.stop()
+		return nil, err
+	}
+	return cp, nil
+}
+
+// provision waits for the cluster to elect a JetStream meta leader and for
+// the streams and consumers: scctl server creates them itself (each node
+// runs provision); bare nodes get them from the bench, as an operator's
+// tooling would.
+func (cp *controlPlane) provision(ctx context.Context, clusters []string) error {
+	nc, js, err := cp.adminConn("fleetbench provision")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if cp.mode == "self" {
+		req, status := natsbus.RequestStreamConfig(), natsbus.StatusStreamConfig()
+		req.Replicas, status.Replicas = replicas, replicas
+		if err := retry(ctx, 120*time.Second, func(ctx context.Context) error {
+			return natsbus.EnsureStreams(ctx, js, req, status)
+		}); err != nil {
+			return fmt.Errorf("create streams: %w", err)
+		}
+		if err := forEach(ctx, clusters, 16, func(ctx context.Context, cl string) error {
+			return retry(ctx, 60*time.Second, func(ctx context.Context) error {
+				_, err := js.CreateOrUpdateConsumer(ctx, protocol.RequestStream, natsbus.ConsumerConfig(cl, 0))
+				return err
+			})
+		}); err != nil {
+			return fmt.Errorf("create consumers: %w", err)
+		}
+	}
+	// Every node must see the streams at R3 and the consumers: scctl
+	// server's provision runs on each node, so wait for the count.
+	return retry(ctx, 10*time.Minute, func(ctx context.Context) error {
+		info, err := js.AccountInfo(ctx)
+		if err != nil {
+			return err
+		}
+		if info.Streams < 2 || info.Consumers < len(clusters) {
+			return fmt.Errorf("%d streams and %d consumers so far", info.Streams, info.Consumers)
+		}
+		s, err := js.Stream(ctx, protocol.RequestStream)
+		if err != nil {
+			return err
+		}
+		if ci := s.CachedInfo().Cluster; ci == nil || ci.Leader == "" || s.CachedInfo().Config.Replicas != replicas {
+			return errors.New("request stream has no leader or is not R3 yet")
+		}
+		return nil
+	})
+}
+
+// adminConn connects as the control plane's admin, to every node's URL,
+// reconnecting forever: a node kill must not end the bench's connection.
+func (cp *controlPlane) adminConn(name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(cp.urls(), nats.Name(name), nats.UserInfo(cp.users.Admin.User, cp.users.Admin.Password),
+		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))
+	if err != nil {
+		return nil, nil, fmt.Errorf("admin connection: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
+}
+
+// streamLeader is the node leading stream name.
+func streamLeader(ctx context.Context, js jetstream.JetStream, name string) (string, error) {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if ci := s.CachedInfo().Cluster; ci != nil && ci.Leader != "" {
+		return ci.Leader, nil
+	}
+	return "", fmt.Errorf("stream %s has no leader", name)
+}
+
+// replicasCurrent reports whether every replica of stream name is current.
+func replicasCurrent(ctx context.Context, js jetstream.JetStream, name string) bool {
+	s, err := js.Stream(ctx, name)
+	if err != nil {
+		return false
+	}
+	ci := s.CachedInfo().Cluster
+	if ci == nil || ci.Leader == "" || len(ci.Replicas) != replicas-1 {
+		return false
+	}
+	for _, r := range ci.Replicas {
+		if !r.Current || r.Offline {
+			return false
+		}
+	}
+	return true
+}
+
+// serverBinary is the program each node runs.
+func serverBinary(ctx context.Context, c config, work string) (string, error) {
+	if c.Servers == "self" {
+		return os.Executable()
+	}
+	if c.Scctl != "" {
+		return filepath.Abs(c.Scctl)
+	}
+	bin := filepath.Join(work, "bin", "scctl")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./scctl")
+	cmd.Dir = moduleRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./scctl: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// moduleRoot is the repository root (where make runs); found from the
+// working directory upwards.
+func moduleRoot() string {
+	dir, _ := os.Getwd()
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
+
+// loopbackPorts returns n ports from base, or n free ones when base is 0.
+func loopbackPorts(base, n int) ([]int, error) {
+	out := make([]int, 0, n)
+	if base > 0 {
+		for i := range n {
+			out = append(out, base+i)
+		}
+		return out, nil
+	}
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("pick a loopback port: %w", err)
+		}
+		ls = append(ls, l)
+		out = append(out, l.Addr().(*net.TCPAddr).Port)
+	}
+	return out, nil
+}
+
+func randomSecret() string {
+	var b [18]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// readSecretManifest reads the user and password from a cluster's Secret
+// manifest (devserver writes it for `kubectl apply`).
+func readSecretManifest(path string) (credentials, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return credentials{}, err
+	}
+	var sec corev1.Secret
+	if err := yaml.Unmarshal(b, &sec); err != nil {
+		return credentials{}, fmt.Errorf("%s: %w", path, err)
+	}
+	c := credentials{User: sec.StringData["user"], Password: sec.StringData["password"]}
+	if c.User == "" || c.Password == "" {
+		return credentials{}, fmt.Errorf("%s: no user and password", path)
+	}
+	return c, nil
+}
+
+func writeJSON(path string, v any) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o600)
+}
+
+// retry calls fn until it succeeds, ctx ends or limit passes, pausing
+// 200ms between attempts; it returns the last error.
+func retry(ctx context.Context, limit time.Duration, fn func(context.Context) error) error {
+	deadline := time.Now().Add(limit)
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := fn(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// forEach runs fn for every item, at most par at a time, and returns the
+// first error.
+func forEach[T any](ctx context.Context, items []T, par int, fn func(context.Context, T) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	sem := make(chan struct{}, par)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := fn(ctx, it); err != nil {
+				cancel(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
