@@ -179,9 +179,9 @@ func startFleet(ctx context.Context, c config, work string, cp *controlPlane, cl
 }
 
 func (f *fleet) startAgent(ctx context.Context, c config, cp *controlPlane, cluster string, log zerolog.Logger) (*simAgent, error) {
-	cred := cp.users.Clusters[cluster]
+	id := cp.agents[cluster]
 	nc, js, err := natsbus.Connect(ctx, natsbus.Options{
-		URL: cp.urls(), Cluster: cluster, User: cred.User, Password: cred.Password,
+		URL: cp.urls(), Cluster: cluster, User: id.User, Password: id.Password, CredsFile: id.CredsFile,
 		Name: "sc-agent " + cluster, Logger: log, MaxReconnectWait: 2 * time.Second,
 	})
 	if err != nil {

@@ -81,8 +81,11 @@ func newBench(ctx context.Context, c config, cp *controlPlane, f *fleet, log zer
 	b.names = clusterNames(len(b.names))
 	var mu sync.Mutex
 	err := forEach(ctx, b.names, 32, func(ctx context.Context, cl string) error {
-		cli, err := controlplane.Dial(ctx, controlplane.Options{URL: cp.urls(), User: cp.users.Admin.User,
-			Password: cp.users.Admin.Password, Cluster: cl, Timeout: 5 * time.Second})
+		o := controlplane.Options{URL: cp.urls(), Cluster: cl, Timeout: 5 * time.Second, CredsFile: cp.admin.CredsFile}
+		if o.CredsFile == "" {
+			o.User, o.Password = cp.admin.User, cp.admin.Password
+		}
+		cli, err := controlplane.Dial(ctx, o)
 		if err != nil {
 			return err
 		}

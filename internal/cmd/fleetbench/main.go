@@ -36,6 +36,7 @@ type config struct {
 	Heartbeat    time.Duration
 	Timeout      time.Duration
 	Grace        time.Duration
+	Auth         string // "jwt" or "password"
 	Servers      string // "scctl" (scctl server processes) or "self" (this binary as a bare node)
 	Scctl        string // a prebuilt scctl binary; empty: go build ./scctl
 	WorkDir      string
@@ -66,6 +67,7 @@ func main() {
 	flag.DurationVar(&c.Timeout, "timeout", 20*time.Minute, "the whole run's time limit")
 	flag.DurationVar(&c.Grace, "grace", 60*time.Second, "how long a phase waits for its last final statuses")
 	flag.StringVar(&c.Servers, "servers", "scctl", "server processes: scctl (scctl server with --cluster-* flags) or self (bare nats-server nodes from this binary)")
+	flag.StringVar(&c.Auth, "auth", "jwt", "client authentication: jwt (one shared keystore, a .creds per cluster) or password (a user and password per cluster)")
 	flag.StringVar(&c.Scctl, "scctl", "", "scctl binary to run (default: go build ./scctl into the work directory)")
 	flag.StringVar(&c.WorkDir, "workdir", "", "store directories and logs (default: a temporary directory, removed afterwards)")
 	flag.StringVar(&c.Out, "out", "_output/fleet-bench.md", "where the markdown report is written (also printed)")
@@ -96,6 +98,8 @@ func (c config) validate() error {
 		return errors.New("-rate must be positive")
 	case c.Servers != "scctl" && c.Servers != "self":
 		return fmt.Errorf("-servers %q: scctl or self", c.Servers)
+	case c.Auth != "jwt" && c.Auth != "password":
+		return fmt.Errorf("-auth %q: jwt or password", c.Auth)
 	case c.KillDuration > 0 && c.KillAt+c.RestartAfter >= c.KillDuration:
 		return errors.New("-kill-at + -restart-after must end within -kill-duration")
 	}

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/scctl/fleetauth"
 )
 
 // nodeCommand runs this binary as one bare cluster node (-servers self):
@@ -30,17 +32,10 @@ func runNode(args []string) error {
 	clusterListen := fs.String("cluster-listen", "127.0.0.1:6222", "route host:port")
 	peers := fs.String("peers", "", "comma-separated nats-route:// URLs of the other nodes")
 	store := fs.String("store", "", "JetStream store directory")
-	usersPath := fs.String("users", "", "users.json (devserver's layout)")
+	usersPath := fs.String("users", "", "users.json: the admin and each cluster's user and password")
+	keystore := fs.String("keystore", "", "a fleetauth keystore to trust (JWT authentication) instead of -users")
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	var users userFile
-	b, err := os.ReadFile(*usersPath)
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, &users); err != nil {
-		return fmt.Errorf("%s: %w", *usersPath, err)
 	}
 	host, port, err := hostPort(*listen)
 	if err != nil {
@@ -55,10 +50,9 @@ func runNode(args []string) error {
 		Cluster: server.ClusterOpts{Name: "sc-fleet", Host: chost, Port: cport},
 		Routes:  server.RoutesFromStr(*peers),
 		NoSigs:  true,
-		Users:   []*server.User{{Username: users.Admin.User, Password: users.Admin.Password}},
 	}
-	for c, cred := range users.Clusters {
-		opts.Users = append(opts.Users, &server.User{Username: cred.User, Password: cred.Password, Permissions: devserver.ClusterPermissions(c)})
+	if err := configureNodeAuth(opts, *usersPath, *keystore); err != nil {
+		return err
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -85,4 +79,29 @@ func hostPort(s string) (string, int, error) {
 	}
 	n, err := strconv.Atoi(p)
 	return h, n, err
+}
+
+// configureNodeAuth trusts the keystore's operator (its account resolver
+// in the store directory), or lists the users of usersPath.
+func configureNodeAuth(opts *server.Options, usersPath, keystore string) error {
+	if keystore != "" {
+		k, err := fleetauth.Open(keystore, devserver.ClusterPermissions)
+		if err != nil {
+			return err
+		}
+		return k.Configure(opts, filepath.Join(opts.StoreDir, "jwt"))
+	}
+	var users userFile
+	b, err := os.ReadFile(usersPath)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, &users); err != nil {
+		return fmt.Errorf("%s: %w", usersPath, err)
+	}
+	opts.Users = []*server.User{{Username: users.Admin.User, Password: users.Admin.Password}}
+	for c, cred := range users.Clusters {
+		opts.Users = append(opts.Users, &server.User{Username: cred.User, Password: cred.Password, Permissions: devserver.ClusterPermissions(c)})
+	}
+	return nil
 }

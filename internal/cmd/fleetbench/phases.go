@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -266,6 +268,7 @@ type totals struct {
 	reqMsgs, statusMsgs uint64
 	statusBytes         uint64
 	reqLeader, stLeader string
+	storeMiB            []float64 // each node's JetStream directory on disk
 }
 
 func (b *bench) totals(f *fleet) totals {
@@ -301,6 +304,9 @@ func (b *bench) totals(f *fleet) totals {
 		}
 	}
 	b.mu.Unlock()
+	for _, n := range b.cp.nodes {
+		t.storeMiB = append(t.storeMiB, float64(dirBytes(filepath.Join(n.store, "jetstream")))/(1<<20))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if info, err := b.watchJS.AccountInfo(ctx); err == nil {
@@ -319,4 +325,18 @@ func (b *bench) totals(f *fleet) totals {
 		}
 	}
 	return t
+}
+
+// dirBytes is the size of the regular files under dir.
+func dirBytes(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if info, err := d.Info(); err == nil {
+				n += info.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

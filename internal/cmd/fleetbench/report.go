@@ -128,8 +128,8 @@ func (r *report) markdown() string {
 	var b strings.Builder
 	c := r.cfg
 	fmt.Fprintf(&b, "# Fleet bench\n\n")
-	fmt.Fprintf(&b, "%s, %d CPUs, %s; %d simulated clusters against a 3-node JetStream cluster (%s server processes, R%d streams), all on 127.0.0.1.\n",
-		r.started.UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), c.Clusters, c.Servers, replicas)
+	fmt.Fprintf(&b, "%s, %d CPUs, %s; %d simulated clusters against a 3-node JetStream cluster (%s server processes, R%d streams, %s authentication), all on 127.0.0.1.\n",
+		r.started.UTC().Format("2006-01-02 15:04 UTC"), runtime.NumCPU(), runtime.Version(), c.Clusters, c.Servers, replicas, c.Auth)
 	fmt.Fprintf(&b, "Flags: -clusters %d -rate %g -duration %s -burst %d -kill-duration %s -kill-at %s -restart-after %s -query-rate %g -heartbeat %s -seed %d. Run took %s.\n\n",
 		c.Clusters, c.Rate, c.Duration, c.Burst, c.KillDuration, c.KillAt, c.RestartAfter, c.QueryRate, c.Heartbeat, c.Seed,
 		r.finished.Sub(r.started).Round(time.Second))
@@ -212,6 +212,13 @@ func (r *report) markdown() string {
 	}
 	fmt.Fprintf(&b, "\nJetStream in use at the end: %d streams, %d consumers (one durable per cluster, plus the bench's status watcher); request stream %d messages waiting (leader %s); status stream %d messages, %.1f MiB (leader %s).\n",
 		t.streams, t.consumers, t.reqMsgs, t.reqLeader, t.statusMsgs, float64(t.statusBytes)/(1<<20), t.stLeader)
+	if len(t.storeMiB) > 0 {
+		parts := make([]string, len(t.storeMiB))
+		for i, m := range t.storeMiB {
+			parts[i] = fmt.Sprintf("%.0f MiB", m)
+		}
+		fmt.Fprintf(&b, "JetStream store on disk per node (streams and every consumer's RAFT log): %s.\n", strings.Join(parts, ", "))
+	}
 	if r.err != nil {
 		fmt.Fprintf(&b, "\n**The run stopped early:** %v\n", r.err)
 	}

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/scctl/fleetauth"
 	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
@@ -110,12 +111,52 @@ func (n *node) signal(sig syscall.Signal) {
 	}
 }
 
-// controlPlane is the 3-node cluster and the users it knows.
+// identity is how one client authenticates: a user and password, or a
+// .creds file (jwt mode).
+type identity struct {
+	User, Password, CredsFile string
+}
+
+func (i identity) natsOption() nats.Option {
+	if i.CredsFile != "" {
+		return nats.UserCredentials(i.CredsFile)
+	}
+	return nats.UserInfo(i.User, i.Password)
+}
+
+// controlPlane is the 3-node cluster and the identities it accepts.
 type controlPlane struct {
-	mode  string
-	nodes []*node
-	users userFile
-	log   zerolog.Logger
+	mode   string
+	auth   string
+	nodes  []*node
+	admin  identity
+	agents map[string]identity
+	log    zerolog.Logger
+}
+
+// issue creates the shared keystore and a user for every cluster, each
+// .creds written to credsDir.
+func (cp *controlPlane) issue(keystore, credsDir string, clusters []string) error {
+	k, err := fleetauth.Open(keystore, devserver.ClusterPermissions)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(credsDir, 0o700); err != nil {
+		return err
+	}
+	cp.admin = identity{User: devserver.AdminUser, CredsFile: k.AdminCredsFile()}
+	for _, cl := range clusters {
+		creds, err := k.Issue(cl)
+		if err != nil {
+			return fmt.Errorf("issue %s: %w", cl, err)
+		}
+		path := filepath.Join(credsDir, cl+".creds")
+		if err := os.WriteFile(path, creds, 0o600); err != nil {
+			return err
+		}
+		cp.agents[cl] = identity{User: devserver.UserName(cl), CredsFile: path}
+	}
+	return nil
 }
 
 // urls is every node's client URL, as an agent's --nats-url lists them.
@@ -152,20 +193,29 @@ func startControlPlane(ctx context.Context, c config, work string, clusters []st
 	if err != nil {
 		return nil, err
 	}
-	cp := &controlPlane{mode: c.Servers, log: log, users: userFile{
-		Admin: credentials{User: devserver.AdminUser, Password: randomSecret()}, Clusters: map[string]credentials{}}}
+	cp := &controlPlane{mode: c.Servers, auth: c.Auth, log: log, agents: map[string]identity{}}
 	stores := make([]string, replicas)
 	for i := range stores {
 		stores[i] = filepath.Join(work, fmt.Sprintf("n%d", i+1))
 	}
 	usersPath := filepath.Join(work, "users.json")
-	switch c.Servers {
-	case "scctl":
+	keystore := filepath.Join(work, "keystore")
+	switch {
+	case c.Auth == "jwt":
+		// One keystore for the three nodes (--keystore), every cluster
+		// issued before they start, as `scctl cluster add` would: the
+		// servers then only provision the consumers it lists.
+		if err := cp.issue(keystore, filepath.Join(work, "creds"), clusters); err != nil {
+			return nil, err
+		}
+	case c.Servers == "scctl":
 		// The nodes share one set of users, as devserver documents for a
 		// cluster; each agent's password is read back from its Secret
 		// manifest, the file an operator hands to the chart.
+		pw := randomSecret()
+		cp.admin = identity{User: devserver.AdminUser, Password: pw}
 		if err := devserver.ShareCredentials(devserver.Options{StoreDir: stores[0], Clusters: clusters,
-			AdminPassword: cp.users.Admin.Password}, stores[1:]...); err != nil {
+			AdminPassword: pw}, stores[1:]...); err != nil {
 			return nil, err
 		}
 		for _, cl := range clusters {
@@ -173,13 +223,16 @@ func startControlPlane(ctx context.Context, c config, work string, clusters []st
 			if err != nil {
 				return nil, err
 			}
-			cp.users.Clusters[cl] = cred
+			cp.agents[cl] = identity{User: cred.User, Password: cred.Password}
 		}
-	case "self":
+	default:
+		users := userFile{Admin: credentials{User: devserver.AdminUser, Password: randomSecret()}, Clusters: map[string]credentials{}}
+		cp.admin = identity{User: users.Admin.User, Password: users.Admin.Password}
 		for _, cl := range clusters {
-			cp.users.Clusters[cl] = credentials{User: devserver.UserName(cl), Password: randomSecret()}
+			users.Clusters[cl] = credentials{User: devserver.UserName(cl), Password: randomSecret()}
+			cp.agents[cl] = identity{User: users.Clusters[cl].User, Password: users.Clusters[cl].Password}
 		}
-		if err := writeJSON(usersPath, cp.users); err != nil {
+		if err := writeJSON(usersPath, users); err != nil {
 			return nil, err
 		}
 	}
@@ -207,12 +260,20 @@ func startControlPlane(ctx context.Context, c config, work string, clusters []st
 			n.args = []string{"server", "--listen", listen, "--store-dir", n.store,
 				"--cluster-name", "sc-fleet", "--server-name", n.name, "--cluster-listen", routeListen,
 				"--cluster-peers", strings.Join(peers, ","), "--replicas", strconv.Itoa(replicas)}
+			if c.Auth == "jwt" {
+				n.args = append(n.args, "--auth", "jwt", "--keystore", keystore)
+			}
 			for _, cl := range clusters {
 				n.args = append(n.args, "--cluster", cl)
 			}
 		case "self":
 			n.args = []string{nodeCommand, "-name", n.name, "-listen", listen, "-cluster-listen", routeListen,
-				"-peers", strings.Join(peers, ","), "-store", n.store, "-users", usersPath}
+				"-peers", strings.Join(peers, ","), "-store", n.store}
+			if c.Auth == "jwt" {
+				n.args = append(n.args, "-keystore", keystore)
+			} else {
+				n.args = append(n.args, "-users", usersPath)
+			}
 		}
 		cp.nodes = append(cp.nodes, n)
 	}
@@ -280,7 +341,7 @@ func (cp *controlPlane) provision(ctx context.Context, clusters []string) error 
 // adminConn connects as the control plane's admin, to every node's URL,
 // reconnecting forever: a node kill must not end the bench's connection.
 func (cp *controlPlane) adminConn(name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(cp.urls(), nats.Name(name), nats.UserInfo(cp.users.Admin.User, cp.users.Admin.Password),
+	nc, err := nats.Connect(cp.urls(), nats.Name(name), cp.admin.natsOption(),
 		nats.MaxReconnects(-1), nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))
 	if err != nil {
 		return nil, nil, fmt.Errorf("admin connection: %w", err)
