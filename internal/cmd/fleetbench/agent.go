@@ -213,8 +213,15 @@ func (f *fleet) startAgent(ctx context.Context, c config, cp *controlPlane, clus
 	f.wg.Go(func() {
 		_ = heartbeat.Run(ctx, nc, heartbeat.Options{Cluster: cluster, Pod: "sim-" + cluster, Interval: c.Heartbeat, Logger: alog,
 			State: func() heartbeat.State {
-				n, _ := store.List(ctx)
-				return heartbeat.State{Leader: true, Ready: nc.IsConnected(), Connections: len(n)}
+				conns, _ := store.List(ctx)
+				var phases map[string]int
+				for _, c := range conns {
+					if phases == nil {
+						phases = map[string]int{}
+					}
+					phases[string(c.Status.Phase)]++
+				}
+				return heartbeat.State{Leader: true, Ready: nc.IsConnected(), Connections: len(conns), Phases: phases}
 			}})
 	})
 	return a, nil

@@ -121,7 +121,7 @@ func run(ctx context.Context, c config, log zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rep := &report{cfg: c, started: time.Now()}
+	rep := &report{cfg: c, started: time.Now(), loadStart: loadAverage()}
 	clusters := clusterNames(c.Clusters)
 
 	start := time.Now()
@@ -153,6 +153,7 @@ func run(ctx context.Context, c config, log zerolog.Logger) error {
 	}
 	rep.totals = b.totals(fleet)
 	rep.finished = time.Now()
+	rep.loadEnd = loadAverage()
 	text := rep.markdown()
 	fmt.Print(text)
 	if c.Out != "" {

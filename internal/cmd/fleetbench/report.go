@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -13,6 +14,8 @@ type report struct {
 	cfg       config
 	started   time.Time
 	finished  time.Time
+	loadStart string // /proc/loadavg: other work on the machine
+	loadEnd   string
 	serversUp time.Duration
 	agentsUp  time.Duration
 	idle      []usage
@@ -133,6 +136,9 @@ func (r *report) markdown() string {
 	fmt.Fprintf(&b, "Flags: -clusters %d -rate %g -duration %s -burst %d -kill-duration %s -kill-at %s -restart-after %s -query-rate %g -heartbeat %s -seed %d. Run took %s.\n\n",
 		c.Clusters, c.Rate, c.Duration, c.Burst, c.KillDuration, c.KillAt, c.RestartAfter, c.QueryRate, c.Heartbeat, c.Seed,
 		r.finished.Sub(r.started).Round(time.Second))
+	if r.loadStart != "" {
+		fmt.Fprintf(&b, "Load average (1, 5, 15 min) at the start %s, at the end %s.\n\n", r.loadStart, r.loadEnd)
+	}
 	fmt.Fprintf(&b, "Setup: servers up with streams and %d consumers in %s; %d agents connected, consuming and answering a pubkey query in %s.\n\n",
 		c.Clusters, r.serversUp.Round(100*time.Millisecond), c.Clusters, r.agentsUp.Round(100*time.Millisecond))
 
@@ -270,4 +276,17 @@ func timeline(reqs []sent, killAt time.Time, step time.Duration) []timelineRow {
 			p50: percentile(ls, 50), p99: percentile(ls, 99)})
 	}
 	return out
+}
+
+// loadAverage is /proc/loadavg's first three fields.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
