@@ -221,7 +221,7 @@ func (r *report) markdown() string {
 	if len(t.storeMiB) > 0 {
 		parts := make([]string, len(t.storeMiB))
 		for i, m := range t.storeMiB {
-			parts[i] = fmt.Sprintf("%.0f MiB", m)
+			parts[i] = fmt.Sprintf("%.1f MiB", m)
 		}
 		fmt.Fprintf(&b, "JetStream store on disk per node (streams and every consumer's RAFT log): %s.\n", strings.Join(parts, ", "))
 	}
