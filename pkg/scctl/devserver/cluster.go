@@ -141,7 +141,7 @@ func (s *Server) streamConfigs() []jetstream.StreamConfig {
 // clustered node.
 const (
 	provisionRetryMax       = 2 * time.Second
-	provisionAttemptTimeout = 5 * time.Second
+	provisionAttemptTimeout = 2 * time.Second
 )
 
 // provisionClustered runs provision's work until it succeeds or ctx ends.
