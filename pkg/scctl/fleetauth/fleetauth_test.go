@@ -171,12 +171,14 @@ func writeCreds(t *testing.T, k *fleetauth.Keystore, cluster string) string {
 
 func revokeAndPush(t *testing.T, ctx context.Context, k *fleetauth.Keystore, url, cluster string) {
 	t.Helper()
+	pub, err := k.UserPublicKey(cluster)
+	require.NoError(t, err)
 	token, err := k.Revoke(cluster)
 	require.NoError(t, err)
 	sys, err := nats.Connect(url, nats.UserCredentials(k.SysCredsFile()))
 	require.NoError(t, err)
 	defer sys.Close()
-	require.NoError(t, fleetauth.PushAccount(ctx, sys, token))
+	require.NoError(t, fleetauth.PushAccount(ctx, sys, token, pub))
 	require.NoError(t, k.Forget(cluster))
 }
 
