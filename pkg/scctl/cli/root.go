@@ -93,7 +93,7 @@ func (a *App) rootCommand(g *globals) *cobra.Command {
 		a.listCommand(g), a.showCommand(g), a.listConfigurationCommand(g), a.validateCommand(g),
 		a.listSupportTypesCommand(g), a.waitCommand(g),
 	)
-	root.AddCommand(conn, a.serverCommand(g), a.probeCommand(), a.versionCommand(g))
+	root.AddCommand(conn, a.serverCommand(g), a.probeCommand(), a.versionCommand(g), a.clusterCommand(g))
 	return root
 }
 
