@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,6 +19,10 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/scctl/controlplane"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
+
+// publishTimeout bounds one publish (and query) of the control plane's
+// clients; a publish not acked in time is sent again with its id.
+const publishTimeout = 10 * time.Second
 
 // credentialKey is the one key each simulated connection carries.
 const credentialKey = "AZURE_STORAGEBLOB_CONNECTIONSTRING"
@@ -81,7 +86,7 @@ func newBench(ctx context.Context, c config, cp *controlPlane, f *fleet, log zer
 	b.names = clusterNames(len(b.names))
 	var mu sync.Mutex
 	err := forEach(ctx, b.names, 32, func(ctx context.Context, cl string) error {
-		o := controlplane.Options{URL: cp.urls(), Cluster: cl, Timeout: 5 * time.Second, CredsFile: cp.admin.CredsFile}
+		o := controlplane.Options{URL: cp.urls(), Cluster: cl, Timeout: publishTimeout, CredsFile: cp.admin.CredsFile}
 		if o.CredsFile == "" {
 			o.User, o.Password = cp.admin.User, cp.admin.Password
 		}
@@ -220,6 +225,9 @@ func (b *bench) send(ctx context.Context, phase string) {
 	req.SentAt = s.start.UTC()
 	b.track(s)
 	cli := b.clients[cl]
+	// Backing off, so that retries do not add to the load of a cluster
+	// that is slow to answer.
+	wait := 250 * time.Millisecond
 	for {
 		s.attempts++
 		_, err := cli.Publish(ctx, req)
@@ -237,8 +245,9 @@ func (b *bench) send(ctx context.Context, phase string) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, 4*time.Second)
 	}
 }
 
@@ -322,29 +331,32 @@ func (b *bench) someFinished() *sent {
 	return nil
 }
 
-// settle waits until every request of phase has its final status, or
-// grace passes.
-func (b *bench) settle(ctx context.Context, phase string) {
+// settle waits until every request of the phases has its final status,
+// or grace passes.
+func (b *bench) settle(ctx context.Context, phases ...string) {
 	b.wg.Wait()
 	deadline := time.Now().Add(b.c.Grace)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if len(b.pending(phase)) == 0 {
+		if b.pending(phases...) == 0 {
 			return
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
-func (b *bench) pending(phase string) []*sent {
+func (b *bench) pending(phases ...string) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []*sent
+	n := 0
 	for _, s := range b.order {
-		if s.phase == phase && s.final.IsZero() {
-			out = append(out, s)
+		if s.final.IsZero() && slices.Contains(phases, s.phase) {
+			n++
 		}
 	}
-	return out
+	return n
 }
 
 // phase copies the requests of phase.

@@ -151,6 +151,7 @@ func run(ctx context.Context, c config, log zerolog.Logger) error {
 		rep.err = err
 		log.Error().Err(err).Msg("phase failed; writing what was measured")
 	}
+	b.collect(ctx, rep)
 	rep.totals = b.totals(fleet)
 	rep.finished = time.Now()
 	rep.loadEnd = loadAverage()

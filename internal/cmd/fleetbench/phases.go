@@ -157,7 +157,7 @@ func (b *bench) runPhases(ctx context.Context, rep *report) error {
 	b.mu.Unlock()
 	use := m.end(b)
 	b.settle(ctx, phaseSteady)
-	rep.phases = append(rep.phases, phaseResult{name: phaseSteady, wall: time.Since(start), reqs: b.phase(phaseSteady), use: use, start: start})
+	rep.phases = append(rep.phases, phaseResult{name: phaseSteady, wall: time.Since(start), use: use, start: start})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -171,13 +171,16 @@ func (b *bench) runPhases(ctx context.Context, rep *report) error {
 		}
 		b.settle(ctx, phaseBurst)
 		use = m.end(b)
-		rep.phases = append(rep.phases, phaseResult{name: phaseBurst, wall: time.Since(start), reqs: b.phase(phaseBurst), use: use, start: start})
+		rep.phases = append(rep.phases, phaseResult{name: phaseBurst, wall: time.Since(start), use: use, start: start})
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
 
 	if b.c.KillDuration > 0 {
+		// The kill is judged against a quiet system: what the burst left
+		// in flight finishes first.
+		b.settle(ctx, phaseSteady, phaseBurst)
 		r, err := b.killPhase(ctx)
 		rep.phases = append(rep.phases, r)
 		if err != nil {
@@ -185,6 +188,20 @@ func (b *bench) runPhases(ctx context.Context, rep *report) error {
 		}
 	}
 	return ctx.Err()
+}
+
+// collect gives every phase its requests as they stand once the last
+// final statuses are in (or the grace has passed), so that a phase whose
+// statuses arrived after it ended is judged by when they arrived.
+func (b *bench) collect(ctx context.Context, rep *report) {
+	names := make([]string, len(rep.phases))
+	for i, p := range rep.phases {
+		names[i] = p.name
+	}
+	b.settle(ctx, names...)
+	for i := range rep.phases {
+		rep.phases[i].reqs = b.phase(rep.phases[i].name)
+	}
 }
 
 // idleUse measures the servers with every agent connected and nothing
@@ -244,13 +261,12 @@ func (b *bench) killPhase(ctx context.Context) (phaseResult, error) {
 	})
 	b.settle(ctx, phaseKill)
 	r.use = m.end(b)
+	r.wall = time.Since(start)
 	select {
 	case t := <-caught:
 		r.caughtUp = t
 	case <-time.After(30 * time.Second):
 	}
-	r.wall = time.Since(start)
-	r.reqs = b.phase(phaseKill)
 	return r, restartErr
 }
 
