@@ -55,7 +55,7 @@ func Start(t testing.TB, n int, o devserver.Options) *Cluster {
 	if replicas == 0 {
 		replicas = min(n, 3)
 	}
-	ports := freePorts(t, n)
+	ports := FreePorts(t, n)
 	routes := make([]string, n)
 	for i, p := range ports {
 		routes[i] = "nats-route://127.0.0.1:" + strconv.Itoa(p)
@@ -91,10 +91,10 @@ func Start(t testing.TB, n int, o devserver.Options) *Cluster {
 	return c
 }
 
-// freePorts finds n loopback ports free now. Route ports must be known
-// before any node starts (every node lists its peers), so unlike the
-// client port they cannot be left to the server to pick.
-func freePorts(t testing.TB, n int) []int {
+// FreePorts finds n loopback ports free now. Route (and leaf node) ports
+// must be known before any node starts (every node lists its peers), so
+// unlike the client port they cannot be left to the server to pick.
+func FreePorts(t testing.TB, n int) []int {
 	t.Helper()
 	ports := make([]int, n)
 	ls := make([]net.Listener, n)

@@ -19,6 +19,7 @@ func addServerClusterFlags(fs *pflag.FlagSet, o *devserver.ClusterOptions) {
 	fs.StringVar(&o.ServerName, "server-name", "", "this node's name in the JetStream cluster, unique and the same across restarts")
 	fs.Var(listenValue{&o.Listen}, "cluster-listen", "host:port the other nodes' routes dial (a fixed port)")
 	fs.Var(&routesValue{&o.Routes}, "cluster-peers", "the nodes' route URLs, comma-separated or repeated (nats-route://host:port; this node's own may be listed)")
+	fs.Var(listenValue{&o.LeafListen}, "leaf-listen", "host:port where edge clusters' leaf nodes dial in (each as its cluster's user); nothing dials out to them")
 	fs.IntVar(&o.Replicas, "replicas", 0, "replicas of the request and status streams (1 to 5; default 1 alone, 3 in a cluster)")
 }
 

@@ -40,6 +40,11 @@ type ClusterOptions struct {
 	// Replicas of the request and status streams (and, inherited, of the
 	// consumers). 0: 1 on a single server, 3 in a cluster.
 	Replicas int
+	// LeafListen is host:port (a fixed port) where edge clusters' leaf
+	// nodes dial in, with or without a cluster. A leaf node authenticates
+	// as its cluster's user, so everything behind it is confined to that
+	// cluster's subjects; the hub never dials out to an edge.
+	LeafListen string
 }
 
 // Enabled says whether the server joins a cluster.
@@ -60,6 +65,11 @@ func (c ClusterOptions) replicas() int {
 // Validate reports the first contradiction; callers (the CLI) may check
 // before Start does.
 func (c ClusterOptions) Validate() error {
+	if c.LeafListen != "" {
+		if _, _, err := fixedPort("leaf node listener", c.LeafListen); err != nil {
+			return err
+		}
+	}
 	if !c.Enabled() {
 		if c.ServerName != "" || c.Listen != "" || len(c.Routes) > 0 || c.Replicas > 1 {
 			return fmt.Errorf("%w: a server name, route listener, peers or replicas above 1 need a cluster name", ErrClusterOptions)
@@ -82,15 +92,25 @@ func (c ClusterOptions) Validate() error {
 }
 
 func (c ClusterOptions) listen() (server.ClusterOpts, error) {
-	host, portText, err := net.SplitHostPort(c.Listen)
+	host, port, err := fixedPort("route listener", c.Listen)
 	if err != nil {
-		return server.ClusterOpts{}, fmt.Errorf("%w: route listener %q: %w", ErrClusterOptions, c.Listen, err)
+		return server.ClusterOpts{}, err
+	}
+	return server.ClusterOpts{Name: c.Name, Host: host, Port: port}, nil
+}
+
+// fixedPort splits a listener's host:port whose port others dial, so it
+// cannot be left for the server to pick.
+func fixedPort(what, hostPort string) (string, int, error) {
+	host, portText, err := net.SplitHostPort(hostPort)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: %s %q: %w", ErrClusterOptions, what, hostPort, err)
 	}
 	port, err := strconv.Atoi(portText)
 	if err != nil || port <= 0 || port > 65535 {
-		return server.ClusterOpts{}, fmt.Errorf("%w: route listener %q: the port must be fixed (1 to 65535): the peers dial it", ErrClusterOptions, c.Listen)
+		return "", 0, fmt.Errorf("%w: %s %q: the port must be fixed (1 to 65535): others dial it", ErrClusterOptions, what, hostPort)
 	}
-	return server.ClusterOpts{Name: c.Name, Host: host, Port: port}, nil
+	return host, port, nil
 }
 
 func (c ClusterOptions) routes() ([]*url.URL, error) {
@@ -111,6 +131,22 @@ func (s *Server) configureCluster(o *server.Options) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	if c.LeafListen != "" {
+		host, port, _ := fixedPort("leaf node listener", c.LeafListen) // validated above
+		o.LeafNode.Host, o.LeafNode.Port = host, port
+		// A server denies JetStream API traffic across leaf connections
+		// unless the account's JetStream is declared the default (empty)
+		// domain on both ends: then an edge without JetStream reaches the
+		// hub's streams under the plain $JS.API subjects the cluster
+		// users' permissions name.
+		o.JsAccDefaultDomain = map[string]string{server.DEFAULT_GLOBAL_ACCOUNT: ""}
+		// Leaf nodes authenticate as client users (not LeafNode.Users,
+		// which nats-server binds to an account without permissions), so
+		// the hub applies LeafPermissions to everything behind an edge.
+		if len(o.Users) > 0 {
+			o.Users = append(o.Users, s.leafUsers()...)
+		}
+	}
 	if !c.Enabled() {
 		return nil
 	}
@@ -126,6 +162,37 @@ func (s *Server) configureCluster(o *server.Options) error {
 	o.Cluster = cl
 	o.Routes = routes
 	return nil
+}
+
+// LeafReplySubjects is what a leaf node's user may publish beyond
+// ClusterPermissions: the control plane's reply inboxes. A hub tells a
+// leaf node only about subscriptions its user may publish to, and the
+// one-reply-per-request grant (allow_responses) is not a subscription, so
+// without this the edge never learns where a query's answer goes and
+// drops it. The cost: an edge may publish into any inbox whose random
+// name it knows; it still cannot subscribe to one, nor reach another
+// cluster's subjects or consumer.
+const LeafReplySubjects = "_INBOX.>"
+
+// LeafPermissions is what the leaf node of cluster's edge may do on the
+// hub: ClusterPermissions and LeafReplySubjects.
+func LeafPermissions(cluster string) *server.Permissions {
+	p := ClusterPermissions(cluster)
+	p.Publish.Allow = append(p.Publish.Allow, LeafReplySubjects)
+	return p
+}
+
+// LeafUserName is the NATS user a cluster's leaf node dials the hub as;
+// its password is the cluster's (agent) password.
+func LeafUserName(cluster string) string { return "leaf-" + cluster }
+
+// leafUsers are the clusters' leaf node users, with LeafPermissions.
+func (s *Server) leafUsers() []*server.User {
+	var out []*server.User
+	for c, cred := range s.users.Clusters {
+		out = append(out, &server.User{Username: LeafUserName(c), Password: cred.Password, Permissions: LeafPermissions(c)})
+	}
+	return out
 }
 
 // streamConfigs are the streams provision creates.

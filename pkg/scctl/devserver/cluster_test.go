@@ -14,6 +14,7 @@ func TestClusterOptionsValidate(t *testing.T) {
 		Routes: []string{"nats-route://127.0.0.1:6222", "nats-route://127.0.0.1:6223"}, Replicas: 3}
 	require.NoError(t, ok.Validate())
 	require.NoError(t, devserver.ClusterOptions{}.Validate(), "the zero value is a single server")
+	require.NoError(t, devserver.ClusterOptions{LeafListen: "0.0.0.0:7422"}.Validate(), "a single server may be a leaf node hub")
 
 	for name, mutate := range map[string]func(*devserver.ClusterOptions){
 		"no server name":       func(o *devserver.ClusterOptions) { o.ServerName = "" },
@@ -22,6 +23,7 @@ func TestClusterOptionsValidate(t *testing.T) {
 		"client URL as a peer": func(o *devserver.ClusterOptions) { o.Routes = []string{"nats://127.0.0.1:4222"} },
 		"six replicas":         func(o *devserver.ClusterOptions) { o.Replicas = 6 },
 		"peers without a name": func(o *devserver.ClusterOptions) { o.Name = "" },
+		"leaf port 0":          func(o *devserver.ClusterOptions) { o.LeafListen = "127.0.0.1:0" },
 	} {
 		o := ok
 		mutate(&o)

@@ -19,6 +19,7 @@ import (
 
 	"github.com/sc-extension/sc-extension/internal/testkit/memstore"
 	"github.com/sc-extension/sc-extension/pkg/agent/intake"
+	"github.com/sc-extension/sc-extension/pkg/agent/query"
 	"github.com/sc-extension/sc-extension/pkg/agent/statuspub"
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -30,7 +31,7 @@ import (
 
 const cluster = "c1"
 
-// agent is the real intake over memstore, with a stand-in for sc-job and
+// agent is the real intake and query service over memstore, with a stand-in for sc-job and
 // statuswatch: every stored change is reported Succeeded by a worker of
 // its own that retries until the event is stored, as statuswatch's
 // controller does from the record, independently of intake's Pending
@@ -61,9 +62,16 @@ func startAgent(t *testing.T, urls, user, password string, log zerolog.Logger) *
 	in, err := intake.New(js, intake.Options{Cluster: cluster, Key: kp, Store: a, Status: a.status, IsNotFound: record.IsNotFound,
 		Logger: log, InProgressEvery: time.Second, RetryBase: 100 * time.Millisecond, RetryMax: time.Second})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
+	pub, err := kp.PublicKey()
+	require.NoError(t, err)
+	// query.Serve needs a deadline on its context; the test's cancel ends
+	// it long before.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = in.Run(ctx) })
+	wg.Go(func() {
+		_ = query.Serve(ctx, nc, query.Options{Cluster: cluster, Reader: a, PublicKey: pub, IsNotFound: record.IsNotFound, Logger: log})
+	})
 	wg.Go(func() { a.reportFinal(ctx, log) })
 	t.Cleanup(func() { cancel(); wg.Wait() })
 	return a
@@ -92,6 +100,11 @@ func (a *agent) Apply(ctx context.Context, ch connection.Change) (connection.Con
 	done.Status = connection.Status{Phase: connection.PhaseSucceeded, LastRequestID: ch.RequestID, ObservedGeneration: c.Generation}
 	a.final <- statuspub.FromConnection(cluster, done)
 	return c, true, nil
+}
+
+// Validate answers the validate query as a healthy cluster would.
+func (a *agent) Validate(_ context.Context, c connection.Connection) (protocol.ValidateResult, error) {
+	return protocol.ValidateResult{Connection: c.Spec.Name, Valid: true}, nil
 }
 
 // publicKey is what the agent's query service would answer to pubkey.
