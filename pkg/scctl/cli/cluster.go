@@ -36,7 +36,8 @@ func (a *App) clusterCommand(g *globals) *cobra.Command {
 	cmd := groupCommand("cluster", "Add, remove and list the clusters a control plane serves")
 	cmd.PersistentFlags().StringVar(&cf.keystore, "keystore", "",
 		"fleetauth keystore directory of a control plane in JWT mode (env SCCTL_KEYSTORE); `scctl server --auth jwt` prints it")
-	cmd.AddCommand(a.clusterAddCommand(g, cf), a.clusterRemoveCommand(g, cf), a.clusterListCommand(g, cf))
+	cmd.AddCommand(a.clusterAddCommand(g, cf), a.clusterRemoveCommand(g, cf), a.clusterListCommand(g, cf),
+		a.clusterServerConfigCommand(cf))
 	return cmd
 }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,6 +44,17 @@ func TestServerInJWTModeHandsScctlItsKeystore(t *testing.T) {
 	views := listJSON(t, env)
 	assert.True(t, views["c1"].Issued && views["c1"].Consumer)
 	assert.True(t, views["c2"].Issued && views["c2"].Consumer)
+
+	conf := scctl(t, env, "cluster", "server-config", "--resolver-dir", "/var/lib/nats/jwt")
+	require.Equal(t, ExitOK, conf.code, conf.stderr)
+	assert.Contains(t, conf.stdout, "operator: \"ey")
+	assert.Contains(t, conf.stdout, "type: full\n  dir: \"/var/lib/nats/jwt\"")
+	assert.Contains(t, conf.stdout, "resolver_preload: {")
+	for _, f := range []string{"operator.nk", "sys.nk", "account-signing.nk"} {
+		seed, err := os.ReadFile(filepath.Join(keys, f))
+		require.NoError(t, err)
+		assert.NotContains(t, conf.stdout, strings.TrimSpace(string(seed)), "no seed in the server configuration")
+	}
 
 	cancel()
 	select {
