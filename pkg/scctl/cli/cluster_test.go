@@ -237,3 +237,19 @@ func TestClusterCommandUsage(t *testing.T) {
 		})
 	}
 }
+
+// list needs no keystore: on a password-mode server it lists the clusters
+// by their consumers, as the admin user.
+func TestClusterListOnAPasswordServer(t *testing.T) {
+	srv := devservertest.Start(t, devserver.Options{Clusters: []string{"a", "b"}})
+	admin := srv.Admin()
+	env := map[string]string{"SCCTL_SERVER": srv.ClientURL(), "SCCTL_USER": admin.User, "SCCTL_PASSWORD": admin.Password}
+	views := listJSON(t, env)
+	require.Len(t, views, 2)
+	for _, id := range []string{"a", "b"} {
+		assert.True(t, views[id].Consumer, id)
+		assert.False(t, views[id].Issued || views[id].Reachable, id)
+	}
+	add := scctl(t, env, "cluster", "add", "c")
+	assert.Equal(t, ExitUsage, add.code, "add needs a keystore")
+}
