@@ -285,6 +285,7 @@ type totals struct {
 	statusBytes         uint64
 	reqLeader, stLeader string
 	storeMiB            []float64 // each node's JetStream directory on disk
+	ready               []string  // each scctl server node: when it reported ready
 }
 
 func (b *bench) totals(f *fleet) totals {
@@ -321,6 +322,13 @@ func (b *bench) totals(f *fleet) totals {
 	}
 	b.mu.Unlock()
 	for _, n := range b.cp.nodes {
+		if b.cp.mode == "scctl" {
+			r := "never"
+			if d := n.readyAfter(); d > 0 {
+				r = ms(d) + " after its last start"
+			}
+			t.ready = append(t.ready, n.name+": "+r)
+		}
 		t.storeMiB = append(t.storeMiB, float64(dirBytes(filepath.Join(n.store, "jetstream")))/(1<<20))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

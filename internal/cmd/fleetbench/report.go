@@ -239,6 +239,9 @@ func (r *report) markdown() string {
 		}
 		fmt.Fprintf(&b, "JetStream store on disk per node (streams and every consumer's RAFT log): %s.\n", strings.Join(parts, ", "))
 	}
+	if len(t.ready) > 0 {
+		fmt.Fprintf(&b, "`scctl server` reported ready (its provisioning done): %s.\n", strings.Join(t.ready, "; "))
+	}
 	if r.err != nil {
 		fmt.Fprintf(&b, "\n**The run stopped early:** %v\n", r.err)
 	}

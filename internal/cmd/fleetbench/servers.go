@@ -1,12 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -55,6 +57,19 @@ type node struct {
 	cmd        *exec.Cmd
 	exited     chan struct{}
 	startCount int
+	ready      time.Duration // since the last start, when scctl server said it is ready; 0: not yet
+}
+
+// readyLine is the first line `scctl server` prints once its provisioning
+// (streams and every cluster's consumer) is done.
+const readyLine = "listening on"
+
+// readyAfter is how long the node's last start took to report ready (0:
+// it has not).
+func (n *node) readyAfter() time.Duration {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.ready
 }
 
 func (n *node) url() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
@@ -67,7 +82,28 @@ func (n *node) start() error {
 		return err
 	}
 	cmd := exec.Command(n.bin, n.args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
+	// scctl server prints its instructions once provisioning is done: the
+	// bench notes when each node said so (readyLine), and logs the rest.
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, logf
+	started := time.Now()
+	go func() {
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.Contains(line, readyLine) {
+				n.mu.Lock()
+				if n.ready == 0 {
+					n.ready = time.Since(started)
+				}
+				n.mu.Unlock()
+			}
+			fmt.Fprintln(logf, line)
+		}
+		_, _ = io.Copy(io.Discard, pr)
+		logf.Close()
+	}()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
@@ -76,10 +112,10 @@ func (n *node) start() error {
 	exited := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
-		logf.Close()
+		pw.Close()
 		close(exited)
 	}()
-	n.cmd, n.exited = cmd, exited
+	n.cmd, n.exited, n.ready = cmd, exited, 0
 	n.startCount++
 	return nil
 }
