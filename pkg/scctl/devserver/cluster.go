@@ -131,6 +131,12 @@ func (s *Server) configureCluster(o *server.Options) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
+	if c.LeafListen != "" && s.opts.Auth.JWT() {
+		// A leaf's JWT user would need LeafPermissions and the account's
+		// JetStream default domain keyed by its public key; neither is
+		// issued yet, and a half-working edge is worse than a refusal.
+		return fmt.Errorf("%w: a leaf node listener needs password auth for now (docs/controlplane.md)", ErrClusterOptions)
+	}
 	if c.LeafListen != "" {
 		host, port, _ := fixedPort("leaf node listener", c.LeafListen) // validated above
 		o.LeafNode.Host, o.LeafNode.Port = host, port

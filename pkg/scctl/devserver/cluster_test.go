@@ -1,6 +1,7 @@
 package devserver_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -29,4 +30,10 @@ func TestClusterOptionsValidate(t *testing.T) {
 		mutate(&o)
 		assert.ErrorIs(t, o.Validate(), devserver.ErrClusterOptions, name)
 	}
+}
+
+func TestLeafListenerNeedsPasswordAuth(t *testing.T) {
+	_, err := devserver.Start(context.Background(), devserver.Options{StoreDir: t.TempDir(),
+		Auth: devserver.AuthOptions{Mode: devserver.AuthJWT}, Cluster: devserver.ClusterOptions{LeafListen: "127.0.0.1:7422"}})
+	assert.ErrorIs(t, err, devserver.ErrClusterOptions)
 }
