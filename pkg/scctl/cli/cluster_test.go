@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -252,4 +253,53 @@ func TestClusterListOnAPasswordServer(t *testing.T) {
 	}
 	add := scctl(t, env, "cluster", "add", "c")
 	assert.Equal(t, ExitUsage, add.code, "add needs a keystore")
+}
+
+// At fleet size: a jwt-mode server started with 1,000 clusters takes a
+// 1,001st at runtime (nats-server caps a stream at 1,000 consumers unless
+// the account sets a limit: fleetauth.MaxConsumers), and list reads every
+// cluster's last heartbeat in one pass.
+func TestClusterAddAndListBeyondAThousandClusters(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 clusters")
+	}
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("c%04d", i)
+	}
+	start := time.Now()
+	srv := devservertest.Start(t, devserver.Options{Clusters: ids, Auth: devserver.AuthOptions{Mode: devserver.AuthJWT}})
+	t.Logf("started with %d clusters (users issued, consumers created) in %s", len(ids), time.Since(start).Round(time.Millisecond))
+	k, err := srv.Keystore()
+	require.NoError(t, err)
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserCredentials(k.AdminCredsFile()))
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Heartbeats as each agent would send them (the admin may publish
+	// anywhere; the agents' own path is tested above).
+	for i, id := range ids {
+		data, err := protocol.Encode(protocol.Heartbeat{Header: protocol.NewHeader(protocol.KindHeartbeat), Cluster: id,
+			AgentVersion: "v1", Connections: i % 7, Phases: map[string]int{"Succeeded": i % 7}, Time: time.Now()})
+		require.NoError(t, err)
+		_, err = js.Publish(ctx, protocol.HeartbeatSubject(id), data)
+		require.NoError(t, err)
+	}
+	env := map[string]string{"SCCTL_SERVER": srv.ClientURL(), keystoreEnv: srv.KeystoreDir()}
+	add := scctl(t, env, "cluster", "add", "c1000")
+	require.Equal(t, ExitOK, add.code, add.stderr)
+
+	start = time.Now()
+	views := listJSON(t, env)
+	t.Logf("cluster list over %d clusters in %s", len(views), time.Since(start).Round(time.Millisecond))
+	require.Len(t, views, 1001)
+	for i, id := range ids {
+		v := views[id]
+		require.True(t, v.Reachable && v.Consumer && v.Issued, "%+v", v)
+		require.Equal(t, i%7, v.Connections, id)
+	}
+	assert.True(t, views["c1000"].Consumer && !views["c1000"].Reachable)
 }

@@ -18,6 +18,14 @@ import (
 // account every cluster and the control plane's admin belong to.
 const AccountName = "SC"
 
+// MaxConsumers is the application account's consumer limit per stream:
+// one durable per cluster on the request stream, besides the control
+// plane's short-lived ordered consumers. It must be a number: nats-server
+// (2.11+) caps a stream at 1,000 consumers (JSDefaultMaxConsumersPerStream)
+// unless the stream or the account sets a positive limit, and "unlimited"
+// counts as unset, so a fleet's 1,001st cluster would be refused.
+const MaxConsumers = 100_000
+
 // Keystore file names. operator.jwt is written last when a keystore is
 // created: a directory without it is an interrupted creation, created anew.
 const (
@@ -131,7 +139,7 @@ func (k *Keystore) create() error {
 	ac := jwt.NewAccountClaims(k.accountPub)
 	ac.Name = AccountName
 	ac.Limits.JetStreamLimits = jwt.JetStreamLimits{
-		MemoryStorage: jwt.NoLimit, DiskStorage: jwt.NoLimit, Streams: jwt.NoLimit, Consumer: jwt.NoLimit,
+		MemoryStorage: jwt.NoLimit, DiskStorage: jwt.NoLimit, Streams: jwt.NoLimit, Consumer: MaxConsumers,
 	}
 	ac.SigningKeys.Add(signingPub)
 	accountJWT, err := ac.Encode(k.operator)
