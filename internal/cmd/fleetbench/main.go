@@ -130,7 +130,7 @@ func run(ctx context.Context, c config, log zerolog.Logger) error {
 		return err
 	}
 	defer cp.stop()
-	rep.serversUp = time.Since(start)
+	rep.serversUp, rep.added = time.Since(start), cp.added
 	log.Info().Dur("took", rep.serversUp).Str("servers", c.Servers).Msg("3-node JetStream cluster ready")
 
 	start = time.Now()

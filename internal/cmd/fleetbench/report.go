@@ -17,6 +17,7 @@ type report struct {
 	loadStart string // /proc/loadavg: other work on the machine
 	loadEnd   string
 	serversUp time.Duration
+	added     time.Duration
 	agentsUp  time.Duration
 	idle      []usage
 	phases    []phaseResult
@@ -153,8 +154,12 @@ func (r *report) markdown() string {
 	if r.loadStart != "" {
 		fmt.Fprintf(&b, "Load average (1, 5, 15 min) at the start %s, at the end %s.\n\n", r.loadStart, r.loadEnd)
 	}
-	fmt.Fprintf(&b, "Setup: servers up with streams and %d consumers in %s; %d agents connected, consuming and answering a pubkey query in %s.\n\n",
-		c.Clusters, r.serversUp.Round(100*time.Millisecond), c.Clusters, r.agentsUp.Round(100*time.Millisecond))
+	fmt.Fprintf(&b, "Setup: servers up with streams and %d consumers in %s", c.Clusters, r.serversUp.Round(100*time.Millisecond))
+	if r.added > 0 {
+		fmt.Fprintf(&b, " (of which the %d clusters added while the servers ran, consumer then user as `scctl cluster add` does, 16 at a time: %s)",
+			c.Clusters, r.added.Round(100*time.Millisecond))
+	}
+	fmt.Fprintf(&b, "; %d agents connected, consuming and answering a pubkey query in %s.\n\n", c.Clusters, r.agentsUp.Round(100*time.Millisecond))
 
 	var steadyP99 time.Duration
 	fmt.Fprintf(&b, "## Request → final status\n\nFrom the first publish attempt to the first terminal status event the control plane's watcher receives; \"stored\" is the publish alone (the stream's ack, retries included).\n\n")

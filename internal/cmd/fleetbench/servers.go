@@ -168,6 +168,60 @@ type controlPlane struct {
 	admin  identity
 	agents map[string]identity
 	log    zerolog.Logger
+	added  time.Duration // clusters added while the servers ran (scctl + jwt)
+}
+
+// addAtRuntime waits until every node has reported ready (streams only:
+// the keystore lists no cluster yet), then adds the clusters while the
+// servers run, as `scctl cluster add` does: the durable consumer first,
+// then the user. cp.added is how long that took.
+func (cp *controlPlane) addAtRuntime(ctx context.Context, keystore, credsDir string, clusters []string) error {
+	if err := retry(ctx, 5*time.Minute, func(context.Context) error {
+		for _, n := range cp.nodes {
+			if n.readyAfter() == 0 {
+				return fmt.Errorf("%s has not reported ready", n.name)
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	k, err := fleetauth.Open(keystore, devserver.ClusterPermissions)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(credsDir, 0o700); err != nil {
+		return err
+	}
+	nc, js, err := cp.adminConn("fleetbench cluster add")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	start := time.Now()
+	var mu sync.Mutex
+	err = forEach(ctx, clusters, 16, func(ctx context.Context, cl string) error {
+		if err := retry(ctx, 60*time.Second, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateConsumer(ctx, protocol.RequestStream, natsbus.ConsumerConfig(cl, 0))
+			return err
+		}); err != nil {
+			return fmt.Errorf("consumer of %s: %w", cl, err)
+		}
+		creds, err := k.Issue(cl)
+		if err != nil {
+			return fmt.Errorf("issue %s: %w", cl, err)
+		}
+		path := filepath.Join(credsDir, cl+".creds")
+		if err := os.WriteFile(path, creds, 0o600); err != nil {
+			return err
+		}
+		mu.Lock()
+		cp.agents[cl] = identity{User: devserver.UserName(cl), CredsFile: path}
+		mu.Unlock()
+		return nil
+	})
+	cp.added = time.Since(start)
+	return err
 }
 
 // issue creates the shared keystore and a user for every cluster, each
@@ -237,10 +291,18 @@ func startControlPlane(ctx context.Context, c config, work string, clusters []st
 	usersPath := filepath.Join(work, "users.json")
 	keystore := filepath.Join(work, "keystore")
 	switch {
+	case c.Auth == "jwt" && c.Servers == "scctl":
+		// One keystore for the three nodes (--keystore), created here
+		// so that they do not race to create it; the clusters are added
+		// once the nodes run (addAtRuntime).
+		k, err := fleetauth.Open(keystore, devserver.ClusterPermissions)
+		if err != nil {
+			return nil, err
+		}
+		cp.admin = identity{User: devserver.AdminUser, CredsFile: k.AdminCredsFile()}
 	case c.Auth == "jwt":
-		// One keystore for the three nodes (--keystore), every cluster
-		// issued before they start, as `scctl cluster add` would: the
-		// servers then only provision the consumers it lists.
+		// Bare nodes provision nothing: every cluster is issued first and
+		// the bench creates the consumers (provision).
 		if err := cp.issue(keystore, filepath.Join(work, "creds"), clusters); err != nil {
 			return nil, err
 		}
@@ -298,9 +360,10 @@ func startControlPlane(ctx context.Context, c config, work string, clusters []st
 				"--cluster-peers", strings.Join(peers, ","), "--replicas", strconv.Itoa(replicas)}
 			if c.Auth == "jwt" {
 				n.args = append(n.args, "--auth", "jwt", "--keystore", keystore)
-			}
-			for _, cl := range clusters {
-				n.args = append(n.args, "--cluster", cl)
+			} else {
+				for _, cl := range clusters {
+					n.args = append(n.args, "--cluster", cl)
+				}
 			}
 		case "self":
 			n.args = []string{nodeCommand, "-name", n.name, "-listen", listen, "-cluster-listen", routeListen,
@@ -315,6 +378,12 @@ func startControlPlane(ctx context.Context, c config, work string, clusters []st
 	}
 	for _, n := range cp.nodes {
 		if err := n.start(); err != nil {
+			cp.stop()
+			return nil, err
+		}
+	}
+	if c.Auth == "jwt" && c.Servers == "scctl" {
+		if err := cp.addAtRuntime(ctx, keystore, filepath.Join(work, "creds"), clusters); err != nil {
 			cp.stop()
 			return nil, err
 		}
