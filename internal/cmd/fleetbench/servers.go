@@ -112,7 +112,7 @@ func (n *node) start() error {
 	exited := make(chan struct{})
 	go func() {
 		_ = cmd.Wait()
-		pw.Close()
+		_ = pw.Close()
 		close(exited)
 	}()
 	n.cmd, n.exited, n.ready = cmd, exited, 0
