@@ -128,7 +128,6 @@ func (m *meter) end(b *bench) []usage {
 // phaseResult is what the report shows of one phase.
 type phaseResult struct {
 	name      string
-	wall      time.Duration
 	reqs      []sent
 	use       []usage
 	killed    string
@@ -157,7 +156,7 @@ func (b *bench) runPhases(ctx context.Context, rep *report) error {
 	b.mu.Unlock()
 	use := m.end(b)
 	b.settle(ctx, phaseSteady)
-	rep.phases = append(rep.phases, phaseResult{name: phaseSteady, wall: time.Since(start), use: use, start: start})
+	rep.phases = append(rep.phases, phaseResult{name: phaseSteady, use: use, start: start})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -171,7 +170,7 @@ func (b *bench) runPhases(ctx context.Context, rep *report) error {
 		}
 		b.settle(ctx, phaseBurst)
 		use = m.end(b)
-		rep.phases = append(rep.phases, phaseResult{name: phaseBurst, wall: time.Since(start), use: use, start: start})
+		rep.phases = append(rep.phases, phaseResult{name: phaseBurst, use: use, start: start})
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -261,7 +260,6 @@ func (b *bench) killPhase(ctx context.Context) (phaseResult, error) {
 	})
 	b.settle(ctx, phaseKill)
 	r.use = m.end(b)
-	r.wall = time.Since(start)
 	select {
 	case t := <-caught:
 		r.caughtUp = t

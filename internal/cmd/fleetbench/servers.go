@@ -1,17 +1,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,8 +15,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
-	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
 	"github.com/sc-extension/sc-extension/pkg/scctl/fleetauth"
@@ -42,109 +33,6 @@ type credentials = devserver.Credentials
 type userFile struct {
 	Admin    credentials            `json:"admin"`
 	Clusters map[string]credentials `json:"clusters"`
-}
-
-// node is one server process, restartable with the same arguments.
-type node struct {
-	name       string
-	port       int
-	routePort  int
-	store      string
-	bin        string
-	args       []string
-	logPath    string
-	mu         sync.Mutex
-	cmd        *exec.Cmd
-	exited     chan struct{}
-	startCount int
-	ready      time.Duration // since the last start, when scctl server said it is ready; 0: not yet
-}
-
-// readyLine is the first line `scctl server` prints once its provisioning
-// (streams and every cluster's consumer) is done.
-const readyLine = "listening on"
-
-// readyAfter is how long the node's last start took to report ready (0:
-// it has not).
-func (n *node) readyAfter() time.Duration {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.ready
-}
-
-func (n *node) url() string { return "nats://127.0.0.1:" + strconv.Itoa(n.port) }
-
-func (n *node) start() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(n.bin, n.args...)
-	// scctl server prints its instructions once provisioning is done: the
-	// bench notes when each node said so (readyLine), and logs the rest.
-	pr, pw := io.Pipe()
-	cmd.Stdout, cmd.Stderr = pw, logf
-	started := time.Now()
-	go func() {
-		sc := bufio.NewScanner(pr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			if strings.Contains(line, readyLine) {
-				n.mu.Lock()
-				if n.ready == 0 {
-					n.ready = time.Since(started)
-				}
-				n.mu.Unlock()
-			}
-			fmt.Fprintln(logf, line)
-		}
-		_, _ = io.Copy(io.Discard, pr)
-		logf.Close()
-	}()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		return fmt.Errorf("start %s: %w", n.name, err)
-	}
-	exited := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		_ = pw.Close()
-		close(exited)
-	}()
-	n.cmd, n.exited, n.ready = cmd, exited, 0
-	n.startCount++
-	return nil
-}
-
-func (n *node) pid() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.cmd == nil || n.cmd.Process == nil {
-		return 0
-	}
-	return n.cmd.Process.Pid
-}
-
-// signal sends sig and waits for the process to end (SIGTERM: up to 20s,
-// then SIGKILL).
-func (n *node) signal(sig syscall.Signal) {
-	n.mu.Lock()
-	cmd, exited := n.cmd, n.exited
-	n.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-exited:
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-	}
 }
 
 // identity is how one client authenticates: a user and password, or a
@@ -487,147 +375,4 @@ func replicasCurrent(ctx context.Context, js jetstream.JetStream, name string) b
 		}
 	}
 	return true
-}
-
-// serverBinary is the program each node runs.
-func serverBinary(ctx context.Context, c config, work string) (string, error) {
-	if c.Servers == "self" {
-		return os.Executable()
-	}
-	if c.Scctl != "" {
-		return filepath.Abs(c.Scctl)
-	}
-	bin := filepath.Join(work, "bin", "scctl")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./scctl")
-	cmd.Dir = moduleRoot()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./scctl: %w\n%s", err, out)
-	}
-	return bin, nil
-}
-
-// moduleRoot is the repository root (where make runs); found from the
-// working directory upwards.
-func moduleRoot() string {
-	dir, _ := os.Getwd()
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
-}
-
-// loopbackPorts returns n ports from base, or n free ones when base is 0.
-func loopbackPorts(base, n int) ([]int, error) {
-	out := make([]int, 0, n)
-	if base > 0 {
-		for i := range n {
-			out = append(out, base+i)
-		}
-		return out, nil
-	}
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("pick a loopback port: %w", err)
-		}
-		ls = append(ls, l)
-		out = append(out, l.Addr().(*net.TCPAddr).Port)
-	}
-	return out, nil
-}
-
-func randomSecret() string {
-	var b [18]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
-
-// readSecretManifest reads the user and password from a cluster's Secret
-// manifest (devserver writes it for `kubectl apply`).
-func readSecretManifest(path string) (credentials, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return credentials{}, err
-	}
-	var sec corev1.Secret
-	if err := yaml.Unmarshal(b, &sec); err != nil {
-		return credentials{}, fmt.Errorf("%s: %w", path, err)
-	}
-	c := credentials{User: sec.StringData["user"], Password: sec.StringData["password"]}
-	if c.User == "" || c.Password == "" {
-		return credentials{}, fmt.Errorf("%s: no user and password", path)
-	}
-	return c, nil
-}
-
-func writeJSON(path string, v any) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(path, b, 0o600)
-}
-
-// retry calls fn until it succeeds, ctx ends or limit passes, pausing
-// 200ms between attempts; it returns the last error.
-func retry(ctx context.Context, limit time.Duration, fn func(context.Context) error) error {
-	deadline := time.Now().Add(limit)
-	for {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := fn(actx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-}
-
-// forEach runs fn for every item, at most par at a time, and returns the
-// first error.
-func forEach[T any](ctx context.Context, items []T, par int, fn func(context.Context, T) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	sem := make(chan struct{}, par)
-	var wg sync.WaitGroup
-	for _, it := range items {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := fn(ctx, it); err != nil {
-				cancel(err)
-			}
-		})
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return ctx.Err()
 }
