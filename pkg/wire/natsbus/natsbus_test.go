@@ -2,6 +2,7 @@ package natsbus_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -77,4 +78,17 @@ func TestStreamDefinitions(t *testing.T) {
 	assert.Equal(t, natsbus.RequestMaxAckPending, c.MaxAckPending, "many requests in flight; the agent orders them per connection")
 	assert.Equal(t, -1, c.MaxDeliver, "the server never drops a request silently")
 	assert.Equal(t, natsbus.DefaultAckWait, c.AckWait)
+}
+
+// A fleet beyond nats-server's default 1,000 consumers per stream: the
+// streams' own limit lets the 1,001st cluster's consumer in, on a server
+// in password mode (no account limit to lift the cap).
+func TestRequestStreamTakesMoreThanAThousandClusters(t *testing.T) {
+	srv := devservertest.Start(t, devserver.Options{})
+	_, js := devservertest.AdminConn(t, srv)
+	ctx := context.Background()
+	for i := range 1001 {
+		_, err := js.CreateOrUpdateConsumer(ctx, protocol.RequestStream, natsbus.ConsumerConfig(fmt.Sprintf("c%d", i), 0))
+		require.NoError(t, err, "consumer %d", i)
+	}
 }

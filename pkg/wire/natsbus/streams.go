@@ -69,6 +69,14 @@ const (
 	// redelivering; the agent sends InProgress well within it while a slow
 	// apply runs, so it only matters when an agent dies mid-request.
 	DefaultAckWait = 30 * time.Second
+
+	// MaxConsumers of each stream: one durable consumer per cluster on the
+	// request stream, one ordered consumer per waiting control-plane call
+	// on the status stream. Left unset, nats-server caps a stream at 1,000
+	// consumers (its JetStream default), so a fleet's 1,001st cluster
+	// would be refused; a positive stream limit lifts that cap, in every
+	// authentication mode.
+	MaxConsumers = 100_000
 )
 
 // RequestStreamConfig is the work queue of connection requests. WorkQueue
@@ -90,6 +98,7 @@ func RequestStreamConfig() jetstream.StreamConfig {
 		MaxMsgsPerSubject:    RequestMaxPerCluster,
 		MaxMsgSize:           requestMaxMsgSize,
 		Duplicates:           RequestDuplicateWindow,
+		MaxConsumers:         MaxConsumers,
 		Replicas:             1,
 	}
 }
@@ -109,6 +118,7 @@ func StatusStreamConfig() jetstream.StreamConfig {
 		MaxMsgsPerSubject: StatusPerSubject,
 		MaxMsgSize:        StatusMaxMsgSize,
 		Duplicates:        StatusDuplicateWindow,
+		MaxConsumers:      MaxConsumers,
 		Replicas:          1,
 	}
 }
