@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,18 @@ func TestOverNATSServerDownExits3(t *testing.T) {
 		assert.Contains(t, r.stderr, "scctl: the control plane at "+srv.ClientURL()+" is not reachable")
 		assert.NotContains(t, r.stderr, srv.Admin().Password)
 	}
+}
+
+// A --server list with passwords in its URLs: none of them is printed.
+func TestServerListPasswordsAreRedacted(t *testing.T) {
+	srv := devservertest.Start(t, devserver.Options{Clusters: []string{"c1"}})
+	srv.Shutdown()
+	host := strings.TrimPrefix(srv.ClientURL(), "nats://")
+	list := "nats://admin:first-SECRET@" + host + ",nats://admin:second-SECRET@" + host
+	r := runReal(t, srv, "connection", "list", "--server", list, "--user", "", "--password", "")
+	assert.Equal(t, ExitUnreachable, r.code, r.stderr)
+	assert.Contains(t, r.stderr, "nats://admin:xxxxx@"+host+",nats://admin:xxxxx@"+host)
+	assert.NotContains(t, r.stderr, "SECRET")
 }
 
 // Wrong credentials reach the server: that is not "unreachable".

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/sc-extension/sc-extension/pkg/scctl/controlplane"
+	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 )
 
 // maxQueryTimeout bounds each query and publish: an agent answers in
@@ -35,11 +35,6 @@ func isUnreachable(err error) bool {
 
 func isServerUnreachable(err error) bool { return errors.Is(err, controlplane.ErrServerUnreachable) }
 
-// redactURL hides a password embedded in a NATS URL before it is printed.
-func redactURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		return s
-	}
-	return u.Redacted()
-}
+// redactURL hides the password of every URL in a --server list before it
+// is printed.
+func redactURL(s string) string { return natsbus.RedactURLs(s) }

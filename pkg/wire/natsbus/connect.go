@@ -96,7 +96,7 @@ func Connect(ctx context.Context, o Options) (*nats.Conn, jetstream.JetStream, e
 	opts = append(opts, auth...)
 	nc, err := nats.Connect(o.URL, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", redactURL(o.URL), scrubbed{err, o.URL})
+		return nil, nil, fmt.Errorf("connect to NATS at %s: %w", RedactURLs(o.URL), scrubbed{err, o.URL})
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -120,9 +120,9 @@ func Backoff(base, max time.Duration) func(attempts int) time.Duration {
 	}
 }
 
-// redactURL keeps a password embedded in a URL list out of error messages;
-// a list that does not parse is not echoed at all.
-func redactURL(list string) string {
+// RedactURLs keeps a password embedded in a URL list (every entry of it)
+// out of messages; a list that does not parse is not echoed at all.
+func RedactURLs(list string) string {
 	parts := strings.Split(list, ",")
 	for i, p := range parts {
 		u, err := url.Parse(strings.TrimSpace(p))
@@ -143,10 +143,10 @@ type scrubbed struct {
 }
 
 func (s scrubbed) Error() string {
-	msg := strings.ReplaceAll(s.err.Error(), s.urls, redactURL(s.urls))
+	msg := strings.ReplaceAll(s.err.Error(), s.urls, RedactURLs(s.urls))
 	for _, u := range strings.Split(s.urls, ",") {
 		if u = strings.TrimSpace(u); u != "" {
-			msg = strings.ReplaceAll(msg, u, redactURL(u))
+			msg = strings.ReplaceAll(msg, u, RedactURLs(u))
 		}
 	}
 	return msg
