@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -26,6 +27,8 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/catalog"
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/kube/record"
+	"github.com/sc-extension/sc-extension/pkg/scctl/controlplane"
+	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 )
 
 // TestBenchReport is `make bench`: it measures the product on the local
@@ -316,14 +319,31 @@ func (e *env) benchBulk(t *testing.T, prefix string, n, nsCount int) *bulkRun {
 	writes := startWriteCount(t, e)
 	start := time.Now()
 	for i := range n {
-		_, err := e.cp.Create(ctx, specs[i], creds[i])
-		require.NoError(t, err)
+		require.NoError(t, paced(ctx, func() error { _, err := e.cp.Create(ctx, specs[i], creds[i]); return err }))
 	}
 	done.await(t, atLeast(n), bulkTimeout(n), fmt.Sprintf("all %d connections to succeed", n))
 	b.wall = time.Since(start)
 	b.writesPer, b.writes = writes.done(t, e, n)
 	done.Stop()
 	return b
+}
+
+// paced sends as a control plane must past natsbus.RequestMaxPerCluster
+// waiting requests: a publish the cluster's full queue refuses is sent
+// again after a pause (doubling from 50 ms to 1 s) while the agent drains.
+func paced(ctx context.Context, send func() error) error {
+	backoff := natsbus.Backoff(50*time.Millisecond, time.Second)
+	for attempt := 1; ; attempt++ {
+		err := send()
+		if !errors.Is(err, controlplane.ErrClusterBacklog) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (the queue stayed full): %w", ctx.Err(), err)
+		case <-time.After(backoff(attempt)):
+		}
+	}
 }
 
 // bulkTimeout bounds a bulk's wait: generous, it only stops a stuck run.
@@ -364,7 +384,7 @@ func (e *env) deleteAll(t *testing.T, names []string) {
 	left := countObjects(t, listWatch(e.cluster.Clientset, "ConfigMap", systemNS, record.Selector), &corev1.ConfigMap{}, recordIn(set, false))
 	defer left.Stop()
 	for _, name := range names {
-		if _, err := e.cp.Delete(ctx, name, true); err != nil {
+		if err := paced(ctx, func() error { _, err := e.cp.Delete(ctx, name, true); return err }); err != nil {
 			t.Errorf("cleanup: delete %s: %v", name, err)
 		}
 	}

@@ -27,6 +27,11 @@ var (
 	ErrServerUnreachable = errors.New("control plane not reachable")
 	// ErrNoHeartbeat: the cluster's agent has never sent a heartbeat.
 	ErrNoHeartbeat = errors.New("no heartbeat from agent")
+	// ErrClusterBacklog: natsbus.RequestMaxPerCluster requests already
+	// wait for the cluster, so the server refused this one (the queue
+	// never evicts a stored request). The agent is behind or down; send
+	// again once it has caught up. Nothing was stored.
+	ErrClusterBacklog = errors.New("the cluster's request queue is full")
 )
 
 // Options says where to connect and for which cluster.

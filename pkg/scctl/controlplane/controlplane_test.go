@@ -3,10 +3,12 @@ package controlplane_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,6 +19,7 @@ import (
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
 	"github.com/sc-extension/sc-extension/pkg/scctl/controlplane"
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -221,4 +224,29 @@ func TestDialStoppedServerIsUnreachable(t *testing.T) {
 	require.ErrorIs(t, err, controlplane.ErrServerUnreachable)
 	assert.ErrorIs(t, err, nats.ErrNoServers)
 	assert.NotContains(t, err.Error(), admin.Password)
+}
+
+// A full request queue is a sentinel the caller can back off on, not an
+// anonymous API error, and the refused request is not stored.
+func TestFullQueueIsClusterBacklog(t *testing.T) {
+	small := natsbus.RequestStreamConfig()
+	small.MaxMsgsPerSubject = 2
+	srv := devservertest.Start(t, devserver.Options{Clusters: []string{cluster},
+		Streams: []jetstream.StreamConfig{small, natsbus.StatusStreamConfig()}})
+	cp := devservertest.ControlPlane(t, srv, cluster, 2*time.Second)
+	ctx := context.Background()
+	for i := range 2 {
+		_, err := cp.Delete(ctx, fmt.Sprintf("c%d", i), false)
+		require.NoError(t, err)
+	}
+	_, err := cp.Delete(ctx, "c2", false)
+	require.ErrorIs(t, err, controlplane.ErrClusterBacklog)
+	assert.Contains(t, err.Error(), "for cluster c1: the cluster's request queue is full; its agent is behind or down")
+
+	_, js := devservertest.AdminConn(t, srv)
+	st, err := js.Stream(ctx, protocol.RequestStream)
+	require.NoError(t, err)
+	info, err := st.Info(ctx)
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, info.State.Msgs)
 }

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -92,6 +93,10 @@ func (c *Client) publish(ctx context.Context, req protocol.Request, dedupe bool)
 	return c.PublishRaw(ctx, req.ID, data, dedupe)
 }
 
+// errCodeMaxMsgsPerSubject is JetStream's answer to a publish the
+// request stream's per-subject limit (DiscardNewPerSubject) refuses.
+const errCodeMaxMsgsPerSubject jetstream.ErrorCode = 10077
+
 // PublishRaw publishes bytes as a request of this cluster; tests use it to
 // send what Encode would refuse (oversize, wrong version).
 func (c *Client) PublishRaw(ctx context.Context, id string, data []byte, dedupe bool) (bool, error) {
@@ -103,6 +108,10 @@ func (c *Client) PublishRaw(ctx context.Context, id string, data []byte, dedupe 
 		opts = append(opts, jetstream.WithMsgID(id))
 	}
 	ack, err := c.js.PublishMsg(ctx, msg, opts...)
+	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeMaxMsgsPerSubject {
+		return false, fmt.Errorf("publish request %s for cluster %s: %w; its agent is behind or down, send again later: %w",
+			id, c.cluster, ErrClusterBacklog, err)
+	}
 	if err != nil {
 		return false, fmt.Errorf("publish request %s for cluster %s: %w", id, c.cluster, err)
 	}
