@@ -211,37 +211,50 @@ func (s *Server) streamConfigs() []jetstream.StreamConfig {
 }
 
 // provisionRetryMax caps the wait between provisioning attempts of a
-// clustered node.
+// clustered node; provisionCallTimeout bounds each API call of one.
 const (
-	provisionRetryMax       = 2 * time.Second
-	provisionAttemptTimeout = 2 * time.Second
+	provisionRetryMax    = 2 * time.Second
+	provisionCallTimeout = 2 * time.Second
 )
 
-// provisionClustered runs provision's work until it succeeds or ctx ends.
-// A fresh cluster has no JetStream meta leader until a quorum of nodes has
-// met, and then, for a moment, fewer known peers than an R3 stream needs:
-// each node's Start waits through both, so that a node reports ready only
-// when the streams exist at the replica count asked for. A single server
-// needs none of this and fails at once.
-func (s *Server) provisionClustered(ctx context.Context, ns *server.Server, provision func(context.Context) error) error {
+// provisionClustered runs provision's steps (one API call each) in order
+// until all have succeeded or ctx ends. A fresh cluster has no JetStream
+// meta leader until a quorum of nodes has met, and then, for a moment,
+// fewer known peers than an R3 stream needs: each node's Start waits
+// through both, so that a node reports ready only when the streams exist
+// at the replica count asked for. A step done is not done again: with a
+// thousand clusters' consumers, an attempt that started over would never
+// finish within any bound and would keep the meta leader busy with the
+// same updates. Each call is bounded instead, since one may hang while the
+// meta leader changes. A single server needs none of this and fails at
+// once.
+func (s *Server) provisionClustered(ctx context.Context, ns *server.Server, steps []func(context.Context) error) error {
 	if !s.opts.Cluster.Enabled() {
-		return provision(ctx)
+		for _, step := range steps {
+			if err := step(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	backoff := natsbus.Backoff(50*time.Millisecond, provisionRetryMax)
 	for attempt := 1; ; attempt++ {
 		err := errNoMetaLeader
-		if ns.JetStreamIsCurrent() {
-			// One attempt's API calls may hang while the meta leader
-			// changes; bound each so that the next attempt asks again.
-			actx, cancel := context.WithTimeout(ctx, provisionAttemptTimeout)
-			err = provision(actx)
+		for ns.JetStreamIsCurrent() && len(steps) > 0 {
+			cctx, cancel := context.WithTimeout(ctx, provisionCallTimeout)
+			err = steps[0](cctx)
 			cancel()
+			if err != nil {
+				break
+			}
+			steps = steps[1:]
 		}
-		if err == nil {
+		if len(steps) == 0 {
 			return nil
 		}
 		if attempt%20 == 0 {
-			s.opts.Logger.Warn().Err(err).Str("server", s.opts.Cluster.ServerName).Msg("waiting for the JetStream cluster to create the streams")
+			s.opts.Logger.Warn().Err(err).Str("server", s.opts.Cluster.ServerName).Int("stepsLeft", len(steps)).
+				Msg("waiting for the JetStream cluster to create the streams and consumers")
 		}
 		t := time.NewTimer(backoff(attempt))
 		select {

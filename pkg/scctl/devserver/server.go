@@ -189,18 +189,20 @@ func (s *Server) provision(ctx context.Context, ns *server.Server) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	return s.provisionClustered(ctx, ns, func(ctx context.Context) error {
-		if err := natsbus.EnsureStreams(ctx, js, s.streamConfigs()...); err != nil {
-			return err
-		}
-		for c := range s.users.Clusters {
-			cfg := natsbus.ConsumerConfig(c, s.opts.AckWait)
+	var steps []func(context.Context) error
+	for _, cfg := range s.streamConfigs() {
+		steps = append(steps, func(ctx context.Context) error { return natsbus.EnsureStreams(ctx, js, cfg) })
+	}
+	for c := range s.users.Clusters {
+		cfg := natsbus.ConsumerConfig(c, s.opts.AckWait)
+		steps = append(steps, func(ctx context.Context) error {
 			if _, err := js.CreateOrUpdateConsumer(ctx, protocol.RequestStream, cfg); err != nil {
 				return fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
 			}
-		}
-		return nil
-	})
+			return nil
+		})
+	}
+	return s.provisionClustered(ctx, ns, steps)
 }
 
 // ClientURL is the URL clients dial (without credentials); tls:// when
