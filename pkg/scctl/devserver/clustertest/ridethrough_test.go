@@ -27,7 +27,8 @@ import (
 // so whichever node each is connected to, each loses its server once and
 // moves to another. Requests sent before a loss (stored, not yet applied)
 // and right after it (while the stream elects a leader) are all applied
-// exactly once and all reach their final status.
+// exactly once and all reach their final status, seen by waits started
+// before the loss as well as after it.
 func TestNodeLossLosesAndDuplicatesNothing(t *testing.T) {
 	logs := &devservertest.LogBuffer{}
 	log := logs.Logger().Level(zerolog.InfoLevel)
@@ -59,6 +60,8 @@ func TestNodeLossLosesAndDuplicatesNothing(t *testing.T) {
 	}
 
 	send(10)
+	var early sync.WaitGroup
+	earlyErrs := make(chan error, 3*10)
 	killed := map[int]bool{}
 	for round := range c.Len() {
 		leader := c.StreamLeader(protocol.RequestStream, 30*time.Second)
@@ -67,6 +70,15 @@ func TestNodeLossLosesAndDuplicatesNothing(t *testing.T) {
 			victim = i // every node once: the leader when it has not been lost yet
 		}
 		send(10) // stored, and mostly not applied yet, when the node goes
+		// Waits already following these requests when the node goes, as
+		// scctl's would be: they must ride through the loss too.
+		for _, req := range sent[len(sent)-10:] {
+			early.Go(func() {
+				if _, err := waitFinal(cp, req, 30*time.Second); err != nil {
+					earlyErrs <- fmt.Errorf("wait started before node %d was lost: %w", victim, err)
+				}
+			})
+		}
 		start := time.Now()
 		log.Info().Int("node", victim).Msg("test: node lost")
 		c.Stop(victim)
@@ -87,6 +99,11 @@ func TestNodeLossLosesAndDuplicatesNothing(t *testing.T) {
 		wg.Go(func() { finals[i], errs[i] = waitFinal(cp, req, 30*time.Second) })
 	}
 	wg.Wait()
+	early.Wait()
+	close(earlyErrs)
+	for err := range earlyErrs {
+		errs = append(errs, err)
+	}
 	require.NoError(t, errors.Join(errs...), "every request reaches its final status")
 	t.Logf("every final status seen %s after the last request was sent", time.Since(ws).Round(time.Millisecond))
 	for i, req := range sent {
