@@ -105,7 +105,7 @@ func addCluster(ctx context.Context, g *globals, k *fleetauth.Keystore, id, secr
 		if secretFile == "" {
 			secretFile = secretManifestPath(k, id)
 		}
-		if err := os.WriteFile(secretFile, manifest, 0o600); err != nil {
+		if err := writeOwnerOnly(secretFile, manifest); err != nil {
 			return addedCluster{}, nil, fmt.Errorf("write the Secret manifest (the credentials were issued; "+
 				"scctl cluster remove %s and add it again): %w", id, err)
 		}
@@ -131,4 +131,23 @@ func printAdded(w io.Writer, v addedCluster) {
 		fmt.Fprintf(w, "  (the Secret manifest went to stdout: kubectl apply -n sc-system -f -)\n")
 	}
 	fmt.Fprintf(w, "  %s\n", v.Helm)
+}
+
+// writeOwnerOnly writes data, a Secret holding a seed, to path readable by
+// its owner only, whatever mode a file already there had: the mode is set
+// before a byte is written.
+func writeOwnerOnly(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -90,7 +90,7 @@ func writeCreds(dir string, srv *devserver.Server, env string, clusters []string
 		return fmt.Errorf("--write-creds: %w", err)
 	}
 	for _, c := range clusters {
-		manifest, err := os.ReadFile(devserver.SecretManifestPath(srv.StoreDir(), c))
+		manifest, err := os.ReadFile(srv.SecretManifest(c))
 		if err != nil {
 			return fmt.Errorf("--write-creds: %w", err)
 		}
@@ -105,7 +105,7 @@ func writeCreds(dir string, srv *devserver.Server, env string, clusters []string
 func printInstructions(out io.Writer, srv *devserver.Server, reachable string, o ServerOptions) {
 	credDir := o.WriteCreds
 	if credDir == "" {
-		credDir = filepath.Dir(devserver.SecretManifestPath(srv.StoreDir(), "x"))
+		credDir = filepath.Dir(srv.SecretManifest("x"))
 	}
 	fmt.Fprintf(out, "sc-extension development control plane\n")
 	fmt.Fprintf(out, "  listening on   %s (JetStream store %s)\n", srv.ClientURL(), srv.StoreDir())

@@ -250,3 +250,25 @@ func TestFullQueueIsClusterBacklog(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualValues(t, 2, info.State.Msgs)
 }
+
+// What no new consumer can ride out ends a Wait at once instead of
+// waiting out its context: a closed client, a status stream that does not
+// exist.
+func TestWaitReturnsAtOnceWhenFollowingCannotResume(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+
+	srv := start(t)
+	cp := devservertest.ControlPlane(t, srv, cluster, 2*time.Second)
+	cp.Close()
+	_, err := cp.Wait(ctx, "db", "req-1", nil)
+	require.ErrorIs(t, err, nats.ErrConnectionClosed)
+	require.NoError(t, ctx.Err())
+
+	noStatus := devservertest.Start(t, devserver.Options{Clusters: []string{cluster},
+		Streams: []jetstream.StreamConfig{natsbus.RequestStreamConfig()}})
+	cp = devservertest.ControlPlane(t, noStatus, cluster, 2*time.Second)
+	_, err = cp.Wait(ctx, "db", "req-1", nil)
+	require.ErrorIs(t, err, jetstream.ErrStreamNotFound)
+	require.NoError(t, ctx.Err())
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sc-extension/sc-extension/pkg/core/connection"
@@ -36,6 +37,9 @@ func (c *Client) Wait(ctx context.Context, name, requestID string, progress func
 		if ctx.Err() != nil {
 			return protocol.StatusEvent{}, fmt.Errorf("waiting for request %s on %s: %w (last: %w)", requestID, name, ctx.Err(), err)
 		}
+		if followingCannotResume(err) {
+			return protocol.StatusEvent{}, fmt.Errorf("waiting for request %s on %s: %w", requestID, name, err)
+		}
 		// The ordered consumer gave up (its node was lost mid-pull, a
 		// re-create timed out while the stream elected a leader): follow
 		// again from the event after the last one seen, until ctx ends.
@@ -50,6 +54,20 @@ func (c *Client) Wait(ctx context.Context, name, requestID string, progress func
 		case <-t.C:
 		}
 	}
+}
+
+// followingCannotResume: err is no leader change or lost node that a new
+// consumer rides out, so waiting on would only wait out ctx.
+func followingCannotResume(err error) bool {
+	for _, permanent := range []error{
+		jetstream.ErrStreamNotFound, jetstream.ErrJetStreamNotEnabled, jetstream.ErrJetStreamNotEnabledForAccount,
+		nats.ErrConnectionClosed, nats.ErrPermissionViolation, nats.ErrAuthorization, jetstream.ErrInvalidOption,
+	} {
+		if errors.Is(err, permanent) {
+			return true
+		}
+	}
+	return false
 }
 
 // follower is one Wait's state across the ordered consumers it uses.

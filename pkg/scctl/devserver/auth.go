@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 )
@@ -74,7 +75,8 @@ func (s *Server) configureAuth(o *server.Options) error {
 func (s *Server) natsUsers() []*server.User {
 	out := []*server.User{{Username: s.users.Admin.User, Password: s.users.Admin.Password}}
 	for c, cred := range s.users.Clusters {
-		out = append(out, &server.User{Username: cred.User, Password: cred.Password, Permissions: ClusterPermissions(c)})
+		out = append(out, &server.User{Username: cred.User, Password: cred.Password, Permissions: ClusterPermissions(c),
+			AllowedConnectionTypes: onlyConnectionType(jwt.ConnectionTypeStandard)})
 	}
 	return out
 }
@@ -96,3 +98,8 @@ func (s *Server) connectAdmin(ns *server.Server) (*nats.Conn, error) {
 	}
 	return nc, nil
 }
+
+// onlyConnectionType confines a user to one kind of connection: an agent's
+// password must not open a leaf node connection (whose user has wider
+// grants) or a websocket, whatever listeners an operator enables.
+func onlyConnectionType(t string) map[string]struct{} { return map[string]struct{}{t: {}} }

@@ -62,7 +62,7 @@ func (s *Server) configureJWT(o *server.Options) error {
 		if err != nil {
 			return fmt.Errorf("devserver: %w", err)
 		}
-		if err := writeFile(SecretManifestPath(s.opts.StoreDir, c), manifest); err != nil {
+		if err := writeFile(keystoreSecretManifestPath(k.Dir(), c), manifest); err != nil {
 			return fmt.Errorf("devserver: %w", err)
 		}
 	}
@@ -70,10 +70,14 @@ func (s *Server) configureJWT(o *server.Options) error {
 	if err != nil {
 		return fmt.Errorf("devserver: %w", err)
 	}
-	s.users = users{Admin: Credentials{User: AdminUser}, Clusters: make(map[string]Credentials, len(clusters))}
+	u := users{Admin: Credentials{User: AdminUser}, Clusters: make(map[string]Credentials, len(clusters))}
 	for _, c := range clusters {
-		s.users.Clusters[c] = Credentials{User: UserName(c)}
+		u.Clusters[c] = Credentials{User: UserName(c)}
 	}
+	// A Restart runs this again while Cluster and Admin may be read.
+	s.mu.Lock()
+	s.users = u
+	s.mu.Unlock()
 	if err := k.Configure(o, s.resolverDir()); err != nil {
 		return fmt.Errorf("devserver: %w", err)
 	}
@@ -95,4 +99,20 @@ func CredsSecretManifest(creds []byte) ([]byte, error) {
 		return nil, fmt.Errorf("encode secret manifest: %w", err)
 	}
 	return b, nil
+}
+
+// keystoreSecretManifestPath is where jwt mode keeps a cluster's creds
+// Secret manifest: beside its keys in the keystore, where `scctl cluster
+// add` writes it and `scctl cluster remove` deletes it, wherever
+// --keystore puts the keystore.
+func keystoreSecretManifestPath(keystoreDir, cluster string) string {
+	return filepath.Join(keystoreDir, cluster+"-nats-secret.yaml")
+}
+
+// SecretManifest is where this server wrote cluster's Secret manifest.
+func (s *Server) SecretManifest(cluster string) string {
+	if s.opts.Auth.JWT() {
+		return keystoreSecretManifestPath(s.KeystoreDir(), cluster)
+	}
+	return SecretManifestPath(s.opts.StoreDir, cluster)
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -196,7 +197,8 @@ func LeafUserName(cluster string) string { return "leaf-" + cluster }
 func (s *Server) leafUsers() []*server.User {
 	var out []*server.User
 	for c, cred := range s.users.Clusters {
-		out = append(out, &server.User{Username: LeafUserName(c), Password: cred.Password, Permissions: LeafPermissions(c)})
+		out = append(out, &server.User{Username: LeafUserName(c), Password: cred.Password, Permissions: LeafPermissions(c),
+			AllowedConnectionTypes: onlyConnectionType(jwt.ConnectionTypeLeafnode)})
 	}
 	return out
 }

@@ -229,10 +229,16 @@ func (s *Server) AdminURL() string {
 }
 
 // Admin returns the control plane's credentials.
-func (s *Server) Admin() Credentials { return s.users.Admin }
+func (s *Server) Admin() Credentials {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.users.Admin
+}
 
 // Cluster returns a cluster agent's credentials.
 func (s *Server) Cluster(cluster string) (Credentials, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	c, ok := s.users.Clusters[cluster]
 	return c, ok
 }

@@ -84,6 +84,7 @@ func TestIssuedUserCarriesExactlyTheClusterPermissions(t *testing.T) {
 	assert.Equal(t, p.Response.Expires, uc.Resp.Expires)
 	assert.Equal(t, k.AccountPublicKey(), uc.IssuerAccount)
 	assert.NotEqual(t, k.AccountPublicKey(), uc.Issuer, "signed by the signing key")
+	assert.Equal(t, []string{jwt.ConnectionTypeStandard}, []string(uc.AllowedConnectionTypes), "a plain client only: no leaf node, websocket or MQTT")
 	pub, err := k.UserPublicKey("c1")
 	require.NoError(t, err)
 	assert.Equal(t, pub, uc.Subject)

@@ -29,7 +29,9 @@ func (k *Keystore) Issue(cluster string) ([]byte, error) {
 		} else if !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%w: %w", ErrKeystore, err)
 		}
-		c, pub, err := k.newUser(k.signing, k.accountPub, "agent-"+cluster, &perms)
+		// An agent dials as a plain client: never as a leaf node, over a
+		// websocket or MQTT, should an operator enable those listeners.
+		c, pub, err := k.newUser(k.signing, k.accountPub, "agent-"+cluster, &perms, jwt.ConnectionTypeStandard)
 		if err != nil {
 			return err
 		}
@@ -81,7 +83,7 @@ func (k *Keystore) Forget(cluster string) error {
 
 // newUser creates a user key and its JWT, signed by signer on behalf of
 // issuerAccount (empty: signer is the account's identity key).
-func (k *Keystore) newUser(signer nkeys.KeyPair, issuerAccount, name string, perms *jwt.Permissions) ([]byte, string, error) {
+func (k *Keystore) newUser(signer nkeys.KeyPair, issuerAccount, name string, perms *jwt.Permissions, connTypes ...string) ([]byte, string, error) {
 	user, err := nkeys.CreateUser()
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: user key: %w", ErrKeystore, err)
@@ -93,6 +95,7 @@ func (k *Keystore) newUser(signer nkeys.KeyPair, issuerAccount, name string, per
 	if perms != nil {
 		uc.Permissions = *perms
 	}
+	uc.AllowedConnectionTypes.Add(connTypes...)
 	token, err := uc.Encode(signer)
 	if err != nil {
 		return nil, "", fmt.Errorf("%w: sign user %s: %w", ErrKeystore, name, err)

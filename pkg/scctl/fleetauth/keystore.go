@@ -81,6 +81,10 @@ func Open(dir string, perms PermissionsFunc) (*Keystore, error) {
 	if err := os.MkdirAll(filepath.Join(dir, clustersDir), 0o700); err != nil {
 		return nil, fmt.Errorf("%w: create %s: %w", ErrKeystore, dir, err)
 	}
+	// MkdirAll leaves a directory that existed as it was.
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrKeystore, err)
+	}
 	k := &Keystore{dir: dir, perms: perms}
 	err := k.locked(func() error {
 		switch _, err := os.Stat(k.path(operatorJWTFile)); {
@@ -307,6 +311,10 @@ func seed(kp nkeys.KeyPair) []byte {
 // files hold seeds.
 func writeFile(path string, data []byte) error {
 	tmp := path + ".tmp"
+	// A stale tmp of another mode would keep it: start from none.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%w: %w", ErrKeystore, err)
+	}
 	if err := os.WriteFile(tmp, data, 0o600); err != nil {
 		return fmt.Errorf("%w: write %s: %w", ErrKeystore, tmp, err)
 	}

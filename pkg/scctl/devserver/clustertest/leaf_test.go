@@ -50,6 +50,14 @@ func TestAgentBehindLeafNode(t *testing.T) {
 	assert.Zero(t, edgeOpts.LeafNode.Port, "the edge accepts no leaf connections: nothing dials in")
 	assert.False(t, edge.JetStreamEnabled(), "the edge stores nothing; JetStream is the hub's")
 
+	// The leaf user's wider grant is not to be had from a plain client
+	// with the same password (the agent's user is confined the other way).
+	_, err = nats.Connect(hub.ClientURL(), nats.UserInfo(devserver.LeafUserName(cluster), cred.Password))
+	require.ErrorIs(t, err, nats.ErrAuthorization, "the leaf user as a plain client")
+	plain, err := nats.Connect(hub.ClientURL(), nats.UserInfo(cred.User, cred.Password))
+	require.NoError(t, err, "the agent's user as a plain client")
+	plain.Close()
+
 	logs := &devservertest.LogBuffer{}
 	a := startAgent(t, edge.ClientURL(), "", "", logs.Logger())
 	t.Cleanup(func() {
