@@ -193,9 +193,30 @@ func (s *Server) provision(ctx context.Context, ns *server.Server) error {
 	for _, cfg := range s.streamConfigs() {
 		steps = append(steps, func(ctx context.Context) error { return natsbus.EnsureStreams(ctx, js, cfg) })
 	}
+	// One listing tells which consumers are as wanted already: a restart
+	// of a node serving a thousand clusters then writes none of them.
+	current := map[string]jetstream.ConsumerConfig{}
+	steps = append(steps, func(ctx context.Context) error {
+		clear(current)
+		st, err := js.Stream(ctx, protocol.RequestStream)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", protocol.RequestStream, err)
+		}
+		list := st.ListConsumers(ctx)
+		for info := range list.Info() {
+			current[info.Name] = info.Config
+		}
+		if err := list.Err(); err != nil {
+			return fmt.Errorf("list consumers of %s: %w", protocol.RequestStream, err)
+		}
+		return nil
+	})
 	for c := range s.users.Clusters {
 		cfg := natsbus.ConsumerConfig(c, s.opts.AckWait)
 		steps = append(steps, func(ctx context.Context) error {
+			if have, ok := current[cfg.Durable]; ok && natsbus.SameConsumer(have, cfg) {
+				return nil
+			}
 			if _, err := js.CreateOrUpdateConsumer(ctx, protocol.RequestStream, cfg); err != nil {
 				return fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
 			}

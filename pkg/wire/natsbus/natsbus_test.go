@@ -92,3 +92,18 @@ func TestRequestStreamTakesMoreThanAThousandClusters(t *testing.T) {
 		require.NoError(t, err, "consumer %d", i)
 	}
 }
+
+// A consumer as the server reports it back (its defaults filled in) is the
+// same as the one asked for; one differing field is not.
+func TestSameConsumerIgnoresServerDefaults(t *testing.T) {
+	srv := devservertest.Start(t, devserver.Options{Clusters: []string{"c1"}})
+	_, js := devservertest.AdminConn(t, srv)
+	ctx := context.Background()
+	want := natsbus.ConsumerConfig("c1", 0)
+	cons, err := js.Consumer(ctx, protocol.RequestStream, want.Durable)
+	require.NoError(t, err)
+	have := cons.CachedInfo().Config
+	assert.True(t, natsbus.SameConsumer(have, want))
+	other := natsbus.ConsumerConfig("c1", time.Minute)
+	assert.False(t, natsbus.SameConsumer(have, other))
+}

@@ -193,3 +193,13 @@ func ConsumerConfig(cluster string, ackWait time.Duration) jetstream.ConsumerCon
 		MaxDeliver: -1,
 	}
 }
+
+// SameConsumer reports whether have, a consumer's configuration as the
+// server reports it, is want (ConsumerConfig) in every field ConsumerConfig
+// sets; the server's own defaults in the others do not count.
+func SameConsumer(have, want jetstream.ConsumerConfig) bool {
+	return have.Durable == want.Durable && have.Description == want.Description &&
+		have.FilterSubject == want.FilterSubject && have.DeliverPolicy == want.DeliverPolicy &&
+		have.AckPolicy == want.AckPolicy && have.AckWait == want.AckWait &&
+		have.MaxAckPending == want.MaxAckPending && have.MaxDeliver == want.MaxDeliver
+}
