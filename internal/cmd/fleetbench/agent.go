@@ -135,8 +135,8 @@ type simAgent struct {
 	pub     string
 }
 
-// fleet is every simulated cluster in this process.
-type fleet struct {
+// simFleet is every simulated cluster in this process.
+type simFleet struct {
 	agents  []*simAgent
 	byName  map[string]*simAgent
 	cancel  context.CancelFunc
@@ -146,7 +146,7 @@ type fleet struct {
 
 // startFleet connects every agent and starts its intake, query responder
 // and heartbeat; it returns once all of them are running.
-func startFleet(ctx context.Context, c config, work string, cp *controlPlane, clusters []string, log zerolog.Logger) (*fleet, error) {
+func startFleet(ctx context.Context, c config, work string, cp *controlPlane, clusters []string, log zerolog.Logger) (*simFleet, error) {
 	level, err := zerolog.ParseLevel(c.LogLevel)
 	if err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
@@ -157,7 +157,7 @@ func startFleet(ctx context.Context, c config, work string, cp *controlPlane, cl
 	}
 	alog := zerolog.New(lf).Level(level).With().Timestamp().Logger()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	f := &fleet{byName: map[string]*simAgent{}, cancel: cancel, logFile: lf}
+	f := &simFleet{byName: map[string]*simAgent{}, cancel: cancel, logFile: lf}
 	var mu sync.Mutex
 	err = forEach(ctx, clusters, 32, func(ctx context.Context, cl string) error {
 		a, err := f.startAgent(runCtx, c, cp, cl, alog)
@@ -178,7 +178,7 @@ func startFleet(ctx context.Context, c config, work string, cp *controlPlane, cl
 	return f, nil
 }
 
-func (f *fleet) startAgent(ctx context.Context, c config, cp *controlPlane, cluster string, log zerolog.Logger) (*simAgent, error) {
+func (f *simFleet) startAgent(ctx context.Context, c config, cp *controlPlane, cluster string, log zerolog.Logger) (*simAgent, error) {
 	id := cp.agents[cluster]
 	nc, js, err := natsbus.Connect(ctx, natsbus.Options{
 		URL: cp.urls(), Cluster: cluster, User: id.User, Password: id.Password, CredsFile: id.CredsFile,
@@ -229,7 +229,7 @@ func (f *fleet) startAgent(ctx context.Context, c config, cp *controlPlane, clus
 
 // stop ends every agent as SIGTERM would: the intake hands back what it
 // holds, the query subscription drains.
-func (f *fleet) stop() {
+func (f *simFleet) stop() {
 	f.cancel()
 	f.wg.Wait()
 	for _, a := range f.agents {
@@ -240,7 +240,7 @@ func (f *fleet) stop() {
 }
 
 // counts sums every agent's per-request counters.
-func (f *fleet) counts() (calls, applied map[string]int) {
+func (f *simFleet) counts() (calls, applied map[string]int) {
 	calls, applied = map[string]int{}, map[string]int{}
 	for _, a := range f.agents {
 		c, ap := a.store.counts()

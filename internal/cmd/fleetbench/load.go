@@ -50,7 +50,7 @@ func (s *sent) latency() time.Duration { return s.final.Sub(s.start) }
 type bench struct {
 	c       config
 	cp      *controlPlane
-	fleet   *fleet
+	fleet   *simFleet
 	log     zerolog.Logger
 	clients map[string]*controlplane.Client
 	keys    map[string]string
@@ -76,7 +76,7 @@ type queryResult struct {
 	err  error
 }
 
-func newBench(ctx context.Context, c config, cp *controlPlane, f *fleet, log zerolog.Logger) (*bench, error) {
+func newBench(ctx context.Context, c config, cp *controlPlane, f *simFleet, log zerolog.Logger) (*bench, error) {
 	b := &bench{c: c, cp: cp, fleet: f, log: log, clients: map[string]*controlplane.Client{}, keys: map[string]string{},
 		rnd: rand.New(rand.NewPCG(c.Seed, c.Seed^0x5c)), reqs: map[string]*sent{}}
 	for _, a := range f.agents {

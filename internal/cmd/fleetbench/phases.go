@@ -286,7 +286,7 @@ type totals struct {
 	ready               []string  // each scctl server node: when it reported ready
 }
 
-func (b *bench) totals(f *fleet) totals {
+func (b *bench) totals(f *simFleet) totals {
 	calls, applied := f.counts()
 	var t totals
 	b.mu.Lock()

@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/scctl/fleet"
 	"github.com/sc-extension/sc-extension/pkg/scctl/fleetauth"
 	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
@@ -89,15 +90,15 @@ func (cp *controlPlane) addAtRuntime(ctx context.Context, keystore, credsDir str
 	start := time.Now()
 	var mu sync.Mutex
 	err = forEach(ctx, clusters, 16, func(ctx context.Context, cl string) error {
+		// fleet.Add issues only after the consumer exists, so a retry
+		// after a lost consumer call is never refused as issued.
+		var creds []byte
 		if err := retry(ctx, 60*time.Second, func(ctx context.Context) error {
-			_, err := js.CreateOrUpdateConsumer(ctx, protocol.RequestStream, natsbus.ConsumerConfig(cl, 0))
+			var err error
+			creds, err = fleet.Add(ctx, js, k, cl, 0)
 			return err
 		}); err != nil {
-			return fmt.Errorf("consumer of %s: %w", cl, err)
-		}
-		creds, err := k.Issue(cl)
-		if err != nil {
-			return fmt.Errorf("issue %s: %w", cl, err)
+			return fmt.Errorf("add %s: %w", cl, err)
 		}
 		path := filepath.Join(credsDir, cl+".creds")
 		if err := os.WriteFile(path, creds, 0o600); err != nil {
@@ -294,10 +295,9 @@ func (cp *controlPlane) provision(ctx context.Context, clusters []string) error 
 	}
 	defer nc.Close()
 	if cp.mode == "self" {
-		req, status := natsbus.RequestStreamConfig(), natsbus.StatusStreamConfig()
-		req.Replicas, status.Replicas = replicas, replicas
+		streams := natsbus.WithReplicas(replicas, natsbus.RequestStreamConfig(), natsbus.StatusStreamConfig())
 		if err := retry(ctx, 120*time.Second, func(ctx context.Context) error {
-			return natsbus.EnsureStreams(ctx, js, req, status)
+			return natsbus.EnsureStreams(ctx, js, streams...)
 		}); err != nil {
 			return fmt.Errorf("create streams: %w", err)
 		}

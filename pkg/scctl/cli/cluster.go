@@ -7,11 +7,9 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/sc-extension/sc-extension/pkg/scctl/controlplane"
@@ -57,9 +55,8 @@ func (a *App) openKeystore(cf *clusterFlags) (*fleetauth.Keystore, error) {
 	if dir == "" {
 		return nil, usagef("--keystore is required (or set %s): the control plane's JWT keystore", keystoreEnv)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "operator.jwt")); err != nil {
-		return nil, failedf("keystore %s: no operator.jwt (start the control plane with scctl server --auth jwt, "+
-			"or point --keystore at its keystore): %v", dir, errors.Unwrap(err))
+	if err := fleetauth.Complete(dir); err != nil {
+		return nil, failedf("%v (start the control plane with scctl server --auth jwt, or point --keystore at its keystore)", err)
 	}
 	k, err := fleetauth.Open(dir, devserver.ClusterPermissions)
 	if err != nil {
@@ -111,19 +108,6 @@ func dialNATS(ctx context.Context, g *globals, k *fleetauth.Keystore, sys bool) 
 		return nil, fmt.Errorf("server %s: %w", redactURL(g.server), err)
 	}
 	return nc, nil
-}
-
-// requestStream is the request stream through an admin connection.
-func requestStream(ctx context.Context, nc *nats.Conn) (jetstream.Stream, error) {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
-	s, err := js.Stream(ctx, protocol.RequestStream)
-	if err != nil {
-		return nil, fmt.Errorf("stream %s: %w", protocol.RequestStream, err)
-	}
-	return s, nil
 }
 
 // serverForPods is the URL list pods are told to dial: --agent-url, else

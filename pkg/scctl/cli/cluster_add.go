@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/scctl/fleet"
 	"github.com/sc-extension/sc-extension/pkg/scctl/fleetauth"
-	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -65,24 +65,18 @@ func (a *App) clusterAddCommand(g *globals, cf *clusterFlags) *cobra.Command {
 	return cmd
 }
 
-// addCluster creates the consumer first (idempotent), then issues the
-// user: a failed run leaves no credentials behind, and running it again
-// completes it.
+// addCluster runs fleet.Add and writes the cluster's Secret manifest.
 func addCluster(ctx context.Context, g *globals, k *fleetauth.Keystore, id, secretFile, agentURL string) (addedCluster, []byte, error) {
 	nc, err := dialNATS(ctx, g, k, false)
 	if err != nil {
 		return addedCluster{}, nil, err
 	}
 	defer nc.Close()
-	s, err := requestStream(ctx, nc)
+	js, err := jetstream.New(nc)
 	if err != nil {
-		return addedCluster{}, nil, err
+		return addedCluster{}, nil, fmt.Errorf("jetstream: %w", err)
 	}
-	cfg := natsbus.ConsumerConfig(id, 0)
-	if _, err := s.CreateOrUpdateConsumer(ctx, cfg); err != nil {
-		return addedCluster{}, nil, fmt.Errorf("create consumer %s: %w", cfg.Durable, err)
-	}
-	creds, err := k.Issue(id)
+	creds, err := fleet.Add(ctx, js, k, id, 0)
 	if errors.Is(err, fleetauth.ErrIssued) {
 		return addedCluster{}, nil, failedf("cluster %s already has credentials in keystore %s; "+
 			"scctl cluster remove %s revokes them before new ones can be issued", id, k.Dir(), id)
@@ -98,12 +92,12 @@ func addCluster(ctx context.Context, g *globals, k *fleetauth.Keystore, id, secr
 	if err != nil {
 		return addedCluster{}, nil, err
 	}
-	v := addedCluster{Cluster: id, User: pub, Consumer: cfg.Durable,
+	v := addedCluster{Cluster: id, User: pub, Consumer: protocol.ConsumerName(id),
 		Helm: fmt.Sprintf("helm install sc-extension ./chart -n sc-system --set cluster.id=%s --set nats.url=%s "+
 			"--set nats.credentialsSecret=%s --set nats.credentialsFormat=creds", id, agentURL, devserver.SecretName)}
 	if secretFile != "-" {
 		if secretFile == "" {
-			secretFile = secretManifestPath(k, id)
+			secretFile = devserver.KeystoreSecretManifestPath(k.Dir(), id)
 		}
 		if err := writeOwnerOnly(secretFile, manifest); err != nil {
 			return addedCluster{}, nil, fmt.Errorf("write the Secret manifest (the credentials were issued; "+
@@ -112,12 +106,6 @@ func addCluster(ctx context.Context, g *globals, k *fleetauth.Keystore, id, secr
 		v.SecretFile = secretFile
 	}
 	return v, manifest, nil
-}
-
-// secretManifestPath is where add writes a cluster's Secret by default,
-// and remove deletes it: in the keystore, as scctl server does.
-func secretManifestPath(k *fleetauth.Keystore, id string) string {
-	return filepath.Join(k.Dir(), id+"-nats-secret.yaml")
 }
 
 func printAdded(w io.Writer, v addedCluster) {

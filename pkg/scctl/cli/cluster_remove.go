@@ -9,17 +9,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/scctl/fleet"
 	"github.com/sc-extension/sc-extension/pkg/scctl/fleetauth"
-	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
-
-// removedCluster is what `scctl cluster remove -o json|yaml` prints.
-type removedCluster struct {
-	Cluster         string `json:"cluster"`
-	RevokedUser     string `json:"revokedUser"`
-	Consumer        string `json:"consumer"`
-	DroppedRequests uint64 `json:"droppedRequests"`
-}
 
 func (a *App) clusterRemoveCommand(g *globals, cf *clusterFlags) *cobra.Command {
 	return &cobra.Command{
@@ -52,61 +45,32 @@ func (a *App) clusterRemoveCommand(g *globals, cf *clusterFlags) *cobra.Command 
 	}
 }
 
-// removeCluster revokes first: whatever fails after, the cluster can no
-// longer connect. The keystore forgets the cluster only at the end, so a
-// run that failed midway is completed by running it again.
-func removeCluster(ctx context.Context, g *globals, k *fleetauth.Keystore, id string) (removedCluster, error) {
-	pub, err := k.UserPublicKey(id)
-	if errors.Is(err, fleetauth.ErrNotIssued) {
-		return removedCluster{}, failedf("cluster %s has no credentials in keystore %s; nothing to revoke", id, k.Dir())
-	}
-	if err != nil {
-		return removedCluster{}, err
-	}
-	token, err := k.Revoke(id)
-	if err != nil {
-		return removedCluster{}, err
-	}
+// removeCluster runs fleet.Remove over a system-account connection (for
+// the push) and an admin one, then deletes the Secret manifest add wrote.
+func removeCluster(ctx context.Context, g *globals, k *fleetauth.Keystore, id string) (fleet.Removed, error) {
 	sys, err := dialNATS(ctx, g, k, true)
 	if err != nil {
-		return removedCluster{}, fmt.Errorf("connect as the system account to push the revocation: %w", err)
+		return fleet.Removed{}, fmt.Errorf("connect as the system account to push the revocation: %w", err)
 	}
-	err = fleetauth.PushAccount(ctx, sys, token, pub)
-	sys.Close()
-	if err != nil {
-		return removedCluster{}, err
-	}
-
+	defer sys.Close()
 	nc, err := dialNATS(ctx, g, k, false)
 	if err != nil {
-		return removedCluster{}, err
+		return fleet.Removed{}, err
 	}
 	defer nc.Close()
-	s, err := requestStream(ctx, nc)
+	js, err := jetstream.New(nc)
 	if err != nil {
-		return removedCluster{}, err
+		return fleet.Removed{}, fmt.Errorf("jetstream: %w", err)
 	}
-	v := removedCluster{Cluster: id, RevokedUser: pub, Consumer: protocol.ConsumerName(id)}
-	switch err := s.DeleteConsumer(ctx, v.Consumer); {
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-	case err != nil:
-		return removedCluster{}, fmt.Errorf("delete consumer %s: %w", v.Consumer, err)
+	v, err := fleet.Remove(ctx, js, sys, k, id)
+	if errors.Is(err, fleetauth.ErrNotIssued) {
+		return fleet.Removed{}, failedf("cluster %s has no credentials in keystore %s; nothing to revoke", id, k.Dir())
 	}
-	// Nobody will read them: the subject's requests would otherwise wait a
-	// week (RequestMaxAge) and count against the stream.
-	before, err := s.Info(ctx, jetstream.WithSubjectFilter(protocol.RequestSubject(id)))
 	if err != nil {
-		return removedCluster{}, fmt.Errorf("stream %s: %w", protocol.RequestStream, err)
+		return fleet.Removed{}, err
 	}
-	v.DroppedRequests = before.State.Subjects[protocol.RequestSubject(id)]
-	if err := s.Purge(ctx, jetstream.WithPurgeSubject(protocol.RequestSubject(id))); err != nil {
-		return removedCluster{}, fmt.Errorf("purge %s: %w", protocol.RequestSubject(id), err)
-	}
-	if err := k.Forget(id); err != nil {
-		return removedCluster{}, err
-	}
-	if err := removeIfExists(secretManifestPath(k, id)); err != nil {
-		return removedCluster{}, err
+	if err := removeIfExists(devserver.KeystoreSecretManifestPath(k.Dir(), id)); err != nil {
+		return fleet.Removed{}, err
 	}
 	return v, nil
 }

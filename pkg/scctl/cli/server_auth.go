@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/scctl/fleetauth"
 )
 
 // addServerAuthFlags adds `scctl server`'s authentication flags.
@@ -49,7 +50,7 @@ type serverAdmin struct {
 func adminFor(srv *devserver.Server, reachable string, o ServerOptions, credDir string) serverAdmin {
 	if o.Auth.JWT() {
 		keys := srv.KeystoreDir()
-		creds := filepath.Join(keys, "admin.creds")
+		creds := fleetauth.AdminCredsPath(keys)
 		return serverAdmin{
 			env: fmt.Sprintf("export SCCTL_SERVER=%s\nexport SCCTL_CREDS=%s\nexport SCCTL_KEYSTORE=%s\n", reachable, creds, keys),
 			hint: fmt.Sprintf("--server %s --creds %s; add clusters with SCCTL_KEYSTORE=%s scctl cluster add ID",

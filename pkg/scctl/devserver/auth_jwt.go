@@ -62,7 +62,7 @@ func (s *Server) configureJWT(o *server.Options) error {
 		if err != nil {
 			return fmt.Errorf("devserver: %w", err)
 		}
-		if err := writeFile(keystoreSecretManifestPath(k.Dir(), c), manifest); err != nil {
+		if err := writeFile(KeystoreSecretManifestPath(k.Dir(), c), manifest); err != nil {
 			return fmt.Errorf("devserver: %w", err)
 		}
 	}
@@ -101,18 +101,18 @@ func CredsSecretManifest(creds []byte) ([]byte, error) {
 	return b, nil
 }
 
-// keystoreSecretManifestPath is where jwt mode keeps a cluster's creds
+// KeystoreSecretManifestPath is where jwt mode keeps a cluster's creds
 // Secret manifest: beside its keys in the keystore, where `scctl cluster
 // add` writes it and `scctl cluster remove` deletes it, wherever
 // --keystore puts the keystore.
-func keystoreSecretManifestPath(keystoreDir, cluster string) string {
+func KeystoreSecretManifestPath(keystoreDir, cluster string) string {
 	return filepath.Join(keystoreDir, cluster+"-nats-secret.yaml")
 }
 
 // SecretManifest is where this server wrote cluster's Secret manifest.
 func (s *Server) SecretManifest(cluster string) string {
 	if s.opts.Auth.JWT() {
-		return keystoreSecretManifestPath(s.KeystoreDir(), cluster)
+		return KeystoreSecretManifestPath(s.KeystoreDir(), cluster)
 	}
 	return SecretManifestPath(s.opts.StoreDir, cluster)
 }

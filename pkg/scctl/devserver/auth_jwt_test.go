@@ -17,8 +17,8 @@ import (
 
 	"github.com/sc-extension/sc-extension/internal/testkit/devservertest"
 	"github.com/sc-extension/sc-extension/pkg/scctl/devserver"
+	"github.com/sc-extension/sc-extension/pkg/scctl/fleet"
 	"github.com/sc-extension/sc-extension/pkg/scctl/fleetauth"
-	"github.com/sc-extension/sc-extension/pkg/wire/natsbus"
 	"github.com/sc-extension/sc-extension/pkg/wire/protocol"
 )
 
@@ -101,16 +101,14 @@ func adminJS(t testing.TB, urls string, k *fleetauth.Keystore) (*nats.Conn, jets
 	return nc, js
 }
 
-// addCluster and removeCluster do at the NATS level what `scctl cluster
-// add|remove` do: nothing on the server but a consumer and, for a
+// addCluster and removeCluster are `scctl cluster add|remove`'s own steps
+// (pkg/scctl/fleet): nothing on the server but a consumer and, for a
 // removal, the pushed account JWT.
 func addCluster(t testing.TB, js jetstream.JetStream, k *fleetauth.Keystore, cluster string) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_, err := js.CreateOrUpdateConsumer(ctx, protocol.RequestStream, natsbus.ConsumerConfig(cluster, 0))
-	require.NoError(t, err)
-	creds, err := k.Issue(cluster)
+	creds, err := fleet.Add(ctx, js, k, cluster, 0)
 	require.NoError(t, err)
 	return creds
 }
@@ -119,16 +117,11 @@ func removeCluster(t testing.TB, urls string, js jetstream.JetStream, k *fleetau
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	pub, err := k.UserPublicKey(cluster)
-	require.NoError(t, err)
-	token, err := k.Revoke(cluster)
-	require.NoError(t, err)
 	sys, err := nats.Connect(urls, nats.UserCredentials(k.SysCredsFile()))
 	require.NoError(t, err)
 	defer sys.Close()
-	require.NoError(t, fleetauth.PushAccount(ctx, sys, token, pub))
-	require.NoError(t, js.DeleteConsumer(ctx, protocol.RequestStream, protocol.ConsumerName(cluster)))
-	require.NoError(t, k.Forget(cluster))
+	_, err = fleet.Remove(ctx, js, sys, k, cluster)
+	require.NoError(t, err)
 }
 
 func publishRequest(t testing.TB, js jetstream.JetStream, cluster, id string) {

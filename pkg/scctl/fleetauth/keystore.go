@@ -264,7 +264,20 @@ func (k *Keystore) OperatorJWT() string { return k.operatorJWT }
 
 // AdminCredsFile is the control plane's (scctl's) .creds file: a user of
 // the application account without restrictions.
-func (k *Keystore) AdminCredsFile() string { return k.path(adminCredsFile) }
+func (k *Keystore) AdminCredsFile() string { return AdminCredsPath(k.dir) }
+
+// AdminCredsPath is the admin's .creds in keystore dir, for callers that
+// name it without opening the keystore.
+func AdminCredsPath(dir string) string { return filepath.Join(dir, adminCredsFile) }
+
+// Complete reports, without creating anything, whether dir holds a whole
+// keystore: its operator JWT is written last.
+func Complete(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, operatorJWTFile)); err != nil {
+		return fmt.Errorf("%w: %s is no keystore (no %s): %w", ErrKeystore, dir, operatorJWTFile, err)
+	}
+	return nil
+}
 
 // SysCredsFile is the system account user's .creds file, which pushes
 // account JWT updates.
