@@ -114,16 +114,37 @@ func TestAgentBehindLeafNode(t *testing.T) {
 		defer cancel()
 		return f(ctx)
 	}
-	require.NoError(t, within(func(ctx context.Context) error {
-		_, err := js.Consumer(ctx, protocol.RequestStream, protocol.ConsumerName(cluster))
-		return err
-	}), "c1's own consumer is reachable: the denials below are permissions")
-	assert.Error(t, within(func(ctx context.Context) error {
-		_, err := js.Consumer(ctx, protocol.RequestStream, protocol.ConsumerName("c2"))
-		return err
-	}), "c2's consumer from c1's edge")
+	ownConsumer := func() error {
+		return within(func(ctx context.Context) error {
+			_, err := js.Consumer(ctx, protocol.RequestStream, protocol.ConsumerName(cluster))
+			return err
+		})
+	}
+	require.NoError(t, ownConsumer(), "c1's own consumer is reachable: the denials below are permissions")
+
+	// A request waits for c2; the edge tries to take it and to publish c2's
+	// status. The hub drops both for the leaf connection's permissions, so
+	// the edge's client sees no error, only no answer: the proof is on the
+	// hub. A later allowed round trip over the same connection has passed
+	// the same route, so the denied messages were judged before it returned.
+	_, hubJS := devservertest.AdminConn(t, hub)
+	_, err = hubJS.Publish(ctx, protocol.RequestSubject("c2"), []byte(`{}`), jetstream.WithMsgID("for-c2"))
+	require.NoError(t, err)
+	next := fmt.Sprintf("$JS.API.CONSUMER.MSG.NEXT.%s.%s", protocol.RequestStream, protocol.ConsumerName("c2"))
+	require.NoError(t, nc.PublishRequest(next, protocol.InboxPrefix(cluster)+".steal", []byte(`{"batch":1}`)))
 	assert.Error(t, within(func(ctx context.Context) error {
 		_, err := js.Publish(ctx, protocol.StatusSubject("c2", "x"), []byte("{}"))
 		return err
 	}), "c2's status from c1's edge")
+	require.NoError(t, ownConsumer())
+
+	c2, err := hubJS.Consumer(ctx, protocol.RequestStream, protocol.ConsumerName("c2"))
+	require.NoError(t, err)
+	assert.Zero(t, c2.CachedInfo().Delivered.Consumer, "c2's request was never delivered to the edge")
+	assert.EqualValues(t, 1, c2.CachedInfo().NumPending)
+	status, err := hubJS.Stream(ctx, protocol.StatusStream)
+	require.NoError(t, err)
+	info, err := status.Info(ctx, jetstream.WithSubjectFilter(protocol.StatusSubject("c2", "x")))
+	require.NoError(t, err)
+	assert.Zero(t, info.State.Subjects[protocol.StatusSubject("c2", "x")], "no status of c2 was stored")
 }
