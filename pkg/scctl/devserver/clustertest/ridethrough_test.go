@@ -50,18 +50,35 @@ func TestNodeLossLosesAndDuplicatesNothing(t *testing.T) {
 
 	var sent []protocol.Request
 	failedPublishes := 0
-	send := func(n int) {
+	build := func(n int) []protocol.Request {
+		reqs := make([]protocol.Request, n)
+		for i := range reqs {
+			reqs[i] = createRequest(t, fmt.Sprintf("conn_%03d", len(sent)+i), pub)
+		}
+		return reqs
+	}
+	publish := func(reqs []protocol.Request) {
 		deadline := time.Now().Add(30 * time.Second)
-		for range n {
-			req := createRequest(t, fmt.Sprintf("conn_%03d", len(sent)), pub)
+		for _, req := range reqs {
 			failedPublishes += publishUntilStored(t, cp, req, deadline)
 			sent = append(sent, req)
 		}
 	}
+	send := func(n int) { publish(build(n)) }
+	_, adminJS := c.AdminConn()
+	statusConsumers := func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		st, err := adminJS.Stream(ctx, protocol.StatusStream)
+		if err != nil {
+			return -1
+		}
+		return st.CachedInfo().State.Consumers
+	}
 
 	send(10)
 	var early sync.WaitGroup
-	earlyErrs := make(chan error, 3*10)
+	earlyErrs := make(chan error, 3*2*10)
 	killed := map[int]bool{}
 	for round := range c.Len() {
 		leader := c.StreamLeader(protocol.RequestStream, 30*time.Second)
@@ -70,20 +87,37 @@ func TestNodeLossLosesAndDuplicatesNothing(t *testing.T) {
 			victim = i // every node once: the leader when it has not been lost yet
 		}
 		send(10) // stored, and mostly not applied yet, when the node goes
-		// Waits already following these requests when the node goes, as
-		// scctl's would be: they must ride through the loss too.
-		for _, req := range sent[len(sent)-10:] {
+		// Waits already following requests when the node goes, as scctl's
+		// would be: their requests are sent only after the loss, so each
+		// must ride through it. The node goes once every wait's consumer
+		// exists on the status stream.
+		early.Wait()
+		base := statusConsumers()
+		after := build(10)
+		for _, req := range after {
 			early.Go(func() {
 				if _, err := waitFinal(cp, req, 30*time.Second); err != nil {
 					earlyErrs <- fmt.Errorf("wait started before node %d was lost: %w", victim, err)
 				}
 			})
 		}
+		require.Eventually(t, func() bool { return statusConsumers() >= base+len(after) }, 30*time.Second, 10*time.Millisecond,
+			"the waits follow the status stream before the loss")
 		start := time.Now()
 		log.Info().Int("node", victim).Msg("test: node lost")
 		c.Stop(victim)
 		killed[victim] = true
-		send(10) // while its streams and consumers move to new leaders
+		// And waits started during the leader change: their consumer's
+		// create can be lost with the node (before d76be18 such waits hung
+		// until their timeout in every run).
+		for _, req := range after {
+			early.Go(func() {
+				if _, err := waitFinal(cp, req, 30*time.Second); err != nil {
+					earlyErrs <- fmt.Errorf("wait started as node %d was lost: %w", victim, err)
+				}
+			})
+		}
+		publish(after) // while its streams and consumers move to new leaders
 		t.Logf("round %d: node %d lost (stream leader %d); 10 requests stored %s after the loss", round, victim, leader, time.Since(start).Round(time.Millisecond))
 		c.Restart(victim)
 	}
