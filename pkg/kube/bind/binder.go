@@ -117,22 +117,11 @@ func (b *Binder) ReconcileNotBefore(ctx context.Context, ref Ref, members []Memb
 	members = slices.Clone(members)
 	sort.SliceStable(members, func(i, j int) bool { return members[i].ID < members[j].ID })
 	refused := map[string]error{}
-	for i := 0; i < len(members); i++ {
-		if err := checkKeys(ref, members[i]); err != nil {
-			refused[members[i].ID] = err
-			if prev := members[i].Previous; prev != nil && checkKeys(ref, *prev) == nil {
-				members[i] = *prev
-				continue
-			}
-			members = slices.Delete(members, i, i+1)
-			i--
-		}
-	}
 	lv, err := ops.get(ctx, b.client, ref.Namespace, ref.Name)
 	switch {
 	case apierrors.IsNotFound(err):
 		if len(members) == 0 {
-			return withRefused(Result{}, refused), nil
+			return Result{}, nil
 		}
 		return Result{}, fmt.Errorf("%w: %s", ErrWorkloadNotFound, ref)
 	case err != nil:
@@ -200,8 +189,7 @@ func withRefused(res Result, refused map[string]error) Result {
 	return res
 }
 
-// checkKeys refuses, before any API call, an env-mode key no container
-// could carry. The strict (pre-1.34) rule: clusters that relax it still
+// checkKeys refuses an env-mode key no container could carry. The strict (pre-1.34) rule: clusters that relax it still
 // accept every name it allows.
 func checkKeys(ref Ref, m Member) error {
 	if m.Mode == connection.BindingVolume {

@@ -329,7 +329,7 @@ func TestWorkloadDeletedBetweenReadAndApply(t *testing.T) {
 	assert.False(t, Permanent(err))
 }
 
-func TestInvalidEnvNameIsRefusedBeforeAnyCall(t *testing.T) {
+func TestInvalidEnvNameIsRefused(t *testing.T) {
 	f := newFixture(t, deployment("web", ctr("app")))
 	res, acts, err := f.reconcile(web, envMember("blob", "GOOD", "1BAD"))
 	require.NoError(t, err)

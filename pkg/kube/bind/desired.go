@@ -29,6 +29,11 @@ const volumeOwner = "(volume mode)"
 // live: which containers, which ServiceAccount, which restart token.
 func (b *Binder) desired(ops kindOps, ref Ref, lv *live, members []Member, notBefore time.Time) (*config, Result, error) {
 	var res Result
+	for _, m := range members {
+		if err := checkKeys(ref, m); err != nil {
+			return nil, res, refuse(m, err)
+		}
+	}
 	specPath := append(fieldPath(ops.templatePath...), "f:spec")
 	specField := strings.Join(ops.templatePath, ".") + ".spec"
 	mf := lv.meta.ManagedFields
