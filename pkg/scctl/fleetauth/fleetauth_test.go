@@ -191,3 +191,15 @@ func waitClosed(t *testing.T, nc *nats.Conn) {
 		time.Sleep(5 * time.Millisecond) // polling a condition, with a deadline
 	}
 }
+
+// A resolver directory the configuration's quoting cannot carry is refused.
+func TestConfigTextRefusesAnUnquotablePath(t *testing.T) {
+	k := open(t, t.TempDir())
+	for _, dir := range []string{`C:\jwt`, "/srv/\"jwt\"", "/srv/jwt\n", "/srv/jwté"} {
+		_, err := k.ConfigText(dir)
+		require.ErrorIs(t, err, fleetauth.ErrKeystore, dir)
+	}
+	text, err := k.ConfigText("/var/lib/nats/jwt")
+	require.NoError(t, err)
+	assert.Contains(t, text, `dir: "/var/lib/nats/jwt"`)
+}

@@ -51,6 +51,14 @@ func (k *Keystore) Configure(o *server.Options, resolverDir string) error {
 // a control plane of servers run from a config file (add listen, jetstream
 // and cluster blocks). It holds JWTs only: public material, no seed.
 func (k *Keystore) ConfigText(resolverDir string) (string, error) {
+	// Quoted with Go's %q below, which is NATS' quoting only for printable
+	// ASCII without quotes or backslashes: anything else is refused rather
+	// than written as a path nats-server would read differently.
+	for _, r := range resolverDir {
+		if r < ' ' || r > '~' || r == '"' || r == '\\' {
+			return "", fmt.Errorf("%w: resolver directory %q: only printable ASCII without quotes or backslashes can be written to the configuration", ErrKeystore, resolverDir)
+		}
+	}
 	accountJWT, err := k.AccountJWT()
 	if err != nil {
 		return "", err

@@ -3,6 +3,7 @@ package natsbus
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -195,11 +196,15 @@ func ConsumerConfig(cluster string, ackWait time.Duration) jetstream.ConsumerCon
 }
 
 // SameConsumer reports whether have, a consumer's configuration as the
-// server reports it, is want (ConsumerConfig) in every field ConsumerConfig
-// sets; the server's own defaults in the others do not count.
+// server reports it, is want: every field want sets is equal, and a field
+// want leaves unset may hold whatever default the server filled in. No
+// list of fields to keep in step with ConsumerConfig.
 func SameConsumer(have, want jetstream.ConsumerConfig) bool {
-	return have.Durable == want.Durable && have.Description == want.Description &&
-		have.FilterSubject == want.FilterSubject && have.DeliverPolicy == want.DeliverPolicy &&
-		have.AckPolicy == want.AckPolicy && have.AckWait == want.AckWait &&
-		have.MaxAckPending == want.MaxAckPending && have.MaxDeliver == want.MaxDeliver
+	h, w := reflect.ValueOf(&have).Elem(), reflect.ValueOf(&want).Elem()
+	for i := range w.NumField() {
+		if w.Field(i).IsZero() {
+			w.Field(i).Set(h.Field(i))
+		}
+	}
+	return reflect.DeepEqual(have, want)
 }
