@@ -43,7 +43,7 @@ func (c *Client) Wait(ctx context.Context, name, requestID string, progress func
 		// The ordered consumer gave up (its node was lost mid-pull, a
 		// re-create timed out while the stream elected a leader): follow
 		// again from the event after the last one seen, until ctx ends.
-		if f.lastSeq > seen {
+		if f.lastSeq > seen || errors.Is(err, errSilent) {
 			attempt = 1
 		}
 		t := time.NewTimer(backoff(attempt))
@@ -70,6 +70,21 @@ func followingCannotResume(err error) bool {
 	return false
 }
 
+// followSilence bounds how long one ordered consumer may stay silent
+// before Wait replaces it (starting after the last event seen). nats.go
+// notices a consumer lost with its node by missed heartbeats and re-creates
+// it, but that recovery could stall past a 30 s wait when the client's own
+// server went at the same time (seen in the node-loss test, about 1 run in
+// 8). A wait with no news re-creates its consumer this often, and the
+// server drops a replaced one after followInactive.
+const (
+	followSilence  = 10 * time.Second
+	followInactive = 2 * followSilence
+)
+
+// errSilent: no event within followSilence; not a failure.
+var errSilent = errors.New("no status event within the follow interval")
+
 // follower is one Wait's state across the ordered consumers it uses.
 type follower struct {
 	requestID   string
@@ -83,7 +98,8 @@ type follower struct {
 // follow reads subject's events with one ordered consumer until f's
 // request ends (nil error) or the consumer fails.
 func (c *Client) follow(ctx context.Context, subject string, f *follower) (protocol.StatusEvent, error) {
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, DeliverPolicy: jetstream.DeliverAllPolicy,
+		InactiveThreshold: followInactive}
 	if f.lastSeq > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, f.lastSeq+1
 	}
@@ -104,9 +120,12 @@ func (c *Client) follow(ctx context.Context, subject string, f *follower) (proto
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	for {
-		msg, err := it.Next()
-		if errors.Is(err, jetstream.ErrNoHeartbeat) {
+		msg, err := it.Next(jetstream.NextMaxWait(followSilence))
+		switch {
+		case errors.Is(err, jetstream.ErrNoHeartbeat):
 			continue // reconnecting; the ordered consumer resumes
+		case errors.Is(err, nats.ErrTimeout):
+			return protocol.StatusEvent{}, errSilent
 		}
 		if err != nil {
 			return protocol.StatusEvent{}, fmt.Errorf("follow status: %w", err)
