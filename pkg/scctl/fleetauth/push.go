@@ -54,23 +54,35 @@ func PushAccount(ctx context.Context, sys *nats.Conn, accountJWT string, revoked
 	return fmt.Errorf("%w: connections of revoked users keep reappearing", ErrPush)
 }
 
-// serverIDs asks every server for its id and gathers answers until none
-// arrives for ServerQuietPeriod.
+// serverIDs asks every server for its id and its JetStream cluster's
+// size (the meta group's peers, reachable or not), and gathers answers
+// until every peer has answered, or none more arrives for
+// ServerQuietPeriod. Fewer answers than peers is an error naming the
+// count: a server that is down or unreachable would still admit the
+// revoked user when it comes back, until its resolver's next sync, so the
+// caller must know and push again.
 func serverIDs(ctx context.Context, sys *nats.Conn) (map[string]bool, error) {
 	ids := map[string]bool{}
-	err := gather(ctx, sys, "$SYS.REQ.SERVER.PING.IDZ", nil, func(data []byte) (bool, error) {
-		var id server.ServerID
-		if err := json.Unmarshal(data, &id); err != nil || id.ID == "" {
+	expected := 1
+	err := gather(ctx, sys, "$SYS.REQ.SERVER.PING.JSZ", nil, func(data []byte) (bool, error) {
+		var r server.ServerAPIJszResponse
+		if err := json.Unmarshal(data, &r); err != nil || r.Server == nil || r.Server.ID == "" {
 			return false, fmt.Errorf("%w: server census: reply %q", ErrPush, data)
 		}
-		ids[id.ID] = true
-		return false, nil
+		ids[r.Server.ID] = true
+		if r.Data != nil && r.Data.Meta != nil {
+			expected = max(expected, r.Data.Meta.Size)
+		}
+		return len(ids) >= expected, nil
 	}, ServerQuietPeriod)
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
-	}
-	if len(ids) == 0 {
+	case len(ids) == 0:
 		return nil, fmt.Errorf("%w: no server answered as the system account", ErrPush)
+	case len(ids) < expected:
+		return nil, fmt.Errorf("%w: %d of the JetStream cluster's %d servers answered; a server that is down gets the "+
+			"account at its resolver's next sync after it is back: run the command again once it is", ErrPush, len(ids), expected)
 	}
 	return ids, nil
 }
